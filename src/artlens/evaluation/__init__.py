@@ -1,0 +1,1 @@
+"""Evaluation: pure metric functions and harnesses that read from every stage."""
