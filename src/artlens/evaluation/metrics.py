@@ -99,3 +99,26 @@ def retrieval_summary(rel_rows, n_relevant, ks=(10, 60)) -> dict[str, float]:
     summary = {name: float(np.mean(v)) if v else 0.0 for name, v in out.items()}
     summary["n_queries"] = len(out["map"])
     return summary
+
+
+def batch_retrieval_metrics(rel, n_relevant, ks=(10, 60)) -> dict[str, np.ndarray]:
+    """Vectorised :func:`retrieval_summary` for a block of queries: ``rel`` (Q, N) ranked relevance,
+    ``n_relevant`` (Q,). Returns per-query arrays of ``map``, ``p@k``, ``ap@k`` and ``ndcg@k``."""
+    rel = np.asarray(rel, dtype=np.float64)
+    total = np.asarray(n_relevant, dtype=np.float64)
+    ranks = np.arange(1, rel.shape[1] + 1, dtype=np.float64)
+    hits = np.cumsum(rel, axis=1)
+    prec_at_hit = rel * hits / ranks
+    out = {"map": np.where(total > 0, prec_at_hit.sum(axis=1) / np.maximum(total, 1), 0.0)}
+    discount = 1.0 / np.log2(ranks + 1)
+    for k in ks:
+        kk = min(k, rel.shape[1])
+        out[f"p@{k}"] = rel[:, :kk].sum(axis=1) / k
+        denom = np.minimum(k, total)
+        out[f"ap@{k}"] = np.where(denom > 0, prec_at_hit[:, :kk].sum(axis=1) / np.maximum(denom, 1), 0.0)
+        dcg = (rel[:, :kk] * discount[:kk]).sum(axis=1)
+        ideal_cum = np.concatenate([[0.0], np.cumsum(discount[:k] if k <= len(discount) else
+                                                     1.0 / np.log2(np.arange(2, k + 2)))])
+        idcg = ideal_cum[np.minimum(k, total).astype(int)]
+        out[f"ndcg@{k}"] = np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1), 0.0)
+    return out

@@ -1,0 +1,93 @@
+"""`artlens ingest` and `artlens stats`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import app, collection_option, default_collection, open_collection
+
+console = Console(stderr=True)
+
+
+def run_ingest(collection, folder: Path, labels: Path | None, features: bool = True, reindex: bool = False,
+               progress: bool = True) -> dict:
+    """Catalog a folder, then extract missing features and update the indexes."""
+    from artlens.catalog.ingest import ingest_folder
+
+    report = ingest_folder(collection.catalog, folder, labels, collection.config.max_pixels, progress=progress)
+    summary = {"ingest": report.as_dict()}
+    if features:
+        extraction = collection.extract(progress=progress)
+        summary["features"] = {"computed": extraction.computed, "failed": [
+            {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
+        summary["indexes"] = collection.update_indexes(rebuild=reindex)
+    return summary
+
+
+@app.command()
+def ingest(
+    folder: Path = typer.Argument(..., help="Folder of artwork images (searched recursively)."),
+    labels: Path = typer.Option(None, "--labels", "-l", help="Metadata CSV: SemArt, WikiArt-style, or any CSV with a path column."),
+    collection: Path = collection_option(),
+    no_features: bool = typer.Option(False, "--no-features", help="Only catalog the files; skip features and indexes."),
+    reindex: bool = typer.Option(False, "--reindex", help="Rebuild every index from the feature cache."),
+    as_json: bool = typer.Option(False, "--json", help="Print the ingest report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Add a folder of images (and metadata) to a collection, extract features and index them.
+
+    Re-running is incremental: only new or changed files are read, removed files are dropped, and an
+    interrupted run resumes. Corrupt or unreadable files are skipped and listed in the report.
+    """
+    coll = open_collection(collection or default_collection(), create=True)
+    summary = run_ingest(coll, folder, labels, features=not no_features, reindex=reindex, progress=not quiet)
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    r = summary["ingest"]
+    console.print(
+        f"[bold]{coll.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
+        f"{r['duplicates']} duplicate files, {r['removed']} removed, {len(r['skipped'])} skipped"
+    )
+    for item in r["skipped"][:20]:
+        console.print(f"  skipped {item['path']}: {item['reason']}")
+    if len(r["skipped"]) > 20:
+        console.print(f"  ... and {len(r['skipped']) - 20} more (see `artlens stats --json`)")
+    if r["missing_from_csv"]:
+        console.print(f"  {len(r['missing_from_csv'])} CSV rows name files that do not exist, e.g. {r['missing_from_csv'][0]}")
+    if "indexes" in summary:
+        console.print("  indexed: " + ", ".join(f"{a} {n}" for a, n in summary["indexes"].items()))
+        for item in summary["features"]["failed"][:5]:
+            console.print(f"  features failed: {item['reason']}")
+
+
+@app.command()
+def stats(
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print an object with artworks, skipped, extractors, indexes."),
+):
+    """Show what a collection holds: artworks, skipped files, extractors, indexes and metadata."""
+    coll = open_collection(collection)
+    info = coll.stats()
+    if as_json:
+        info["skipped_files"] = [{"path": p, "reason": r} for p, r in coll.catalog.skipped()]
+        print(json.dumps(info, indent=2))
+        return
+    out = Console()
+    out.print(f"[bold]{info['collection']}[/]: {info['artworks']} artworks from {info['files']} files, {info['skipped']} skipped")
+    table = Table("extractor", "id", "aspect", "dim", "cached")
+    for name, e in info["extractors"].items():
+        table.add_row(name, e["id"], e["aspect"], str(e["dim"]), str(e["cached"]))
+    out.print(table)
+    table = Table("aspect index", "extractor", "kind", "dim", "count")
+    for aspect, i in info["indexes"].items():
+        table.add_row(aspect, i["extractor"], i["kind"], str(i["dim"]), str(i["count"]))
+    out.print(table)
+    for column in info["metadata_columns"]:
+        facets = coll.catalog.facet_counts(column, limit=6)
+        out.print(f"  {column}: " + ", ".join(f"{v[:30]} ({n})" for v, n in facets))

@@ -1,0 +1,49 @@
+"""`artlens demo`: the main job on an embedded default collection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from artlens.cli import app
+
+console = Console()
+
+
+@app.command()
+def demo(
+    out: Path = typer.Option(Path("artlens-demo"), "--out", "-o", help="Where the demo pictures and collection go."),
+    n: int = typer.Option(360, "--n", help="Number of pictures to draw."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the picture generator."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Draw a demo art collection (seeded, no downloads), ingest and index it, and run example searches."""
+    from artlens.cli.collection_cmds import run_ingest
+    from artlens.cli.search_cmd import print_hits
+    from artlens.collection import Collection
+    from artlens.demo.generate import generate_demo_collection
+    from artlens.search import SearchEngine
+
+    console.print(f"[bold]1. Drawing {n} pictures[/] into {out / 'pictures'}")
+    labels = generate_demo_collection(out / "pictures", n=n, seed=seed, progress=not quiet)
+    console.print(f"[bold]2. Ingesting and indexing[/] into {out / 'collection'}")
+    coll = Collection.open(out / "collection", create=True)
+    summary = run_ingest(coll, labels.parent, labels, progress=not quiet)
+    console.print(f"   {len(coll.catalog)} artworks; indexes: {summary['indexes']}")
+    engine = SearchEngine(coll)
+
+    first = coll.catalog.get(coll.catalog.ids()[0])
+    meta = first.metadata
+    console.print(f"\n[bold]3. Search by image[/]: {Path(first.path).name} ({meta.get('style')} {meta.get('subject')} "
+                  f"by {meta.get('artist')}), mixed aspects")
+    print_hits(engine.search(image=first.path, k=5), console)
+
+    query = "blue waves over a landscape"
+    console.print(f"\n[bold]4. Search by text[/]: {query!r}")
+    print_hits(engine.search(text=query, k=5), console)
+
+    console.print(f"\n[bold]5. Search by style[/]: works whose style is closest to artwork {first.id} ({meta.get('style')})")
+    print_hits(engine.search(artwork_id=first.id, aspect="style", k=5), console)
+    console.print(f"\nTry it yourself: artlens search --collection {out / 'collection'} --text \"dotted portrait\"")

@@ -1,0 +1,47 @@
+"""`artlens eval retrieval` (other evaluations register on the same group)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import collection_option, eval_app, open_collection
+from artlens.config import parse_weights
+
+
+def read_id_file(path: Path) -> list[int]:
+    from artlens.errors import ArtlensError
+
+    try:
+        return [int(line.split(",")[0]) for line in path.read_text().split() if line.strip()]
+    except (OSError, ValueError) as exc:
+        raise ArtlensError(f"cannot read query ids from {path}: {exc}", "give a file with one artwork id per line") from exc
+
+
+@eval_app.command("retrieval")
+def eval_retrieval(
+    label: str = typer.Option(..., "--label", "-l", help="Metadata column that defines relevance (same value = relevant)."),
+    aspect: str = typer.Option(None, "--aspect", "-a", help="Evaluate one aspect (content, style, colour, text)."),
+    weights: str = typer.Option(None, "--weights", "-w", help="Evaluate a mix, e.g. content=0.5,style=0.5 (default: the collection's)."),
+    ids_file: Path = typer.Option(None, "--ids", help="Only these artworks (one id per line) query and are searched."),
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: map, p@10, p@60, ndcg@60, n_queries."),
+):
+    """Leave-self-out retrieval: each labelled artwork queries the rest; relevant = same label."""
+    from artlens.evaluation.retrieval import evaluate_collection
+
+    coll = open_collection(collection)
+    ids = read_id_file(ids_file) if ids_file else None
+    result = evaluate_collection(coll, label, aspect=aspect, weights=parse_weights(weights), ids=ids)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("metric", "value", title=f"retrieval by {label!r}, weights {result['weights']}")
+    for key in ("map", "p@10", "p@60", "ap@60", "ndcg@60"):
+        table.add_row(key, f"{result[key]:.4f}")
+    table.add_row("n_queries", str(result["n_queries"]))
+    Console().print(table)

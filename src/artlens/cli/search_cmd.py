@@ -1,0 +1,63 @@
+"""`artlens search`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import app, collection_option, open_collection
+from artlens.config import parse_filters, parse_weights
+
+LABEL_COLUMNS = ("title", "artist", "style", "genre")
+
+
+def print_hits(result, console: Console | None = None, title: str | None = None) -> None:
+    """A readable table of hits: score, per-aspect scores, the main metadata, and the file."""
+    console = console or Console()
+    aspects = sorted({a for h in result.hits for a in h.aspects})
+    table = Table(title=title, show_lines=False)
+    for col in ["#", "id", "score", *aspects, "artwork", "file"]:
+        table.add_column(col, overflow="fold")
+    for rank, hit in enumerate(result.hits, 1):
+        label = " · ".join(hit.metadata[c] for c in LABEL_COLUMNS if c in hit.metadata)[:60]
+        table.add_row(str(rank), str(hit.id), f"{hit.score:.3f}",
+                      *[f"{hit.aspects[a]:.3f}" if a in hit.aspects else "-" for a in aspects],
+                      label, Path(hit.path).name)
+    console.print(table)
+
+
+@app.command()
+def search(
+    image: Path = typer.Option(None, "--image", "-i", help="Query by an image file."),
+    text: str = typer.Option(None, "--text", "-t", help="Query by text (matches titles and descriptions)."),
+    artwork_id: int = typer.Option(None, "--id", help="Query by an artwork of the collection (more like this)."),
+    k: int = typer.Option(10, "-k", "--k", help="Number of results."),
+    aspect: str = typer.Option(None, "--aspect", "-a", help="Rank by one aspect only: content, style, colour, text."),
+    weights: str = typer.Option(None, "--weights", "-w", help="Mix of aspects, e.g. content=0.5,style=0.5."),
+    filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value (repeatable)."),
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: query, weights, results[id, score, aspects, ...]."),
+):
+    """Find the artworks most similar to an image, a text or an artwork.
+
+    Each hit shows its mixed score and the cosine score of every aspect, so you can see why it is similar.
+    """
+    from artlens.errors import ArtlensError
+    from artlens.search import SearchEngine
+
+    if image is not None and not image.exists():
+        raise ArtlensError(f"query image {image} does not exist", "check the path given to --image")
+    coll = open_collection(collection)
+    engine = SearchEngine(coll)
+    result = engine.search(
+        image=str(image) if image is not None else None, text=text, artwork_id=artwork_id, k=k, aspect=aspect,
+        weights=parse_weights(weights), filters=parse_filters(filters),
+    )
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+    else:
+        print_hits(result, title=f"weights: {', '.join(f'{a}={w:.2f}' for a, w in result.weights.items())}")

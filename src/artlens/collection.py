@@ -1,0 +1,167 @@
+"""A collection directory: catalog, feature cache, per-aspect indexes, heads, and its settings.
+
+    COLLECTION/
+      collection.toml     settings (CollectionConfig)
+      catalog.sqlite      artworks, files, metadata, skipped files
+      features.sqlite     cached vectors by extractor id and content key
+      index/<aspect>/     FAISS index + PCA + manifest per aspect
+      heads/              learned heads
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from artlens.catalog.db import Catalog
+from artlens.config import CollectionConfig
+from artlens.errors import CollectionError
+from artlens.features import Extractor, ImageExtractor, create_extractor
+from artlens.features.cache import FeatureCache
+from artlens.features.extract import ExtractionReport, artwork_text, extract_images, extract_texts, text_key
+from artlens.index import AspectIndex
+
+DEFAULT_COLLECTION = Path("artlens-collection")
+
+
+class Collection:
+    def __init__(self, root: str | Path, config: CollectionConfig):
+        self.root = Path(root)
+        self.config = config
+        self.catalog = Catalog(self.root / "catalog.sqlite")
+        self.cache = FeatureCache(self.root / "features.sqlite")
+        self._indexes: dict[str, AspectIndex] = {}
+
+    @classmethod
+    def open(cls, root: str | Path, create: bool = False, config: CollectionConfig | None = None) -> "Collection":
+        """Open a collection; with ``create`` make it (and its settings) if it does not exist."""
+        root = Path(root)
+        settings = root / "collection.toml"
+        if not settings.exists():
+            if not create:
+                raise CollectionError(
+                    f"no artlens collection at {root}",
+                    "create one with `artlens ingest DIR --collection PATH`, or pass --collection",
+                )
+            root.mkdir(parents=True, exist_ok=True)
+            (config or CollectionConfig()).save(settings)
+        return cls(root, CollectionConfig.load(settings))
+
+    def close(self) -> None:
+        self.catalog.close()
+        self.cache.close()
+
+    # -- extractors and features ----------------------------------------------------------------
+    def extractor(self, aspect: str) -> Extractor:
+        if aspect not in self.config.aspects:
+            raise CollectionError(f"unknown aspect {aspect!r}", f"this collection has: {', '.join(self.config.aspects)}")
+        return create_extractor(self.config.aspects[aspect].extractor)
+
+    def texts(self) -> dict[int, str]:
+        """The text of every artwork that has some, from the configured text columns."""
+        by_id: dict[int, dict[str, str]] = {}
+        for column in self.config.text_columns:
+            for artwork_id, value in self.catalog.column(column).items():
+                by_id.setdefault(artwork_id, {})[column] = value
+        return {i: t for i, meta in by_id.items() if (t := artwork_text(meta, self.config.text_columns))}
+
+    def extract(self, extractor_names: list[str] | None = None, progress: bool = True) -> ExtractionReport:
+        """Compute every missing feature of the configured (or given) extractors."""
+        names = extractor_names or self.config.extractor_names()
+        for name in names:
+            create_extractor(name)  # fail early on unknown names
+        report = ExtractionReport()
+        items = [(md5, path) for _, md5, path in self.catalog.iter_artworks()]
+        image_names = [n for n in names if isinstance(create_extractor(n), ImageExtractor)]
+        extract_images(items, image_names, self.cache, self.config.batch_size, self.config.max_pixels,
+                       self.config.crop_letterbox, progress, report)
+        text_names = [n for n in names if n not in image_names]
+        if text_names:
+            extract_texts(list(self.texts().values()), text_names, self.cache, progress=progress, report=report)
+        return report
+
+    def raw_vectors(self, extractor_name: str, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Cached vectors of an extractor for artworks (all by default): (ids that have one, vectors)."""
+        extractor = create_extractor(extractor_name)
+        md5s = self.catalog.md5s()
+        ids = sorted(md5s) if ids is None else [int(i) for i in ids]
+        if extractor.modality == "text":
+            texts = self.texts()
+            ids = [i for i in ids if i in texts]
+            keys = [text_key(texts[i]) for i in ids]
+        else:
+            ids = [i for i in ids if i in md5s]
+            keys = [md5s[i] for i in ids]
+        vectors, found = self.cache.get(extractor.id, keys)
+        return np.asarray(ids, dtype=np.int64)[found], vectors
+
+    # -- indexes --------------------------------------------------------------------------------
+    def index_dir(self, aspect: str) -> Path:
+        return self.root / "index" / aspect
+
+    def indexed_aspects(self) -> list[str]:
+        return [a for a in self.config.aspects if (self.index_dir(a) / "manifest.json").exists()]
+
+    def index(self, aspect: str) -> AspectIndex:
+        if aspect not in self._indexes:
+            extractor = self.extractor(aspect)
+            self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), extractor.id, self.config.index)
+        return self._indexes[aspect]
+
+    def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:
+        """Bring every aspect's index in line with the catalog and cache; returns counts per aspect."""
+        counts: dict[str, int] = {}
+        for aspect in aspects or list(self.config.aspects):
+            spec = self.config.aspects[aspect]
+            extractor = create_extractor(spec.extractor)
+            ids, raw = self.raw_vectors(spec.extractor)
+            folder = self.index_dir(aspect)
+            if len(ids) == 0:
+                counts[aspect] = 0
+                continue
+            index = None
+            if not rebuild and (folder / "manifest.json").exists() and aspect != "text":
+                try:
+                    index = AspectIndex.load(folder, extractor.id, self.config.index)
+                except CollectionError:
+                    index = None
+            if index is not None:
+                present = set(index.ids().tolist())
+                wanted = set(ids.tolist())
+                removed, added = present - wanted, wanted - present
+                refit = index.components is not None and len(wanted) >= 2 * index.manifest.pca_fitted_on
+                if (removed and index.manifest.kind == "hnsw") or refit:
+                    index = None
+                else:
+                    index.remove(sorted(removed))
+                    mask = np.isin(ids, sorted(added))
+                    index.add(ids[mask], raw[mask])
+            if index is None:
+                index = AspectIndex.build(aspect, spec.extractor, extractor.id, ids, raw, spec.pca_dims, self.config.index)
+            index.save(folder)
+            self._indexes[aspect] = index
+            counts[aspect] = len(index)
+        return counts
+
+    # -- summary --------------------------------------------------------------------------------
+    def stats(self) -> dict:
+        extractors = {}
+        for name in self.config.extractor_names():
+            ex = create_extractor(name)
+            extractors[name] = {"id": ex.id, "aspect": ex.aspect, "dim": ex.dim, "cached": self.cache.count(ex.id)}
+        indexes = {}
+        for aspect in self.indexed_aspects():
+            m = self.index(aspect).manifest
+            indexes[aspect] = {"extractor": m.extractor_id, "count": m.count, "dim": m.dim, "kind": m.kind}
+        columns = self.catalog.metadata_columns()
+        return {
+            "collection": str(self.root),
+            "artworks": len(self.catalog),
+            "skipped": len(self.catalog.skipped()),
+            "files": len(self.catalog.file_states()),
+            "extractors": extractors,
+            "indexes": indexes,
+            "metadata_columns": columns,
+            "heads": sorted(p.stem for p in (self.root / "heads").glob("*.pt")) if (self.root / "heads").exists() else [],
+        }

@@ -1,0 +1,66 @@
+"""Image backbones by name. A backbone turns a batch of decoded images into named taps (pooled
+features and intermediate feature maps) in one forward pass shared by every extractor that needs it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from artlens.errors import ArtlensError
+
+
+@dataclass
+class Backbone:
+    name: str
+    model: torch.nn.Module  # has forward_features(x, layers) -> dict[str, Tensor]
+    preprocess: Callable[[Sequence[Image.Image]], torch.Tensor]
+    layer_channels: dict[str, int]
+
+    @torch.inference_mode()
+    def taps(self, images: Sequence[Image.Image], layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        if not layers:
+            return {}
+        return self.model.forward_features(self.preprocess(images), list(layers))
+
+
+def _effnet_lite0() -> Backbone:
+    from artlens.features.effnet import load_effnet_lite0, preprocess_effnet
+
+    model = load_effnet_lite0()
+    return Backbone("effnet-lite0", model, preprocess_effnet, dict(model.layer_channels))
+
+
+_FACTORIES: dict[str, Callable[[], Backbone]] = {"effnet-lite0": _effnet_lite0}
+_LOADED: dict[str, Backbone] = {}
+
+# Channel counts known without loading weights, so extractors can state their dimension up front.
+KNOWN_CHANNELS: dict[str, dict[str, int]] = {
+    "effnet-lite0": {
+        "block0": 16, "block1": 24, "block2": 40, "block3": 80, "block4": 112, "block5": 192, "block6": 320,
+        "pool": 1280,
+    },
+}
+
+
+def register_backbone(name: str, factory: Callable[[], Backbone], channels: dict[str, int]) -> None:
+    """Make a backbone available by name (the built-ins use this too)."""
+    _FACTORIES[name] = factory
+    KNOWN_CHANNELS[name] = dict(channels)
+
+
+def list_backbones() -> list[str]:
+    return sorted(_FACTORIES)
+
+
+def get_backbone(name: str) -> Backbone:
+    """The loaded backbone, created once per process."""
+    if name not in _FACTORIES:
+        raise ArtlensError(f"unknown backbone {name!r}", f"available: {', '.join(list_backbones())}")
+    if name not in _LOADED:
+        torch.set_grad_enabled(False)
+        _LOADED[name] = _FACTORIES[name]()
+        _LOADED[name].model.eval()
+    return _LOADED[name]

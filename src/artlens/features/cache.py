@@ -1,0 +1,80 @@
+"""On-disk feature cache: vectors keyed by extractor id and content key (image MD5, or a hash of the
+text for text extractors), in SQLite so that every batch commits atomically and an interrupted
+extraction resumes where it stopped."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+CACHE_SCHEMA_VERSION = 1
+
+
+class FeatureCache:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        self.conn.execute("PRAGMA journal_mode=WAL")
+        if int(self.conn.execute("PRAGMA user_version").fetchone()[0]) == 0:
+            self.conn.executescript(
+                """
+                CREATE TABLE IF NOT EXISTS extractors (id TEXT PRIMARY KEY, dim INTEGER NOT NULL, info TEXT NOT NULL);
+                CREATE TABLE IF NOT EXISTS vectors (
+                    extractor TEXT NOT NULL, key TEXT NOT NULL, dtype TEXT NOT NULL, data BLOB NOT NULL,
+                    PRIMARY KEY (extractor, key)
+                ) WITHOUT ROWID;
+                """
+                + f"PRAGMA user_version={CACHE_SCHEMA_VERSION};"
+            )
+
+    def register(self, extractor_id: str, dim: int, info: dict) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO extractors(id, dim, info) VALUES (?,?,?)", (extractor_id, dim, json.dumps(info))
+        )
+        self.conn.commit()
+
+    def extractors(self) -> dict[str, dict]:
+        return {r[0]: {"dim": r[1], **json.loads(r[2])} for r in self.conn.execute("SELECT id, dim, info FROM extractors")}
+
+    def keys(self, extractor_id: str) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT key FROM vectors WHERE extractor = ?", (extractor_id,))}
+
+    def count(self, extractor_id: str) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM vectors WHERE extractor = ?", (extractor_id,)).fetchone()[0])
+
+    def put(self, extractor_id: str, keys: Sequence[str], vectors: np.ndarray, dtype: str = "float32") -> None:
+        """Store a batch of vectors in one transaction."""
+        arr = np.ascontiguousarray(vectors, dtype=dtype)
+        with self.conn:
+            self.conn.executemany(
+                "INSERT OR REPLACE INTO vectors(extractor, key, dtype, data) VALUES (?,?,?,?)",
+                [(extractor_id, k, dtype, arr[i].tobytes()) for i, k in enumerate(keys)],
+            )
+
+    def get(self, extractor_id: str, keys: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Vectors for ``keys`` as float32 (n_found, dim) and a boolean mask of which keys were found."""
+        found: dict[str, np.ndarray] = {}
+        wanted = list(dict.fromkeys(keys))
+        for start in range(0, len(wanted), 900):  # SQLite's host-parameter limit
+            chunk = wanted[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            for key, dtype, data in self.conn.execute(
+                f"SELECT key, dtype, data FROM vectors WHERE extractor = ? AND key IN ({marks})", (extractor_id, *chunk)
+            ):
+                found[key] = np.frombuffer(data, dtype=dtype)
+        mask = np.array([k in found for k in keys], dtype=bool)
+        if not found:
+            return np.zeros((0, 0), dtype=np.float32), mask
+        return np.stack([found[k] for k in keys if k in found]).astype(np.float32), mask
+
+    def delete(self, extractor_id: str, keys: Iterable[str]) -> None:
+        with self.conn:
+            self.conn.executemany("DELETE FROM vectors WHERE extractor = ? AND key = ?", [(extractor_id, k) for k in keys])
+
+    def close(self) -> None:
+        self.conn.close()

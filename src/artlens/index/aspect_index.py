@@ -1,0 +1,215 @@
+"""One aspect's index: an optional PCA fitted on the collection, L2 normalisation, and a FAISS
+inner-product index (exact flat, or HNSW for large collections) keyed by artwork id.
+
+On disk a folder holds ``index.faiss``, ``transform.npz`` and ``manifest.json``; a new version is
+written beside the old one and swapped in with renames, so a reader never sees half an index.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from artlens.config import IndexConfig
+from artlens.errors import ArtifactMismatchError, CollectionError
+
+INDEX_SCHEMA_VERSION = 1
+
+
+@dataclass
+class IndexManifest:
+    aspect: str
+    extractor: str
+    extractor_id: str
+    raw_dim: int
+    dim: int
+    count: int
+    kind: str
+    pca_dims: int | None
+    pca_fitted_on: int
+    built_at: float
+    schema_version: int = INDEX_SCHEMA_VERSION
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+class AspectIndex:
+    search_config: IndexConfig = IndexConfig()
+
+    def __init__(self, manifest: IndexManifest, index: faiss.Index, mean: np.ndarray | None, components: np.ndarray | None):
+        self.manifest = manifest
+        self.index = index
+        self.mean = mean
+        self.components = components
+
+    # -- building -------------------------------------------------------------------------------
+    @classmethod
+    def build(
+        cls,
+        aspect: str,
+        extractor: str,
+        extractor_id: str,
+        ids: np.ndarray,
+        raw: np.ndarray,
+        pca_dims: int | None,
+        config: IndexConfig,
+        seed: int = 0,
+    ) -> "AspectIndex":
+        raw = np.ascontiguousarray(raw, dtype=np.float32)
+        n, raw_dim = raw.shape if raw.ndim == 2 else (0, 0)
+        mean = components = None
+        dim = raw_dim
+        if pca_dims and n > 1 and raw_dim > pca_dims:
+            mean, components = _fit_pca(raw, min(pca_dims, n - 1), seed)
+            dim = components.shape[0]
+        kind = config.kind if config.kind != "auto" else ("ivf" if n >= config.approx_threshold else "flat")
+        manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
+                                 n if components is not None else 0, time.time())
+        index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
+        built = cls(manifest, index, mean, components)
+        built.search_config = config
+        if kind == "ivf":
+            sample = raw if n <= 64 * 1024 else raw[np.random.default_rng(seed).choice(n, 64 * 1024, replace=False)]
+            index.train(built.project(sample))
+        if n:
+            built.add(ids, raw)
+        return built
+
+    def project(self, raw: np.ndarray) -> np.ndarray:
+        """Raw extractor vectors -> the normalised vectors this index stores."""
+        x = np.atleast_2d(np.asarray(raw, dtype=np.float32))
+        if x.shape[1] != self.manifest.raw_dim:
+            raise ArtifactMismatchError(
+                f"{self.manifest.aspect} index expects {self.manifest.raw_dim}-d vectors from "
+                f"{self.manifest.extractor_id}, got {x.shape[1]}-d",
+                "rebuild the index: artlens ingest DIR --collection PATH",
+            )
+        if self.components is not None:
+            x = (x - self.mean) @ self.components.T
+        return l2_normalise(x)
+
+    def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=np.int64)
+        if len(ids):
+            self.index.add_with_ids(self.project(raw), ids)
+        self.manifest.count = int(self.index.ntotal)
+
+    def remove(self, ids) -> None:
+        ids = np.asarray(list(ids), dtype=np.int64)
+        if len(ids) and self.manifest.kind != "hnsw":
+            self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        self.manifest.count = int(self.index.ntotal)
+
+    # -- reading --------------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return int(self.index.ntotal)
+
+    def ids(self) -> np.ndarray:
+        return faiss.vector_to_array(self.index.id_map).astype(np.int64)
+
+    def vectors(self, ids) -> np.ndarray:
+        """Stored (projected, normalised) vectors of the given artwork ids."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if not len(ids):
+            return np.zeros((0, self.manifest.dim), dtype=np.float32)
+        return self.index.reconstruct_batch(ids)
+
+    def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
+        ids = self.ids()
+        return ids, self.vectors(ids)
+
+    def search(self, queries: np.ndarray, k: int, allowed_ids=None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` cosine scores and artwork ids for projected query vectors (-1 ids pad short lists)."""
+        q = l2_normalise(np.atleast_2d(queries))
+        k = max(1, min(k, len(self)))
+        selector = None if allowed_ids is None else faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
+        kind, cfg = self.manifest.kind, self.search_config
+        if kind == "hnsw":
+            params = faiss.SearchParametersHNSW(efSearch=cfg.hnsw_ef_search)
+        elif kind == "ivf":
+            params = faiss.SearchParametersIVF(nprobe=cfg.ivf_nprobe)
+        else:
+            params = faiss.SearchParameters()
+        if selector is not None:
+            params.sel = selector
+        return self.index.search(q, k, params=params)
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        """Write atomically: a complete new folder is swapped in with renames."""
+        folder = Path(folder)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+        faiss.write_index(self.index, str(tmp / "index.faiss"))
+        if self.components is not None:
+            np.savez(tmp / "transform.npz", mean=self.mean, components=self.components)
+        (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        if folder.exists():
+            folder.rename(old)
+        tmp.rename(folder)
+        shutil.rmtree(old, ignore_errors=True)
+
+    @classmethod
+    def load(cls, folder: str | Path, expected_extractor_id: str | None = None,
+             config: IndexConfig | None = None) -> "AspectIndex":
+        folder = Path(folder)
+        manifest_path = folder / "manifest.json"
+        if not manifest_path.exists():
+            raise CollectionError(f"no index at {folder}", "run `artlens ingest DIR --collection PATH` to build it")
+        data = json.loads(manifest_path.read_text())
+        if data.get("schema_version") != INDEX_SCHEMA_VERSION:
+            raise ArtifactMismatchError(
+                f"index {folder} has schema version {data.get('schema_version')}, this artlens reads {INDEX_SCHEMA_VERSION}",
+                "rebuild it: artlens ingest DIR --collection PATH --reindex",
+            )
+        manifest = IndexManifest(**data)
+        if expected_extractor_id and manifest.extractor_id != expected_extractor_id:
+            raise ArtifactMismatchError(
+                f"{manifest.aspect} index was built with {manifest.extractor_id}, expected {expected_extractor_id}",
+                "rebuild it: artlens ingest DIR --collection PATH --reindex",
+            )
+        mean = components = None
+        if (folder / "transform.npz").exists():
+            t = np.load(folder / "transform.npz")
+            mean, components = t["mean"], t["components"]
+        loaded = cls(manifest, faiss.read_index(str(folder / "index.faiss")), mean, components)
+        loaded.search_config = config or IndexConfig()
+        return loaded
+
+
+def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index:
+    if kind == "flat":
+        return faiss.IndexFlatIP(dim)
+    if kind == "ivf":
+        nlist = config.ivf_nlist or int(np.clip(4 * np.sqrt(max(n, 1)), 16, 4096))
+        return faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    if kind == "hnsw":
+        index = faiss.IndexHNSWFlat(dim, config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = config.hnsw_ef_construction
+        index.hnsw.efSearch = config.hnsw_ef_search
+        return index
+    raise CollectionError(f"unknown index kind {kind!r}", "use flat, ivf, hnsw or auto")
+
+
+def _fit_pca(raw: np.ndarray, dims: int, seed: int, max_samples: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.decomposition import PCA
+
+    rng = np.random.default_rng(seed)
+    sample = raw if len(raw) <= max_samples else raw[rng.choice(len(raw), max_samples, replace=False)]
+    pca = PCA(n_components=dims, svd_solver="randomized" if dims < min(sample.shape) // 2 else "full", random_state=seed)
+    pca.fit(sample)
+    return pca.mean_.astype(np.float32), pca.components_.astype(np.float32)
