@@ -1,0 +1,1 @@
+"""Catalog: ingest images and metadata into an embedded SQLite catalog."""
