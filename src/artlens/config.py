@@ -61,8 +61,7 @@ class CollectionConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["text_columns"] = list(self.text_columns)
-        d["aspects"] = {k: {kk: vv for kk, vv in v.items() if vv is not None} for k, v in d["aspects"].items()}
-        return d
+        return _drop_none(d)
 
     @classmethod
     def from_dict(cls, d: dict) -> "CollectionConfig":
@@ -91,6 +90,13 @@ class CollectionConfig:
             return cls.from_dict(tomllib.loads(Path(path).read_text()))
         except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
             raise CollectionError(f"cannot read collection config {path}: {exc}", "fix or delete the file") from exc
+
+
+def _drop_none(value):
+    """TOML has no null: unset options are left out and take their defaults when read back."""
+    if isinstance(value, dict):
+        return {k: _drop_none(v) for k, v in value.items() if v is not None}
+    return value
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:

@@ -38,8 +38,17 @@ def open_collection(path: Path | None, create: bool = False):
     return Collection.open(path or default_collection(), create=create)
 
 
-# Command modules register themselves on ``app`` when imported.
-from artlens.cli import collection_cmds, demo_cmd, eval_cmd, search_cmd  # noqa: E402,F401
+def _register_commands() -> None:
+    """Import every ``*_cmd``/``*_cmds`` module of this package: each registers its commands on ``app``."""
+    import importlib
+    import pkgutil
+
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda i: i.name):
+        if info.name.endswith(("_cmd", "_cmds")):
+            importlib.import_module(f"{__name__}.{info.name}")
+
+
+_register_commands()
 
 
 def main(argv: list[str] | None = None) -> int:
