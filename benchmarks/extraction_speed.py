@@ -1,0 +1,61 @@
+"""Ingest + feature extraction throughput, end to end (decode, letterbox crop, EfficientNet-Lite0,
+style matrices, colour histogram), in images per second on this machine.
+
+    python benchmarks/extraction_speed.py [--dataset wikiart_styles] [--n 512]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from _common import dataset, print_table, write_result
+
+from artlens.catalog.ingest import ingest_folder
+from artlens.collection import Collection
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--dataset", default="wikiart_styles")
+    parser.add_argument("--n", type=int, default=512)
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    root = dataset(args.dataset)
+    images = sorted(root.glob("images/**/*.jpg"))[: args.n]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        for i, path in enumerate(images):
+            (folder / f"{i:06d}.jpg").symlink_to(path)
+        configs = [("content only", ["effnet-lite0"]),
+                   ("image defaults", ["effnet-lite0", "gram-block4", "colour-hist"])]
+        for name, extractors in configs:
+            coll = Collection.open(Path(tmp) / name.replace(" ", "_"), create=True)
+            t0 = time.perf_counter()
+            ingest_folder(coll.catalog, folder, progress=False)
+            t1 = time.perf_counter()
+            coll.extract(extractors, progress=False)
+            t2 = time.perf_counter()
+            n = len(coll.catalog)
+            rows.append({"config": name, "images": n, "ingest_img_s": n / (t1 - t0), "extract_img_s": n / (t2 - t1),
+                         "end_to_end_img_s": n / (t2 - t0)})
+            print_table(rows[-1:], list(rows[-1]))
+            coll.close()
+    print()
+    print_table(rows, list(rows[0]))
+    write_result("extraction_speed", {"dataset": args.dataset, "threads": args.threads, "rows": rows,
+                                      "target_img_s": 25})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
