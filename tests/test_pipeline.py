@@ -110,3 +110,20 @@ def test_reingest_is_incremental(tiny_folder, tmp_path, capsys):
     code, out, _ = run_cli(capsys, "ingest", folder, "--labels", labels, "--collection", coll, "-q", "--json")
     data = json.loads(out)
     assert code == 0 and data["ingest"]["unchanged"] == 12 and data["features"]["computed"] == {}
+
+
+def test_unknown_extractor_is_refused_before_anything_is_created(tiny_folder, tmp_path, capsys):
+    folder, labels = tiny_folder
+    code, _, err = run_cli(capsys, "ingest", folder, "--collection", tmp_path / "c", "--extractor", "style=nope-block9")
+    assert code != 0 and "unknown extractor" in err and "gram-block4" in err
+    assert not (tmp_path / "c").exists()
+
+
+def test_switching_an_aspect_extractor_rebuilds_its_index(tiny_folder, tmp_path, capsys):
+    folder, labels = tiny_folder
+    coll = tmp_path / "c"
+    code, out, _ = run_cli(capsys, "ingest", folder, "--labels", labels, "--collection", coll, "-q", "--json",
+                           "--extractor", "style=gramcos-block3")
+    assert code == 0
+    code, out, _ = run_cli(capsys, "stats", "--collection", coll, "--json")
+    assert json.loads(out)["indexes"]["style"]["extractor"] == "gramcos-block3/v1"

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from artlens.catalog.db import Catalog
-from artlens.config import CollectionConfig
+from artlens.config import AspectConfig, CollectionConfig
 from artlens.errors import CollectionError
 from artlens.features import Extractor, ImageExtractor, create_extractor
 from artlens.features.cache import FeatureCache
@@ -47,6 +47,21 @@ class Collection:
             root.mkdir(parents=True, exist_ok=True)
             (config or CollectionConfig()).save(settings)
         return cls(root, CollectionConfig.load(settings))
+
+    def set_extractors(self, choices: dict[str, str]) -> None:
+        """Point aspects at other extractors; their indexes are rebuilt on the next update."""
+        import dataclasses
+
+        aspects = dict(self.config.aspects)
+        for aspect, name in choices.items():
+            create_extractor(name)
+            old = aspects.get(aspect)
+            pca = old.pca_dims if old else None
+            aspects[aspect] = dataclasses.replace(old, extractor=name) if old else AspectConfig(name, pca)
+        self.config = dataclasses.replace(self.config, aspects=aspects)
+        self.config.save(self.root / "collection.toml")
+        for aspect in choices:
+            self._indexes.pop(aspect, None)
 
     def close(self) -> None:
         self.catalog.close()

@@ -29,6 +29,19 @@ def run_ingest(collection, folder: Path, labels: Path | None, features: bool = T
     return summary
 
 
+def _check_extractor_choices(items: list[str]) -> None:
+    """Validate --extractor aspect=name pairs before anything is created or changed."""
+    from artlens.config import ASPECTS
+    from artlens.errors import ArtlensError
+    from artlens.features import create_extractor
+
+    for item in items:
+        aspect, _, name = item.partition("=")
+        if not name or aspect not in ASPECTS:
+            raise ArtlensError(f"bad --extractor {item!r}", f"write aspect=extractor with aspect one of {', '.join(ASPECTS)}")
+        create_extractor(name)  # raises with the list of known extractors
+
+
 @app.command()
 def ingest(
     folder: Path = typer.Argument(..., help="Folder of artwork images (searched recursively)."),
@@ -36,6 +49,10 @@ def ingest(
     collection: Path = collection_option(),
     no_features: bool = typer.Option(False, "--no-features", help="Only catalog the files; skip features and indexes."),
     reindex: bool = typer.Option(False, "--reindex", help="Rebuild every index from the feature cache."),
+    extractors: list[str] = typer.Option(
+        None, "--extractor", "-e",
+        help="Set an aspect's extractor, e.g. style=gramcos-block3 (repeatable; see `artlens stats`).",
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the ingest report as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
@@ -44,7 +61,11 @@ def ingest(
     Re-running is incremental: only new or changed files are read, removed files are dropped, and an
     interrupted run resumes. Corrupt or unreadable files are skipped and listed in the report.
     """
+    if extractors:
+        _check_extractor_choices(extractors)
     coll = open_collection(collection or default_collection(), create=True)
+    if extractors:
+        coll.set_extractors(dict(e.split("=", 1) for e in extractors))
     summary = run_ingest(coll, folder, labels, features=not no_features, reindex=reindex, progress=not quiet)
     if as_json:
         print(json.dumps(summary, indent=2))
