@@ -1,0 +1,50 @@
+"""The application factory: ``create_app(ApiSettings(collection=PATH))`` gives a FastAPI app serving
+the REST API under ``/api``, its OpenAPI schema at ``/openapi.json`` (browsable at ``/docs``) and the
+web page at ``/``."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from artlens import __version__
+from artlens.api.errors import install_error_handlers
+from artlens.api.limits import BodySizeLimit
+from artlens.api.routes import annotate, artworks, copyright, search
+from artlens.api.routes import collection as collection_routes
+from artlens.api.routes.page import page_router
+from artlens.api.service import ArtService
+from artlens.api.settings import ApiSettings
+from artlens.collection import Collection
+
+DESCRIPTION = """Search an artwork collection by image, text, artwork or liked artworks, with the
+score of every aspect (content, style, colour, text) so each result says why it is similar.
+Errors are JSON: `{"error", "hint", "status"}`."""
+
+# Room for the multipart envelope and form fields around the largest allowed upload.
+_FORM_OVERHEAD = 256 * 1024
+
+
+def create_app(settings: ApiSettings, collection: Collection | None = None, annotator=None,
+               copyright_checker=None, warm_up: bool = True) -> FastAPI:
+    """The app for one collection. ``collection`` may be passed already open (tests, the demo);
+    ``annotator`` and ``copyright_checker`` replace the optional modules (see ``artlens.api.plugins``)."""
+    service = ArtService(settings, collection, annotator=annotator, copyright_checker=copyright_checker)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        if warm_up:
+            service.warm_up()
+        yield
+
+    app = FastAPI(title=f"{settings.title} API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app.state.service = service
+    app.state.settings = settings
+    install_error_handlers(app)
+    for module in (search, artworks, collection_routes, annotate, copyright):
+        app.include_router(module.router)
+    if settings.serve_page:
+        app.include_router(page_router())
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
+    return app

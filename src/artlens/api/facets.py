@@ -1,0 +1,114 @@
+"""Which metadata columns the page offers as filters, with their value counts. Year-like columns are
+grouped into decades ("1880s"); a decade in a filter stands for every value of that decade."""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from artlens.catalog.db import Catalog
+
+_YEAR = re.compile(r"(?<!\d)(\d{3,4})(?!\d)")
+_DECADE = re.compile(r"^(\d{2,3})0s$")
+# Columns that identify files rather than describe artworks.
+_NOT_FACETS = {"path", "file", "filename", "md5", "url", "image", "id"}
+
+
+def year_of(value: str) -> int | None:
+    match = _YEAR.search(value)
+    return int(match.group(1)) if match and 100 <= int(match.group(1)) <= 2999 else None
+
+
+def decade_of(value: str) -> str | None:
+    year = year_of(value)
+    return f"{year // 10 * 10}s" if year is not None else None
+
+
+@dataclass(frozen=True)
+class Facet:
+    column: str
+    kind: str  # "values" or "decades"
+    counts: tuple[tuple[str, int], ...]  # (value, count), most frequent first (decades in order)
+
+    def as_list(self) -> list[dict]:
+        return [{"value": v, "count": n} for v, n in self.counts]
+
+
+class FacetIndex:
+    """Facets of a catalog, recomputed when the number of artworks changes or after ``ttl`` seconds."""
+
+    def __init__(self, catalog: Catalog, text_columns: Sequence[str], max_values: int = 60, top: int = 50,
+                 ttl: float = 60.0):
+        self.catalog = catalog
+        self.text_columns = set(text_columns)
+        self.max_values = max_values
+        self.top = top
+        self.ttl = ttl
+        self._lock = threading.Lock()
+        self._facets: dict[str, Facet] = {}
+        self._values: dict[str, dict[int, str]] = {}
+        self._stamp: tuple[int, float] | None = None
+
+    def facets(self) -> dict[str, Facet]:
+        with self._lock:
+            n = len(self.catalog)
+            if self._stamp is None or self._stamp[0] != n or time.monotonic() - self._stamp[1] > self.ttl:
+                self._compute(n)
+                self._stamp = (n, time.monotonic())
+            return self._facets
+
+    def _compute(self, n: int) -> None:
+        facets, values = {}, {}
+        for column in self.catalog.metadata_columns():
+            if column in self.text_columns or column.lower() in _NOT_FACETS:
+                continue
+            by_id = self.catalog.column(column)
+            if not by_id:
+                continue
+            counts = Counter(by_id.values())
+            mean_len = sum(len(v) * c for v, c in counts.items()) / max(1, len(by_id))
+            years = sum(c for v, c in counts.items() if year_of(v) is not None)
+            if len(counts) > 12 and years >= 0.9 * len(by_id):
+                decades = Counter(d for v in by_id.values() if (d := decade_of(v)))
+                facets[column] = Facet(column, "decades", tuple(sorted(decades.items())))
+            elif mean_len <= 40 and (len(counts) <= self.max_values or len(counts) <= 0.5 * n):
+                top = sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))[: self.top]
+                facets[column] = Facet(column, "values", tuple(top))
+            else:
+                continue
+            values[column] = by_id
+        self._facets, self._values = facets, values
+
+    def expand(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Filters with each decade of a decade facet replaced by the values it stands for."""
+        facets = self.facets()
+        out: dict[str, list[str]] = {}
+        for column, wanted in filters.items():
+            facet = facets.get(column)
+            if facet is None or facet.kind != "decades":
+                out[column] = list(wanted)
+                continue
+            decades = {w for w in wanted if _DECADE.match(w)}
+            exact = [w for w in wanted if w not in decades]
+            stored = set(self._values.get(column, {}).values())
+            out[column] = exact + sorted(v for v in stored if decade_of(v) in decades)
+            if not out[column]:
+                out[column] = list(wanted)  # matches nothing: the search answers no results
+        return out
+
+    def counts(self, metadata: Iterable[Mapping[str, str]]) -> dict[str, list[dict]]:
+        """Facet counts over some artworks (the results of a search)."""
+        facets = self.facets()
+        tallies: dict[str, Counter] = {c: Counter() for c in facets}
+        for meta in metadata:
+            for column, facet in facets.items():
+                value = meta.get(column)
+                if value is None:
+                    continue
+                tallies[column][decade_of(value) if facet.kind == "decades" else value] += 1
+        return {c: [{"value": v, "count": n} for v, n in sorted(t.items(), key=lambda vc: (-vc[1], str(vc[0]))) if v]
+                for c, t in tallies.items() if t}

@@ -1,0 +1,1 @@
+"""Routers by concern: search, artworks, collection, annotation, copyright, and the page."""

@@ -1,0 +1,116 @@
+"""Response bodies of the API, as they appear in the OpenAPI schema at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class FacetValue(BaseModel):
+    value: str
+    count: int
+
+
+class SearchHit(BaseModel):
+    id: int
+    score: float = Field(description="Weighted mix of the aspect scores (cosine, -1..1)")
+    aspects: dict[str, float] = Field(description="Cosine score of every aspect the query has (why it is similar)")
+    metadata: dict[str, str]
+    thumbnail: str = Field(examples=["/api/artworks/1/thumbnail"])
+
+
+class SearchResponse(BaseModel):
+    query: dict = Field(description="What was asked: text, id, liked ids or 'upload'")
+    results: list[SearchHit]
+    facets: dict[str, list[FacetValue]] = Field(description="Facet counts over these results")
+    weights: dict[str, float] = Field(description="Aspect weights used (normalised to sum 1)")
+    aspects: list[str] = Field(description="Aspects this query can be weighted by")
+    took_ms: float
+
+
+class ArtworkDetail(BaseModel):
+    id: int
+    md5: str
+    width: int
+    height: int
+    size_bytes: int
+    metadata: dict[str, str]
+    aspects: list[str] = Field(description="Aspects in whose index the artwork is")
+    thumbnail: str
+    image: str = Field(description="A larger rendition (never the original file)")
+
+
+class ArtworkSummary(BaseModel):
+    id: int
+    metadata: dict[str, str]
+    thumbnail: str
+
+
+class ArtworkPage(BaseModel):
+    total: int
+    offset: int
+    results: list[ArtworkSummary]
+
+
+class Facet(BaseModel):
+    column: str
+    kind: str = Field(description="'values', or 'decades' for year columns (filter by e.g. '1880s')")
+    values: list[FacetValue]
+
+
+class FacetsResponse(BaseModel):
+    artworks: int
+    facets: list[Facet]
+
+
+class Health(BaseModel):
+    status: str
+    artworks: int
+    aspects: list[str]
+    version: str
+
+
+class Features(BaseModel):
+    annotation: bool
+    copyright: bool
+
+
+class Limits(BaseModel):
+    max_upload_bytes: int
+    max_upload_pixels: int
+    max_k: int
+    default_k: int
+    max_liked: int
+
+
+class StatsResponse(BaseModel):
+    collection: str = Field(description="Name of the collection folder")
+    artworks: int
+    skipped: int
+    aspects: list[str]
+    default_weights: dict[str, float]
+    indexes: dict[str, dict]
+    extractors: dict[str, dict]
+    metadata_columns: list[str]
+    text_columns: list[str]
+    features: Features
+    limits: Limits
+
+
+class Label(BaseModel):
+    label: str
+    probability: float | None = None
+
+
+class AnnotationResponse(BaseModel):
+    labels: dict[str, list[Label]] = Field(description="Predicted values of each label column, best first")
+
+
+class CopyrightResponse(BaseModel):
+    verdict: str = Field(description="'registered' or 'not-registered'")
+    registered: bool
+    owner: str | None = None
+    work: dict | None = None
+    score: float | None = None
+    stage: str | None = None
+    alternatives: list[dict] = Field(description="Free-to-use works most similar to the upload")
+    evidence: dict | None = None

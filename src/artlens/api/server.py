@@ -1,0 +1,88 @@
+"""Run the app with uvicorn on a socket bound up front, so a taken port is a clear error and the URL
+is announced only once the collection is loaded and the server is listening."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from artlens.errors import ArtlensError
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ArtlensError(f"cannot listen on {host}:{port} ({exc.strerror or exc})",
+                           "choose another port with --port, or stop what is using this one") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def url_of(host: str, port: int) -> str:
+    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
+    return f"http://{shown}:{port}/"
+
+
+class AnnouncingServer(uvicorn.Server):
+    """A uvicorn server that calls ``on_ready(url)`` once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config, on_ready: Callable[[str], None] | None = None):
+        super().__init__(config)
+        self.on_ready = on_ready
+
+    async def startup(self, sockets=None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started and self.on_ready is not None:
+            sock = (sockets or [None])[0]
+            host, port = (sock.getsockname()[:2] if sock is not None else (self.config.host, self.config.port))
+            self.on_ready(url_of(host, port))
+
+
+def serve_app(app, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None,
+              log_level: str = "warning") -> None:
+    """Serve ``app`` until interrupted (Ctrl+C)."""
+    sock = bind(host, port)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=3)
+    AnnouncingServer(config, on_ready).run(sockets=[sock])
+
+
+class BackgroundServer:
+    """Serve ``app`` on a free port in a thread, for tests and benchmarks; ``with`` stops it.
+
+        with BackgroundServer(app) as url:
+            httpx.get(url + "api/health")
+    """
+
+    def __init__(self, app, host: str = "127.0.0.1", port: int = 0, start_timeout: float = 120.0):
+        import threading
+
+        self._sock = bind(host, port)
+        self.url = url_of(*self._sock.getsockname()[:2])
+        self._ready = threading.Event()
+        config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=2)
+        self.server = AnnouncingServer(config, on_ready=lambda _url: self._ready.set())
+        self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
+        self.start_timeout = start_timeout
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        while not self._ready.wait(0.1):
+            if not self._thread.is_alive():
+                raise RuntimeError("the server thread stopped while starting (see the log above)")
+            self.start_timeout -= 0.1
+            if self.start_timeout <= 0:
+                self.server.should_exit = True
+                raise TimeoutError("the server did not start in time")
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self._thread.join(timeout=15)
+        self._sock.close()

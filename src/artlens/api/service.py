@@ -1,0 +1,275 @@
+"""What the routes call: one collection, its search engine, facets and thumbnails, and the optional
+annotation and copyright services, shared by every request of an app."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from artlens.api.errors import ApiError
+from artlens.api.facets import FacetIndex
+from artlens.api.plugins import (
+    find_annotator, find_copyright_checker, normalise_labels, normalise_verdict,
+)
+from artlens.api.settings import ApiSettings
+from artlens.api.uploads import UploadedImage, UploadRef, decode_or_422
+from artlens.collection import Collection
+from artlens.recommend import recommend
+from artlens.search import SearchEngine, SearchResult
+from artlens.thumbnails import ThumbnailCache
+
+
+class _LRU:
+    def __init__(self, size: int):
+        self.size = size
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+class QueryEngine(SearchEngine):
+    """The search engine with a memory of recent query vectors (moving a weight slider re-ranks
+    without re-encoding the upload) and a bound on how many uploads are encoded at once."""
+
+    def __init__(self, collection: Collection, cache_size: int = 128, concurrent_encodes: int = 1):
+        super().__init__(collection)
+        self._cache = _LRU(cache_size)
+        self._encoding = threading.BoundedSemaphore(max(1, concurrent_encodes))
+
+    def image_vectors(self, image) -> dict[str, np.ndarray]:
+        if not isinstance(image, (UploadedImage, UploadRef)):
+            return super().image_vectors(image)
+        key = ("image", image.md5)
+        vectors = self._cache.get(key)
+        if vectors is None and isinstance(image, UploadRef):
+            raise ApiError(404, "that upload is no longer remembered by the server", "send the image again")
+        if vectors is None:
+            decoded = decode_or_422(image)
+            with self._encoding:
+                vectors = super().image_vectors(decoded)
+            self._cache.put(key, vectors)
+        return vectors
+
+    def text_vectors(self, text: str) -> dict[str, np.ndarray]:
+        key = ("text", text)
+        vectors = self._cache.get(key)
+        if vectors is None:
+            vectors = super().text_vectors(text)
+            self._cache.put(key, vectors)
+        return vectors
+
+
+def thumbnail_url(artwork_id: int, size: str | None = None) -> str:
+    return f"/api/artworks/{artwork_id}/thumbnail" + (f"?size={size}" if size else "")
+
+
+class ArtService:
+    def __init__(self, settings: ApiSettings, collection: Collection | None = None, annotator=None,
+                 copyright_checker=None):
+        self.settings = settings
+        self.collection = collection or Collection.open(settings.collection)
+        self.engine = QueryEngine(self.collection, settings.query_cache_size, settings.max_concurrent_encodes)
+        self.facet_index = FacetIndex(self.collection.catalog, self.collection.config.text_columns,
+                                      settings.facet_max_values, settings.facet_top)
+        self.thumbnails = ThumbnailCache(settings.resolved_thumbnail_dir(), self.collection.config.max_pixels)
+        self._annotator = annotator
+        self._copyright_checker = copyright_checker
+
+    def warm_up(self) -> None:
+        """Load indexes and models now rather than on the first request."""
+        from PIL import Image
+
+        from artlens.features import ImageExtractor, TextExtractor
+
+        ids = self.collection.catalog.ids()
+        aspects = self.engine.aspects
+        if ids and aspects:
+            self.engine.search(artwork_id=ids[0], k=1)
+        extractors = [self.collection.extractor(a) for a in aspects]
+        if any(isinstance(e, ImageExtractor) for e in extractors):
+            self.engine.image_vectors(Image.new("RGB", (64, 64), (128, 128, 128)))
+        if any(isinstance(e, TextExtractor) for e in extractors):
+            self.engine.text_vectors("warm up")
+        self.facet_index.facets()
+
+    # -- search ---------------------------------------------------------------------------------
+    def search(self, *, image: UploadedImage | UploadRef | None = None, text: str | None = None, artwork_id: int | None = None,
+               liked: Sequence[int] | None = None, k: int | None = None, aspect: str | None = None,
+               weights: Mapping[str, float] | None = None, filters: Mapping[str, Sequence[str]] | None = None) -> dict:
+        start = time.perf_counter()
+        s = self.settings
+        k = s.default_k if k is None else k
+        if not 1 <= k <= s.max_k:
+            raise ApiError(422, f"k must be between 1 and {s.max_k}, got {k}", f"ask for at most {s.max_k} results")
+        given = [name for name, v in (("image", image), ("text", text), ("id", artwork_id), ("liked", liked)) if v is not None]
+        if len(given) != 1:
+            raise ApiError(422, "give exactly one query: image, text, id or liked" +
+                           (f" (got {', '.join(given)})" if given else ""),
+                           "send an image upload, a text, an artwork id, or liked artwork ids")
+        if not self.engine.aspects:
+            raise ApiError(409, "this collection has no indexes yet", "run `artlens ingest` on it first")
+        if filters:
+            filters = self.facet_index.expand(filters)
+        if artwork_id is not None and self.collection.catalog.get(artwork_id) is None:
+            raise ApiError(404, f"no artwork with id {artwork_id}", "use an id from /api/search results")
+        if liked is not None:
+            liked = self._known_liked(liked)
+            result = recommend(self.engine, liked, k, weights=weights, filters=filters,
+                               group_column=s.diversity_column or None, max_share=s.diversity_share)
+        else:
+            result = self.engine.search(image=image, text=text, artwork_id=artwork_id, k=k, aspect=aspect,
+                                        weights=weights, filters=filters)
+        return self._response(result, image, start)
+
+    def _known_liked(self, liked: Sequence[int]) -> list[int]:
+        if not liked:
+            raise ApiError(422, "the liked list is empty", "like at least one artwork")
+        if len(liked) > self.settings.max_liked:
+            raise ApiError(422, f"too many liked artworks ({len(liked)}; at most {self.settings.max_liked})",
+                           "send the most recent ones")
+        known = [i for i in dict.fromkeys(liked) if self.collection.catalog.get(i) is not None]
+        if not known:
+            raise ApiError(404, f"none of the liked ids {list(liked)[:10]} is in this collection",
+                           "use ids from /api/search results")
+        return known
+
+    def _response(self, result: SearchResult, image, start: float) -> dict:
+        query = dict(result.query)
+        if image is not None:
+            query = {"image": "upload", "upload_id": image.md5}
+        hits = [{"id": h.id, "score": round(h.score, 6), "aspects": {a: round(v, 6) for a, v in h.aspects.items()},
+                 "metadata": h.metadata, "thumbnail": thumbnail_url(h.id)} for h in result.hits]
+        query_aspects = sorted({a for h in result.hits for a in h.aspects} | set(result.weights))
+        return {"query": query, "results": hits, "facets": self.facet_index.counts(h.metadata for h in result.hits),
+                "weights": {a: round(w, 6) for a, w in result.weights.items()}, "aspects": query_aspects,
+                "took_ms": round((time.perf_counter() - start) * 1000, 2)}
+
+    # -- artworks -------------------------------------------------------------------------------
+    def artwork(self, artwork_id: int) -> dict:
+        art = self.collection.catalog.get(artwork_id)
+        if art is None:
+            raise ApiError(404, f"no artwork with id {artwork_id}", "use an id from /api/search results")
+        aspects = [a for a in self.engine.aspects if artwork_id in self.collection.index(a).ids()]
+        return {"id": art.id, "md5": art.md5, "width": art.width, "height": art.height, "size_bytes": art.size_bytes,
+                "metadata": art.metadata, "aspects": aspects, "thumbnail": thumbnail_url(art.id),
+                "image": thumbnail_url(art.id, "large")}
+
+    def browse(self, offset: int, limit: int, filters: Mapping[str, Sequence[str]] | None = None,
+               seed: int | None = None) -> dict:
+        """A page of the collection (optionally filtered; shuffled by ``seed``), for browsing."""
+        catalog = self.collection.catalog
+        if filters:
+            unknown = set(filters) - set(catalog.metadata_columns())
+            if unknown:
+                raise ApiError(422, f"unknown filter column(s) {sorted(unknown)}",
+                               f"columns of this collection: {', '.join(catalog.metadata_columns())}")
+            ids = catalog.filter_ids(self.facet_index.expand(filters))
+        else:
+            ids = catalog.ids()
+        if seed is not None:
+            ids = [ids[i] for i in np.random.default_rng(seed).permutation(len(ids))]
+        page = ids[offset : offset + limit]
+        arts = catalog.get_many(page)
+        return {"total": len(ids), "offset": offset,
+                "results": [{"id": i, "metadata": arts[i].metadata, "thumbnail": thumbnail_url(i)} for i in page if i in arts]}
+
+    def thumbnail(self, artwork_id: int, size: str) -> tuple[Path, str]:
+        """(cached thumbnail file, ETag); the file name comes from the catalog's MD5, never the request."""
+        pixels = self.settings.thumbnail_sizes.get(size)
+        if pixels is None:
+            raise ApiError(422, f"unknown thumbnail size {size!r}", f"use one of: {', '.join(self.settings.thumbnail_sizes)}")
+        art = self.collection.catalog.get(artwork_id)
+        if art is None:
+            raise ApiError(404, f"no artwork with id {artwork_id}", "use an id from /api/search results")
+        path = self.thumbnails.ensure(art.md5, art.path, pixels)
+        if path is None:
+            raise ApiError(404, f"the image of artwork {artwork_id} is no longer readable",
+                           "re-run `artlens ingest` on the collection's folder")
+        return path, f'"{art.md5}-{pixels}"'
+
+    # -- collection -----------------------------------------------------------------------------
+    def facets(self) -> dict:
+        return {"artworks": len(self.collection.catalog),
+                "facets": [{"column": f.column, "kind": f.kind, "values": f.as_list()} for f in self.facet_index.facets().values()]}
+
+    def health(self) -> dict:
+        from artlens import __version__
+
+        return {"status": "ok", "artworks": len(self.collection.catalog), "aspects": self.engine.aspects,
+                "version": __version__}
+
+    def stats(self) -> dict:
+        info = self.collection.stats()
+        s = self.settings
+        config = self.collection.config
+        return {
+            "collection": self.collection.root.resolve().name,
+            "artworks": info["artworks"], "skipped": info["skipped"], "aspects": self.engine.aspects,
+            "default_weights": {a: w for a, w in config.weights.items() if a in config.aspects},
+            "indexes": info["indexes"], "extractors": info["extractors"],
+            "metadata_columns": info["metadata_columns"], "text_columns": list(config.text_columns),
+            "features": {"annotation": self.annotator() is not None, "copyright": self.copyright_checker() is not None},
+            "limits": {"max_upload_bytes": s.max_upload_bytes, "max_upload_pixels": s.max_upload_pixels,
+                       "max_k": s.max_k, "default_k": s.default_k, "max_liked": s.max_liked},
+        }
+
+    # -- optional services ----------------------------------------------------------------------
+    def annotator(self):
+        return self._annotator or find_annotator(self.collection)
+
+    def copyright_checker(self):
+        if self._copyright_checker is not None:
+            return self._copyright_checker
+        if self.settings.copyright_registry is None:
+            return None
+        return find_copyright_checker(self.settings.copyright_registry, self.settings.copyright_free or self.settings.collection)
+
+    def require_annotator(self):
+        annotator = self.annotator()
+        if annotator is None:
+            raise ApiError(501, "annotation is not available on this server",
+                           "it needs the artlens annotation module (artlens.annotation); install an artlens with it")
+        return annotator
+
+    def require_copyright_checker(self):
+        checker = self.copyright_checker()
+        if checker is None:
+            if self.settings.copyright_registry is None:
+                raise ApiError(501, "copyright checking is not set up on this server",
+                               "start it with `artlens serve --registry PATH` (a registry made by `artlens registry add`)")
+            raise ApiError(501, "copyright checking is not available on this server",
+                           "it needs the artlens copyright module (artlens.copyright); install an artlens with it")
+        return checker
+
+    def annotate(self, upload: UploadedImage, top: int) -> dict:
+        annotator = self.require_annotator()
+        image = decode_or_422(upload)
+        return {"labels": normalise_labels(annotator(image, top))}
+
+    def check_copyright(self, upload: UploadedImage, k: int) -> dict:
+        checker = self.require_copyright_checker()
+        image = decode_or_422(upload)
+        verdict = normalise_verdict(checker(image, k))
+        free_is_served = self.settings.copyright_free in (None, self.settings.collection)
+        for alt in verdict["alternatives"]:
+            if free_is_served and isinstance(alt.get("id"), int) and "thumbnail" not in alt:
+                alt["thumbnail"] = thumbnail_url(alt["id"])
+        return verdict
