@@ -1,5 +1,6 @@
 """The REST API in-process (FastAPI TestClient) on the tiny collection."""
 
+import hashlib
 import io
 import json
 import re
@@ -232,13 +233,20 @@ def test_no_request_path_reaches_the_file_system(client, path):
 
 
 # -- optional services --------------------------------------------------------------------------
-def test_annotate_and_copyright_answer_501_without_their_modules(client, dots, monkeypatch):
+def test_annotate_and_copyright_answer_501_without_their_modules(client, settings, tiny_collection, dots, monkeypatch):
+    from artlens.api import service
+
     monkeypatch.setattr(plugins, "ANNOTATION_MODULES", ("artlens.no_such_annotation",))
-    monkeypatch.setattr(plugins, "COPYRIGHT_MODULE", "artlens.no_such_copyright")
     files = {"image": ("q.png", dots, "image/png")}
     assert_error(client.post("/api/annotate", files=files), 501, "annotation")
-    assert_error(client.post("/api/copyright/check", files=files), 501, "copyright")
+    assert_error(client.post("/api/copyright/check", files=files), 501, "not set up")  # no registry given
     assert client.get("/api/stats").json()["features"] == {"annotation": False, "copyright": False}
+    with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
+                                copyright_registry=settings.collection.parent / "no-registry")
+    with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
+        assert_error(c.post("/api/copyright/check", files=files), 501, "no copyright registry")  # the module's own error
+        monkeypatch.setattr(service, "open_copyright_checker", lambda registry, free: None)  # module not installed
+        assert_error(c.post("/api/copyright/check", files=files), 501, "not available")
 
 
 def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collection, dots):
@@ -248,9 +256,11 @@ def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collectio
         assert isinstance(image, Image.Image) and top == 2
         return {"style": [("dots", 0.9), ("rings", 0.1)], "artist": {"artist 1": 0.6, "artist 0": 0.4}}
 
-    def checker(image, k):
-        return {"verdict": "registered", "work_id": 7, "work_path": "/secret/registry/7.jpg", "owner": "Museum X",
-                "score": np.float32(0.97), "stage": "robust",
+    def checker(image, k, md5):
+        assert md5 == hashlib.md5(dots).hexdigest()
+        return {"file": "upload", "verdict": "registered", "work_id": 7, "work_path": "/secret/registry/7.jpg",
+                "owner": "Museum X", "licence": "all rights reserved", "title": "Sunflowers",
+                "score": np.float32(0.97), "stage": "descriptor", "detector": "robust", "threshold": 0.8,
                 "alternatives": [{"id": ids[0], "score": 0.8, "path": "/secret/a.jpg"}, {"id": ids[1], "score": 0.7}][:k]}
 
     app = create_app(settings, collection=tiny_collection, annotator=annotator, copyright_checker=checker, warm_up=False)
@@ -262,7 +272,9 @@ def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collectio
         response = c.post("/api/copyright/check", files=files, data={"k": "2"})
         verdict = response.json()
         assert verdict["verdict"] == "registered" and verdict["registered"] and verdict["owner"] == "Museum X"
-        assert verdict["work"] == {"id": 7, "owner": "Museum X"} and verdict["score"] == pytest.approx(0.97)
+        assert verdict["work"] == {"id": 7, "owner": "Museum X", "licence": "all rights reserved", "title": "Sunflowers"}
+        assert verdict["score"] == pytest.approx(0.97) and verdict["stage"] == "descriptor"
+        assert verdict["evidence"] == {"detector": "robust", "threshold": 0.8}
         assert [a["thumbnail"] for a in verdict["alternatives"]] == [f"/api/artworks/{i}/thumbnail" for i in ids[:2]]
         assert "/secret" not in response.text
         assert_error(c.post("/api/copyright/check", files={"image": ("q.txt", b"text", "text/plain")}), 415)
@@ -366,3 +378,49 @@ def test_schemathesis_finds_no_server_errors(settings, tiny_collection, tmp_path
              "--suppress-health-check", "all"],
             capture_output=True, text=True, timeout=900, cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+def test_demo_serves_its_collection_after_the_example_searches(tmp_path, monkeypatch, capsys):
+    from artlens.api import server
+    from artlens.cli import main
+
+    seen = {}
+    monkeypatch.setattr(server, "serve_app", lambda app, host, port, on_ready: seen.update(app=app, host=host, port=port))
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "12", "-q", "--port", "0"]) == 0
+    assert seen["host"] == "127.0.0.1" and seen["port"] == 0
+    with TestClient(seen["app"]) as c:
+        assert c.get("/api/health").json()["artworks"] == 12
+        assert c.post("/api/search", data={"text": "dotted portrait", "k": 3}).json()["results"]
+    assert "Serving the web page" in capsys.readouterr().out
+    seen.clear()
+    assert main(["demo", "--out", str(tmp_path / "demo"), "--n", "12", "-q", "--no-serve"]) == 0
+    assert not seen
+
+
+@pytest.mark.slow
+def test_demo_prints_the_url_and_stops_on_ctrl_c(tmp_path):
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    proc = subprocess.Popen([sys.executable, "-m", "artlens", "demo", "--out", str(tmp_path / "demo"), "--n", "12", "-q",
+                             "--port", "0"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        url, deadline = None, time.monotonic() + 240
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line and proc.poll() is not None:
+                break
+            match = re.search(r"serving at (http://\S+/)", line)
+            url = match.group(1) if match else None
+        assert url, "the demo did not print its URL"
+        assert httpx.get(url + "api/health", timeout=30).json()["artworks"] == 12
+        assert "artlens" in httpx.get(url, timeout=30).text
+        os.kill(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -5,10 +5,12 @@ Each is a plain callable taking the decoded upload, so tests and other deploymen
 to :func:`artlens.api.create_app`:
 
     annotator(image: PIL.Image.Image, top: int) -> {column: [(label, probability), ...]}
-    copyright_checker(image: PIL.Image.Image, k: int) -> {"verdict": ..., "alternatives": [...], ...}
+    copyright_checker(image: PIL.Image.Image, k: int, md5: str | None = None)
+        -> {"verdict": "registered" | "not-registered", "work_id", "owner", "licence", "title",
+            "score", "stage", "alternatives": [{"id", "score", "title", ...}], ...}
 
-Without one, the module is looked up on every request (so it is wired as soon as it is installed);
-until then the endpoint answers 501 with a JSON error. Results are normalised to plain JSON, and any
+Without one, the module is looked up when needed (so it is wired as soon as it is installed); until
+then the endpoint answers 501 with a JSON error. Results are normalised to plain JSON, and any
 field that names a file path is dropped: the API never reveals where files live.
 """
 
@@ -30,7 +32,6 @@ Annotator = Callable[..., Any]
 CopyrightChecker = Callable[..., Any]
 
 ANNOTATION_MODULES = ("artlens.annotation", "artlens.annotate")
-COPYRIGHT_MODULE = "artlens.copyright"
 
 
 def _import(name: str):
@@ -141,55 +142,53 @@ def normalise_labels(raw: Any) -> dict[str, list[dict]]:
 
 
 # -- copyright ------------------------------------------------------------------------------------
-def find_copyright_checker(registry: Path | None, free: Path | None) -> CopyrightChecker | None:
-    """A checker of uploads against ``registry`` from the copyright module, or None while there is none."""
-    module = _import(COPYRIGHT_MODULE)
-    if module is None:
+def open_copyright_checker(registry: Path, free: Collection | None, max_alternatives: int = 50) -> CopyrightChecker | None:
+    """A checker of uploads against the registry at ``registry`` (alternatives from ``free``), or None
+    while :mod:`artlens.copyright` is not installed. A missing, empty or untrained registry raises the
+    copyright module's own error, which says what to run."""
+    try:
+        from artlens.copyright.check import CopyrightChecker as Checker
+        from artlens.copyright.registry import CopyrightRegistry
+    except ImportError as exc:
+        log.info("copyright checks unavailable: %s", exc)
         return None
-    for fn_name in ("check_image", "check_upload", "check"):
-        fn = getattr(module, fn_name, None)
-        if callable(fn) and not isinstance(fn, type):
-            return lambda image, k, _fn=fn: call_with_accepted(_fn, image, registry=registry, free=free, k=k, top_k=k)
-    for cls_name in ("CopyrightChecker", "CopyrightRegistry", "Checker"):
-        cls = getattr(module, cls_name, None)
-        if isinstance(cls, type) and registry is not None:
-            instance = _bind(cls, ("open", "load", "from_path"), registry, free=free) or call_with_accepted(cls, registry, free=free)
-            method = getattr(instance, "check_image", None) or getattr(instance, "check", None)
-            if callable(method):
-                return lambda image, k, _m=method: call_with_accepted(_m, image, k=k, top_k=k, free=free)
-    return None
+    checker = Checker(CopyrightRegistry.open(registry), free, alternatives=max_alternatives)
+
+    def check(image, k: int, md5: str | None = None):
+        result = checker.check_images([image], ["upload"], [md5])[0]
+        data = result.as_dict()
+        data["alternatives"] = data.get("alternatives", [])[:k]
+        return data
+
+    return check
 
 
 def normalise_verdict(raw: Any) -> dict:
-    """{"verdict", "registered", "owner", "work", "score", "stage", "alternatives": [...]} from a result."""
+    """The JSON answer of a check: verdict, matched work (id, owner, licence, title), score, stage,
+    alternatives, and the rest as evidence. File paths are dropped."""
     data = plain(raw)
-    if isinstance(data, list):  # one result per checked file
+    if isinstance(data, list):  # one result per checked image
         data = data[0] if data else {}
     if not isinstance(data, dict):
         raise ApiError(500, "the copyright checker answered something that is not a result",
                        "this is a bug in the copyright module")
     verdict = str(data.get("verdict", "unknown"))
-    work = data.get("work") or data.get("match") or {}
-    if not isinstance(work, dict):
-        work = {"id": work}
-    if data.get("work_id") is not None:
-        work.setdefault("id", data.get("work_id"))
-    if data.get("owner") is not None:
-        work.setdefault("owner", data.get("owner"))
-    alternatives = []
-    for alt in data.get("alternatives") or []:
-        alt = plain(alt)
-        if not isinstance(alt, dict):
-            alt = {"id": alt}
-        alternatives.append(alt)
-    known = {"verdict", "work", "match", "work_id", "owner", "score", "stage", "alternatives"}
+    if verdict == "error":
+        raise ApiError(422, f"the image cannot be checked: {data.get('error') or 'unknown error'}", "upload another image")
+    work = data.get("work") if isinstance(data.get("work"), dict) else {}
+    for key, field_name in (("work_id", "id"), ("owner", "owner"), ("licence", "licence"), ("title", "title")):
+        if data.get(key) is not None:
+            work.setdefault(field_name, data[key])
+    alternatives = [alt if isinstance(alt, dict) else {"id": alt} for alt in data.get("alternatives") or []]
+    known = {"verdict", "work", "work_id", "owner", "licence", "title", "score", "stage", "alternatives", "error"}
+    registered = verdict.lower() == "registered"
     return {
         "verdict": verdict,
-        "registered": verdict.lower() in ("registered", "protected", "match", "copyright"),
-        "owner": work.get("owner") or data.get("owner"),
-        "work": work or None,
+        "registered": registered,
+        "owner": work.get("owner"),
+        "work": work if registered and work else None,
         "score": data.get("score"),
         "stage": data.get("stage"),
         "alternatives": alternatives,
-        "evidence": {k: v for k, v in data.items() if k not in known} or None,
+        "evidence": {k: v for k, v in data.items() if k not in known and v is not None} or None,
     }

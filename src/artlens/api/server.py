@@ -47,10 +47,15 @@ class AnnouncingServer(uvicorn.Server):
 
 def serve_app(app, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None,
               log_level: str = "warning") -> None:
-    """Serve ``app`` until interrupted (Ctrl+C)."""
+    """Serve ``app`` until interrupted (Ctrl+C, SIGTERM): both are a normal stop."""
     sock = bind(host, port)
     config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=3)
-    AnnouncingServer(config, on_ready).run(sockets=[sock])
+    try:
+        AnnouncingServer(config, on_ready).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after shutting down
+        pass
+    finally:
+        sock.close()
 
 
 class BackgroundServer:

@@ -14,11 +14,12 @@ import numpy as np
 from artlens.api.errors import ApiError
 from artlens.api.facets import FacetIndex
 from artlens.api.plugins import (
-    find_annotator, find_copyright_checker, normalise_labels, normalise_verdict,
+    call_with_accepted, find_annotator, normalise_labels, normalise_verdict, open_copyright_checker,
 )
 from artlens.api.settings import ApiSettings
 from artlens.api.uploads import UploadedImage, UploadRef, decode_or_422
 from artlens.collection import Collection
+from artlens.errors import ArtlensError
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
 from artlens.thumbnails import ThumbnailCache
@@ -49,10 +50,10 @@ class QueryEngine(SearchEngine):
     """The search engine with a memory of recent query vectors (moving a weight slider re-ranks
     without re-encoding the upload) and a bound on how many uploads are encoded at once."""
 
-    def __init__(self, collection: Collection, cache_size: int = 128, concurrent_encodes: int = 1):
+    def __init__(self, collection: Collection, cache_size: int = 128, encoding: threading.Semaphore | None = None):
         super().__init__(collection)
         self._cache = _LRU(cache_size)
-        self._encoding = threading.BoundedSemaphore(max(1, concurrent_encodes))
+        self._encoding = encoding or threading.BoundedSemaphore(1)
 
     def image_vectors(self, image) -> dict[str, np.ndarray]:
         if not isinstance(image, (UploadedImage, UploadRef)):
@@ -86,12 +87,15 @@ class ArtService:
                  copyright_checker=None):
         self.settings = settings
         self.collection = collection or Collection.open(settings.collection)
-        self.engine = QueryEngine(self.collection, settings.query_cache_size, settings.max_concurrent_encodes)
+        # Feature extraction uses every core: bound how many requests run it at once.
+        self.encoding = threading.BoundedSemaphore(max(1, settings.max_concurrent_encodes))
+        self.engine = QueryEngine(self.collection, settings.query_cache_size, self.encoding)
         self.facet_index = FacetIndex(self.collection.catalog, self.collection.config.text_columns,
                                       settings.facet_max_values, settings.facet_top)
         self.thumbnails = ThumbnailCache(settings.resolved_thumbnail_dir(), self.collection.config.max_pixels)
         self._annotator = annotator
         self._copyright_checker = copyright_checker
+        self._opening = threading.Lock()
 
     def warm_up(self) -> None:
         """Load indexes and models now rather than on the first request."""
@@ -226,21 +230,32 @@ class ArtService:
             "default_weights": {a: w for a, w in config.weights.items() if a in config.aspects},
             "indexes": info["indexes"], "extractors": info["extractors"],
             "metadata_columns": info["metadata_columns"], "text_columns": list(config.text_columns),
-            "features": {"annotation": self.annotator() is not None, "copyright": self.copyright_checker() is not None},
+            "features": {"annotation": self.annotator() is not None, "copyright": self._copyright_available()},
             "limits": {"max_upload_bytes": s.max_upload_bytes, "max_upload_pixels": s.max_upload_pixels,
                        "max_k": s.max_k, "default_k": s.default_k, "max_liked": s.max_liked},
         }
 
     # -- optional services ----------------------------------------------------------------------
+    def _copyright_available(self) -> bool:
+        try:
+            return self.copyright_checker() is not None
+        except ArtlensError:
+            return False
+
     def annotator(self):
         return self._annotator or find_annotator(self.collection)
 
     def copyright_checker(self):
-        if self._copyright_checker is not None:
+        """The injected checker, or one opened on the configured registry (None while unavailable)."""
+        if self._copyright_checker is not None or self.settings.copyright_registry is None:
             return self._copyright_checker
-        if self.settings.copyright_registry is None:
-            return None
-        return find_copyright_checker(self.settings.copyright_registry, self.settings.copyright_free or self.settings.collection)
+        with self._opening:
+            if self._copyright_checker is None:
+                s = self.settings
+                free = (self.collection if s.copyright_free in (None, s.collection)
+                        else Collection.open(s.copyright_free))
+                self._copyright_checker = open_copyright_checker(s.copyright_registry, free)
+        return self._copyright_checker
 
     def require_annotator(self):
         annotator = self.annotator()
@@ -250,11 +265,14 @@ class ArtService:
         return annotator
 
     def require_copyright_checker(self):
-        checker = self.copyright_checker()
+        if self.settings.copyright_registry is None and self._copyright_checker is None:
+            raise ApiError(501, "copyright checking is not set up on this server",
+                           "start it with `artlens serve --registry PATH` (a registry made by `artlens registry add`)")
+        try:
+            checker = self.copyright_checker()
+        except ArtlensError as exc:
+            raise ApiError(501, f"copyright checking is not available: {exc.message}", exc.hint) from None
         if checker is None:
-            if self.settings.copyright_registry is None:
-                raise ApiError(501, "copyright checking is not set up on this server",
-                               "start it with `artlens serve --registry PATH` (a registry made by `artlens registry add`)")
             raise ApiError(501, "copyright checking is not available on this server",
                            "it needs the artlens copyright module (artlens.copyright); install an artlens with it")
         return checker
@@ -262,12 +280,16 @@ class ArtService:
     def annotate(self, upload: UploadedImage, top: int) -> dict:
         annotator = self.require_annotator()
         image = decode_or_422(upload)
-        return {"labels": normalise_labels(annotator(image, top))}
+        with self.encoding:
+            labels = annotator(image, top)
+        return {"labels": normalise_labels(labels)}
 
     def check_copyright(self, upload: UploadedImage, k: int) -> dict:
         checker = self.require_copyright_checker()
         image = decode_or_422(upload)
-        verdict = normalise_verdict(checker(image, k))
+        with self.encoding:
+            raw = call_with_accepted(checker, image, k, md5=upload.md5)
+        verdict = normalise_verdict(raw)
         free_is_served = self.settings.copyright_free in (None, self.settings.collection)
         for alt in verdict["alternatives"]:
             if free_is_served and isinstance(alt.get("id"), int) and "thumbnail" not in alt:

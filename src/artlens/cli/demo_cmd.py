@@ -18,14 +18,22 @@ def demo(
     n: int = typer.Option(360, "--n", help="Number of pictures to draw."),
     seed: int = typer.Option(0, "--seed", help="Seed of the picture generator."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    host: str = typer.Option("127.0.0.1", "--host", help="Address the web page listens on (0.0.0.0: every interface)."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port of the web page."),
+    no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the example searches (scripts, CI)."),
 ):
-    """Draw a demo art collection (seeded, no downloads), ingest and index it, and run example searches."""
+    """Draw a demo art collection (seeded, no downloads), ingest and index it, run example searches, and
+    serve the web page on localhost (Ctrl+C stops it)."""
     from artlens.cli.collection_cmds import run_ingest
     from artlens.cli.search_cmd import print_hits
     from artlens.collection import Collection
     from artlens.demo.generate import generate_demo_collection
     from artlens.search import SearchEngine
 
+    if not no_serve:
+        from artlens.api.server import bind
+
+        bind(host, port).close()  # a taken port fails now, with a hint, not after a minute of drawing
     console.print(f"[bold]1. Drawing {n} pictures[/] into {out / 'pictures'}")
     labels = generate_demo_collection(out / "pictures", n=n, seed=seed, progress=not quiet)
     console.print(f"[bold]2. Ingesting and indexing[/] into {out / 'collection'}")
@@ -47,3 +55,12 @@ def demo(
     console.print(f"\n[bold]5. Search by style[/]: works whose style is closest to artwork {first.id} ({meta.get('style')})")
     print_hits(engine.search(artwork_id=first.id, aspect="style", k=5), console)
     console.print(f"\nTry it yourself: artlens search --collection {out / 'collection'} --text \"dotted portrait\"")
+    if no_serve:
+        return
+    from artlens.api import ApiSettings, create_app
+    from artlens.api.server import serve_app
+    from artlens.cli.serve_cmd import announce
+
+    console.print("\n[bold]6. Serving the web page[/]: search by upload, text or artwork, weigh aspects, filter, like...")
+    serve_app(create_app(ApiSettings(collection=coll.root), collection=coll), host, port,
+              on_ready=lambda url: announce(url, console))

@@ -12,8 +12,10 @@ from artlens.cli import app, collection_option, default_collection
 console = Console(stderr=True)
 
 
-def announce(url: str) -> None:
-    console.print(f"\n[bold green]artlens is serving[/] at [bold]{url}[/]  (API docs: {url}docs; Ctrl+C to stop)")
+def announce(url: str, to: Console | None = None) -> None:
+    out = to or console
+    out.print(f"\n[bold green]artlens is serving[/] at [bold]{url}[/]", soft_wrap=True)
+    out.print(f"API docs at {url}docs · Ctrl+C stops it", soft_wrap=True, style="dim")
 
 
 @app.command()

@@ -204,7 +204,7 @@
       return mass > 0 ? sum / mass : hit.score;
     };
     const hits = state.results.map((h) => ({ ...h, score: mixed(h) })).sort((a, b) => b.score - a.score || a.id - b.id);
-    renderCards(hits, true);
+    renderCards(hits);
   }
 
   // -- filters ------------------------------------------------------------------------------------
@@ -306,13 +306,13 @@
       if (!state.weightsTouched) showWeights(answer.weights);
       markInactiveSliders();
       showNotice(answer.results.length ? null : "Nothing matches this query with these filters. Try removing a filter.", "empty");
-      renderCards(answer.results, true);
+      renderCards(answer.results);
       renderHead();
     } catch (err) {
       if (seq !== state.seq) return;
       if (err.status === 404 && q.kind === "image" && q.uploadId) { q.uploadId = null; return search(); }
       state.results = [];
-      renderCards([], true);
+      renderCards([]);
       showNotice(err.hint ? `${err.message}. ${cap(err.hint)}.` : err.message);
     } finally {
       if (seq === state.seq) setBusy(false);
@@ -332,7 +332,7 @@
       state.browse.total = page.total;
       state.results = append ? state.results.concat(page.results) : page.results;
       showNotice(state.results.length ? null : "No artworks match these filters.", "empty");
-      renderCards(state.results, !append);
+      renderCards(state.results);
       renderHead();
     } catch (err) {
       if (seq === state.seq) showNotice(err.message);
@@ -402,11 +402,9 @@
           el("button", { type: "button", class: "btn small", "data-testid": "more-like-this", onclick: () => moreLike(hit.id, meta) }, "More like this"))));
   }
 
-  function renderCards(hits, replace) {
+  function renderCards(hits) {
     const withScores = state.query.kind !== "browse";
-    const cards = hits.map((h, i) => card(h, i + 1, withScores));
-    if (replace) $("grid").replaceChildren(...cards);
-    else $("grid").replaceChildren(...cards);
+    $("grid").replaceChildren(...hits.map((h, i) => card(h, i + 1, withScores)));
   }
 
   function renderQueryCard() {
@@ -459,7 +457,9 @@
 
   function alternativeStrip(alternatives) {
     return el("div", { class: "alternatives", "data-testid": "alternatives" }, alternatives.map((alt) => {
-      const title = titleOf(alt.metadata, alt.id) + (alt.score !== undefined && alt.score !== null ? ` (${Number(alt.score).toFixed(2)})` : "");
+      const name = alt.title || titleOf(alt.metadata, alt.id);
+      const title = [name, alt.licence, alt.score !== undefined && alt.score !== null ? `similarity ${Number(alt.score).toFixed(2)}` : null]
+        .filter(Boolean).join(" · ");
       return alt.thumbnail
         ? el("button", { type: "button", title, onclick: () => openDetail(alt.id) }, el("img", { src: alt.thumbnail, alt: title, loading: "lazy" }))
         : el("span", { class: "chip", title }, title);
@@ -477,9 +477,10 @@
       const v = await api("/api/copyright/check", form);
       if (state.query !== query) return;
       const work = v.work || {};
-      const workName = work.title || (work.metadata && work.metadata.title) || (work.id !== undefined ? `work ${work.id}` : "a registered work");
-      const details = [v.owner ? `owner ${v.owner}` : null, v.score !== null && v.score !== undefined ? `score ${Number(v.score).toFixed(2)}` : null,
-        v.stage ? `matched by ${v.stage}` : null].filter(Boolean).join(" · ");
+      const workName = work.title || (work.id !== undefined ? `work ${work.id}` : "a registered work");
+      const details = [v.owner ? `owner: ${v.owner}` : null, work.licence ? `licence: ${work.licence}` : null,
+        v.score !== null && v.score !== undefined ? `score ${Number(v.score).toFixed(2)}` : null,
+        v.stage ? `matched at the ${v.stage} stage` : null].filter(Boolean).join(" · ");
       box.className = `verdict ${v.registered ? "bad" : "ok"}`;
       box.dataset.verdict = v.verdict;
       box.replaceChildren(
