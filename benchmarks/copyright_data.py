@@ -1,0 +1,132 @@
+"""Registries, distractors and cached query features for the copyright benchmark.
+
+Registry sets: ``louvre`` (louvre_genre train + val, 1,150 works) and ``bob_ross`` (403 works).
+Distractors (1,000, never registered): for Louvre the 100 Louvre test paintings, all of
+kohlerryan_artists, 300 Bob Ross paintings and WikiArt; for Bob Ross 400 Louvre paintings, all of
+kohlerryan_artists and WikiArt. Every query is an edited image (copies and distractors alike).
+
+Query features are cached under ``results/cache/copyright/`` keyed by the query recipe, so the
+expensive backbone pass runs once per query set.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from _common import DATA, RESULTS  # noqa: E402
+
+from artlens.copyright.queries import EditedQuery, edited_queries, iter_rendered, sample_paths  # noqa: E402
+
+CACHE = RESULTS / "cache" / "copyright"
+N_DISTRACTORS = 1000
+
+
+def _rows(name: str) -> list[dict]:
+    folder = DATA / name
+    if not (folder / "labels.csv").exists():
+        raise SystemExit(f"artwork set {name!r} not found under {DATA}; set ARTLENS_DATA to the folder that holds it")
+    with open(folder / "labels.csv", newline="") as fh:
+        return [{**r, "file": str(folder / r["path"])} for r in csv.DictReader(fh)]
+
+
+def registry_set(name: str) -> tuple[Path, list[str], list[str]]:
+    """(folder to register, registered files, distractor files)."""
+    louvre = _rows("louvre_genre")
+    bob = [r["file"] for r in _rows("bob_ross")]
+    kohler = [r["file"] for r in _rows("kohlerryan_artists")]
+    wikiart = [r["file"] for r in _rows("wikiart_styles")]
+    if name == "louvre":
+        folder = DATA / "louvre_genre" / "painting_image_data"
+        works = sorted(r["file"] for r in louvre if r["split"] in ("train", "val"))
+        others = [r["file"] for r in louvre if r["split"] == "test"] + kohler + sample_paths(bob, 300, 1)
+    elif name == "bob_ross":
+        folder = DATA / "bob_ross" / "images"
+        works = sorted(bob)
+        others = sample_paths([r["file"] for r in louvre], 400, 2) + kohler
+    else:
+        raise SystemExit(f"unknown registry set {name!r}: louvre or bob_ross")
+    distractors = others + sample_paths(wikiart, N_DISTRACTORS - len(others), 3)
+    return folder, works, distractors
+
+
+def query_set(name: str, per_work: int, seed: int) -> list[EditedQuery]:
+    """Edited copies (``work_id`` = position in the sorted registered files) and edited distractors."""
+    _, works, distractors = registry_set(name)
+    return edited_queries(list(enumerate(works)), distractors, per_work, seed)
+
+
+def perceptual_hash(images) -> np.ndarray:
+    """64-bit DCT pHash (greyscale 32x32, top-left 8x8 DCT block above its median), packed (N, 8)."""
+    from PIL import Image
+    from scipy.fft import dctn
+
+    bits = []
+    for image in images:
+        grey = np.asarray(image.convert("L").resize((32, 32), Image.Resampling.LANCZOS), dtype=np.float64)
+        low = dctn(grey, norm="ortho")[:8, :8].reshape(-1)
+        bits.append(low > np.median(low[1:]))
+    return np.packbits(np.array(bits), axis=1)
+
+
+def query_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict:
+    """Per query: pooled backbone taps (float16), a 128x128 thumbnail (CVAE input), pHash and the edit
+    actually made. Cached by recipe."""
+    from artlens.copyright.taps import CopyTapsExtractor
+    from artlens.features.effnet import images_to_uint8
+    from artlens.features.extract import encode_images
+    from artlens.imaging import crop_letterbox
+
+    recipe = json.dumps([asdict(q) for q in queries] + [seed], sort_keys=True)
+    key = hashlib.sha1(recipe.encode()).hexdigest()[:12]
+    path = CACHE / f"{name}-queries-{key}.npz"
+    if path.exists():
+        data = np.load(path, allow_pickle=False)
+        return {k: data[k] for k in data.files}
+    CACHE.mkdir(parents=True, exist_ok=True)
+    extractor = CopyTapsExtractor()
+    taps, thumbs, hashes, edits = [], [], [], []
+    start, done = time.perf_counter(), 0
+    for batch in iter_rendered(queries, seed):
+        images = [crop_letterbox(image) for _, image, _ in batch]  # what a check does to any query
+        taps.append(encode_images(images, [extractor])[extractor.name].astype(np.float16))
+        thumbs.append(images_to_uint8(images, 128))
+        hashes.append(perceptual_hash(images))
+        edits += [e for _, _, e in batch]
+        done += len(batch)
+        if progress:
+            rate = done / (time.perf_counter() - start)
+            print(f"\r{name} queries {done}/{len(queries)} ({rate:.1f}/s)", end="", file=sys.stderr, flush=True)
+    if progress:
+        print(file=sys.stderr)
+    out = {"taps": np.concatenate(taps), "thumbs": np.concatenate(thumbs), "phash": np.concatenate(hashes),
+           "edits": np.array(edits)}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(path)
+    return out
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser(description="Precompute the query features of the copyright benchmark.")
+    ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"])
+    ap.add_argument("--per-work", type=int, nargs="+", default=[2, 4], help="edits per registered work, per set")
+    ap.add_argument("--seed", type=int, default=2024)
+    args = ap.parse_args()
+    for set_name, per_work in zip(args.sets, args.per_work):
+        qs = query_set(set_name, per_work, args.seed)
+        print(f"{set_name}: {sum(q.is_copy for q in qs)} copies, {sum(not q.is_copy for q in qs)} distractors")
+        query_features(set_name, qs, args.seed)

@@ -1,0 +1,35 @@
+"""Build the benchmark registries' features and edited views without training (long, run once).
+
+    python benchmarks/copyright_prepare.py --sets louvre bob_ross
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from copyright_data import CACHE, registry_set  # noqa: E402
+
+from artlens.copyright.config import CopyrightConfig  # noqa: E402
+from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
+from artlens.copyright.views import compute_views  # noqa: E402
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"])
+    args = ap.parse_args()
+    config = CopyrightConfig()
+    for name in args.sets:
+        folder, _, _ = registry_set(name)
+        started = time.perf_counter()
+        registry = CopyrightRegistry.open(CACHE / f"registry-{name}", create=True, config=config)
+        registry.add(folder, owner=f"{name} (benchmark)", licence="all rights reserved", train=False, progress=False)
+        _, md5s = registry.works()
+        compute_views(registry.collection, md5s, config.robust.views + 1, config.robust.seed, progress=False)
+        print(f"{name}: {len(registry)} works prepared in {time.perf_counter() - started:.0f} s", flush=True)

@@ -1,0 +1,235 @@
+"""`artlens registry ...` (protected and free-to-use works), `artlens copyright check` and
+`artlens eval copyright`."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import app, eval_app
+
+registry_app = typer.Typer(help="Manage a registry of protected (or free-to-use) works and their owners.",
+                           no_args_is_help=True)
+copyright_app = typer.Typer(help="Check images against a copyright registry.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+app.add_typer(copyright_app, name="copyright")
+
+err = Console(stderr=True)
+
+
+def default_registry() -> Path:
+    return Path(os.environ.get("ARTLENS_REGISTRY", "artlens-registry"))
+
+
+def registry_option():
+    return typer.Option(None, "--registry", "-r", show_default=False,
+                        help="Registry folder (default: $ARTLENS_REGISTRY or ./artlens-registry).")
+
+
+def _config_changes(detectors, views, epochs, cvae_epochs, threshold) -> dict:
+    changes = {}
+    if detectors:
+        changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
+    for key, value in (("robust__views", views), ("robust__epochs", epochs), ("cvae__epochs", cvae_epochs),
+                       ("robust__threshold", threshold)):
+        if value is not None:
+            changes[key] = value
+    return changes
+
+
+def _open(path: Path | None, create: bool = False, changes: dict | None = None, allow_rebuild: bool = False):
+    from artlens.copyright.config import CopyrightConfig
+    from artlens.copyright.registry import CopyrightRegistry
+
+    path = path or default_registry()
+    config = None
+    if changes:
+        settings = path / "copyright" / "config.toml"
+        base = CopyrightConfig.load(settings) if settings.exists() else CopyrightConfig()
+        config = CopyrightConfig.from_dict(base.replace(**changes).to_dict())  # validates detector names
+    return CopyrightRegistry.open(path, create=create, config=config, allow_rebuild=allow_rebuild)
+
+
+DETECTORS_HELP = "Detectors to train, comma-separated: robust, cvae (default: both)."
+
+
+@registry_app.command("add")
+def registry_add(
+    folder: Path = typer.Argument(..., help="Folder of images to register (searched recursively)."),
+    owner: str = typer.Option(..., "--owner", "-o", help="Who holds the rights to these works."),
+    licence: str = typer.Option(None, "--licence", help="Licence of these works, e.g. 'all rights reserved', CC0, CC-BY-4.0."),
+    labels: Path = typer.Option(None, "--labels", "-l", help="Metadata CSV (title, artist, ...) with a path column."),
+    registry: Path = registry_option(),
+    no_train: bool = typer.Option(False, "--no-train", help="Do not train detectors now (`artlens registry train` later)."),
+    detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
+    views: int = typer.Option(None, "--views", help="Edited views per work for the robust descriptor."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs of the robust projection head."),
+    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help="Training epochs of the paper's CVAE."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+):
+    """Register a folder of works under an owner and licence (a free-to-use collection is a registry
+    with a free licence). Re-running is incremental; new works are indexed in the trained detectors."""
+    from artlens.copyright.registry import check_image_folder
+
+    check_image_folder(folder)  # before anything is created
+    reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs, None))
+    summary = reg.add(folder, owner, licence, labels, train=not no_train, progress=not quiet)
+    if as_json:
+        print(json.dumps(summary, indent=2, default=str))
+        return
+    r = summary["ingest"]
+    err.print(f"[bold]{reg.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
+              f"{len(r['skipped'])} skipped; {summary['works']} works registered")
+    for item in r["skipped"][:20]:
+        err.print(f"  skipped {item['path']}: {item['reason']}")
+    for name, info in summary.get("trained", {}).items():
+        err.print(f"  trained {name}: {info['descriptor_id']}" +
+                  (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
+
+
+@registry_app.command("remove")
+def registry_remove(
+    owner: str = typer.Option(..., "--owner", "-o", help="Owner whose works are removed."),
+    registry: Path = registry_option(),
+):
+    """Remove every work of an owner from the registry and its detectors."""
+    reg = _open(registry)
+    n = reg.remove_owner(owner)
+    err.print(f"removed {n} works of {owner!r}; {len(reg)} remain")
+
+
+@registry_app.command("update")
+def registry_update(
+    owner: str = typer.Option(..., "--owner", "-o", help="Owner whose works are updated."),
+    new_owner: str = typer.Option(None, "--new-owner", help="New owner name."),
+    licence: str = typer.Option(None, "--licence", help="New licence of all the owner's works."),
+    registry: Path = registry_option(),
+):
+    """Rename an owner or change the licence of all their works."""
+    from artlens.errors import ArtlensError
+
+    if not new_owner and licence is None:
+        raise ArtlensError("nothing to update", "pass --new-owner NAME and/or --licence LICENCE")
+    reg = _open(registry)
+    n = reg.update_owner(owner, new_owner, licence)
+    err.print(f"updated {n} works of {owner!r}")
+
+
+@registry_app.command("list")
+def registry_list(
+    registry: Path = registry_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print owners and detectors as JSON."),
+):
+    """Owners, their number of works and licences, and the trained detectors."""
+    reg = _open(registry)
+    info = {"registry": str(reg.root), "works": len(reg), "owners": reg.owners(), "detectors": reg.trained()}
+    if as_json:
+        print(json.dumps(info, indent=2))
+        return
+    table = Table("owner", "works", "licences", title=f"{reg.root}: {len(reg)} works, detectors: "
+                  f"{', '.join(info['detectors']) or 'none trained'}")
+    for owner, entry in info["owners"].items():
+        table.add_row(owner, str(entry["works"]), ", ".join(f"{k} ({v})" for k, v in entry["licences"].items()))
+    Console().print(table)
+
+
+@registry_app.command("train")
+def registry_train(
+    registry: Path = registry_option(),
+    detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
+    views: int = typer.Option(None, "--views", help="Edited views per work for the robust descriptor."),
+    epochs: int = typer.Option(None, "--epochs", help="Training epochs of the robust projection head."),
+    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help="Training epochs of the paper's CVAE."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+):
+    """(Re)train the registry's detectors on its works; also rebuilds a registry made by another version."""
+    changes = _config_changes(detectors, views, epochs, cvae_epochs, None)
+    reg = _open(registry, changes=changes, allow_rebuild=True)
+    chosen = changes.get("detectors")
+    report = reg.train(chosen, progress=not quiet)
+    for name, info in report.items():
+        err.print(f"trained {name} on {info['works']} works in {info['seconds']} s: {info['descriptor_id']}" +
+                  (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
+
+
+@copyright_app.command("check")
+def copyright_check(
+    files: list[Path] = typer.Argument(..., help="Image files or folders to check."),
+    registry: Path = registry_option(),
+    free: Path = typer.Option(None, "--free", help="Free-to-use collection to suggest alternatives from "
+                              "(default: $ARTLENS_FREE, if set)."),
+    detector: str = typer.Option(None, "--detector", "-d", help="robust (default) or cvae (the KOLAA paper's keys)."),
+    k: int = typer.Option(None, "-k", "--alternatives", help="Number of alternatives (default 5)."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
+):
+    """Is each image a registered work (even cropped, recompressed, recoloured, screenshotted)? Prints
+    the verdict, owner, matched work, score and stage, and free alternatives. Exits 2 if any file failed."""
+    from artlens.collection import Collection
+    from artlens.copyright.check import ERROR, REGISTERED, CopyrightChecker, image_files
+    from artlens.errors import ArtlensError
+
+    if detector not in (None, "robust", "cvae"):
+        raise ArtlensError(f"unknown detector {detector!r}", "use --detector robust or --detector cvae")
+    paths = image_files(files)
+    reg = _open(registry)
+    free_path = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
+    free_collection = Collection.open(free_path) if free_path else None
+    checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=k)
+    failed = 0
+    out = Console()
+    for result in checker.check_files(paths):
+        if result.verdict == ERROR:
+            failed += 1
+            err.print(f"error: {result.error}")
+        if as_json:
+            print(json.dumps(result.as_dict()), flush=True)
+            continue
+        if result.verdict == REGISTERED:
+            out.print(f"[bold red]registered[/] {result.file}: work {result.work_id} ({Path(result.work_path).name}) "
+                      f"of {result.owner} [{result.licence}], score {result.score:.3f}, stage {result.stage}")
+        elif result.verdict != ERROR:
+            out.print(f"[green]not registered[/] {result.file}: best score {result.score:.3f} "
+                      f"< {result.threshold:.3f}")
+        for alt in result.alternatives:
+            out.print(f"    alternative {alt.score:.3f} {alt.path} [{alt.licence or 'licence unknown'}]")
+    if failed:
+        err.print(f"{failed} of {len(paths)} files could not be checked")
+        raise typer.Exit(2)
+
+
+@eval_app.command("copyright")
+def eval_copyright(
+    distractors: Path = typer.Option(..., "--distractors", help="Folder of images that are NOT registered."),
+    registry: Path = registry_option(),
+    per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work."),
+    n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most."),
+    seed: int = typer.Option(2024, "--seed", help="Seed of the edits."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every method's metrics."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+):
+    """Edited-copy benchmark on a registry: µAP, recall at 90/99 % precision, top-1, false positives on
+    distractors and recall per edit family, for every trained detector and raw pooled features."""
+    from artlens.copyright.check import image_files
+    from artlens.copyright.evaluate import evaluate_registry
+    from artlens.copyright.queries import sample_paths
+
+    reg = _open(registry)
+    pool = [str(p) for p in image_files([distractors])]
+    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed, progress=not quiet)
+    if as_json:
+        print(json.dumps(result))
+        return
+    table = Table("method", "µAP", "R@P90", "R@P99", "top-1", "recall@op", "FP@op",
+                  title=f"{result['works']} works, {result['copies']} edited copies, {result['distractors']} distractors")
+    for method, m in result["methods"].items():
+        op = m.get("recall")
+        table.add_row(method, f"{m['micro_ap']:.4f}", f"{m['recall@p90']:.4f}", f"{m['recall@p99']:.4f}",
+                      f"{m['top1_on_copies']:.4f}", "-" if op is None else f"{op:.4f}",
+                      str(m.get("false_positives_on_distractors", "-")))
+    Console().print(table)

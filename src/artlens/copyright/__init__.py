@@ -1,0 +1,15 @@
+"""Copyright checks against a registry of protected works (the KOLAA system, and better).
+
+- :mod:`~artlens.copyright.registry`: ``CopyrightRegistry``, a collection of works with owners and
+  licences plus the detectors trained on it.
+- :mod:`~artlens.copyright.cvae`: the paper's convolutional VAE and its two-key search.
+- :mod:`~artlens.copyright.robust`: an edit-invariant descriptor (projection head on pooled backbone
+  taps, trained contrastively on edited views) with a calibrated threshold.
+- :mod:`~artlens.copyright.check`: ``CopyrightChecker``, verdicts plus free alternatives.
+- :mod:`~artlens.copyright.edits` and :mod:`~artlens.copyright.queries`: the seeded edited-copy generator.
+- :mod:`~artlens.copyright.metrics`: µAP, recall at precision, per-transform recall.
+"""
+
+from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
+
+__all__ = ["CopyrightConfig", "CVAEConfig", "RobustConfig"]

@@ -1,0 +1,324 @@
+"""A copyright registry: an artlens collection of protected works with owner and licence metadata,
+plus the detectors trained on it.
+
+    REGISTRY/
+      collection.toml, catalog.sqlite, features.sqlite, index/content/   (an artlens collection)
+      copyright/config.toml      detector settings (CopyrightConfig)
+      copyright/manifest.json    format, feature ids, trained detectors
+      copyright/robust/          projection head, descriptor index, calibrated threshold
+      copyright/cvae/            the paper's VAE and the two keys of every work
+
+A free-to-use collection is the same thing with a free licence (only its content index is used).
+Every work's owner and licence are metadata columns ``owner`` and ``licence`` of the catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from artlens.catalog.ingest import ingest_folder, scan_folder
+from artlens.collection import Collection
+from artlens.config import AspectConfig, CollectionConfig
+from artlens.copyright.config import DETECTORS, CopyrightConfig
+from artlens.copyright.cvae import CVAEKeyDetector, latent_means, thumbnail_extractor, train_cvae
+from artlens.copyright.robust import RobustDetector, calibrate_threshold, train_head
+from artlens.copyright.taps import COPY_TAPS
+from artlens.copyright.views import compute_views, view_keys
+from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.features import create_extractor
+
+MANIFEST_FORMAT = 1
+OWNER, LICENCE = "owner", "licence"
+CONTENT_EXTRACTOR = "effnet-lite0"
+REGISTRY_COLLECTION = CollectionConfig(aspects={"content": AspectConfig(CONTENT_EXTRACTOR)},
+                                       weights={"content": 1.0}, text_columns=("title",))
+_REBUILD = "rebuild its detectors: artlens registry train --registry {root}"
+
+
+def check_image_folder(folder: str | Path) -> Path:
+    """The folder, resolved, if it exists and holds image files; else a CollectionError (nothing written)."""
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise CollectionError(f"{folder} is not a folder of images", "give `artlens registry add` a folder that exists")
+    if not scan_folder(folder.resolve())[0]:
+        raise CollectionError(f"no image files under {folder}", "point `artlens registry add` at a folder of images")
+    return folder.resolve()
+
+
+class CopyrightRegistry:
+    def __init__(self, collection: Collection, config: CopyrightConfig):
+        self.collection = collection
+        self.config = config
+        self._detectors: dict[str, object] = {}
+
+    @property
+    def root(self) -> Path:
+        return self.collection.root
+
+    @property
+    def folder(self) -> Path:
+        return self.root / "copyright"
+
+    # -- opening --------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, create: bool = False, config: CopyrightConfig | None = None,
+             allow_rebuild: bool = False) -> "CopyrightRegistry":
+        """Open a registry (``create`` makes it). Fails, changing nothing, when the registry's detectors
+        were built from features this artlens does not compute, unless ``allow_rebuild``."""
+        path = Path(path)
+        if not (path / "collection.toml").exists() and not create:
+            raise CollectionError(f"no copyright registry at {path}",
+                                  "create one with `artlens registry add DIR --owner NAME --registry PATH`")
+        manifest = _read_json(path / "copyright" / "manifest.json")
+        if manifest is not None and not allow_rebuild:
+            _check_manifest(path, manifest)
+        collection = Collection.open(path, create=create, config=REGISTRY_COLLECTION)
+        if CONTENT_EXTRACTOR not in collection.config.extractor_names():
+            raise CollectionError(f"{path} has no {CONTENT_EXTRACTOR} content aspect",
+                                  "use a registry made by `artlens registry add`, or a collection with default settings")
+        settings = collection.root / "copyright" / "config.toml"
+        if config is not None:
+            config.save(settings)
+        elif settings.exists():
+            config = CopyrightConfig.load(settings)
+        else:
+            config = CopyrightConfig()
+        return cls(collection, config)
+
+    def close(self) -> None:
+        self.collection.close()
+
+    # -- works and owners -----------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.collection.catalog)
+
+    def owners(self) -> dict[str, dict]:
+        """{owner: {"works": n, "licences": {licence: n}}}."""
+        catalog = self.collection.catalog
+        owners, licences = catalog.column(OWNER), catalog.column(LICENCE)
+        out: dict[str, dict] = {}
+        for artwork_id, owner in owners.items():
+            entry = out.setdefault(owner, {"works": 0, "licences": Counter()})
+            entry["works"] += 1
+            entry["licences"][licences.get(artwork_id, "")] += 1
+        return {o: {"works": e["works"], "licences": dict(e["licences"])} for o, e in sorted(out.items())}
+
+    def add(self, folder: str | Path, owner: str, licence: str | None = None, labels: str | Path | None = None,
+            train: bool = True, progress: bool = False) -> dict:
+        """Register (or refresh) every image under ``folder`` as ``owner``'s, then bring the features and
+        detectors up to date. Unreadable files are skipped and reported."""
+        if not owner.strip():
+            raise CollectionError("an owner is needed", "pass --owner NAME")
+        folder = check_image_folder(folder)
+        catalog = self.collection.catalog
+        report = ingest_folder(catalog, folder, labels, self.collection.config.max_pixels, progress=progress)
+        files = catalog.file_states(under=folder)
+        with catalog.transaction():
+            for artwork_id in sorted({f.artwork_id for f in files.values()}):
+                work = catalog.get(artwork_id)
+                fields = {**work.metadata, OWNER: owner.strip()}
+                if licence is not None:
+                    fields[LICENCE] = licence
+                fields.setdefault(LICENCE, "all rights reserved")
+                catalog.set_metadata(artwork_id, fields)
+        summary = {"ingest": report.as_dict(), "works": len(self)}
+        summary.update(self.refresh(train=train, progress=progress))
+        return summary
+
+    def remove_owner(self, owner: str, progress: bool = False) -> int:
+        """Forget every work of ``owner``; returns how many."""
+        catalog = self.collection.catalog
+        ids = [i for i, o in catalog.column(OWNER).items() if o == owner]
+        if not ids:
+            raise CollectionError(f"no works of owner {owner!r} in {self.root}",
+                                  f"owners here: {', '.join(self.owners()) or 'none'}")
+        wanted = set(ids)
+        paths = [p for p, f in catalog.file_states().items() if f.artwork_id in wanted]
+        with catalog.transaction():
+            catalog.remove_files(paths)
+            catalog.drop_orphans()
+        self.refresh(train=False, progress=progress)
+        return len(ids)
+
+    def update_owner(self, owner: str, new_owner: str | None = None, licence: str | None = None) -> int:
+        """Rename an owner and/or change the licence of all their works; returns how many works."""
+        catalog = self.collection.catalog
+        ids = [i for i, o in catalog.column(OWNER).items() if o == owner]
+        if not ids:
+            raise CollectionError(f"no works of owner {owner!r} in {self.root}",
+                                  f"owners here: {', '.join(self.owners()) or 'none'}")
+        with catalog.transaction():
+            for artwork_id in ids:
+                fields = dict(catalog.get(artwork_id).metadata)
+                if new_owner:
+                    fields[OWNER] = new_owner
+                if licence is not None:
+                    fields[LICENCE] = licence
+                catalog.set_metadata(artwork_id, fields)
+        return len(ids)
+
+    def work(self, artwork_id: int):
+        return self.collection.catalog.get(artwork_id)
+
+    def works(self) -> tuple[np.ndarray, list[str]]:
+        """(ids, md5s) of every registered work, by id."""
+        md5s = self.collection.catalog.md5s()
+        ids = sorted(md5s)
+        return np.asarray(ids, np.int64), [md5s[i] for i in ids]
+
+    # -- features and detectors -----------------------------------------------------------------
+    def _extractor_names(self, detectors: tuple[str, ...] | None = None) -> list[str]:
+        names = [CONTENT_EXTRACTOR, COPY_TAPS]
+        if "cvae" in (detectors or self.config.detectors):
+            names.append(thumbnail_extractor(self.config.cvae.image_size).name)
+        return names
+
+    def _cached(self, extractor_name: str, keys: list[str]) -> np.ndarray:
+        extractor = create_extractor(extractor_name)
+        vectors, found = self.collection.cache.get(extractor.id, keys)
+        if not found.all():
+            raise CollectionError(f"{int((~found).sum())} registered works have no {extractor_name} features",
+                                  f"run `artlens registry train --registry {self.root}`")
+        return vectors
+
+    def trained(self) -> list[str]:
+        """Trained detectors, the configured ones first (the first is the default of a check)."""
+        manifest = _read_json(self.folder / "manifest.json") or {}
+        order = list(dict.fromkeys([*self.config.detectors, *DETECTORS]))
+        return [d for d in order if d in manifest.get("detectors", {})]
+
+    def refresh(self, train: bool = True, progress: bool = False) -> dict:
+        """Compute missing features, update the content index, and index new works in the trained
+        detectors (training the detectors first if there are none yet and ``train``)."""
+        extraction = self.collection.extract(
+            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), progress=progress)
+        self.collection.update_indexes(aspects=["content"])
+        out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed]}
+        if train and not self.trained():
+            out["trained"] = self.train(progress=progress)
+            return out
+        ids, md5s = self.works()
+        md5_of = dict(zip(ids.tolist(), md5s))
+        for name in self.trained():
+            detector = self.detector(name)
+            if name == "robust":
+                changed = detector.sync(ids, lambda new: self._cached(COPY_TAPS, [md5_of[i] for i in new]))
+            else:
+                thumbs = thumbnail_extractor(self.config.cvae.image_size)
+                changed = detector.sync(ids, lambda new: latent_means(
+                    detector.model, thumbs.unflatten(self._cached(thumbs.name, [md5_of[i] for i in new]))))
+            if changed:
+                detector.save(self.folder / name)
+        out["indexed"] = {name: len(self.detector(name)) for name in self.trained()}
+        return out
+
+    def train(self, detectors: tuple[str, ...] | None = None, progress: bool = False) -> dict:
+        """Train (or retrain) detectors on the registered works; returns what was fitted."""
+        detectors = tuple(detectors or self.config.detectors)
+        ids, md5s = self.works()
+        if len(ids) < 2:
+            raise CollectionError(f"{self.root} holds {len(ids)} work(s); training needs at least two",
+                                  "register more works with `artlens registry add`")
+        self.collection.extract(self._extractor_names(detectors), progress=progress)
+        report: dict = {}
+        manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
+        for name in detectors:
+            started = time.perf_counter()
+            detector, info = (self._train_robust if name == "robust" else self._train_cvae)(ids, md5s, progress)
+            detector.save(self.folder / name)
+            self._detectors[name] = detector
+            info = {"descriptor_id": detector.descriptor_id, "works": len(ids),
+                    "seconds": round(time.perf_counter() - started, 1), "trained_at": time.time(), **info}
+            manifest["detectors"][name] = info
+            report[name] = info
+        manifest.update({"format": MANIFEST_FORMAT, "taps_id": create_extractor(COPY_TAPS).id})
+        _write_json(self.folder / "manifest.json", manifest)
+        return report
+
+    def _train_robust(self, ids: np.ndarray, md5s: list[str], progress: bool):
+        cfg = self.config.robust
+        taps = self._cached(COPY_TAPS, md5s)
+        compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, progress=progress)
+        edits = self._cached(COPY_TAPS, [k for m in md5s for k in view_keys(m, cfg.views + 1, cfg.seed)])
+        edits = edits.reshape(len(md5s), cfg.views + 1, -1)
+        views = np.concatenate([taps[:, None, :], edits[:, : cfg.views]], axis=1).astype(np.float16)
+        info: dict = {}
+        threshold = cfg.threshold
+        if len(ids) >= cfg.min_calibration_works:
+            order = np.random.default_rng(cfg.seed).permutation(len(ids))
+            n_out = max(1, int(round(cfg.holdout * len(ids))))
+            held, kept = np.sort(order[:n_out]), np.sort(order[n_out:])
+            head = train_head(views[kept], cfg, progress=progress)
+            heldout = np.concatenate([views[held], edits[held, cfg.views :]], axis=1)
+            calibration = calibrate_threshold(head, views[kept], edits[kept, cfg.views], heldout, cfg)
+            threshold = calibration.threshold
+            info["calibration"] = asdict(calibration)
+        else:
+            head = train_head(views, cfg, progress=progress)
+            info["calibration"] = None
+        detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold, {"views": cfg.views})
+        detector.set_works(ids, taps)
+        info["threshold"] = threshold
+        return detector, info
+
+    def _train_cvae(self, ids: np.ndarray, md5s: list[str], progress: bool):
+        cfg = self.config.cvae
+        thumbs = thumbnail_extractor(cfg.image_size)
+        images = thumbs.unflatten(self._cached(thumbs.name, md5s))
+        model = train_cvae(images, cfg, progress=progress)
+        mu = latent_means(model, images)
+        detector = CVAEKeyDetector(model, cfg, mu.mean(0))
+        detector.set_works(ids, mu)
+        return detector, {"hamming_radius": cfg.hamming_radius, "cosine_threshold": cfg.cosine_threshold}
+
+    def detector(self, name: str):
+        """A trained detector ("robust" or "cvae"), loaded once."""
+        if name not in self._detectors:
+            if name not in self.trained():
+                raise CollectionError(
+                    f"the registry {self.root} has no trained {name!r} detector",
+                    f"train it: artlens registry train --registry {self.root} --detectors {name}",
+                )
+            if name == "robust":
+                self._detectors[name] = RobustDetector.load(self.folder / name, create_extractor(COPY_TAPS).id)
+            else:
+                self._detectors[name] = CVAEKeyDetector.load(self.folder / name, self.config.cvae)
+            manifest = _read_json(self.folder / "manifest.json")
+            expected = manifest["detectors"][name]["descriptor_id"]
+            if self._detectors[name].descriptor_id != expected:
+                raise ArtifactMismatchError(
+                    f"the {name} detector in {self.root} is {self._detectors[name].descriptor_id}, its manifest "
+                    f"says {expected}", _REBUILD.format(root=self.root))
+        return self._detectors[name]
+
+
+def _check_manifest(root: Path, manifest: dict) -> None:
+    expected = create_extractor(COPY_TAPS).id
+    if manifest.get("format") != MANIFEST_FORMAT or manifest.get("taps_id") != expected:
+        raise ArtifactMismatchError(
+            f"the registry {root} was built with descriptor features {manifest.get('taps_id')!r} "
+            f"(format {manifest.get('format')}); this artlens uses {expected!r}",
+            _REBUILD.format(root=root),
+        )
+
+
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ArtifactMismatchError(f"cannot read {path}: {exc}", "restore or delete the file and retrain") from exc
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(path)

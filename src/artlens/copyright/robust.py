@@ -1,0 +1,276 @@
+"""The robust detector: an edit-invariant descriptor and a calibrated cosine threshold.
+
+Descriptor: pooled EfficientNet-Lite0 taps (``copyright.taps``) -> standardisation -> a two-layer
+projection head -> L2 normalisation. The head is trained the SSCD way, on cached features only: every
+registered work is seen as its original and ``views`` seeded edits (``copyright.edits``), and a
+multi-positive InfoNCE loss pulls a work's views together while pushing other works away; a KoLeo
+term spreads the originals over the sphere, which keeps unrelated images' scores low.
+
+Threshold: a share of the works is held out of training; their edited views play unregistered
+queries, and one extra edit of every training work plays a registered copy. The operating threshold is
+the lowest cosine that keeps ``target_precision`` on that mix and stays above every held-out score.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from artlens.copyright.config import RobustConfig
+from artlens.copyright.metrics import threshold_for_precision
+from artlens.errors import ArtifactMismatchError
+
+HEAD_FORMAT = 1
+
+
+class ProjectionHead(nn.Module):
+    """Standardise, Linear-GELU-Dropout-Linear, L2-normalise."""
+
+    def __init__(self, in_dim: int, hidden: int, dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.config = {"in_dim": in_dim, "hidden": hidden, "dim": dim, "dropout": dropout}
+        self.register_buffer("mean", torch.zeros(in_dim))
+        self.register_buffer("inv_std", torch.ones(in_dim))
+        self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, dim))
+
+    def fit_standardisation(self, x: torch.Tensor) -> None:
+        std = x.std(0)
+        # near-constant inputs (few works, dead channels) must not be blown up into noise
+        self.mean.copy_(x.mean(0))
+        self.inv_std.copy_(1.0 / std.clamp(min=0.1 * float(std.mean()) + 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.net((x - self.mean) * self.inv_std), dim=1)
+
+    @torch.inference_mode()
+    def encode(self, taps: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+        """(N, in_dim) pooled taps -> (N, dim) float32 unit descriptors."""
+        self.eval()
+        x = np.asarray(taps, dtype=np.float32)
+        out = [self(torch.from_numpy(x[i : i + batch_size])).numpy() for i in range(0, len(x), batch_size)]
+        return np.concatenate(out) if out else np.zeros((0, self.config["dim"]), np.float32)
+
+    def fingerprint(self) -> str:
+        digest = hashlib.sha1()
+        for name, tensor in sorted(self.state_dict().items()):
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()[:12]
+
+
+def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Multi-positive InfoNCE: every embedding against all others of the batch, the other views of
+    the same work being its positives."""
+    sim = z @ z.T / temperature
+    self_mask = torch.eye(len(z), dtype=torch.bool)
+    sim = sim.masked_fill(self_mask, float("-inf"))
+    positives = (labels[:, None] == labels[None, :]) & ~self_mask
+    log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
+    return -(log_prob.masked_fill(~positives, 0).sum(1) / positives.sum(1).clamp(min=1)).mean()
+
+
+def koleo(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Kozachenko-Leonenko entropy estimate (negated): small when nearest neighbours are far apart."""
+    with torch.no_grad():
+        sim = z @ z.T
+        sim.fill_diagonal_(-2.0)
+        nearest = sim.argmax(1)
+    return -torch.log((z - z[nearest]).norm(dim=1) + eps).mean()
+
+
+def train_head(views: np.ndarray, config: RobustConfig, progress: bool = False) -> ProjectionHead:
+    """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original."""
+    n_works, n_views, in_dim = views.shape
+    if n_works < 2 or n_views < 2:
+        raise ValueError("training needs at least two works with an original and one edited view each")
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    head = ProjectionHead(in_dim, config.hidden, config.dim, config.dropout)
+    head.fit_standardisation(torch.from_numpy(views.reshape(-1, in_dim)[:: max(1, n_views // 2)].astype(np.float32)))
+    per_batch = min(config.batch_works, n_works)
+    steps_per_epoch = max(1, n_works // per_batch)
+    total = config.epochs * steps_per_epoch
+    m = min(config.views_per_work, n_views)
+    with torch.enable_grad():  # the backbone loader switches autograd off process-wide
+        head.train()
+        optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        schedule = torch.optim.lr_scheduler.LambdaLR(
+            optimiser, lambda s: min(1.0, (s + 1) / max(1, total // 20)) * 0.5 * (1 + math.cos(math.pi * s / total)))
+        step = 0
+        for epoch in range(config.epochs):
+            order = torch.randperm(n_works, generator=gen)
+            for b in range(steps_per_epoch):
+                works = order[b * per_batch : (b + 1) * per_batch].numpy()
+                edited = torch.argsort(torch.rand(len(works), n_views - 1, generator=gen), dim=1)[:, : m - 1] + 1
+                picks = np.concatenate([np.zeros((len(works), 1), np.int64), edited.numpy()], axis=1)
+                x = torch.from_numpy(views[works[:, None], picks].astype(np.float32)).reshape(-1, in_dim)
+                labels = torch.arange(len(works)).repeat_interleave(m)
+                z = head(x)
+                loss = supervised_info_nce(z, labels, config.temperature)
+                if config.koleo_weight:
+                    loss = loss + config.koleo_weight * koleo(z[::m])
+                optimiser.zero_grad()
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                step += 1
+            if progress and (epoch + 1) % max(1, config.epochs // 10) == 0:
+                print(f"  robust head epoch {epoch + 1}/{config.epochs}: loss {loss.item():.4f}", flush=True)
+    head.eval()
+    return head
+
+
+@dataclass
+class Calibration:
+    threshold: float
+    target_precision: float
+    positives: int  # held-out edits of training works
+    negatives: int  # edited views of works left out of training
+    max_negative: float
+    threshold_for_precision: float
+    recall_at_threshold: float
+
+
+def calibrate_threshold(head: ProjectionHead, train_views: np.ndarray, calibration_view: np.ndarray,
+                        heldout_views: np.ndarray, config: RobustConfig) -> Calibration:
+    """Operating threshold from edits never trained on (see the module docstring).
+
+    ``train_views``: (n, V, D) views of the training works (view 0 = original); ``calibration_view``:
+    (n, D) one more edit of each; ``heldout_views``: (h, V', D) views of the held-out works.
+    """
+    index = head.encode(train_views[:, 0])
+    positives = head.encode(calibration_view) @ index.T
+    pos_best = positives.argmax(1)
+    pos_scores = positives.max(1)
+    pos_correct = pos_best == np.arange(len(index))
+    negatives = head.encode(heldout_views.reshape(-1, heldout_views.shape[-1])) @ index.T
+    neg_scores = negatives.max(1)
+    scores = np.concatenate([pos_scores, neg_scores])
+    correct = np.concatenate([pos_correct, np.zeros(len(neg_scores), bool)])
+    t_precision = threshold_for_precision(scores, correct, len(pos_scores), config.target_precision)
+    max_negative = float(neg_scores.max()) if len(neg_scores) else -1.0
+    threshold = float(min(max(t_precision, max_negative + config.margin), 1.0))
+    recall = float((pos_correct & (pos_scores >= threshold)).mean())
+    return Calibration(threshold, config.target_precision, len(pos_scores), len(neg_scores), max_negative,
+                       float(t_precision), recall)
+
+
+class RobustDetector:
+    """Registered descriptors in an exact inner-product index, the head that makes them, and the
+    operating threshold."""
+
+    kind = "robust"
+
+    def __init__(self, head: ProjectionHead, taps_id: str, threshold: float, info: dict | None = None):
+        self.head = head
+        self.taps_id = taps_id
+        self.threshold = float(threshold)
+        self.info = dict(info or {})
+        self.ids = np.zeros(0, np.int64)
+        self.vectors = np.zeros((0, head.config["dim"]), np.float32)
+        self._index: faiss.Index | None = None
+
+    @property
+    def descriptor_id(self) -> str:
+        return f"robust[{self.taps_id}]/{self.head.fingerprint()}"
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def set_works(self, ids: np.ndarray, taps: np.ndarray) -> None:
+        """Index exactly these works (their pooled taps), replacing what was indexed."""
+        self.ids = np.asarray(ids, np.int64)
+        self.vectors = self.head.encode(taps) if len(self.ids) else np.zeros((0, self.head.config["dim"]), np.float32)
+        self._index = None
+
+    def sync(self, ids: np.ndarray, taps_for) -> bool:
+        """Index exactly ``ids``: known works keep their descriptors, new ones are described from
+        ``taps_for(list of new ids)``. Returns whether anything changed."""
+        ids = np.asarray(ids, np.int64)
+        rows = {int(i): r for r, i in enumerate(self.ids)}
+        new = [r for r, i in enumerate(ids.tolist()) if i not in rows]
+        if not new and len(rows) == len(ids):
+            return False
+        vectors = np.zeros((len(ids), self.head.config["dim"]), np.float32)
+        kept = [r for r, i in enumerate(ids.tolist()) if i in rows]
+        vectors[kept] = self.vectors[[rows[int(ids[r])] for r in kept]]
+        if new:
+            vectors[new] = self.head.encode(taps_for([int(ids[r]) for r in new]))
+        self.ids, self.vectors, self._index = ids, vectors, None
+        return True
+
+    def describe(self, taps: np.ndarray) -> np.ndarray:
+        return self.head.encode(taps)
+
+    def search(self, descriptors: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` cosine scores and work ids (-1 pads when fewer works)."""
+        if self._index is None:
+            self._index = faiss.IndexFlatIP(self.vectors.shape[1])
+            if len(self.vectors):
+                self._index.add(np.ascontiguousarray(self.vectors, np.float32))
+        q = np.ascontiguousarray(descriptors, np.float32)
+        if not len(self.ids):
+            return np.full((len(q), k), -np.inf, np.float32), np.full((len(q), k), -1, np.int64)
+        scores, pos = self._index.search(q, k)
+        ids = np.where(pos >= 0, self.ids[np.clip(pos, 0, None)], -1)
+        return scores, ids
+
+    # -- persistence ----------------------------------------------------------------------------
+    def save(self, folder: str | Path) -> None:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        payload = {"format": HEAD_FORMAT, "config": self.head.config, "state_dict": self.head.state_dict()}
+        _atomic(folder / "head.pt", lambda p: torch.save(payload, p))
+        _atomic(folder / "index.npz", lambda p: _savez(p, ids=self.ids, vectors=self.vectors.astype(np.float16)))
+        meta = {"descriptor_id": self.descriptor_id, "taps_id": self.taps_id, "threshold": self.threshold,
+                "count": len(self.ids), **self.info}
+        _atomic(folder / "detector.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+
+    @classmethod
+    def load(cls, folder: str | Path, expected_taps_id: str) -> "RobustDetector":
+        folder = Path(folder)
+        try:
+            meta = json.loads((folder / "detector.json").read_text())
+            payload = torch.load(folder / "head.pt", map_location="cpu", weights_only=True)
+            stored = np.load(folder / "index.npz")
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise ArtifactMismatchError(f"cannot read the robust detector in {folder}: {exc}",
+                                        "retrain it: artlens registry train --registry PATH") from exc
+        if payload.get("format") != HEAD_FORMAT or meta.get("taps_id") != expected_taps_id:
+            raise ArtifactMismatchError(
+                f"the robust detector in {folder} was built from {meta.get('taps_id')!r} features "
+                f"(format {payload.get('format')}), this artlens computes {expected_taps_id!r}",
+                "retrain it: artlens registry train --registry PATH",
+            )
+        head = ProjectionHead(**payload["config"])
+        head.load_state_dict(payload["state_dict"])
+        head.eval()
+        info = {k: v for k, v in meta.items() if k not in ("descriptor_id", "taps_id", "threshold", "count")}
+        detector = cls(head, meta["taps_id"], meta["threshold"], info)
+        if detector.descriptor_id != meta.get("descriptor_id"):
+            raise ArtifactMismatchError(f"the robust head in {folder} does not match its index",
+                                        "retrain it: artlens registry train --registry PATH")
+        detector.ids = stored["ids"].astype(np.int64)
+        detector.vectors = stored["vectors"].astype(np.float32)
+        return detector
+
+
+def _atomic(path: Path, write) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    tmp.replace(path)
+
+
+def _savez(path: Path, **arrays) -> None:
+    with open(path, "wb") as fh:  # a file object, so numpy does not append ".npz" to the name
+        np.savez(fh, **arrays)

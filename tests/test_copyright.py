@@ -1,0 +1,194 @@
+"""Copyright registry, checks and the CLI, on a registry of six small demo paintings trained with a tiny
+configuration (the real backbone; a few seconds)."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artlens.cli import main
+from artlens.copyright.check import CopyrightChecker
+from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
+from artlens.copyright.edits import edited, rng_for
+from artlens.copyright.registry import CopyrightRegistry
+from artlens.errors import ArtifactMismatchError, CollectionError
+
+TINY = CopyrightConfig(
+    robust=RobustConfig(views=2, epochs=15, hidden=128, dim=32, batch_works=8, threshold=0.85),
+    cvae=CVAEConfig(image_size=32, channels=(4, 8, 8, 16, 16), hidden=32, latent=16, epochs=2, batch_size=4),
+)
+
+
+@pytest.fixture(scope="module")
+def pictures(tmp_path_factory) -> dict[str, Path]:
+    """Six works of one owner, two of another, edited copies and two unregistered pictures."""
+    from artlens.demo.generate import generate_demo_collection
+
+    root = tmp_path_factory.mktemp("copyright")
+    generate_demo_collection(root / "demo", n=12, seed=0, size=192)
+    demo = sorted((root / "demo" / "images").glob("*.jpg"))
+    (root / "ann").mkdir()
+    (root / "bob").mkdir()
+    (root / "queries").mkdir()
+    for i in range(4):
+        shutil.copy(demo[i], root / "ann" / f"ann{i}.jpg")
+    for i in range(4, 6):
+        shutil.copy(demo[i], root / "bob" / f"bob{i}.jpg")
+    work = Image.open(demo[1]).convert("RGB")
+    edited(work, "crop", rng_for(5, 1))[0].save(root / "queries" / "crop.jpg")
+    edited(work, "jpeg", rng_for(5, 2))[0].save(root / "queries" / "jpeg.jpg")
+    shutil.copy(demo[9], root / "queries" / "other.jpg")
+    (root / "free").mkdir()
+    for i in (9, 10, 11):
+        shutil.copy(demo[i], root / "free" / f"free{i}.jpg")
+    (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    return {"root": root, "ann": root / "ann", "bob": root / "bob", "queries": root / "queries",
+            "free": root / "free", "broken": root / "broken.jpg", "work": root / "ann" / "ann1.jpg"}
+
+
+@pytest.fixture(scope="module")
+def registry_path(pictures, tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("reg") / "registry"
+    registry = CopyrightRegistry.open(path, create=True, config=TINY)
+    registry.add(pictures["ann"], owner="Ann", licence="all rights reserved")
+    registry.add(pictures["bob"], owner="Bob")
+    registry.close()
+    free = CopyrightRegistry.open(path.parent / "free", create=True, config=TINY)
+    free.add(pictures["free"], owner="Public", licence="CC0", train=False)
+    free.close()
+    return path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def run(argv, capsys) -> tuple[int, str, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_registry_records_owners_and_trains_both_detectors(registry_path):
+    registry = CopyrightRegistry.open(registry_path)
+    assert len(registry) == 6 and registry.trained() == ["robust", "cvae"]
+    assert registry.owners() == {"Ann": {"works": 4, "licences": {"all rights reserved": 4}},
+                                 "Bob": {"works": 2, "licences": {"all rights reserved": 2}}}
+    assert len(registry.detector("robust")) == 6 and len(registry.detector("cvae")) == 6
+
+
+def test_edited_copies_are_found_and_a_distractor_is_not(registry_path, pictures):
+    registry = CopyrightRegistry.open(registry_path)
+    free = CopyrightRegistry.open(registry_path.parent / "free").collection
+    checker = CopyrightChecker(registry, free, alternatives=2)
+    q = pictures["queries"]
+    crop, jpeg, other = checker.check_files([q / "crop.jpg", q / "jpeg.jpg", q / "other.jpg"])
+    work_path = str(pictures["work"].resolve())
+    for copy in (crop, jpeg):
+        assert copy.verdict == "registered" and copy.stage == "descriptor" and copy.owner == "Ann"
+        assert copy.work_path == work_path and copy.score >= copy.threshold
+    assert other.verdict == "not-registered" and other.work_id is None and other.score < other.threshold
+    assert len(other.alternatives) == 2 and other.alternatives[0].licence == "CC0"
+    assert other.alternatives[0].path.endswith("free9.jpg")  # the same picture is in the free collection
+    exact = checker.check_files([pictures["work"]])[0]
+    assert (exact.verdict, exact.stage, exact.score) == ("registered", "exact", 1.0)
+
+
+def test_the_paper_detector_answers_with_its_stages(registry_path, pictures):
+    checker = CopyrightChecker(CopyrightRegistry.open(registry_path), detector="cvae")
+    result = checker.check_files([pictures["queries"] / "jpeg.jpg"])[0]
+    assert result.detector == "cvae" and result.threshold == 0.9
+    assert result.verdict in ("registered", "not-registered")
+    assert result.stage in (None, "hamming", "cosine")
+
+
+def test_check_json_lines_for_many_files_and_a_folder(registry_path, pictures, capsys):
+    free = str(registry_path.parent / "free")
+    code, out, _ = run(["copyright", "check", str(pictures["queries"]), str(pictures["work"]), "--registry",
+                        str(registry_path), "--free", free, "-k", "1", "--json"], capsys)
+    assert code == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [Path(r["file"]).name for r in rows] == ["crop.jpg", "jpeg.jpg", "other.jpg", "ann1.jpg"]
+    for r in rows:
+        assert {"file", "verdict", "work_id", "work_path", "score", "stage", "alternatives", "owner"} <= set(r)
+        assert len(r["alternatives"]) == 1
+    assert [r["verdict"] for r in rows] == ["registered", "registered", "not-registered", "registered"]
+    assert rows[2]["work_path"] is None and rows[2]["work_id"] is None and rows[2]["stage"] is None
+
+
+def test_undecodable_image_is_reported_and_exits_nonzero(registry_path, pictures, capsys):
+    before = snapshot(registry_path)
+    code, out, err = run(["copyright", "check", str(pictures["broken"]), str(pictures["queries"] / "jpeg.jpg"),
+                          "--registry", str(registry_path), "--json"], capsys)
+    assert code == 2 and "broken.jpg" in err
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert rows[0]["verdict"] == "error" and rows[0]["error"] and rows[1]["verdict"] == "registered"
+    assert snapshot(registry_path) == before
+
+
+def test_missing_and_empty_registries_are_clear_errors(pictures, tmp_path, capsys):
+    missing = tmp_path / "nowhere"
+    code, _, err = run(["copyright", "check", str(pictures["work"]), "--registry", str(missing)], capsys)
+    assert code == 2 and "no copyright registry" in err and "registry add" in err
+    assert not missing.exists()
+    empty = CopyrightRegistry.open(tmp_path / "empty", create=True, config=TINY)
+    empty.close()
+    code, _, err = run(["copyright", "check", str(pictures["work"]), "--registry", str(tmp_path / "empty")], capsys)
+    assert code == 2 and "holds no works" in err
+
+
+def test_registry_built_with_another_descriptor_is_refused_unchanged(registry_path, pictures, tmp_path, capsys):
+    other = tmp_path / "other"
+    shutil.copytree(registry_path, other)
+    manifest = other / "copyright" / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**data, "taps_id": "sscd-resnet50/v1"}))
+    before = snapshot(other)
+    code, _, err = run(["copyright", "check", str(pictures["work"]), "--registry", str(other)], capsys)
+    assert code == 2 and "sscd-resnet50/v1" in err and "registry train" in err
+    code, _, err = run(["registry", "add", str(pictures["bob"]), "--owner", "Eve", "--registry", str(other)], capsys)
+    assert code == 2 and "sscd-resnet50/v1" in err
+    assert snapshot(other) == before
+    with pytest.raises(ArtifactMismatchError):
+        CopyrightRegistry.open(other)
+
+
+def test_registry_add_of_a_missing_folder_creates_nothing(tmp_path, capsys):
+    code, _, err = run(["registry", "add", str(tmp_path / "none"), "--owner", "X", "--registry",
+                        str(tmp_path / "reg")], capsys)
+    assert code == 2 and "not a folder" in err and not (tmp_path / "reg").exists()
+
+
+def test_update_and_remove_an_owner(registry_path, pictures, tmp_path, capsys):
+    path = tmp_path / "copy"
+    shutil.copytree(registry_path, path)
+    code, _, _ = run(["registry", "update", "--owner", "Bob", "--new-owner", "Robert", "--licence", "CC-BY-4.0",
+                      "--registry", str(path)], capsys)
+    assert code == 0
+    code, out, _ = run(["registry", "list", "--registry", str(path), "--json"], capsys)
+    assert json.loads(out)["owners"]["Robert"] == {"works": 2, "licences": {"CC-BY-4.0": 2}}
+    code, _, _ = run(["registry", "remove", "--owner", "Ann", "--registry", str(path)], capsys)
+    assert code == 0
+    registry = CopyrightRegistry.open(path)
+    assert len(registry) == 2 and len(registry.detector("robust")) == 2 and len(registry.detector("cvae")) == 2
+    result = CopyrightChecker(registry).check_files([pictures["queries"] / "jpeg.jpg"])[0]
+    assert result.verdict == "not-registered" or result.owner == "Robert"
+    with pytest.raises(CollectionError, match="no works of owner"):
+        registry.remove_owner("Ann")
+
+
+def test_eval_copyright_reports_every_method(registry_path, pictures, capsys):
+    code, out, _ = run(["eval", "copyright", "--registry", str(registry_path), "--distractors", str(pictures["free"]),
+                        "--per-work", "1", "--json", "--quiet"], capsys)
+    assert code == 0
+    result = json.loads(out)
+    assert result["copies"] == 6 and result["distractors"] == 3
+    assert {"robust", "effnet-pooled", "cvae-keys"} <= set(result["methods"])
+    robust = result["methods"]["robust"]
+    assert 0.0 <= robust["micro_ap"] <= 1.0 and set(robust["recall_per_group"]) <= {
+        "crop", "rotate", "flip", "perspective", "colour", "greyscale", "overlay", "border", "screenshot",
+        "downscale", "blur_noise", "jpeg", "combo"}
+    assert np.isfinite(robust["recall@p90"])
