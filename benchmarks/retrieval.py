@@ -10,7 +10,6 @@ content, colour and every candidate style extractor, and reports mAP, P@10, P@60
 from __future__ import annotations
 
 import argparse
-import itertools
 import sys
 import time
 
@@ -25,6 +24,7 @@ from artlens.evaluation.retrieval import evaluate_vectors, labels_for
 from artlens.index import AspectIndex
 
 STYLE_CANDIDATES = [f"{kind}-{layer}" for kind in ("gram", "cosine", "gramcos") for layer in ("block3", "block4", "block5")]
+STYLE_CANDIDATES.append("gram-block4+block5")
 
 
 def aspect_vectors(coll, extractor: str, ids: list[int], pca: int | None) -> np.ndarray:
@@ -56,6 +56,8 @@ def main(argv=None) -> int:
     y = [labels[i] for i in ids]
     vecs = {"content": aspect_vectors(coll, "effnet-lite0", ids, None),
             "colour": aspect_vectors(coll, "colour-hist", ids, None)}
+    run("content effnet-lite0 (raw 1280-d)", {"content": 1.0}, vecs)
+    vecs["content"] = aspect_vectors(coll, "effnet-lite0", ids, args.pca)
     rows = []
 
     def run(name, weights, vectors):
@@ -66,7 +68,7 @@ def main(argv=None) -> int:
         print_table(rows[-1:], list(rows[-1]))
         sys.stdout.flush()
 
-    run("content effnet-lite0", {"content": 1.0}, vecs)
+    run(f"content effnet-lite0 pca{args.pca}", {"content": 1.0}, vecs)
     run("colour colour-hist", {"colour": 1.0}, vecs)
     best_style, best_map = None, -1.0
     for style in styles:
@@ -75,9 +77,9 @@ def main(argv=None) -> int:
         if rows[-1]["map"] > best_map:
             best_style, best_map, best_vec = style, rows[-1]["map"], vecs["style"]
     vecs["style"] = best_vec
-    for wc, ws, wk in itertools.product((0.25, 0.5, 0.75), (0.25, 0.5, 0.75), (0.0, 0.1, 0.2)):
-        if abs(wc + ws - 1) > 1e-9:
-            continue
+    mixes = [(0.5, 0.5, 0.0), (0.25, 0.75, 0.0), (0.5, 0.4, 0.1), (0.35, 0.55, 0.1), (0.25, 0.65, 0.1),
+             (0.2, 0.6, 0.2)]
+    for wc, ws, wk in mixes:
         run(f"mix content={wc} {best_style}={ws} colour={wk}", {"content": wc, "style": ws, "colour": wk}, vecs)
     print()
     print_table(rows, ["config", "map", "p@10", "p@60", "ndcg@60", "n_queries"])

@@ -39,15 +39,16 @@ class CollectionConfig:
 
     aspects: dict[str, AspectConfig] = field(
         default_factory=lambda: {
-            "content": AspectConfig("effnet-lite0"),
-            "style": AspectConfig("gram-block4", pca_dims=256),
+            "content": AspectConfig("effnet-lite0", pca_dims=256),
+            "style": AspectConfig("gram-block4+block5", pca_dims=256),
             "colour": AspectConfig("colour-hist"),
             "text": AspectConfig("minilm"),
         }
     )
-    # Default mix of aspect scores for image and artwork queries (chosen by benchmarks/retrieval.py).
+    # Default mix of aspect scores for image and artwork queries (chosen by benchmarks/retrieval.py
+    # on wikiart_styles and louvre_genre; see docs/RESULTS.md).
     weights: dict[str, float] = field(
-        default_factory=lambda: {"content": 0.5, "style": 0.5, "colour": 0.0, "text": 0.0}
+        default_factory=lambda: {"content": 0.25, "style": 0.65, "colour": 0.1, "text": 0.0}
     )
     text_columns: tuple[str, ...] = ("title", "description")
     crop_letterbox: bool = True

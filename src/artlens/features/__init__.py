@@ -1,9 +1,9 @@
 """Feature extractors by name.
 
 ``create_extractor("effnet-lite0")`` gives the default content extractor; style extractors are named
-``{kind}-{layer}`` for the default backbone (``gram-block4``, ``cosine-block3``, ``gramcos-block4``)
-or ``{backbone}-{kind}-{layer}`` for another (``vgg19-gram-conv5_1``); ``colour-hist`` and ``minilm``
-complete the defaults.
+``{kind}-{layer}`` for the default backbone (``gram-block4``, ``cosine-block3``, ``gramcos-block4``),
+several layers joined by ``+`` (``gram-block4+block5``), or ``{backbone}-{kind}-{layer}`` for another
+backbone (``vgg19-gram-conv5_1``); ``colour-hist`` and ``minilm`` complete the defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from artlens.features.base import Extractor, ImageExtractor, TextExtractor
 from artlens.features.colour import ColourHistogramExtractor
 from artlens.features.content import PooledFeatureExtractor
 from artlens.features.style import STYLE_KINDS, StyleMatrixExtractor
-from artlens.features.text import SentenceEncoderExtractor
+from artlens.features.text import HubTextExtractor, SentenceEncoderExtractor
 
 DEFAULT_BACKBONE = "effnet-lite0"
 
@@ -25,8 +25,16 @@ _FACTORIES: dict[str, Callable[[], Extractor]] = {
     "effnet-lite0": lambda: PooledFeatureExtractor("effnet-lite0", "effnet-lite0", 1280),
     "colour-hist": ColourHistogramExtractor,
     "minilm": lambda: SentenceEncoderExtractor("minilm"),
+    # The papers' backbones (need the ``hub`` extra and, once, the network).
+    "resnet50": lambda: PooledFeatureExtractor("resnet50", "resnet50", 2048),
+    "vgg16": lambda: PooledFeatureExtractor("vgg16", "vgg16", 512),
+    "vgg19": lambda: PooledFeatureExtractor("vgg19", "vgg19", 512),
+    "vit-b16": lambda: PooledFeatureExtractor("vit-b16", "vit-b16", 768),
+    "bert-base": lambda: HubTextExtractor("bert-base", "bert-base-uncased", 768),
 }
-_STYLE_NAME = re.compile(r"^(?:(?P<backbone>[a-z0-9.]+(?:-[a-z0-9.]+)*?)-)?(?P<kind>gramcos|gram|cosine)-(?P<layer>\w+)$")
+_STYLE_NAME = re.compile(
+    r"^(?:(?P<backbone>[a-z0-9.]+(?:-[a-z0-9.]+)*?)-)?(?P<kind>gramcos|gram|cosine)-(?P<layers>\w+(?:\+\w+)*)$"
+)
 _CACHE: dict[str, Extractor] = {}
 
 
@@ -38,7 +46,7 @@ def register_extractor(name: str, factory: Callable[[], Extractor]) -> None:
 
 def list_extractors() -> list[str]:
     styles = [f"{kind}-{layer}" for kind in STYLE_KINDS for layer in KNOWN_CHANNELS[DEFAULT_BACKBONE] if layer != "pool"]
-    return sorted(_FACTORIES) + styles
+    return sorted(_FACTORIES) + styles + ["gram-block4+block5"]
 
 
 def _style_extractor(name: str) -> Extractor | None:
@@ -46,10 +54,11 @@ def _style_extractor(name: str) -> Extractor | None:
     if not match:
         return None
     backbone = match["backbone"] or DEFAULT_BACKBONE
-    channels = KNOWN_CHANNELS.get(backbone, {}).get(match["layer"])
-    if channels is None:
+    layers = match["layers"].split("+")
+    known = KNOWN_CHANNELS.get(backbone, {})
+    if any(layer not in known or layer == "pool" for layer in layers):
         return None
-    return StyleMatrixExtractor(match["kind"], match["layer"], backbone, channels, name)
+    return StyleMatrixExtractor(match["kind"], layers, backbone, [known[layer] for layer in layers], name)
 
 
 def create_extractor(name: str) -> Extractor:

@@ -42,21 +42,25 @@ def upper_triangle(mats: torch.Tensor) -> torch.Tensor:
 
 
 class StyleMatrixExtractor(ImageExtractor):
-    """Upper triangle of a style matrix of one backbone layer, signed-sqrt and L2-normalised."""
+    """Upper triangle of a style matrix of one or more backbone layers, signed-sqrt and L2-normalised
+    per layer; several layers are concatenated with equal weight (as in Gatys et al.'s style loss)."""
 
     aspect = "style"
     store_dtype = "float16"  # thousands of dimensions; half precision halves the cache
 
-    def __init__(self, kind: str, layer: str, backbone: str, channels: int, name: str):
+    def __init__(self, kind: str, layers: Sequence[str], backbone: str, channels: Sequence[int], name: str):
         if kind not in STYLE_KINDS:
             raise ValueError(f"unknown style matrix kind {kind!r}")
-        self.kind, self.layer, self.backbone = kind, layer, backbone
-        self.taps = (layer,)
+        self.kind, self.layers, self.backbone = kind, tuple(layers), backbone
+        self.taps = self.layers
         self.name = name
-        self.dim = channels * (channels + 1) // 2
+        self.dim = sum(c * (c + 1) // 2 for c in channels)
 
     def from_taps(self, taps: dict[str, torch.Tensor], images: Sequence[Image.Image]) -> np.ndarray:
-        vec = upper_triangle(style_matrices(taps[self.layer], self.kind))
-        vec = torch.sign(vec) * torch.sqrt(torch.abs(vec))
-        vec = torch.nn.functional.normalize(vec, dim=1)
+        parts = []
+        for layer in self.layers:
+            vec = upper_triangle(style_matrices(taps[layer], self.kind))
+            vec = torch.sign(vec) * torch.sqrt(torch.abs(vec))
+            parts.append(torch.nn.functional.normalize(vec, dim=1))
+        vec = torch.cat(parts, dim=1) / np.sqrt(len(parts))
         return vec.numpy().astype(np.float32)

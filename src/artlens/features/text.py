@@ -53,3 +53,22 @@ class SentenceEncoderExtractor(TextExtractor):
             list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
         )
         return np.asarray(vecs, dtype=np.float32)
+
+
+class HubTextExtractor(TextExtractor):
+    """A BERT-like Hugging Face encoder, mean-pooled (AICRS uses BERT-base); needs the network once."""
+
+    aspect = "text"
+
+    def __init__(self, name: str, model: str, dim: int):
+        self.name, self.model_ref, self.dim = name, model, dim
+        self._encoder = None
+
+    def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
+        if self._encoder is None:
+            from artlens.features.hub import load_bert
+
+            self._encoder = load_bert(self.model_ref)
+            self.dim = self._encoder.dim
+        vecs = self._encoder.encode_texts(list(texts))
+        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
