@@ -255,6 +255,8 @@
     if (state.query.kind === "image" && state.query.url && query.kind !== "image") URL.revokeObjectURL(state.query.url);
     state.query = query;
     state.answer = null;
+    $("sidebar").classList.remove("open");  // phones: show the results, not the panel
+    $("sidebar-toggle").setAttribute("aria-expanded", "false");
     state.k = PAGE;
     state.browse.offset = 0;
     renderQueryCard();

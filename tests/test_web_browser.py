@@ -1,0 +1,214 @@
+"""The web page in a real headless Chromium (Debian's /usr/bin/chromium, driven by Playwright), against
+the app served by uvicorn on a free localhost port in a thread this module starts and stops."""
+
+import io
+import tempfile
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+WAIT_MS = 60_000  # a busy CI machine encodes an upload in well under this
+
+try:
+    from playwright.sync_api import expect, sync_playwright
+except ImportError:  # pragma: no cover - depends on the machine
+    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
+if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)", allow_module_level=True)
+
+from artlens.api import ApiSettings, create_app  # noqa: E402
+from artlens.api.server import BackgroundServer  # noqa: E402
+
+
+def fake_annotator(image, top):
+    return {"style": [("dots", 0.82), ("rings", 0.12), ("stripes", 0.06)][:top], "artist": [("artist 1", 0.7)]}
+
+
+@pytest.fixture(scope="module")
+def url(tiny_collection, tmp_path_factory):
+    ids = tiny_collection.catalog.ids()
+
+    def fake_checker(image, k):
+        return {"verdict": "registered", "work_id": 3, "owner": "Museum of Dots", "licence": "all rights reserved",
+                "title": "Red dots, the original", "score": 0.97, "stage": "descriptor",
+                "alternatives": [{"id": i, "score": 0.8 - 0.1 * n, "title": f"Free work {i}", "licence": "CC0"}
+                                 for n, i in enumerate(ids[:k])]}
+
+    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
+    app = create_app(settings, collection=tiny_collection, annotator=fake_annotator, copyright_checker=fake_checker)
+    with BackgroundServer(app) as base:
+        yield base
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, url):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    page = context.new_page()
+    errors = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(WAIT_MS)
+    expect.set_options(timeout=WAIT_MS)
+    page.goto(url)
+    expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+@pytest.fixture(scope="module")
+def dots_file(tiny_folder) -> Path:
+    return tiny_folder[0] / "images" / "dots_1.png"
+
+
+def card_subtitles(page) -> list[str]:
+    return page.locator(".card .sub").all_inner_texts()
+
+
+def test_upload_weights_filter_detail_and_copyright(page, dots_file):
+    expect(page.locator("[data-testid=result-card]")).to_have_count(12)  # browsing the collection
+    page.set_input_files("#file-input", str(dots_file))
+
+    # Results with per-aspect score bars; the query picture itself comes first.
+    expect(page.locator("#results-title")).to_have_text("Similar to your picture")
+    first = page.locator("[data-testid=result-card]").first
+    expect(first.locator(".title")).to_have_text("Red dots scattered 1")
+    expect(first.locator(".bar")).to_have_count(3)  # content, style, colour
+
+    # Predicted labels and the copyright verdict with free alternatives.
+    expect(page.locator("#labels")).to_contain_text("dots")
+    expect(page.locator("#labels")).to_contain_text("82%")
+    verdict = page.locator("[data-testid=verdict]")
+    expect(verdict).to_have_attribute("data-verdict", "registered")
+    expect(verdict).to_contain_text("Red dots, the original")
+    expect(verdict).to_contain_text("Museum of Dots")
+    expect(verdict.locator("[data-testid=alternatives] img")).to_have_count(6)
+
+    # Moving a weight slider re-ranks (by the remembered upload, not a new upload).
+    with page.expect_request(lambda r: r.url.endswith("/api/search") and "upload_id" in (r.post_data or "")):
+        page.locator("#w-content").fill("0")
+    expect(page.locator("#results-meta")).to_contain_text("style 100%")
+
+    # A facet filter keeps only matching works.
+    page.locator(".chip[data-column=style][data-value=rings]").click()
+    expect(page.locator(".chip[data-column=style][data-value=rings]")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator(".card .sub").first).to_contain_text("rings")
+    page.wait_for_function("Array.from(document.querySelectorAll('.card .sub')).every(s => s.textContent.includes('rings'))")
+    assert len(card_subtitles(page)) == 4
+
+    # The detail view, and "more like this" from it.
+    page.locator("[data-testid=result-card] .thumb").first.click()
+    detail = page.locator("#detail")
+    expect(detail).to_be_visible()
+    expect(detail.locator("#detail-title")).to_contain_text("Green rings, concentric")
+    expect(detail.locator(".meta")).to_contain_text("rings")
+    detail.locator("[data-testid=detail-more]").click()
+    expect(detail).to_be_hidden()
+    expect(page.locator("#results-title")).to_contain_text("More like")
+
+
+def test_text_search_likes_and_recommendations(page):
+    page.locator("#text-input").fill("blue stripes on a field")
+    page.locator("#text-input").press("Enter")
+    expect(page.locator("#results-title")).to_have_text("Results for “blue stripes on a field”")
+    expect(page.locator(".card .sub").first).to_contain_text("stripes")
+    expect(page.locator(".slider[data-aspect=content]")).to_have_class("slider inactive")  # text query: text only
+
+    cards = page.locator("[data-testid=result-card]")
+    cards.nth(0).locator("[data-testid=like]").click()
+    cards.nth(1).locator("[data-testid=like]").click()
+    expect(page.locator("[data-testid=liked-count]")).to_have_text("2")
+    page.locator("#liked-toggle").click()
+    expect(page.locator("#liked-list img")).to_have_count(2)
+    page.locator("[data-testid=recommend]").click()
+    expect(page.locator("#results-title")).to_have_text("Recommended for you")
+    expect(cards.first).to_be_visible()
+
+    # "More like this" on a result card.
+    cards.first.locator("[data-testid=more-like-this]").click()
+    expect(page.locator("#results-title")).to_contain_text("More like")
+    expect(page.locator("#query-card")).to_be_visible()
+
+    # Likes survive a reload (kept in this browser).
+    page.reload()
+    expect(page.locator("[data-testid=liked-count]")).to_have_text("2")
+
+
+def test_drop_and_paste_an_image(page, dots_file):
+    data = list(dots_file.read_bytes())
+    page.evaluate("""(bytes) => {
+        const file = new File([new Uint8Array(bytes)], "dropped.png", {type: "image/png"});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        window.dispatchEvent(new DragEvent("dragenter", {dataTransfer: dt}));
+        window.dispatchEvent(new DragEvent("drop", {dataTransfer: dt, cancelable: true}));
+    }""", data)
+    expect(page.locator("#query-title")).to_contain_text("dropped.png")
+    expect(page.locator("#drop-overlay")).to_be_hidden()
+    expect(page.locator("[data-testid=result-card] .title").first).to_have_text("Red dots scattered 1")
+
+    page.locator("#query-clear").click()
+    expect(page.locator("#results-title")).to_have_text("Explore the collection")
+    page.evaluate("""(bytes) => {
+        const file = new File([new Uint8Array(bytes)], "pasted.png", {type: "image/png"});
+        const dt = new DataTransfer();
+        dt.items.add(file);
+        document.dispatchEvent(new ClipboardEvent("paste", {clipboardData: dt, cancelable: true}));
+    }""", data)
+    expect(page.locator("#query-title")).to_contain_text("pasted.png")
+    expect(page.locator("[data-testid=result-card] .title").first).to_have_text("Red dots scattered 1")
+
+
+def test_bad_uploads_show_what_went_wrong(page, tmp_path):
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("not a picture")
+    page.set_input_files("#file-input", str(text_file))
+    expect(page.locator("#toast")).to_contain_text("not an image")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0" + b"\x00broken" * 50)
+    page.set_input_files("#file-input", str(broken))
+    expect(page.locator("#notice")).to_contain_text("cannot be decoded")
+
+
+def test_phone_layout(browser, url, dots_file):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    try:
+        page.goto(url)
+        expect(page.locator("body")).to_have_attribute("data-ready", "1")
+        expect(page.locator("#camera-btn")).to_be_hidden()  # inside the collapsed panel
+        page.locator("#sidebar-toggle").click()
+        expect(page.locator("#camera-btn")).to_be_visible()  # phones get "Take photo" (capture=environment)
+        assert page.locator("#camera-input").get_attribute("capture") == "environment"
+        page.set_input_files("#camera-input", str(dots_file))
+        expect(page.locator("[data-testid=result-card] .bar").first).to_be_visible()
+        columns = page.evaluate("getComputedStyle(document.getElementById('grid')).gridTemplateColumns.split(' ').length")
+        assert columns == 2
+        expect(page.locator("[data-testid=alternatives] img")).to_have_count(6)
+        page.screenshot(path=str(Path(tempfile.gettempdir()) / "artlens-phone.png"), full_page=True)
+        wide = page.evaluate("""Array.from(document.querySelectorAll('body *'))
+            .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.alternatives'))
+            .map(e => e.tagName + '.' + e.className)""")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide  # nothing sticks out sideways
+    finally:
+        context.close()
+
+
+def test_thumbnails_are_real_images(page):
+    src = page.locator("[data-testid=result-card] img").first.get_attribute("src")
+    response = page.request.get(page.url.rstrip("/") + src)
+    assert response.ok and response.headers["content-type"] == "image/jpeg"
+    assert max(Image.open(io.BytesIO(response.body())).size) <= 320
