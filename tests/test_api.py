@@ -21,7 +21,7 @@ from artlens.api import ApiSettings, create_app  # noqa: E402
 from artlens.api import plugins  # noqa: E402
 from artlens.api.facets import FacetIndex  # noqa: E402
 from artlens.catalog.db import Catalog  # noqa: E402
-from artlens.recommend import cap_per_group  # noqa: E402
+from artlens.recommend import diversify  # noqa: E402
 from artlens.search import Hit  # noqa: E402
 
 
@@ -137,10 +137,14 @@ def test_recommendations_from_liked_ids_spread_over_artists(client, tiny_collect
     assert ids_of(same) == ids_of(answer)
 
 
-def test_cap_per_group_keeps_order_and_fills_up():
-    hits = [Hit(i, 1 - i / 10, {}, "", {"artist": a}) for i, a in enumerate("AAAABBC")]
-    assert [h.id for h in cap_per_group(hits, 4, lambda h: h.metadata["artist"], 2)] == [0, 1, 4, 5]
-    assert [h.id for h in cap_per_group(hits, 6, lambda h: h.metadata["artist"], 2)] == [0, 1, 4, 5, 6, 2]
+def test_diversify_caps_and_interleaves_groups():
+    hits = [Hit(i, 1 - i / 100, {}, "", {"artist": a}) for i, a in enumerate("AAAABBC")]
+    by_artist = lambda h: h.metadata["artist"]  # noqa: E731
+    assert [h.id for h in diversify(hits, 4, by_artist, 2)] == [0, 1, 4, 5]  # capped, in score order
+    assert [h.id for h in diversify(hits, 6, by_artist, 2)] == [0, 1, 4, 5, 6, 2]  # the cap rises to fill up
+    assert [h.id for h in diversify(hits, 3, by_artist, 1)] == [0, 4, 6]
+    assert [h.id for h in diversify(hits, 4, by_artist, 4, penalty=0.05)] == [0, 4, 1, 6]  # interleaved
+    assert [h.id for h in diversify(hits, 7, by_artist, 7)] == list(range(7))
 
 
 @pytest.mark.parametrize("data, status, word", [
@@ -323,7 +327,7 @@ def test_serve_command_maps_flags_onto_settings(tiny_collection, monkeypatch, tm
     from artlens.cli import main
 
     seen = {}
-    monkeypatch.setattr(server, "serve_app", lambda app, host, port, on_ready: seen.update(app=app, host=host, port=port))
+    monkeypatch.setattr(server, "serve_app", lambda app, host, port, on_ready, threads: seen.update(app=app, host=host, port=port))
     code = main(["serve", "--collection", str(tiny_collection.root), "--port", "8123", "--host", "0.0.0.0",
                  "--thumbnails", str(tmp_path), "--max-upload-mb", "5"])
     assert code == 0 and seen["host"] == "0.0.0.0" and seen["port"] == 8123

@@ -98,7 +98,8 @@ def test_upload_weights_filter_detail_and_copyright(page, dots_file):
 
     # Moving a weight slider re-ranks (by the remembered upload, not a new upload).
     with page.expect_request(lambda r: r.url.endswith("/api/search") and "upload_id" in (r.post_data or "")):
-        page.locator("#w-content").fill("0")
+        for aspect, value in (("content", "0"), ("colour", "0"), ("style", "100")):
+            page.locator(f"#w-{aspect}").fill(value)
     expect(page.locator("#results-meta")).to_contain_text("style 100%")
 
     # A facet filter keeps only matching works.

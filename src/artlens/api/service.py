@@ -107,7 +107,7 @@ class ArtService:
         aspects = self.engine.aspects
         if ids and aspects:
             self.engine.search(artwork_id=ids[0], k=1)
-        extractors = [self.collection.extractor(a) for a in aspects]
+        extractors = [self.collection.extractor(a) for a in aspects if a in self.collection.config.aspects]
         if any(isinstance(e, ImageExtractor) for e in extractors):
             self.engine.image_vectors(Image.new("RGB", (64, 64), (128, 128, 128)))
         if any(isinstance(e, TextExtractor) for e in extractors):
@@ -230,20 +230,30 @@ class ArtService:
             "default_weights": {a: w for a, w in config.weights.items() if a in config.aspects},
             "indexes": info["indexes"], "extractors": info["extractors"],
             "metadata_columns": info["metadata_columns"], "text_columns": list(config.text_columns),
-            "features": {"annotation": self.annotator() is not None, "copyright": self._copyright_available()},
+            "features": {"annotation": self._available(self.annotator), "copyright": self._available(self.copyright_checker)},
             "limits": {"max_upload_bytes": s.max_upload_bytes, "max_upload_pixels": s.max_upload_pixels,
                        "max_k": s.max_k, "default_k": s.default_k, "max_liked": s.max_liked},
         }
 
     # -- optional services ----------------------------------------------------------------------
-    def _copyright_available(self) -> bool:
+    def _free_is_served(self) -> bool:
+        """Whether copyright alternatives come from the served collection (so they have thumbnails here)."""
+        free = self.settings.copyright_free
+        return free is None or Path(free).resolve() == Path(self.settings.collection).resolve()
+
+    def _available(self, opener) -> bool:
         try:
-            return self.copyright_checker() is not None
+            return opener() is not None
         except ArtlensError:
             return False
 
     def annotator(self):
-        return self._annotator or find_annotator(self.collection)
+        """The injected annotator, or one from the annotation module once it is installed."""
+        if self._annotator is None:
+            with self._opening:
+                if self._annotator is None:
+                    self._annotator = find_annotator(self.collection)
+        return self._annotator
 
     def copyright_checker(self):
         """The injected checker, or one opened on the configured registry (None while unavailable)."""
@@ -252,13 +262,15 @@ class ArtService:
         with self._opening:
             if self._copyright_checker is None:
                 s = self.settings
-                free = (self.collection if s.copyright_free in (None, s.collection)
-                        else Collection.open(s.copyright_free))
+                free = self.collection if self._free_is_served() else Collection.open(s.copyright_free)
                 self._copyright_checker = open_copyright_checker(s.copyright_registry, free)
         return self._copyright_checker
 
     def require_annotator(self):
-        annotator = self.annotator()
+        try:
+            annotator = self.annotator()
+        except ArtlensError as exc:  # e.g. the collection has no trained head yet
+            raise ApiError(501, f"annotation is not available: {exc.message}", exc.hint) from None
         if annotator is None:
             raise ApiError(501, "annotation is not available on this server",
                            "it needs the artlens annotation module (artlens.annotation); install an artlens with it")
@@ -290,7 +302,7 @@ class ArtService:
         with self.encoding:
             raw = call_with_accepted(checker, image, k, md5=upload.md5)
         verdict = normalise_verdict(raw)
-        free_is_served = self.settings.copyright_free in (None, self.settings.collection)
+        free_is_served = self._free_is_served()
         for alt in verdict["alternatives"]:
             if free_is_served and isinstance(alt.get("id"), int) and "thumbnail" not in alt:
                 alt["thumbnail"] = thumbnail_url(alt["id"])

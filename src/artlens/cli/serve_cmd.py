@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -23,10 +24,11 @@ def serve(
     collection: Path = collection_option(),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
     port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
-    registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check."),
-    free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives (default: the served one)."),
+    registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check (default: $ARTLENS_REGISTRY)."),
+    free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives (default: $ARTLENS_FREE, else the served one)."),
     thumbnails: Path = typer.Option(None, "--thumbnails", help="Thumbnail cache folder (default: COLLECTION/thumbnails)."),
     max_upload_mb: int = typer.Option(20, "--max-upload-mb", help="Largest upload accepted, in MiB."),
+    threads: int = typer.Option(1, "--threads", help="CPU threads per request (1 serves concurrent requests best)."),
 ):
     """Serve the web page and REST API of a collection (search by image, text, artwork or liked works)."""
     from artlens.api import ApiSettings, create_app
@@ -34,10 +36,12 @@ def serve(
     from artlens.collection import Collection
     from artlens.errors import ArtlensError
 
-    if not 1 <= port <= 65535:
-        raise ArtlensError(f"port {port} is out of range", "use a port between 1 and 65535, e.g. --port 8000")
+    if not 0 <= port <= 65535:
+        raise ArtlensError(f"port {port} is out of range", "use a port between 1 and 65535 (0: any free one), e.g. --port 8000")
     coll = Collection.open(collection or default_collection())
+    registry = registry or (Path(os.environ["ARTLENS_REGISTRY"]) if os.environ.get("ARTLENS_REGISTRY") else None)
+    free = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
     settings = ApiSettings(collection=coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20,
                            copyright_registry=registry, copyright_free=free)
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
-    serve_app(create_app(settings, collection=coll), host, port, on_ready=announce)
+    serve_app(create_app(settings, collection=coll), host, port, on_ready=announce, threads=threads)

@@ -7,6 +7,7 @@
     { name: "style", label: "Style", why: "technique and texture" },
     { name: "colour", label: "Colour", why: "the palette" },
     { name: "text", label: "Text", why: "titles and descriptions" },
+    { name: "learned", label: "Learned", why: "trained on this collection's labels" },
   ];
   const IMAGE_ASPECTS = ["content", "style", "colour"];
   const PAGE = 24;
@@ -418,6 +419,8 @@
     $("verdict").hidden = true;
     const img = $("query-preview");
     img.onclick = null;
+    img.hidden = q.kind === "liked";
+    $("query-mosaic").hidden = q.kind !== "liked";
     if (q.kind === "image") {
       img.src = q.url;
       img.alt = "Your picture";
@@ -428,9 +431,8 @@
       img.onclick = () => openDetail(q.id);
       $("query-title").textContent = `More like “${titleOf(q.meta, q.id)}”${q.meta && q.meta.artist ? ` by ${q.meta.artist}` : ""}`;
     } else if (q.kind === "liked") {
-      const first = state.liked.find((x) => q.ids.includes(x.id));
-      img.src = first ? first.thumbnail : "/favicon.svg";
-      img.alt = "Liked works";
+      const shown = state.liked.filter((x) => q.ids.includes(x.id)).slice(0, 4);
+      $("query-mosaic").replaceChildren(...shown.map((x) => el("img", { src: x.thumbnail, alt: x.title, title: x.title })));
       $("query-title").textContent = `Recommendations from ${q.ids.length} liked work${q.ids.length === 1 ? "" : "s"}`;
     }
   }
