@@ -1,0 +1,251 @@
+"""The training loop: plain PyTorch over cached feature vectors (no image is decoded), seeded and
+deterministic on CPU, with early stopping on a validation split.
+
+``train_head`` is the centralised run; ``fit_local_epochs`` is the unit a federated client runs on its
+own data between rounds (the federated layer wraps these and never the other way round).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from artlens.errors import ArtlensError
+from artlens.models.inputs import FeatureSet
+from artlens.train.objectives import Objective, Prepared, create_objective
+
+DEFAULT_LOSS = "ce"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Every training option and its one default (the CLI maps its flags onto these)."""
+
+    loss: str = DEFAULT_LOSS
+    epochs: int = 60
+    batch_size: int = 32  # AICRS: Adam, lr 1e-3, batch 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4  # L2 regularisation of the weights
+    patience: int = 10  # epochs without a better validation score before stopping
+    monitor: str = "val_map"  # validation score that picks the best epoch
+    seed: int = 0
+    margin: float = 0.6  # triplet margin on cosine distance (DeepArt)
+    hard_pool: int = 50  # triplet stage 2: the most similar non-relevant artworks per anchor
+    hard_fraction: float = 0.5  # share of triplet negatives drawn from that pool
+    temperature: float = 0.1  # supcon
+    label_smoothing: float = 0.0
+    modality_dropout: float = 0.2  # chance to hide an optional input (text) of a training artwork
+    hidden: tuple[int, ...] = (512,)
+    dim: int = 256
+    dropout: float = 0.2
+    reduce_dims: int = 256  # PCA of inputs wider than reduce_above (style Gram matrices)
+    reduce_above: int = 2048
+    threads: int = 1  # small batches train fastest on one thread; more spin against each other on a busy CPU
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d["hidden"] = list(self.hidden)
+        return d
+
+
+@dataclass
+class History:
+    """Per-epoch metrics of a run and which epoch's weights were kept."""
+
+    epochs: list[dict] = field(default_factory=list)
+    best_epoch: int = 0
+    monitor: str = "val_map"
+    stopped_early: bool = False
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def best(self) -> dict:
+        return next((e for e in self.epochs if e["epoch"] == self.best_epoch), {})
+
+
+def make_optimizer(head, config: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def fit_local_epochs(head, data: FeatureSet | Prepared, config: TrainConfig, epochs: int = 1,
+                     optimizer: torch.optim.Optimizer | None = None, objective: Objective | None = None,
+                     rng: np.random.Generator | None = None) -> dict[str, float]:
+    """Train ``head`` in place for ``epochs`` passes over ``data``; returns the last pass's mean loss and
+    (for classifier losses) accuracy. A fresh optimizer and a ``config.seed`` generator by default."""
+    _check_trainable(data)
+    data = data if isinstance(data, Prepared) else Prepared(head, data)
+    optimizer = optimizer or make_optimizer(head, config)
+    objective = objective or create_objective(config)
+    rng = rng or np.random.default_rng(config.seed)
+    stats: dict[str, float] = {}
+    with torch_threads(config.threads), torch.enable_grad():  # loading a backbone turns grad off process-wide
+        head.train()
+        for _ in range(epochs):
+            total, count, correct, seen = 0.0, 0, 0, 0
+            for batch in objective.batches(head, data, rng):
+                loss, right = objective.loss(head, data, batch)
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                n = len(batch[0]) if isinstance(batch, tuple) else len(batch)
+                total += loss.item() * n
+                count += n
+                if right >= 0:
+                    correct, seen = correct + right, seen + n
+            stats = {"loss": total / max(count, 1)}
+            if seen:
+                stats["acc"] = correct / seen
+        head.eval()
+    head.weights_changed()
+    return stats
+
+
+@torch.no_grad()
+def evaluate_head(head, data: FeatureSet | Prepared, objective: Objective,
+                  reference: FeatureSet | Prepared | None = None, seed: int = 0) -> dict[str, float]:
+    """Loss (same objective, fixed sampling), accuracy (classifier, or nearest class centroid of
+    ``reference`` embeddings) and retrieval mAP within ``data`` on the first label column."""
+    data = data if isinstance(data, Prepared) else Prepared(head, data)
+    head.eval()
+    rng = np.random.default_rng(seed)
+    total, count = 0.0, 0
+    for batch in objective.batches(head, data, rng):
+        loss, _ = objective.loss(head, data, batch)
+        n = len(batch[0]) if isinstance(batch, tuple) else len(batch)
+        total, count = total + loss.item() * n, count + n
+    emb = data.embed(head)
+    codes = data.labels[:, 0]
+    out = {"loss": total / max(count, 1), "map": embedding_map(emb, codes)}
+    if objective.trains_classifier:
+        out["acc"] = float(np.mean(head.predict_proba(emb).argmax(axis=1) == codes))
+    elif reference is not None:
+        reference = reference if isinstance(reference, Prepared) else Prepared(head, reference)
+        out["acc"] = nearest_centroid_accuracy(reference.embed(head), reference.labels[:, 0], emb, codes)
+    return out
+
+
+def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, progress: bool = True) -> History:
+    """Train ``head`` in place with early stopping on ``config.monitor``; keeps the best epoch's weights.
+    Heads trained without their classifier (triplet, supcon) get it fitted on the embeddings at the end.
+    The head's input transforms must be fitted already (``head.fit_inputs``)."""
+    _check_trainable(train)
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    objective = create_objective(config)
+    optimizer = make_optimizer(head, config)
+    train_set, val_set = Prepared(head, train), Prepared(head, val)
+    history = History(monitor=config.monitor)
+    best_score, best_state, stale = -np.inf, copy.deepcopy(head.state_dict()), 0
+    start = time.perf_counter()
+    bar = tqdm(range(1, config.epochs + 1), desc=f"train ({config.loss})", unit="epoch", disable=not progress)
+    with torch_threads(config.threads):
+        for epoch in bar:
+            t = time.perf_counter()
+            stats = fit_local_epochs(head, train_set, config, 1, optimizer, objective, rng)
+            record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}}
+            if "train_acc" not in record:
+                emb = train_set.embed(head)
+                record["train_acc"] = nearest_centroid_accuracy(emb, train.labels[:, 0], emb, train.labels[:, 0])
+            val_stats = evaluate_head(head, val_set, objective, train_set, config.seed)
+            record.update({f"val_{k}": v for k, v in val_stats.items()})
+            record["seconds"] = round(time.perf_counter() - t, 3)
+            history.epochs.append(record)
+            score = record.get(config.monitor)
+            if score is None:
+                raise ArtlensError(f"cannot monitor {config.monitor!r}", f"choose one of: {', '.join(sorted(record))}")
+            if config.monitor.endswith("loss"):
+                score = -score
+            if score > best_score + 1e-6:
+                best_score, best_state, stale, history.best_epoch = score, copy.deepcopy(head.state_dict()), 0, epoch
+            else:
+                stale += 1
+            bar.set_postfix(loss=f"{record['train_loss']:.3f}", val_map=f"{record['val_map']:.3f}",
+                            val_acc=f"{record.get('val_acc') or 0:.3f}")
+            if stale >= config.patience:
+                history.stopped_early = True
+                break
+        bar.close()
+        head.load_state_dict(best_state)
+        if not objective.trains_classifier and head.has_classifier:
+            fit_classifier(head, train_set, config.seed)
+    head.eval()
+    history.seconds = round(time.perf_counter() - start, 2)
+    return history
+
+
+def fit_classifier(head, data: FeatureSet | Prepared, seed: int = 0) -> None:
+    """Fit the head's linear classifier on its frozen embeddings (multinomial logistic regression)."""
+    from sklearn.linear_model import LogisticRegression
+
+    data = data if isinstance(data, Prepared) else Prepared(head, data)
+    emb = data.embed(head)
+    codes = data.labels[:, 0]
+    keep = codes >= 0
+    model = LogisticRegression(C=10.0, max_iter=2000, random_state=seed).fit(emb[keep], codes[keep])
+    n_classes, dim = head.classifier.weight.shape
+    weight = np.zeros((n_classes, dim), dtype=np.float32)
+    bias = np.full(n_classes, -30.0, dtype=np.float32)  # classes absent from training are never predicted
+    coef, intercept = model.coef_, model.intercept_
+    if len(model.classes_) == 2:  # sklearn's binary form: one row for the second class
+        coef, intercept = np.vstack([-coef / 2, coef / 2]), np.array([-intercept[0] / 2, intercept[0] / 2])
+    weight[model.classes_] = coef
+    bias[model.classes_] = intercept
+    with torch.no_grad():
+        head.classifier.weight.copy_(torch.from_numpy(weight))
+        if head.classifier.bias is not None:
+            head.classifier.bias.copy_(torch.from_numpy(bias))
+    head.weights_changed()
+
+
+def embedding_map(emb: np.ndarray, codes: np.ndarray, block: int = 512) -> float:
+    """Leave-self-out mAP of L2-normalised embeddings, relevant = same code."""
+    codes = np.asarray(codes)
+    n = len(codes)
+    if n < 2:
+        return 0.0
+    sizes = np.bincount(codes[codes >= 0])
+    ranks = np.arange(1, n, dtype=np.float64)
+    total = 0.0
+    for start in range(0, n, block):
+        q = np.arange(start, min(start + block, n))
+        sims = emb[q] @ emb.T
+        sims[np.arange(len(q)), q] = -np.inf
+        order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
+        rel = codes[order] == codes[q][:, None]
+        hits = np.cumsum(rel, axis=1)
+        denom = np.maximum(sizes[codes[q]] - 1, 1)
+        total += float(((rel * hits / ranks).sum(axis=1) / denom).sum())
+    return total / n
+
+
+def nearest_centroid_accuracy(ref: np.ndarray, ref_codes: np.ndarray, emb: np.ndarray, codes: np.ndarray) -> float:
+    classes = np.unique(ref_codes[ref_codes >= 0])
+    centroids = np.stack([ref[ref_codes == c].mean(axis=0) for c in classes])
+    predicted = classes[np.argmax(emb @ centroids.T, axis=1)]
+    return float(np.mean(predicted == codes))
+
+
+def _check_trainable(data: FeatureSet | Prepared) -> None:
+    if data.labels is None or len(data) < 2:
+        raise ArtlensError("nothing to train on: fewer than two labelled artworks with features",
+                           "ingest labelled artworks with `artlens ingest DIR --labels CSV`")

@@ -1,0 +1,161 @@
+"""How each loss draws its batches from a feature set and scores them (models.losses holds the maths)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from artlens.errors import ArtlensError
+from artlens.models.inputs import FeatureSet
+from artlens.models.losses import (LOSSES, classification_loss, cosine_triplet_loss,
+                                   supervised_contrastive_loss)
+from artlens.models.sampling import TwoStageTripletSampler, relevance
+
+
+class Prepared:
+    """A feature set with the head's fixed input transforms applied once (training then only runs the
+    layers), its presence masks and label codes."""
+
+    def __init__(self, head, data: FeatureSet):
+        with torch.no_grad():
+            inputs, present = data.tensors()
+            self.x = head.transform(inputs)
+        self.present = present
+        self.labels = data.labels
+        self.source = data
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def rows(self, rows) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+        return {k: v[index] for k, v in self.x.items()}, {k: v[index] for k, v in self.present.items()}
+
+    @torch.no_grad()
+    def embed(self, head, batch_size: int = 4096) -> np.ndarray:
+        was_training = head.training
+        head.eval()
+        parts = []
+        for start in range(0, len(self), batch_size):
+            x, present = self.rows(np.arange(start, min(start + batch_size, len(self))))
+            parts.append(head.embed_transformed(x, present))
+        head.train(was_training)
+        return torch.cat(parts).numpy() if parts else np.zeros((0, head.config.dim), np.float32)
+
+
+class Objective:
+    """``batches`` yields what ``loss`` scores; ``trains_classifier`` says whether the head's
+    classifier learns with it (otherwise it is fitted on the embeddings after training)."""
+
+    trains_classifier = False
+
+    def __init__(self, config):
+        self.config = config
+
+    def batches(self, head, data: Prepared, rng: np.random.Generator) -> Iterator:
+        order = rng.permutation(len(data))
+        size = self.config.batch_size
+        for start in range(0, len(order), size):
+            rows = order[start : start + size]
+            if len(rows) > 1:
+                yield rows
+
+    def loss(self, head, data: Prepared, batch) -> tuple[torch.Tensor, int]:
+        """(loss, correct predictions in the batch or -1 when it does not classify)."""
+        raise NotImplementedError
+
+
+def drop_modalities(present: dict[str, torch.Tensor], rate: float) -> dict[str, torch.Tensor]:
+    """Hide optional inputs at random while training, so the head also embeds artworks (and image
+    queries) that lack them."""
+    if rate <= 0:
+        return present
+    return {k: v & (torch.rand(len(v)) >= rate) for k, v in present.items()}
+
+
+class ClassifierObjective(Objective):
+    """``ce`` (linear classifier) and ``proxy`` (cosine classifier = one proxy per class)."""
+
+    trains_classifier = True
+
+    def loss(self, head, data, rows):
+        x, present = data.rows(rows)
+        if head.training:
+            present = drop_modalities(present, self.config.modality_dropout)
+        logits = head.logits(head.embed_transformed(x, present))
+        target = torch.from_numpy(data.labels[rows, 0])
+        loss = classification_loss(logits, target, self.config.label_smoothing)
+        return loss, int((logits.argmax(dim=1) == target).sum())
+
+
+class TripletObjective(Objective):
+    """DeepArt: cosine triplet loss over two-stage sampled triplets (one per anchor and epoch)."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._samplers: dict[int, TwoStageTripletSampler] = {}
+
+    def sampler(self, head, data: Prepared) -> TwoStageTripletSampler:
+        if id(data) not in self._samplers:
+            with torch.no_grad():
+                pretrained = torch.nn.functional.normalize(head.fuse(data.x, data.present), dim=1).numpy()
+            self._samplers[id(data)] = TwoStageTripletSampler(
+                data.labels, pretrained, self.config.hard_pool, self.config.hard_fraction)
+        return self._samplers[id(data)]
+
+    def batches(self, head, data, rng):
+        a, p, n = self.sampler(head, data).sample(rng)
+        size = self.config.batch_size
+        for start in range(0, len(a), size):
+            yield a[start : start + size], p[start : start + size], n[start : start + size]
+
+    def loss(self, head, data, triplets):
+        a, p, n = triplets
+        rows, inverse = np.unique(np.concatenate([a, p, n]), return_inverse=True)
+        x, present = data.rows(rows)
+        if head.training:
+            present = drop_modalities(present, self.config.modality_dropout)
+        emb = head.embed_transformed(x, present)[torch.from_numpy(inverse)]
+        k = len(a)
+        return cosine_triplet_loss(emb[:k], emb[k : 2 * k], emb[2 * k :], self.config.margin), -1
+
+
+class SupConObjective(Objective):
+    """Supervised contrastive loss; batches draw a few artworks of each of several classes so that
+    every anchor has positives."""
+
+    def batches(self, head, data, rng):
+        first = data.labels[:, 0]
+        classes = np.unique(first[first >= 0])
+        per_class = max(2, self.config.batch_size // max(1, min(len(classes), 8)))
+        pools = {c: rng.permutation(np.flatnonzero(first == c)).tolist() for c in classes}
+        while True:
+            live = [c for c in classes if len(pools[c]) >= 2]
+            if len(live) < 2:
+                return
+            chosen = rng.permutation(live)[: max(2, self.config.batch_size // per_class)]
+            rows = []
+            for c in chosen:
+                rows += pools[c][:per_class]
+                del pools[c][:per_class]
+            yield np.asarray(rows)
+
+    def loss(self, head, data, rows):
+        x, present = data.rows(rows)
+        if head.training:
+            present = drop_modalities(present, self.config.modality_dropout)
+        emb = head.embed_transformed(x, present)
+        positives = torch.from_numpy(relevance(data.labels[rows], data.labels[rows]))
+        return supervised_contrastive_loss(emb, positives, self.config.temperature), -1
+
+
+def create_objective(config) -> Objective:
+    if config.loss in ("ce", "proxy"):
+        return ClassifierObjective(config)
+    if config.loss == "triplet":
+        return TripletObjective(config)
+    if config.loss == "supcon":
+        return SupConObjective(config)
+    raise ArtlensError(f"unknown loss {config.loss!r}", f"choose one of: {', '.join(LOSSES)}")

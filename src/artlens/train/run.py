@@ -1,0 +1,150 @@
+"""Train a head on a collection: choose its inputs, gather cached features and labels, split,
+train, and score the test split. Used by ``artlens train`` and the benchmarks."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from artlens.errors import ArtlensError
+from artlens.features import create_extractor
+from artlens.models import HeadConfig, InputSpec, create_head
+from artlens.models.inputs import FeatureSet, gather_features
+from artlens.train.loop import History, TrainConfig, embedding_map, train_head
+from artlens.train.split import SPLITS, collection_split
+
+DEFAULT_FEATURES = ("content", "style", "text")
+
+
+@dataclass
+class TrainingRun:
+    head: object
+    history: History
+    test: dict[str, float]
+    counts: dict[str, int]
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def summary(self) -> dict:
+        return {"head": self.head.id, "label": self.head.config.label, "loss": self.head.info.get("loss"),
+                "inputs": [s.extractor for s in self.head.config.inputs], "counts": self.counts,
+                "best_epoch": self.history.best_epoch, "epochs_run": len(self.history.epochs),
+                "stopped_early": self.history.stopped_early, "best_val": self.history.best,
+                "test": self.test, "notes": self.notes, "seconds": round(self.seconds, 2)}
+
+
+def read_labels(catalog, column: str) -> dict[int, str]:
+    """A label column as {id: value}; an error that says what to do when it is missing or has one class."""
+    columns = catalog.metadata_columns()
+    if column not in columns:
+        raise ArtlensError(f"label column {column!r} not found in this collection",
+                           f"columns available: {', '.join(columns) or 'none (ingest with --labels CSV)'}")
+    labels = catalog.column(column)
+    if len(set(labels.values())) < 2:
+        raise ArtlensError(f"label column {column!r} has fewer than two classes",
+                           "train on a column with several values")
+    return labels
+
+
+def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> tuple[list[InputSpec], list[str]]:
+    """Aspect names (content, style, text, ...) or extractor names -> input specs. Text is left out,
+    with a note, when no artwork of the collection has any."""
+    specs: dict[str, InputSpec] = {}
+    notes: list[str] = []
+    for name in features:
+        name = name.strip()
+        aspect = collection.config.aspects.get(name)
+        extractor = create_extractor(aspect.extractor if aspect else name)
+        optional = extractor.modality == "text"
+        if optional and not collection.texts():
+            notes.append(f"{name}: no artwork has text in {', '.join(collection.config.text_columns)}; left out")
+            continue
+        reduce = config.reduce_dims if extractor.dim > config.reduce_above else None
+        specs[extractor.name] = InputSpec(extractor.name, extractor.id, extractor.modality, extractor.dim, reduce, optional)
+    if not specs:
+        raise ArtlensError("no input features left for the head", "pass --features content,style (and text)")
+    if all(s.optional for s in specs.values()):  # text alone: artworks without text cannot be embedded
+        specs = {k: dataclasses.replace(s, optional=False) for k, s in specs.items()}
+    return list(specs.values()), notes
+
+
+def labelled_features(collection, specs: Sequence[InputSpec], columns: Sequence[str]) -> tuple[FeatureSet, list[list[str]]]:
+    """Features of the artworks labelled in the first column, with integer codes of every column."""
+    labels = [read_labels(collection.catalog, c) for c in columns]
+    features = gather_features(collection, specs, sorted(labels[0]))
+    for spec in specs:
+        if spec.optional and not features.present[spec.extractor].any():
+            raise ArtlensError(f"{spec.extractor} features are not extracted in {collection.root}",
+                               "add --extract to compute them, or leave it out of --features")
+    classes = [sorted(set(col.values())) for col in labels]
+    codes = np.full((len(features), len(columns)), -1, dtype=np.int64)
+    for j, (col, names) in enumerate(zip(labels, classes)):
+        index = {c: k for k, c in enumerate(names)}
+        codes[:, j] = [index.get(col.get(int(i)), -1) for i in features.ids]
+    features.labels = codes
+    return features, classes
+
+
+def split_features(collection, features: FeatureSet, label: str, seed: int) -> dict[str, FeatureSet]:
+    by_id = collection_split(collection, label, seed=seed)
+    names = np.array([by_id.get(int(i), "train") for i in features.ids])
+    parts = {name: features.subset(np.flatnonzero(names == name)) for name in SPLITS}
+    for name in SPLITS:
+        if len(parts[name]) == 0:
+            raise ArtlensError(f"the {name} split of {label!r} is empty",
+                               "label more artworks, or fix the collection's split column")
+    if len(np.unique(parts["train"].labels[:, 0])) < 2:
+        raise ArtlensError(f"the train split of {label!r} has fewer than two classes", "label more artworks")
+    return parts
+
+
+def build_head(specs: Sequence[InputSpec], label: str, classes: Sequence[str], config: TrainConfig, kind: str = "fusion"):
+    torch.manual_seed(config.seed)
+    return create_head(kind, HeadConfig(
+        inputs=tuple(specs), hidden=tuple(config.hidden), dim=config.dim, dropout=config.dropout, label=label,
+        classes=tuple(classes), classifier="cosine" if config.loss == "proxy" else "linear"))
+
+
+def score_head(head, data: FeatureSet) -> dict[str, float]:
+    """Retrieval mAP within ``data`` and top-1 / top-3 accuracy of the head's classifier."""
+    emb = head.embed(data.inputs, data.present)
+    codes = data.labels[:, 0]
+    out = {"map": embedding_map(emb, codes), "n": len(data)}
+    if head.has_classifier:
+        proba = head.predict_proba(emb)
+        top = np.argsort(-proba, axis=1)[:, :3]
+        out["top1"] = float(np.mean(top[:, 0] == codes))
+        out["top3"] = float(np.mean((top == codes[:, None]).any(axis=1)))
+    return out
+
+
+def train_collection_head(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
+                          config: TrainConfig = TrainConfig(), progress: bool = True, kind: str = "fusion") -> TrainingRun:
+    """Train a head on ``label`` (``"style"``, or ``"style,genre"``: the first column names the classifier,
+    all of them define triplet / supcon relevance) and score it on the test split. Nothing is written."""
+    start = time.perf_counter()
+    columns = [c.strip() for c in label.split(",") if c.strip()]
+    if not columns:
+        raise ArtlensError("no label column given", "pass --label COLUMN, e.g. --label style")
+    specs, notes = resolve_inputs(collection, features, config)
+    data, classes = labelled_features(collection, specs, columns)
+    parts = split_features(collection, data, columns[0], config.seed)
+    # a PCA cannot have more components than training artworks (tiny collections)
+    specs = [dataclasses.replace(s, reduce_dims=min(s.reduce_dims, len(parts["train"]) - 1)) if s.reduce_dims else s
+             for s in specs]
+    head = build_head(specs, columns[0], classes[0], config, kind)
+    head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
+    history = train_head(head, parts["train"], parts["val"], config, progress)
+    test = score_head(head, parts["test"])
+    counts = {name: len(part) for name, part in parts.items()}
+    head.split = {name: list(part.keys) for name, part in parts.items()}
+    head.info = {"labels": columns, "loss": config.loss, "config": config.as_dict(), "counts": counts,
+                 "best_epoch": history.best_epoch, "best_val": history.best, "test": test,
+                 "trained_on": str(collection.root), "seconds": history.seconds, "notes": notes}
+    head.weights_changed()
+    return TrainingRun(head, history, test, counts, notes, time.perf_counter() - start)
