@@ -23,6 +23,7 @@ from artlens.features.extract import ExtractionReport, artwork_text, extract_ima
 from artlens.index import AspectIndex
 
 DEFAULT_COLLECTION = Path("artlens-collection")
+LEARNED_ASPECT = "learned"  # the aspect whose vectors come from a trained head over several extractors
 
 
 class Collection:
@@ -32,6 +33,7 @@ class Collection:
         self.catalog = Catalog(self.root / "catalog.sqlite")
         self.cache = FeatureCache(self.root / "features.sqlite")
         self._indexes: dict[str, AspectIndex] = {}
+        self._head = None
 
     @classmethod
     def open(cls, root: str | Path, create: bool = False, config: CollectionConfig | None = None) -> "Collection":
@@ -83,7 +85,7 @@ class Collection:
 
     def extract(self, extractor_names: list[str] | None = None, progress: bool = True) -> ExtractionReport:
         """Compute every missing feature of the configured (or given) extractors."""
-        names = extractor_names or self.config.extractor_names()
+        names = extractor_names or self.config.extractor_names() + self._head_extractors()
         for name in names:
             create_extractor(name)  # fail early on unknown names
         report = ExtractionReport()
@@ -116,9 +118,18 @@ class Collection:
         return self.root / "index" / aspect
 
     def indexed_aspects(self) -> list[str]:
-        return [a for a in self.config.aspects if (self.index_dir(a) / "manifest.json").exists()]
+        aspects = [a for a in self.config.aspects if (self.index_dir(a) / "manifest.json").exists()]
+        learned = LEARNED_ASPECT in self._indexes or (
+            self.head_file().exists() and (self.index_dir(LEARNED_ASPECT) / "manifest.json").exists())
+        return aspects + [LEARNED_ASPECT] if learned and LEARNED_ASPECT not in aspects else aspects
 
     def index(self, aspect: str) -> AspectIndex:
+        if aspect == LEARNED_ASPECT and aspect not in self._indexes and aspect not in self.config.aspects:
+            head = self.head()
+            if head is None:
+                raise CollectionError("this collection has no learned head",
+                                      "train one: artlens train --collection PATH --label COLUMN (or pass --head FILE)")
+            self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), head.id, self.config.index)
         if aspect not in self._indexes:
             extractor = self.extractor(aspect)
             self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), extractor.id, self.config.index)
@@ -127,7 +138,10 @@ class Collection:
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:
         """Bring every aspect's index in line with the catalog and cache; returns counts per aspect."""
         counts: dict[str, int] = {}
-        for aspect in aspects or list(self.config.aspects):
+        if (aspects is None or LEARNED_ASPECT in aspects) and self.head_file().exists():
+            counts[LEARNED_ASPECT] = self.attach_head(self.head())
+            self._indexes[LEARNED_ASPECT].save(self.index_dir(LEARNED_ASPECT))
+        for aspect in [a for a in aspects or list(self.config.aspects) if a in self.config.aspects]:
             spec = self.config.aspects[aspect]
             extractor = create_extractor(spec.extractor)
             ids, raw = self.raw_vectors(spec.extractor)
@@ -158,6 +172,44 @@ class Collection:
             self._indexes[aspect] = index
             counts[aspect] = len(index)
         return counts
+
+    # -- learned head ---------------------------------------------------------------------------
+    def head_file(self) -> Path:
+        return self.root / "heads" / f"{LEARNED_ASPECT}.pt"
+
+    def head(self):
+        """The head behind the ``learned`` aspect: one attached with :meth:`attach_head`, else the
+        collection's ``heads/learned.pt``, else None."""
+        if self._head is None and self.head_file().exists():
+            from artlens.models import load_head
+
+            self._head = load_head(self.head_file())
+        return self._head
+
+    def learned_vectors(self, head, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Embeddings by ``head`` of the artworks (all by default) that have its input features.
+        Fails when the head was trained on other extractors or its features are not extracted here."""
+        from artlens.models.inputs import embed_features, gather_features
+
+        features = gather_features(self, head.config.inputs, ids)
+        return features.ids, embed_features(head, features)
+
+    def attach_head(self, head, persist: bool = False) -> int:
+        """Make ``head`` the ``learned`` aspect: embed and index every artwork. In memory only (a head
+        from elsewhere, ``--head FILE``), or with ``persist`` saved as the collection's own head and
+        index. Returns the number of artworks indexed."""
+        ids, vectors = self.learned_vectors(head)
+        index = AspectIndex.build(LEARNED_ASPECT, head.kind, head.id, ids, vectors, None, self.config.index)
+        if persist:
+            head.save(self.head_file())
+            index.save(self.index_dir(LEARNED_ASPECT))
+        self._head = head
+        self._indexes[LEARNED_ASPECT] = index
+        return len(index)
+
+    def _head_extractors(self) -> list[str]:
+        head = self.head() if self.head_file().exists() else None
+        return [s.extractor for s in head.config.inputs if s.extractor not in self.config.extractor_names()] if head else []
 
     # -- summary --------------------------------------------------------------------------------
     def stats(self) -> dict:

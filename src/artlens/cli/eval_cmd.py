@@ -25,22 +25,35 @@ def read_id_file(path: Path) -> list[int]:
 @eval_app.command("retrieval")
 def eval_retrieval(
     label: str = typer.Option(..., "--label", "-l", help="Metadata column that defines relevance (same value = relevant)."),
-    aspect: str = typer.Option(None, "--aspect", "-a", help="Evaluate one aspect (content, style, colour, text)."),
+    aspect: str = typer.Option(None, "--aspect", "-a", help="Evaluate one aspect (content, style, colour, text, learned)."),
     weights: str = typer.Option(None, "--weights", "-w", help="Evaluate a mix, e.g. content=0.5,style=0.5 (default: the collection's)."),
     ids_file: Path = typer.Option(None, "--ids", help="Only these artworks (one id per line) query and are searched."),
+    split: str = typer.Option("all", "--split", help="Only artworks of this split query and are searched: train, val, "
+                                                     "test or all (the head's stored split, else a split column, else "
+                                                     "a stratified seeded split)."),
+    head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (its extractors must "
+                                                   "match this collection's)."),
     collection: Path = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: map, p@10, p@60, ndcg@60, n_queries."),
 ):
     """Leave-self-out retrieval: each labelled artwork queries the rest; relevant = same label."""
     from artlens.evaluation.retrieval import evaluate_collection
+    from artlens.models import load_head
+    from artlens.train.split import split_ids
 
     coll = open_collection(collection)
+    if head is not None:
+        coll.attach_head(load_head(head))
     ids = read_id_file(ids_file) if ids_file else None
+    if split != "all":
+        in_split = split_ids(coll, label, split, coll.head())
+        ids = in_split if ids is None else sorted(set(ids) & set(in_split))
     result = evaluate_collection(coll, label, aspect=aspect, weights=parse_weights(weights), ids=ids)
     if as_json:
         print(json.dumps(result))
         return
-    table = Table("metric", "value", title=f"retrieval by {label!r}, weights {result['weights']}")
+    scope = "" if split == "all" else f" on the {split} split"
+    table = Table("metric", "value", title=f"retrieval by {label!r}{scope}, weights {result['weights']}")
     for key in ("map", "p@10", "p@60", "ap@60", "ndcg@60"):
         table.add_row(key, f"{result[key]:.4f}")
     table.add_row("n_queries", str(result["n_queries"]))

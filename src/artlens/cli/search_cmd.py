@@ -36,9 +36,10 @@ def search(
     text: str = typer.Option(None, "--text", "-t", help="Query by text (matches titles and descriptions)."),
     artwork_id: int = typer.Option(None, "--id", help="Query by an artwork of the collection (more like this)."),
     k: int = typer.Option(10, "-k", "--k", help="Number of results."),
-    aspect: str = typer.Option(None, "--aspect", "-a", help="Rank by one aspect only: content, style, colour, text."),
+    aspect: str = typer.Option(None, "--aspect", "-a", help="Rank by one aspect only: content, style, colour, text, learned."),
     weights: str = typer.Option(None, "--weights", "-w", help="Mix of aspects, e.g. content=0.5,style=0.5."),
     filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value (repeatable)."),
+    head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (trained elsewhere)."),
     collection: Path = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: query, weights, results[id, score, aspects, ...]."),
 ):
@@ -52,6 +53,10 @@ def search(
     if image is not None and not image.exists():
         raise ArtlensError(f"query image {image} does not exist", "check the path given to --image")
     coll = open_collection(collection)
+    if head is not None:
+        from artlens.models import load_head
+
+        coll.attach_head(load_head(head))
     engine = SearchEngine(coll)
     result = engine.search(
         image=str(image) if image is not None else None, text=text, artwork_id=artwork_id, k=k, aspect=aspect,

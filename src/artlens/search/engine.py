@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from artlens.collection import Collection
+from artlens.collection import LEARNED_ASPECT, Collection
 from artlens.errors import ArtlensError, CollectionError
-from artlens.features import ImageExtractor, TextExtractor
+from artlens.features import ImageExtractor, TextExtractor, create_extractor
 from artlens.features.extract import encode_images, prepare_image
 
 
@@ -61,13 +61,28 @@ class SearchEngine:
         """Projected query vectors of every image aspect for an image (path, bytes or decoded)."""
         if not isinstance(image, Image.Image):
             image = prepare_image(image, self.collection.config.max_pixels, self.collection.config.crop_letterbox)
-        aspects = [a for a in self.aspects if isinstance(self.collection.extractor(a), ImageExtractor)]
+        aspects = [a for a in self._extractor_aspects() if isinstance(self.collection.extractor(a), ImageExtractor)]
         extractors = [self.collection.extractor(a) for a in aspects]
-        raw = encode_images([image], extractors)
-        return {a: self.collection.index(a).project(raw[ex.name])[0] for a, ex in zip(aspects, extractors)}
+        head = self.collection.head() if LEARNED_ASPECT in self.aspects else None
+        if head is not None and not any(s.modality == "image" for s in head.config.inputs):
+            head = None  # a text-only head cannot embed an image
+        head_extractors = [create_extractor(s.extractor) for s in head.config.inputs] if head else []
+        needed = {ex.name: ex for ex in extractors + head_extractors if isinstance(ex, ImageExtractor)}
+        raw = encode_images([image], list(needed.values()))
+        out = {a: self.collection.index(a).project(raw[ex.name])[0] for a, ex in zip(aspects, extractors)}
+        if head is not None:  # an image query has no text: the head's text input is marked missing
+            inputs = {s.extractor: raw[s.extractor] if s.extractor in raw else np.zeros((1, s.raw_dim), np.float32)
+                      for s in head.config.inputs}
+            present = {s.extractor: np.array([s.extractor in raw]) for s in head.config.inputs if s.optional}
+            out[LEARNED_ASPECT] = self.collection.index(LEARNED_ASPECT).project(head.embed(inputs, present))[0]
+        return out
+
+    def _extractor_aspects(self) -> list[str]:
+        """Indexed aspects fed by one extractor (all but the learned one, which a head feeds)."""
+        return [a for a in self.aspects if a in self.collection.config.aspects]
 
     def text_vectors(self, text: str) -> dict[str, np.ndarray]:
-        aspects = [a for a in self.aspects if isinstance(self.collection.extractor(a), TextExtractor)]
+        aspects = [a for a in self._extractor_aspects() if isinstance(self.collection.extractor(a), TextExtractor)]
         if not aspects:
             raise CollectionError(
                 "this collection has no text index, so it cannot be searched by text",
