@@ -1,0 +1,49 @@
+"""`artlens annotate FILE`: predict an artwork's label columns with top-k probabilities."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import app, collection_option, open_collection
+
+
+@app.command()
+def annotate(
+    file: Path = typer.Argument(..., help="Image file to annotate."),
+    labels: list[str] = typer.Option(None, "--label", "-l", help="Column to predict (repeatable; default: every "
+                                                                  "label-like column of the collection)."),
+    k: int = typer.Option(3, "-k", "--k", help="How many classes to show per column."),
+    head: Path = typer.Option(None, "--head", help="Use this head file instead of the collection's own."),
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print {column: {method, top: [{label, probability}]}}."),
+):
+    """Predict each label column (artist, style, genre, medium, ...) of an image with top-k probabilities:
+    from the learned head for the column it was trained on, else a probe on pretrained features."""
+    from artlens.annotation import Annotator, label_columns
+    from artlens.errors import ArtlensError
+    from artlens.models import load_head
+
+    if not file.exists():
+        raise ArtlensError(f"image {file} does not exist", "check the path given to annotate")
+    coll = open_collection(collection)
+    columns = labels or label_columns(coll.catalog)
+    if not columns:
+        raise ArtlensError("this collection has no label columns to predict",
+                           "ingest it with --labels CSV that has columns such as style, artist or genre")
+    annotator = Annotator(coll, load_head(head) if head else None)
+    annotator.fit(columns)
+    result = annotator.annotate_image(str(file), k=k)
+    if as_json:
+        print(json.dumps({"file": str(file), "annotations": result}, indent=2))
+        return
+    table = Table("column", "prediction", "probability", "method", title=str(file))
+    for column, item in result.items():
+        for rank, top in enumerate(item["top"]):
+            table.add_row(column if rank == 0 else "", top["label"], f"{top['probability']:.3f}",
+                          item["method"] if rank == 0 else "")
+    Console().print(table)

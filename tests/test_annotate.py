@@ -1,0 +1,106 @@
+"""Annotation: label-like columns, probe and head predictions, `artlens annotate` and `artlens eval annotation`."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from artlens.annotation import Annotator, evaluate_annotation, label_columns
+from artlens.cli import main
+
+
+def run_cli(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_label_columns_are_the_categorical_ones(tiny_collection):
+    # style: 3 classes of 4, artist: 2 of 6; title is unique per artwork
+    assert label_columns(tiny_collection.catalog) == ["artist", "style"]
+
+
+def test_probe_annotates_an_image_with_sorted_top_k(tiny_collection, tiny_folder):
+    folder, _ = tiny_folder
+    annotator = Annotator(tiny_collection)
+    annotator.fit(["style", "artist"])
+    result = annotator.annotate_image(str(folder / "images" / "dots_2.png"), k=3)
+    assert set(result) == {"style", "artist"}
+    style = result["style"]
+    assert style["method"] == "probe" and style["top"][0]["label"] == "dots"
+    probs = [t["probability"] for t in style["top"]]
+    assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=1e-3)
+    assert len(result["artist"]["top"]) == 2  # only two artists exist
+
+
+def test_eval_annotation_scores_held_out_artworks(tiny_collection):
+    result = evaluate_annotation(tiny_collection, ["style"], "test")
+    style = result["style"]
+    assert style["method"] == "probe" and style["n_test"] == 3 and style["n_train"] == 9
+    assert style["top1"] == 1.0 and style["top3"] == 1.0  # three very different kinds of picture
+
+
+def test_cli_annotate_and_eval_annotation_use_the_head_for_its_column(tiny_collection, tiny_folder, tmp_path, capsys):
+    folder, _ = tiny_folder
+    coll = tmp_path / "coll"
+    shutil.copytree(tiny_collection.root, coll)
+    code, out, err = run_cli(capsys, "annotate", folder / "images" / "rings_1.png", "--collection", coll, "--json")
+    assert code == 0, err
+    assert {c: a["method"] for c, a in json.loads(out)["annotations"].items()} == {"artist": "probe", "style": "probe"}
+    code, _, err = run_cli(capsys, "train", "--collection", coll, "--label", "style", "--epochs", 5, "-q", "--json")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "annotate", folder / "images" / "rings_1.png", "--collection", coll, "--json",
+                             "--label", "style")
+    assert code == 0, err
+    style = json.loads(out)["annotations"]["style"]
+    assert style["method"] == "head" and len(style["top"]) == 3
+    assert {t["label"] for t in style["top"]} == {"dots", "rings", "stripes"}
+    code, out, err = run_cli(capsys, "eval", "annotation", "--collection", coll, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["style"]["method"] == "head" and result["artist"]["method"] == "probe"
+    assert result["style"]["n_test"] == 3 and 0.0 <= result["style"]["top1"] <= result["style"]["top3"] <= 1.0
+    code, out, err = run_cli(capsys, "annotate", folder / "images" / "rings_1.png", "--collection", coll)
+    assert code == 0 and "style" in out and "head" in out
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["annotate", "{tmp}/missing.png", "--collection", "{coll}"], "does not exist"),
+        (["annotate", "{img}", "--collection", "{coll}", "--label", "genre"], "label column 'genre' not found"),
+        (["eval", "annotation", "--collection", "{coll}", "--split", "train"], "cannot score annotation"),
+    ],
+)
+def test_annotation_bad_input(args, message, tiny_collection, tiny_folder, tmp_path, capsys):
+    folder, _ = tiny_folder
+    subs = {"{tmp}": str(tmp_path), "{coll}": str(tiny_collection.root), "{img}": str(folder / "images" / "dots_0.png")}
+    argv = []
+    for a in args:
+        for key, value in subs.items():
+            a = a.replace(key, value)
+        argv.append(a)
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 2 and message in err and "hint:" in err
+
+
+def test_probe_is_cached_until_its_data_changes(tiny_collection, tmp_path):
+    coll_path = tmp_path / "coll"
+    shutil.copytree(tiny_collection.root, coll_path)
+    from artlens.collection import Collection
+
+    coll = Collection.open(coll_path)
+    first = Annotator(coll)
+    first.fit(["style"])
+    cache = coll_path / "heads" / "probe-style.npz"
+    assert cache.exists()
+    stamp = cache.stat().st_mtime_ns
+    again = Annotator(coll)
+    again.fit(["style"])
+    assert cache.stat().st_mtime_ns == stamp
+    got, p1 = first.predict_ids("style", [1, 2])
+    np.testing.assert_allclose(again.predict_ids("style", [1, 2])[1], p1)
+    coll.catalog.set_metadata(1, {"style": "rings", "artist": "artist 0"})  # a relabelled artwork refits
+    Annotator(coll).fit(["style"])
+    assert cache.stat().st_mtime_ns != stamp
