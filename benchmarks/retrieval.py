@@ -56,8 +56,6 @@ def main(argv=None) -> int:
     y = [labels[i] for i in ids]
     vecs = {"content": aspect_vectors(coll, "effnet-lite0", ids, None),
             "colour": aspect_vectors(coll, "colour-hist", ids, None)}
-    run("content effnet-lite0 (raw 1280-d)", {"content": 1.0}, vecs)
-    vecs["content"] = aspect_vectors(coll, "effnet-lite0", ids, args.pca)
     rows = []
 
     def run(name, weights, vectors):
@@ -68,6 +66,8 @@ def main(argv=None) -> int:
         print_table(rows[-1:], list(rows[-1]))
         sys.stdout.flush()
 
+    run("content effnet-lite0 (raw 1280-d)", {"content": 1.0}, vecs)
+    vecs["content"] = aspect_vectors(coll, "effnet-lite0", ids, args.pca)
     run(f"content effnet-lite0 pca{args.pca}", {"content": 1.0}, vecs)
     run("colour colour-hist", {"colour": 1.0}, vecs)
     best_style, best_map = None, -1.0

@@ -12,19 +12,21 @@ from artlens.features.base import ImageExtractor
 
 
 class ColourHistogramExtractor(ImageExtractor):
-    """Joint HSV histogram (hue x saturation x value bins) of the image at 128 px, square-rooted
-    (Hellinger) so that cosine similarity compares distributions sensibly."""
+    """Joint RGB histogram (8 x 8 x 8 bins) of the image at 128 px, square-rooted (Hellinger) so that
+    cosine similarity compares distributions sensibly. (On wikiart_styles it beat HSV binnings:
+    mAP 0.181 vs 0.175-0.178; see benchmarks/retrieval.py.)"""
 
     name = "colour-hist"
+    version = 2
     aspect = "colour"
-    bins = (12, 4, 4)
-    dim = 12 * 4 * 4
+    bins = (8, 8, 8)
+    dim = 8 * 8 * 8
 
     def histogram(self, image: Image.Image) -> np.ndarray:
-        small = image.convert("RGB").resize((128, 128), Image.BILINEAR).convert("HSV")
-        hsv = np.asarray(small, dtype=np.int32).reshape(-1, 3)
-        hb, sb, vb = self.bins
-        idx = (hsv[:, 0] * hb // 256) * sb * vb + (hsv[:, 1] * sb // 256) * vb + hsv[:, 2] * vb // 256
+        small = image.convert("RGB").resize((128, 128), Image.BILINEAR)
+        rgb = np.asarray(small, dtype=np.int32).reshape(-1, 3)
+        rb, gb, bb = self.bins
+        idx = (rgb[:, 0] * rb // 256) * gb * bb + (rgb[:, 1] * gb // 256) * bb + rgb[:, 2] * bb // 256
         hist = np.bincount(idx, minlength=self.dim).astype(np.float32)
         hist = np.sqrt(hist / hist.sum())
         return hist / max(np.linalg.norm(hist), 1e-12)
