@@ -122,6 +122,8 @@ def test_stratified_split_is_seeded_stratified_and_keyed_by_md5():
     assert again.tolist() == split[order].tolist()
     with pytest.raises(ArtlensError, match="at least 3"):
         stratified_split(keys[:4], ["a", "a", "a", "b"])
+    no_test = stratified_split(keys, labels, (0.85, 0.15, 0.0))
+    assert "test" not in set(no_test) and sum(no_test == "val") == 15
 
 
 def test_split_column_is_normalised_and_val_carved_from_train():

@@ -29,6 +29,8 @@ def train(
     lr: float = typer.Option(None, "--lr", help="Adam learning rate."),
     patience: int = typer.Option(None, "--patience", help="Epochs without a better val mAP before stopping."),
     seed: int = typer.Option(None, "--seed", help="Seed of the split, the initial weights and the batches."),
+    test_fraction: float = typer.Option(None, "--test-fraction", help="Share of each class held out for testing "
+                                                                      "(0: train on all but the val split)."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
     collection: Path = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary: head, counts, best val, test scores."),
@@ -44,7 +46,8 @@ def train(
     from artlens.train.report import plot_curves, write_metrics
     from artlens.train.run import resolve_inputs, train_collection_head
 
-    overrides = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed}
+    overrides = {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "seed": seed,
+                 "test_fraction": test_fraction}
     config = dataclasses.replace(TrainConfig(), **{k: v for k, v in overrides.items() if v is not None})
     names = [f for f in features.split(",") if f.strip()]
     coll = open_collection(collection)
@@ -69,8 +72,9 @@ def train(
     best = run.history.best
     table.add_row(f"val (best epoch {run.history.best_epoch})", f"{best.get('val_map', 0):.4f}",
                   f"{best.get('val_acc') or 0:.4f}", "", str(run.counts["val"]))
-    table.add_row("test", f"{run.test['map']:.4f}", f"{run.test.get('top1', 0):.4f}", f"{run.test.get('top3', 0):.4f}",
-                  str(run.counts["test"]))
+    if run.test:
+        table.add_row("test", f"{run.test['map']:.4f}", f"{run.test.get('top1', 0):.4f}",
+                      f"{run.test.get('top3', 0):.4f}", str(run.counts["test"]))
     out_console.print(table)
     for note in run.notes:
         console.print(f"  note: {note}")

@@ -36,6 +36,8 @@ class TrainConfig:
     patience: int = 10  # epochs without a better validation score before stopping
     monitor: str = "val_map"  # validation score that picks the best epoch
     seed: int = 0
+    val_fraction: float = 0.15  # of each class, when the collection has no split column
+    test_fraction: float = 0.15  # 0 trains on everything but the val split (nothing left to test on)
     margin: float = 0.6  # triplet margin on cosine distance (DeepArt)
     hard_pool: int = 50  # triplet stage 2: the most similar non-relevant artworks per anchor
     hard_fraction: float = 0.5  # share of triplet negatives drawn from that pool

@@ -90,12 +90,13 @@ def labelled_features(collection, specs: Sequence[InputSpec], columns: Sequence[
     return features, classes
 
 
-def split_features(collection, features: FeatureSet, label: str, seed: int) -> dict[str, FeatureSet]:
-    by_id = collection_split(collection, label, seed=seed)
+def split_features(collection, features: FeatureSet, label: str, config: TrainConfig) -> dict[str, FeatureSet]:
+    fractions = (1.0 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
+    by_id = collection_split(collection, label, seed=config.seed, fractions=fractions)
     names = np.array([by_id.get(int(i), "train") for i in features.ids])
     parts = {name: features.subset(np.flatnonzero(names == name)) for name in SPLITS}
     for name in SPLITS:
-        if len(parts[name]) == 0:
+        if len(parts[name]) == 0 and not (name == "test" and config.test_fraction == 0):
             raise ArtlensError(f"the {name} split of {label!r} is empty",
                                "label more artworks, or fix the collection's split column")
     if len(np.unique(parts["train"].labels[:, 0])) < 2:
@@ -133,14 +134,14 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
         raise ArtlensError("no label column given", "pass --label COLUMN, e.g. --label style")
     specs, notes = resolve_inputs(collection, features, config)
     data, classes = labelled_features(collection, specs, columns)
-    parts = split_features(collection, data, columns[0], config.seed)
+    parts = split_features(collection, data, columns[0], config)
     # a PCA cannot have more components than training artworks (tiny collections)
     specs = [dataclasses.replace(s, reduce_dims=min(s.reduce_dims, len(parts["train"]) - 1)) if s.reduce_dims else s
              for s in specs]
     head = build_head(specs, columns[0], classes[0], config, kind)
     head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
     history = train_head(head, parts["train"], parts["val"], config, progress)
-    test = score_head(head, parts["test"])
+    test = score_head(head, parts["test"]) if len(parts["test"]) else {}
     counts = {name: len(part) for name, part in parts.items()}
     head.split = {name: list(part.keys) for name, part in parts.items()}
     head.info = {"labels": columns, "loss": config.loss, "config": config.as_dict(), "counts": counts,

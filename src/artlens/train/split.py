@@ -21,22 +21,24 @@ _ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
 
 def stratified_split(keys: Sequence[str], labels: Sequence, fractions=DEFAULT_FRACTIONS, seed: int = 0) -> np.ndarray:
     """The split name of each item: per class, items ordered by key are shuffled with ``seed`` and cut
-    by ``fractions`` (train, val, test); every class gets at least one val and one test item."""
+    by ``fractions`` (train, val, test); every class gets at least one val and one test item (none
+    where that fraction is 0)."""
     keys = list(keys)
     labels = np.asarray([str(v) for v in labels])
     out = np.empty(len(keys), dtype=object)
     rng = np.random.default_rng(seed)
+    needed = 1 + (fractions[1] > 0) + (fractions[2] > 0)
     for cls in sorted(set(labels.tolist())):
         members = np.flatnonzero(labels == cls)
-        if len(members) < 3:
+        if len(members) < needed:
             raise ArtlensError(
-                f"class {cls!r} has {len(members)} labelled artwork(s); a train/val/test split needs at least 3",
+                f"class {cls!r} has {len(members)} labelled artwork(s); a train/val/test split needs at least {needed}",
                 "label more artworks of that class, or choose a column with fewer, larger classes",
             )
         members = members[np.argsort([keys[i] for i in members], kind="stable")]
         members = members[rng.permutation(len(members))]
-        n_val = max(1, int(round(fractions[1] * len(members))))
-        n_test = max(1, int(round(fractions[2] * len(members))))
+        n_val = max(1, int(round(fractions[1] * len(members)))) if fractions[1] > 0 else 0
+        n_test = max(1, int(round(fractions[2] * len(members)))) if fractions[2] > 0 else 0
         out[members[:n_test]] = "test"
         out[members[n_test : n_test + n_val]] = "val"
         out[members[n_test + n_val :]] = "train"
