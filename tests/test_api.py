@@ -81,7 +81,9 @@ def test_openapi_and_docs(client):
     for path in ("/api/search", "/api/artworks/{artwork_id}", "/api/artworks/{artwork_id}/thumbnail", "/api/facets",
                  "/api/health", "/api/stats", "/api/annotate", "/api/copyright/check"):
         assert path in schema["paths"], path
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")
+    assert docs.status_code == 200 and "/docs.js" in docs.text  # the offline reference
+    assert "swagger" in client.get("/docs/swagger").text.lower()
 
 
 # -- search -------------------------------------------------------------------------------------
@@ -237,14 +239,15 @@ def test_no_request_path_reaches_the_file_system(client, path):
 
 
 # -- optional services --------------------------------------------------------------------------
-def test_annotate_and_copyright_answer_501_without_their_modules(client, settings, tiny_collection, dots, monkeypatch):
+def test_annotate_and_copyright_answer_501_without_their_modules(settings, tiny_collection, dots, monkeypatch):
     from artlens.api import service
 
-    monkeypatch.setattr(plugins, "ANNOTATION_MODULES", ("artlens.no_such_annotation",))
+    monkeypatch.setattr(service, "open_annotator", lambda collection: None)  # module not installed
     files = {"image": ("q.png", dots, "image/png")}
-    assert_error(client.post("/api/annotate", files=files), 501, "annotation")
-    assert_error(client.post("/api/copyright/check", files=files), 501, "not set up")  # no registry given
-    assert client.get("/api/stats").json()["features"] == {"annotation": False, "copyright": False}
+    with TestClient(create_app(settings, collection=tiny_collection, warm_up=False)) as c:
+        assert_error(c.post("/api/annotate", files=files), 501, "annotation")
+        assert_error(c.post("/api/copyright/check", files=files), 501, "not set up")  # no registry given
+        assert c.get("/api/stats").json()["features"] == {"annotation": False, "copyright": False}
     with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
                                 copyright_registry=settings.collection.parent / "no-registry")
     with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
@@ -285,6 +288,16 @@ def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collectio
         assert c.get("/api/stats").json()["features"] == {"annotation": True, "copyright": True}
 
 
+def test_annotate_with_the_annotation_module(client, dots):
+    pytest.importorskip("artlens.annotation")
+    response = client.post("/api/annotate", files={"image": ("q.png", dots, "image/png")}, data={"top": "2"})
+    assert response.status_code == 200, response.text
+    labels = response.json()["labels"]
+    assert set(labels) == {"style", "artist"}  # the label columns of the tiny collection
+    assert labels["style"][0]["label"] == "dots" and len(labels["style"]) == 2
+    assert sum(p["probability"] for p in labels["style"]) <= 1.0 + 1e-6
+
+
 def test_normalise_labels_accepts_common_shapes():
     want = {"style": [{"label": "dots", "probability": 0.75}]}
     assert plugins.normalise_labels({"labels": {"style": [{"label": "dots", "prob": 0.75}]}}) == want
@@ -313,7 +326,8 @@ def test_year_columns_become_decade_facets(tmp_path):
 def test_page_is_served_from_memory_and_needs_nothing_from_outside(client):
     page = client.get("/")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
-    for asset, kind in (("/app.js", "javascript"), ("/style.css", "text/css"), ("/favicon.svg", "image/svg")):
+    for asset, kind in (("/app.js", "javascript"), ("/style.css", "text/css"), ("/favicon.svg", "image/svg"),
+                        ("/docs", "text/html"), ("/docs.js", "javascript")):
         response = client.get(asset)
         assert response.status_code == 200 and kind in response.headers["content-type"]
         assert not re.search(r"""(src|href|url|import|fetch)\s*[=(]\s*["']?(https?:)?//""", response.text), asset

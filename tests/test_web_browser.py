@@ -208,6 +208,15 @@ def test_phone_layout(browser, url, dots_file):
         context.close()
 
 
+def test_api_reference_renders_offline(page, url):
+    operations = sum(len(methods) for methods in page.request.get(url + "openapi.json").json()["paths"].values())
+    page.goto(url + "docs")
+    docs = page.locator("[data-testid=docs]")
+    expect(docs.locator("section.op")).to_have_count(operations)
+    expect(docs).to_contain_text("/api/search")
+    expect(docs).to_contain_text("/api/copyright/check")
+
+
 def test_thumbnails_are_real_images(page):
     src = page.locator("[data-testid=result-card] img").first.get_attribute("src")
     response = page.request.get(page.url.rstrip("/") + src)

@@ -1,6 +1,6 @@
 """The application factory: ``create_app(ApiSettings(collection=PATH))`` gives a FastAPI app serving
-the REST API under ``/api``, its OpenAPI schema at ``/openapi.json`` (browsable at ``/docs``) and the
-web page at ``/``."""
+the REST API under ``/api``, its OpenAPI schema at ``/openapi.json`` (browsable offline at ``/docs``)
+and the web page at ``/``."""
 
 from __future__ import annotations
 
@@ -38,13 +38,13 @@ def create_app(settings: ApiSettings, collection: Collection | None = None, anno
             service.warm_up()
         yield
 
-    app = FastAPI(title=f"{settings.title} API", version=__version__, description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(title=f"{settings.title} API", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+                  docs_url=None, redoc_url=None)
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app)
     for module in (search, artworks, collection_routes, annotate, copyright):
         app.include_router(module.router)
-    if settings.serve_page:
-        app.include_router(page_router())
+    app.include_router(page_router(settings.title, with_page=settings.serve_page))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
     return app

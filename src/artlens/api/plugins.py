@@ -1,5 +1,5 @@
 """Optional services the API offers when their modules are installed: annotation of an upload
-(``artlens.annotation`` or ``artlens.annotate``) and the copyright check (``artlens.copyright``).
+(:mod:`artlens.annotation`) and the copyright check (:mod:`artlens.copyright`).
 
 Each is a plain callable taking the decoded upload, so tests and other deployments can pass their own
 to :func:`artlens.api.create_app`:
@@ -16,7 +16,6 @@ field that names a file path is dropped: the API never reveals where files live.
 
 from __future__ import annotations
 
-import importlib
 import inspect
 import logging
 from collections.abc import Callable, Mapping
@@ -25,26 +24,12 @@ from typing import Any
 
 from artlens.api.errors import ApiError
 from artlens.collection import Collection
+from artlens.errors import ArtlensError
 
 log = logging.getLogger("artlens.api")
 
 Annotator = Callable[..., Any]
 CopyrightChecker = Callable[..., Any]
-
-ANNOTATION_MODULES = ("artlens.annotation", "artlens.annotate")
-
-
-def _import(name: str):
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name and (name == exc.name or name.startswith(exc.name + ".")):
-            return None
-        log.warning("module %s failed to import: %s", name, exc)
-        return None
-    except Exception as exc:  # noqa: BLE001 - a half-written module must not take the API down
-        log.warning("module %s failed to import: %s", name, exc)
-        return None
 
 
 def call_with_accepted(fn: Callable, *args, **kwargs):
@@ -56,15 +41,6 @@ def call_with_accepted(fn: Callable, *args, **kwargs):
     if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
         return fn(*args, **kwargs)
     return fn(*args, **{k: v for k, v in kwargs.items() if k in params})
-
-
-def _bind(factory_owner, names: tuple[str, ...], *args, **kwargs):
-    """The first of ``names`` on ``factory_owner``: a classmethod/factory called with the arguments."""
-    for name in names:
-        factory = getattr(factory_owner, name, None)
-        if callable(factory):
-            return call_with_accepted(factory, *args, **kwargs)
-    return None
 
 
 def plain(value: Any) -> Any:
@@ -90,23 +66,27 @@ def plain(value: Any) -> Any:
 
 
 # -- annotation -----------------------------------------------------------------------------------
-def find_annotator(collection: Collection) -> Annotator | None:
-    """An annotator for ``collection`` from the annotation module, or None while there is none."""
-    for name in ANNOTATION_MODULES:
-        module = _import(name)
-        if module is None:
-            continue
-        for fn_name in ("annotate_image", "annotate"):
-            fn = getattr(module, fn_name, None)
-            if callable(fn) and not isinstance(fn, type):
-                return lambda image, top, _fn=fn: call_with_accepted(_fn, collection, image, top=top, k=top)
-        cls = getattr(module, "Annotator", None)
-        if isinstance(cls, type):
-            instance = _bind(cls, ("for_collection", "from_collection", "open", "load"), collection) or cls(collection)
-            method = getattr(instance, "predict", None) or getattr(instance, "annotate", None)
-            if callable(method):
-                return lambda image, top, _m=method: call_with_accepted(_m, image, top=top, k=top)
-    return None
+def open_annotator(collection: Collection) -> Annotator | None:
+    """An annotator of uploads for ``collection`` (its learned head, else logistic probes fitted now on
+    its labelled artworks), or None while :mod:`artlens.annotation` is not installed. A collection
+    without label columns raises an error that says what to do."""
+    try:
+        from artlens.annotation import Annotator as ColumnAnnotator
+        from artlens.annotation import label_columns
+    except ImportError as exc:
+        log.info("annotation unavailable: %s", exc)
+        return None
+    columns = label_columns(collection.catalog)
+    if not columns:
+        raise ArtlensError("this collection has no label columns (artist, style, genre, ...) to predict",
+                           "ingest it with a --labels CSV that has such columns")
+    annotator = ColumnAnnotator(collection)
+    annotator.fit(columns)
+
+    def annotate(image, top: int):
+        return annotator.annotate_image(image, k=top)
+
+    return annotate
 
 
 def normalise_labels(raw: Any) -> dict[str, list[dict]]:
@@ -122,6 +102,8 @@ def normalise_labels(raw: Any) -> dict[str, list[dict]]:
                for i, item in enumerate(raw) if isinstance(item, dict)}
     out: dict[str, list[dict]] = {}
     for column, preds in (raw or {}).items():
+        if isinstance(preds, dict) and isinstance(preds.get("top"), list):  # {"method": ..., "top": [...]}
+            preds = preds["top"]
         if isinstance(preds, dict) and not {"label", "value"} & set(preds):
             preds = sorted(preds.items(), key=lambda lp: -float(lp[1]))
         items = []

@@ -3,6 +3,7 @@ annotation and copyright services, shared by every request of an app."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -14,7 +15,7 @@ import numpy as np
 from artlens.api.errors import ApiError
 from artlens.api.facets import FacetIndex
 from artlens.api.plugins import (
-    call_with_accepted, find_annotator, normalise_labels, normalise_verdict, open_copyright_checker,
+    call_with_accepted, normalise_labels, normalise_verdict, open_annotator, open_copyright_checker,
 )
 from artlens.api.settings import ApiSettings
 from artlens.api.uploads import UploadedImage, UploadRef, decode_or_422
@@ -23,6 +24,8 @@ from artlens.errors import ArtlensError
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
 from artlens.thumbnails import ThumbnailCache
+
+log = logging.getLogger("artlens.api")
 
 
 class _LRU:
@@ -113,6 +116,11 @@ class ArtService:
         if any(isinstance(e, TextExtractor) for e in extractors):
             self.engine.text_vectors("warm up")
         self.facet_index.facets()
+        for name, opener in (("annotation", self.annotator), ("copyright checks", self.copyright_checker)):
+            try:
+                opener()
+            except ArtlensError as exc:
+                log.warning("%s unavailable: %s (%s)", name, exc.message, exc.hint)
 
     # -- search ---------------------------------------------------------------------------------
     def search(self, *, image: UploadedImage | UploadRef | None = None, text: str | None = None, artwork_id: int | None = None,
@@ -136,6 +144,7 @@ class ArtService:
             raise ApiError(404, f"no artwork with id {artwork_id}", "use an id from /api/search results")
         if liked is not None:
             liked = self._known_liked(liked)
+            weights = {aspect: 1.0} if aspect else weights
             result = recommend(self.engine, liked, k, weights=weights, filters=filters,
                                group_column=s.diversity_column or None, max_share=s.diversity_share)
         else:
@@ -252,7 +261,7 @@ class ArtService:
         if self._annotator is None:
             with self._opening:
                 if self._annotator is None:
-                    self._annotator = find_annotator(self.collection)
+                    self._annotator = open_annotator(self.collection)
         return self._annotator
 
     def copyright_checker(self):

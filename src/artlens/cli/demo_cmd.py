@@ -62,5 +62,6 @@ def demo(
     from artlens.cli.serve_cmd import announce
 
     console.print("\n[bold]6. Serving the web page[/]: search by upload, text or artwork, weigh aspects, filter, like...")
-    serve_app(create_app(ApiSettings(collection=coll.root), collection=coll), host, port,
-              on_ready=lambda url: announce(url, console))
+    app = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
+    app.state.service.warm_up()
+    serve_app(app, host, port, on_ready=lambda url: announce(url, console))

@@ -44,4 +44,6 @@ def serve(
     settings = ApiSettings(collection=coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20,
                            copyright_registry=registry, copyright_free=free)
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
-    serve_app(create_app(settings, collection=coll), host, port, on_ready=announce, threads=threads)
+    app = create_app(settings, collection=coll, warm_up=False)
+    app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
+    serve_app(app, host, port, on_ready=announce, threads=threads)

@@ -1,4 +1,6 @@
-"""The web page: a few static files read once into memory (no request path reaches the disk)."""
+"""The web page and the offline API reference: a few static files read once into memory (no request
+path reaches the disk). ``/docs`` renders ``/openapi.json`` without any external code; Swagger UI,
+which loads from a CDN, stays available at ``/docs/swagger`` for those online."""
 
 from __future__ import annotations
 
@@ -6,10 +8,13 @@ import hashlib
 from importlib import resources
 
 from fastapi import APIRouter, Request
+from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import Response
 
 _TYPES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript; charset=utf-8",
+          "docs.html": "text/html; charset=utf-8", "docs.js": "text/javascript; charset=utf-8",
           "style.css": "text/css; charset=utf-8", "favicon.svg": "image/svg+xml"}
+_PAGE_ONLY = {"index.html", "app.js"}
 
 
 def _load() -> dict[str, tuple[bytes, str, str]]:
@@ -21,7 +26,8 @@ def _load() -> dict[str, tuple[bytes, str, str]]:
     return files
 
 
-def page_router() -> APIRouter:
+def page_router(title: str, with_page: bool = True) -> APIRouter:
+    """``/`` (the page, unless ``with_page`` is false), ``/docs``, ``/docs/swagger`` and their assets."""
     files = _load()
     router = APIRouter(include_in_schema=False)
 
@@ -36,7 +42,12 @@ def page_router() -> APIRouter:
 
         return handler
 
-    router.add_api_route("/", serve("index.html"), methods=["GET"])
+    if with_page:
+        router.add_api_route("/", serve("index.html"), methods=["GET"])
     for name in _TYPES:
-        router.add_api_route(f"/{name}", serve(name), methods=["GET"])
+        if with_page or name not in _PAGE_ONLY:
+            router.add_api_route(f"/{name}", serve(name), methods=["GET"])
+    router.add_api_route("/docs", serve("docs.html"), methods=["GET"])
+    router.add_api_route("/docs/swagger", lambda: get_swagger_ui_html(openapi_url="/openapi.json", title=f"{title} API"),
+                         methods=["GET"])
     return router
