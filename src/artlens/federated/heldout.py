@@ -1,0 +1,70 @@
+"""Evaluation on a held-out split the server may hold: in a simulation, the test split of the
+partitioned collection (never dealt to any institution); in a deployment, an optional public
+evaluation collection. Scores are those of a central run: retrieval mAP (relevant = same label),
+accuracy (the head's classifier; fedstyle's is its global prototypes) and the loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from artlens.errors import ArtlensError
+from artlens.models.inputs import FeatureSet, gather_features
+from artlens.train.loop import embedding_map
+from artlens.train.split import SPLITS, collection_split
+
+
+@dataclass
+class HeldOut:
+    """A labelled evaluation set: features and label values (coded when the classes are known)."""
+
+    features: FeatureSet
+    values: list[str]
+    source: str
+
+    @classmethod
+    def from_collection(cls, path: str, specs, label: str, split: str = "test", seed: int = 0) -> "HeldOut":
+        from artlens.collection import Collection
+
+        collection = Collection.open(path)
+        try:
+            values = collection.catalog.column(label)
+            if split == "all":
+                ids = sorted(values)
+            elif split in SPLITS:
+                ids = sorted(i for i, s in collection_split(collection, label, seed=seed).items() if s == split)
+            else:
+                raise ArtlensError(f"unknown evaluation split {split!r}", "use test, val or all")
+            if len(ids) < 2:
+                raise ArtlensError(f"the {split} split of {path} has {len(ids)} labelled artwork(s)",
+                                   "evaluate on a collection with more labelled artworks")
+            features = gather_features(collection, specs, ids)
+            return cls(features, [values[int(i)] for i in features.ids], f"{path} ({split})")
+        finally:
+            collection.close()
+
+    def coded(self, classes: Sequence[str]) -> FeatureSet:
+        """The rows whose label is one of ``classes``, coded by it."""
+        index = {c: i for i, c in enumerate(classes)}
+        keep = np.flatnonzero([v in index for v in self.values])
+        data = self.features.subset(keep)
+        data.labels = np.asarray([[index[self.values[r]]] for r in keep], dtype=np.int64)
+        return data
+
+    def score(self, head) -> dict[str, float]:
+        data = self.coded(head.config.classes)
+        emb = head.embed(data.inputs, data.present)
+        codes = data.labels[:, 0]
+        out = {"test-map": embedding_map(emb, codes), "test-n": float(len(data))}
+        if head.has_classifier:
+            with torch.no_grad():
+                logits = head.logits(torch.from_numpy(emb))
+                target = torch.from_numpy(codes)
+                out["test-loss"] = float(F.cross_entropy(logits, target))
+                out["test-acc"] = float((logits.argmax(dim=1) == target).float().mean())
+        return out

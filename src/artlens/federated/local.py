@@ -1,0 +1,203 @@
+"""What an institution runs between rounds: E local epochs of the plain-PyTorch loop
+(:func:`artlens.train.loop.fit_local_epochs`), with the strategy's local objective:
+
+- ``fedavg`` / ``fedadam``: the central objective unchanged (cross-entropy by default);
+- ``fedprox``: that objective plus the proximal term mu/2 ||w - w_global||^2 (Li et al. 2020);
+- ``fedstyle``: a supervised contrastive loss whose keys include the global style prototypes, plus
+  an alignment term (cross-entropy over temperature-scaled cosines to the prototypes). An
+  institution that holds a single style still sees the other styles: as anchors to move away from,
+  and as virtual artworks drawn from the federation's style statistics (:class:`VirtualStyles`).
+  Without the latter, E local epochs on one style let the head map everything to that style's
+  anchor, and averaging such heads learns little (measured in ``benchmarks/federated.py``).
+
+The objectives subclass ``artlens.train.objectives.Objective`` (they read the loop's ``Prepared``
+rows) and are handed to the training loop; the loop itself is not copied.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from artlens.federated.config import FederatedConfig
+from artlens.federated.head import prototype_statistics
+from artlens.models.inputs import FeatureSet
+from artlens.train.loop import evaluate_head, fit_local_epochs
+from artlens.train.objectives import Objective, create_objective, drop_modalities
+
+
+class ProximalObjective(Objective):
+    """Another objective plus mu/2 * ||w - w_global||^2 over the trainable weights (FedProx)."""
+
+    def __init__(self, inner: Objective, head, mu: float):
+        super().__init__(inner.config)
+        self.inner = inner
+        self.mu = mu
+        self.trains_classifier = inner.trains_classifier
+        self.anchor = [p.detach().clone() for p in head.parameters()]
+
+    def batches(self, head, data, rng):
+        return self.inner.batches(head, data, rng)
+
+    def loss(self, head, data, batch):
+        loss, right = self.inner.loss(head, data, batch)
+        if self.mu > 0 and head.training:
+            drift = sum(((p - a) ** 2).sum() for p, a in zip(head.parameters(), self.anchor) if p.requires_grad)
+            loss = loss + 0.5 * self.mu * drift
+        return loss, right
+
+
+class VirtualStyles:
+    """Virtual artworks of every style, in the head's fitted input space: the federation's style means
+    plus correlated noise of its pooled within-style covariance (LDA's Gaussian model, built from
+    summed statistics; in the spirit of CCVR's virtual representations, Luo et al. 2021). They give an
+    institution that holds one style examples of the others to contrast with."""
+
+    def __init__(self, head, styles: dict[str, np.ndarray]):
+        from artlens.federated.transforms import STYLE_FACTOR, STYLE_COUNT, STYLE_MEAN
+
+        self.inputs = list(head.config.inputs)
+        self.mean = torch.from_numpy(np.asarray(styles[STYLE_MEAN], dtype=np.float32))
+        self.factor = torch.from_numpy(np.asarray(styles[STYLE_FACTOR], dtype=np.float32))
+        self.available = torch.from_numpy(np.asarray(styles[STYLE_COUNT]) > 1)
+
+    def sample(self, size: int, generator: torch.Generator) -> tuple[dict, dict, torch.Tensor]:
+        """(inputs by extractor, presence masks, style codes) of ``size`` virtual artworks."""
+        styles = torch.nonzero(self.available).flatten()
+        codes = styles[torch.randint(len(styles), (size,), generator=generator)]
+        flat = self.mean[codes] + torch.randn(size, self.factor.shape[0], generator=generator) @ self.factor.T
+        x, present, start = {}, {}, 0
+        for spec in self.inputs:
+            if spec.optional:  # virtual artworks have no text
+                x[spec.extractor] = torch.zeros(size, spec.dim)
+                present[spec.extractor] = torch.zeros(size, dtype=torch.bool)
+            else:
+                x[spec.extractor] = flat[:, start : start + spec.dim]
+                start += spec.dim
+        return x, present, codes
+
+
+class FedStyleObjective(Objective):
+    """Contrastive loss over the batch and the global style prototypes, plus alignment to them.
+
+    ``anchors`` (classes, dim) are L2-normalised and frozen during the local epochs; ``present`` says
+    which classes have one yet. Plain random batches: one institution may hold a single style. With
+    ``virtual``, each batch also holds as many virtual artworks of the other styles, drawn from the
+    federation's per-style input statistics, so that the local epochs see every style.
+    """
+
+    trains_classifier = False
+
+    def __init__(self, config, anchors: np.ndarray, present: np.ndarray, align_weight: float = 1.0,
+                 virtual: VirtualStyles | None = None, seed: int = 0):
+        super().__init__(config)
+        self.anchors = torch.from_numpy(np.asarray(anchors, dtype=np.float32))
+        self.present = torch.from_numpy(np.asarray(present, dtype=bool))
+        self.align_weight = align_weight
+        self.virtual = virtual
+        self.generator = torch.Generator().manual_seed(seed)
+        self._pool = None
+
+    def loss(self, head, data, rows):
+        x, present = data.rows(rows)
+        if head.training:
+            present = drop_modalities(present, self.config.modality_dropout)
+        target = torch.from_numpy(data.labels[rows, 0])
+        if self.virtual is not None and head.training:
+            x, present, target = self._with_virtual(x, present, target, len(data))
+        emb = head.embed_transformed(x, present)
+        return fedstyle_loss(emb, target, self.anchors, self.present, self.config.temperature, self.align_weight,
+                             scored=len(rows))
+
+    def _with_virtual(self, x, present, target, size: int):
+        """The batch plus as many virtual artworks, drawn from a pool sampled once per round."""
+        if not bool(self.virtual.available.any()):
+            return x, present, target
+        if self._pool is None:
+            self._pool = self.virtual.sample(max(2 * size, 8 * len(target)), self.generator)
+        px, pp, codes = self._pool
+        rows = torch.randint(len(codes), (len(target),), generator=self.generator)
+        x = {k: torch.cat([v, px[k][rows]]) for k, v in x.items()}
+        present = {k: torch.cat([v, pp[k][rows]]) for k, v in present.items()}
+        return x, present, torch.cat([target, codes[rows]])
+
+
+def fedstyle_loss(emb: torch.Tensor, target: torch.Tensor, anchors: torch.Tensor, present: torch.Tensor,
+                  temperature: float, align_weight: float, scored: int | None = None) -> tuple[torch.Tensor, int]:
+    """(loss, correct nearest-prototype predictions among the first ``scored`` rows). Without any
+    prototype yet: the in-batch supervised contrastive loss alone."""
+    n = len(emb)
+    keys, key_labels = emb, target
+    if present.any():
+        idx = torch.nonzero(present).flatten()
+        keys = torch.cat([emb, anchors[idx]])
+        key_labels = torch.cat([target, idx])
+    logits = emb @ keys.T / temperature
+    self_mask = torch.zeros_like(logits, dtype=torch.bool)
+    self_mask[torch.arange(n), torch.arange(n)] = True
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+    positives = (target[:, None] == key_labels[None, :]) & ~self_mask
+    counts = positives.sum(dim=1)
+    keep = counts > 0
+    if keep.any():
+        loss = (-(log_prob.masked_fill(~positives, 0.0)).sum(dim=1)[keep] / counts[keep]).mean()
+    else:
+        loss = emb.sum() * 0.0
+    right = -1
+    if present.any():
+        proto_logits = (emb @ anchors.T / temperature).masked_fill(~present[None, :], float("-inf"))
+        known = present[target]
+        if known.any():
+            loss = loss + align_weight * F.cross_entropy(proto_logits[known], target[known])
+        scored = len(emb) if scored is None else scored
+        right = int((proto_logits[:scored].argmax(dim=1) == target[:scored]).sum())
+    return loss, right
+
+
+def local_objective(head, config: FederatedConfig, anchors=None, present=None, virtual=None, seed: int = 0) -> Objective:
+    train_config = config.train_config()
+    if config.strategy == "fedstyle":
+        if anchors is None:
+            n_classes = len(head.config.classes)
+            anchors, present = np.zeros((n_classes, head.config.dim), np.float32), np.zeros(n_classes, bool)
+        return FedStyleObjective(train_config, anchors, present, config.align_weight, virtual, seed)
+    objective = create_objective(train_config)
+    if config.strategy == "fedprox":
+        return ProximalObjective(objective, head, config.proximal_mu)
+    return objective
+
+
+def train_locally(head, data: FeatureSet, config: FederatedConfig, server_round: int, salt: int = 0,
+                  anchors=None, present=None, virtual: VirtualStyles | None = None,
+                  epochs: int | None = None) -> dict[str, float]:
+    """E local epochs on an institution's training split, seeded by (seed, round, salt) so that a
+    run is reproducible. Returns the last epoch's mean loss and accuracy."""
+    if config.strategy == "fedstyle":
+        head.classifier.weight.requires_grad_(False)  # its rows are the global prototypes
+    torch.manual_seed(config.seed * 1_000_003 + server_round * 1009 + salt)
+    rng = np.random.default_rng([config.seed, server_round, salt])
+    objective = local_objective(head, config, anchors, present, virtual, config.seed + server_round * 7919 + salt)
+    return fit_local_epochs(head, data, config.train_config(), epochs or config.local_epochs,
+                            objective=objective, rng=rng)
+
+
+def local_prototypes(head, data: FeatureSet) -> dict[str, np.ndarray]:
+    """This institution's packed per-class embedding statistics (see ``head.prototype_statistics``)."""
+    emb = head.embed(data.inputs, data.present)
+    return prototype_statistics(emb, data.labels[:, 0], len(head.config.classes))
+
+
+def evaluate_locally(head, data: FeatureSet, config: FederatedConfig, anchors=None, present=None) -> dict[str, float]:
+    """Loss, accuracy (classifier, or nearest global prototype) and mAP within ``data``."""
+    objective = local_objective(head, config, anchors, present)
+    if isinstance(objective, ProximalObjective):
+        objective = objective.inner
+    out = evaluate_head(head, data, objective, seed=config.seed)
+    if "acc" not in out and config.strategy == "fedstyle" and present is not None and np.any(present):
+        emb = head.embed(data.inputs, data.present)
+        scores = emb @ np.asarray(anchors).T
+        scores[:, ~np.asarray(present, bool)] = -np.inf
+        out["acc"] = float(np.mean(scores.argmax(axis=1) == data.labels[:, 0]))
+    return out

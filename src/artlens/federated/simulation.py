@@ -1,0 +1,106 @@
+"""All institutions on one machine with Flower's simulation engine (``flwr.simulation.run_simulation``):
+partition a collection, hold its test split out, give each simulated institution only its own key
+file, run the federation and save the head into the collection like a centrally trained one.
+
+Writes to ``run_dir``: ``partition.json`` (who holds what), ``partition/*.keys`` (one file per
+institution), ``metrics.json`` (per round, ending with the final ``map`` and ``epsilon``),
+``curves.png`` and ``head.pt``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from artlens.errors import ArtlensError
+from artlens.federated.config import FederatedConfig
+from artlens.federated.coordinator import FederatedResult, ServerSettings
+from artlens.federated.head import input_specs
+from artlens.federated.heldout import HeldOut
+from artlens.federated.institution import InstitutionSource
+from artlens.federated.partition import Partition, make_partition
+from artlens.train.split import collection_split
+
+log = logging.getLogger("artlens.federated")
+
+
+@dataclass
+class SimulatedInstitutions:
+    """partition-id of a simulated supernode -> the institution it plays (picklable for Ray)."""
+
+    sources: list[InstitutionSource]
+
+    def __call__(self, context) -> InstitutionSource:
+        return self.sources[int(context.node_config["partition-id"])]
+
+
+def plan_partition(collection, config: FederatedConfig, spec: str, institutions: int = 0) -> Partition:
+    """Partition the labelled artworks of ``collection`` outside its held-out test split."""
+    catalog = collection.catalog
+    if config.label not in catalog.metadata_columns():
+        raise ArtlensError(f"label column {config.label!r} not found in {collection.root}",
+                           f"columns: {', '.join(catalog.metadata_columns()) or 'none'}; pass --label COLUMN")
+    md5s = catalog.md5s()
+    labels = catalog.column(config.label)
+    split = collection_split(collection, config.label, seed=config.seed)
+    pool = {md5s[i]: v for i, v in labels.items() if i in md5s and split.get(i) != "test"}
+    columns = {name: {md5s[i]: v for i, v in catalog.column(name).items() if i in md5s}
+               for name in catalog.metadata_columns()}
+    paths = {path: md5s[state.artwork_id] for path, state in catalog.file_states().items() if state.artwork_id in md5s}
+    return make_partition(spec, pool, columns, institutions, config.seed, md5s, paths)
+
+
+def simulate(collection_path: str | Path, config: FederatedConfig, partition: str = "style", institutions: int = 0,
+             run_dir: str | Path = "artlens-federated", out: str = "", attach: bool = True, cpus: int | None = None,
+             monitor: str = "val-acc", verbose: bool = False) -> FederatedResult:
+    """Run a federated training of ``config`` over a partition of one collection."""
+    from artlens.collection import Collection
+
+    try:
+        from flwr.simulation import run_simulation
+    except ImportError as exc:  # the ``federated`` extra brings flwr and ray
+        raise ArtlensError("federated training needs Flower with its simulation engine",
+                           'install it with: pip install "artlens[federated]"') from exc
+    from artlens.federated.client_app import create_client_app
+    from artlens.federated.server_app import create_server_app
+
+    run_dir = Path(run_dir)
+    collection = Collection.open(collection_path)
+    try:
+        part = plan_partition(collection, config, partition, institutions)
+        files = part.write_institution_files(run_dir / "partition")
+        part.save(run_dir / "partition.json")
+        for note in part.notes:
+            log.warning(note)
+        sources = [InstitutionSource(name, str(collection.root), str(files[name]), attach=False) for name in part.names]
+        specs = input_specs(config.features, config.train_config(), collection.config.aspects)
+        heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test", config.seed)
+        aspects = collection.config.aspects
+    finally:
+        collection.close()
+
+    settings = ServerSettings(config, str(run_dir), out, institutions=len(sources), wait_seconds=120.0, monitor=monitor,
+                              share_result=False)
+    results: list[FederatedResult] = []
+    server = create_server_app(settings, heldout, aspects, on_result=results.append)
+    client = create_client_app(SimulatedInstitutions(sources))
+    cpus = cpus or max(1, min(len(sources), os.cpu_count() or 1))
+    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
+               "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False, "log_to_driver": verbose,
+                             "logging_level": logging.INFO if verbose else logging.ERROR}}
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    run_simulation(server_app=server, client_app=client, num_supernodes=len(sources), backend_config=backend,
+                   verbose_logging=verbose)
+    if not results:
+        raise ArtlensError("the federated simulation ended without a result", "see the log above for the reason")
+    result = results[0]
+    result.summary["partition"] = {"scheme": part.scheme, "sizes": part.sizes()}
+    if attach:
+        collection = Collection.open(collection_path)
+        try:
+            collection.attach_head(result.head, persist=True)
+        finally:
+            collection.close()
+    return result
