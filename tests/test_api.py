@@ -298,6 +298,27 @@ def test_annotate_with_the_annotation_module(client, dots):
     assert sum(p["probability"] for p in labels["style"]) <= 1.0 + 1e-6
 
 
+@pytest.mark.slow
+def test_copyright_check_against_a_real_registry(settings, tiny_collection, tiny_folder, dots, tmp_path):
+    pytest.importorskip("artlens.copyright.check")
+    from artlens.cli import main
+
+    folder, _ = tiny_folder
+    registry = tmp_path / "registry"
+    assert main(["registry", "add", str(folder / "images"), "--owner", "Museum X", "--licence", "all rights reserved",
+                 "--registry", str(registry), "--detectors", "robust", "--views", "2", "--epochs", "2", "-q"]) == 0
+    with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
+                                copyright_registry=registry)
+    with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
+        response = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")}, data={"k": "3"})
+        verdict = response.json()
+        assert verdict["verdict"] == "registered" and verdict["stage"] == "exact" and verdict["owner"] == "Museum X"
+        assert verdict["work"]["licence"] == "all rights reserved"
+        assert len(verdict["alternatives"]) == 3  # from the served collection, so with thumbnails here
+        assert all(a["thumbnail"] == f"/api/artworks/{a['id']}/thumbnail" for a in verdict["alternatives"])
+        assert str(folder) not in response.text and str(registry) not in response.text
+
+
 def test_normalise_labels_accepts_common_shapes():
     want = {"style": [{"label": "dots", "probability": 0.75}]}
     assert plugins.normalise_labels({"labels": {"style": [{"label": "dots", "prob": 0.75}]}}) == want

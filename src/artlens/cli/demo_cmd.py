@@ -21,6 +21,8 @@ def demo(
     host: str = typer.Option("127.0.0.1", "--host", help="Address the web page listens on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", "-p", help="Port of the web page."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the example searches (scripts, CI)."),
+    registry: Path = typer.Option(None, "--registry", help="Copyright registry the page checks uploads against "
+                                  "(made by `artlens registry add`)."),
 ):
     """Draw a demo art collection (seeded, no downloads), ingest and index it, run example searches, and
     serve the web page on localhost (Ctrl+C stops it)."""
@@ -62,6 +64,6 @@ def demo(
     from artlens.cli.serve_cmd import announce
 
     console.print("\n[bold]6. Serving the web page[/]: search by upload, text or artwork, weigh aspects, filter, like...")
-    app = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
+    app = create_app(ApiSettings(collection=coll.root, copyright_registry=registry), collection=coll, warm_up=False)
     app.state.service.warm_up()
     serve_app(app, host, port, on_ready=lambda url: announce(url, console))

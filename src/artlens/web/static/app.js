@@ -592,9 +592,9 @@
     });
 
     $("weights-reset").addEventListener("click", () => {
-      state.weightsTouched = false;
-      showWeights(state.answer ? state.answer.weights : (state.stats ? state.stats.default_weights : {}));
-      if (state.query.kind !== "browse") { state.answer = null; run(); }
+      state.weightsTouched = false;  // the server's default mix for this kind of query
+      if (state.query.kind === "browse") showWeights(state.stats ? state.stats.default_weights : {});
+      else run();
     });
     $("filters-clear").addEventListener("click", () => { state.filters = {}; renderFacets(); state.browse.offset = 0; run(); });
     $("query-clear").addEventListener("click", () => { $("text-input").value = ""; setQuery({ kind: "browse" }); });
