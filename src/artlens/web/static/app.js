@@ -481,7 +481,7 @@
       const v = await api("/api/copyright/check", form);
       if (state.query !== query) return;
       const work = v.work || {};
-      const workName = work.title || (work.id !== undefined ? `work ${work.id}` : "a registered work");
+      const workName = work.title || (work.id !== undefined ? `registry work #${work.id}` : "a registered work");
       const details = [v.owner ? `owner: ${v.owner}` : null, work.licence ? `licence: ${work.licence}` : null,
         v.score !== null && v.score !== undefined ? `score ${Number(v.score).toFixed(2)}` : null,
         v.stage ? `matched at the ${v.stage} stage` : null].filter(Boolean).join(" · ");
