@@ -43,6 +43,7 @@ TIMEOUT = typer.Option(600.0, "--round-timeout", help="Seconds to wait for an in
 SEED = typer.Option(0, "--seed", help="Seed of the split, initial weights and batches.")
 VIRTUAL = typer.Option(True, "--virtual-styles/--no-virtual-styles",
                        help="fedstyle: contrast with virtual artworks drawn from the federation's style statistics.")
+REDUCE = typer.Option(256, "--reduce", help="PCA dimensions of inputs wider than 2048 (style Gram matrices).")
 MONITOR = typer.Option("val-acc", "--monitor", help="Institutions' validation score that picks the kept round "
                                                      "(val-acc, val-loss, or last).")
 OUT = typer.Option(None, "--out", "-o", help="Also write the head to FILE (apply it elsewhere with --head FILE).")
@@ -56,14 +57,14 @@ def require_flower() -> None:
 
 
 def federation_config(strategy, rounds, local_epochs, label, features, lr, batch_size, proximal_mu, server_lr,
-                      dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles):
+                      dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles, reduce):
     from artlens.federated.config import FederatedConfig
 
     return FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label,
                            features=tuple(f.strip() for f in features.split(",") if f.strip()), lr=lr,
                            batch_size=batch_size, proximal_mu=proximal_mu, server_lr=server_lr, dp_epsilon=dp_epsilon,
                            dp_delta=dp_delta, dp_clip=dp_clip, secagg=secagg, min_clients=min_clients,
-                           round_timeout=round_timeout, seed=seed, virtual_styles=virtual_styles)
+                           round_timeout=round_timeout, seed=seed, virtual_styles=virtual_styles, reduce_dims=reduce)
 
 
 def show(summary: dict, as_json: bool) -> None:
@@ -100,7 +101,7 @@ def simulate(
     features: str = FEATURES, lr: float = LR, batch_size: int = BATCH, proximal_mu: float = MU,
     server_lr: float = SERVER_LR, dp_epsilon: float = EPSILON, dp_delta: float = DELTA, dp_clip: float = CLIP,
     secagg: bool = SECAGG, min_clients: int = MIN_CLIENTS, round_timeout: float = TIMEOUT, seed: int = SEED,
-    virtual_styles: bool = VIRTUAL, monitor: str = MONITOR,
+    virtual_styles: bool = VIRTUAL, reduce: int = REDUCE, monitor: str = MONITOR,
     run_dir: Path = typer.Option(None, "--run-dir", help="Where metrics.json, curves.png, head.pt and the "
                                                           "partition go (default: COLLECTION/federated/STRATEGY-TIME)."),
     out: Path = OUT,
@@ -115,7 +116,8 @@ def simulate(
     from artlens.federated.simulation import simulate as run_simulation
 
     config = federation_config(strategy, rounds, local_epochs, label, features, lr, batch_size, proximal_mu, server_lr,
-                               dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles)
+                               dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles,
+                               reduce)
     coll = open_collection(collection)
     root = coll.root
     coll.close()
@@ -145,7 +147,7 @@ def server(
     features: str = FEATURES, lr: float = LR, batch_size: int = BATCH, proximal_mu: float = MU,
     server_lr: float = SERVER_LR, dp_epsilon: float = EPSILON, dp_delta: float = DELTA, dp_clip: float = CLIP,
     secagg: bool = SECAGG, min_clients: int = MIN_CLIENTS, round_timeout: float = TIMEOUT, seed: int = SEED,
-    virtual_styles: bool = VIRTUAL, monitor: str = MONITOR,
+    virtual_styles: bool = VIRTUAL, reduce: int = REDUCE, monitor: str = MONITOR,
     eval_collection: Path = typer.Option(None, "--eval-collection", help="A labelled collection the server holds: "
                                          "its test split scores every round."),
     run_dir: Path = typer.Option(Path("federated-run"), "--run-dir", help="Metrics, curves, head and logs."),
@@ -162,7 +164,8 @@ def server(
     from artlens.federated.coordinator import ServerSettings
 
     config = federation_config(strategy, rounds, local_epochs, label, features, lr, batch_size, proximal_mu, server_lr,
-                               dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles)
+                               dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles,
+                               reduce)
     certificates = (str(tls_ca), str(tls_cert), str(tls_key)) if tls_ca and tls_cert and tls_key else None
     plain = insecure or (certificates is None and loopback(host))
     run_dir = run_dir.resolve()

@@ -266,14 +266,15 @@ class Coordinator:
         head_path = head.save(run_dir / "head.pt")
         if self.settings.out:
             head.save(self.settings.out)
-        final_scores = {"map": test.get("test-map"), "accuracy": test.get("test-acc"), "epsilon": epsilon if cfg.dp else None,
-                        "delta": cfg.dp_delta if cfg.dp else None, "head": str(head_path), "head_id": head.id,
-                        "kept_round": round_log.best_round}
+        final_scores = {"head": str(head_path), "head_id": head.id, "kept_round": round_log.best_round,
+                        "accuracy": test.get("test-acc"), "delta": cfg.dp_delta if cfg.dp else None}
         if self.settings.share_result:
             state = {k: v.detach().cpu().numpy() for k, v in head.state_dict().items()}
             done = self._ask(grid, "result", state, {"head": config_to_json(head.config),
                                                      "info": json.dumps(head.info, default=str)})
             final_scores["institutions_saved"] = len(done)
+        # the record ends with the held-out mAP of the kept head and the privacy spent (None without DP)
+        final_scores.update({"map": test.get("test-map"), "epsilon": epsilon if cfg.dp else None})
         round_log.write(final_scores)
         try:
             plot_rounds(round_log.rounds, run_dir / "curves.png", f"{cfg.strategy}: {len(names)} institutions")
