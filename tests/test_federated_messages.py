@@ -42,7 +42,9 @@ class LocalGrid(Grid):
 
     @property
     def run(self):
-        return None
+        from types import SimpleNamespace
+
+        return SimpleNamespace(run_id=1)
 
     def create_message(self, content, message_type, dst_node_id, group_id, ttl=None):
         return Message(content, dst_node_id=dst_node_id, message_type=message_type, group_id=group_id)
@@ -93,7 +95,7 @@ def config(**changes):
     return FederatedConfig(**{**base, **changes})
 
 
-def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=False):
+def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=False, run="run"):
     md5s = collection.catalog.md5s()
     labels = {md5s[i]: v for i, v in collection.catalog.column("style").items()}
     part = part or dirichlet(labels, 3, alpha=1.0, seed=0)
@@ -102,8 +104,9 @@ def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=Fals
     sources += list(extra_sources)
     grid = LocalGrid(create_client_app(SimulatedInstitutions(sources)), sources)
     heldout = HeldOut.from_collection(str(collection.root), _specs(cfg), "style", "test")
-    settings = ServerSettings(cfg, str(tmp_path / "run"), institutions=len(sources), wait_seconds=1)
-    result = Coordinator(settings, heldout).run(grid)
+    settings = ServerSettings(cfg, str(tmp_path / run), institutions=len(sources), wait_seconds=1)
+    context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
+    result = Coordinator(settings, heldout).run(grid, context)
     return result, grid, sources
 
 
@@ -246,3 +249,19 @@ def test_each_institution_saves_the_final_head_into_its_collection(tmp_path):
         assert (coll.root / "index" / "learned").exists()
     finally:
         coll.close()
+
+
+@pytest.mark.parametrize("strategy", ["fedavg", "fedstyle"])
+def test_secagg_gives_the_plain_aggregate_and_hides_each_update(collection, tmp_path, strategy):
+    plain, _, _ = federate(collection, tmp_path, config(strategy=strategy, rounds=1), run="plain")
+    masked, grid, _ = federate(collection, tmp_path, config(strategy=strategy, rounds=1, secagg=True), run="secagg")
+    a, b = plain.head.state_dict(), masked.head.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a if a[k].numel()) < 1e-3  # up to SecAgg+ quantisation
+    trains = [r for _, r in grid.sent if r.metadata.message_type == "train"]
+    assert trains and not any(len(r.content.array_records[k]) for r in trains for k in r.content.array_records)
+    assert masked.summary["rounds"][0]["bytes_up"] > 0
+
+
+def test_secagg_with_differential_privacy(collection, tmp_path):
+    result, _, _ = federate(collection, tmp_path, config(strategy="fedstyle", rounds=2, secagg=True, dp_epsilon=8.0))
+    assert 0 < result.summary["epsilon"] <= 8.0 and len(result.summary["rounds"]) == 2

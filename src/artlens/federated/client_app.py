@@ -191,8 +191,12 @@ def _train_legacy(msg: Message, participant: Participant) -> Message:
                            "run the same artlens version and head settings everywhere")
     participant.check_fingerprint(str(fitins.config.get("head-fingerprint", "")))
     arrays, metrics = participant.train(dict(zip(keys, values)), int(fitins.config.get("server-round", 1)))
-    fitres = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters([arrays[k] for k in keys]),
-                    int(metrics["num-examples"]), {k: v for k, v in metrics.items() if k != "num-examples"})
+    from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
+
+    # SecAgg+ weights by the reported count; under DP every institution counts once (noise is calibrated to C/K)
+    weight = 1 if KEY_CLIPPING_NORM in fitins.config else int(metrics["num-examples"])
+    fitres = FitRes(Status(Code.OK, "ok"), ndarrays_to_parameters([arrays[k] for k in keys]), weight,
+                    {k: v for k, v in metrics.items() if k != "num-examples"})
     return Message(compat.fitres_to_recorddict(fitres, keep_input=True), reply_to=msg)
 
 

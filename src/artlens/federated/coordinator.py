@@ -193,8 +193,6 @@ class Coordinator:
         if cfg.dp and cfg.strategy == "fedadam":
             raise ArtlensError("differential privacy is not available with fedadam: its server optimiser would "
                                "rescale the noised mean", "use --strategy fedavg, fedprox or fedstyle with --dp-epsilon")
-        if cfg.dp and cfg.secagg:
-            raise ArtlensError("--dp-epsilon and --secagg cannot be combined yet", "run one of them")
         started = time.perf_counter()
         meter = TrafficMeter()
         grid = MeteredGrid(grid, meter)
@@ -347,8 +345,9 @@ class Coordinator:
         final = to_arrays(result.arrays) if len(result.arrays) else initial
         return final, (accountant.epsilon() if accountant else None)
 
-    def _train_secagg(self, grid, context, head, initial, heldout, round_log: RoundLog) -> tuple[dict, None]:
-        """Rounds through Flower's SecAgg+ workflow: the server only ever sees the masked sum."""
+    def _train_secagg(self, grid, context, head, initial, heldout, round_log: RoundLog) -> tuple[dict, float | None]:
+        """Rounds through Flower's SecAgg+ workflow: the server only ever sees the masked sum (with DP,
+        of clipped updates, to which it adds the noise)."""
         from flwr.common import ndarrays_to_parameters
         from flwr.server import LegacyContext, ServerConfig
         from flwr.server.workflow import DefaultWorkflow
@@ -360,15 +359,20 @@ class Coordinator:
         scorer = build_head(head.config, cfg.seed)
         scorer.load_state_dict(head.state_dict())
         pending_fit: dict = {}
+        clients = len(self.institutions)
+        sigma, accountant = self._noise(clients)
 
         def evaluate_fn(server_round, ndarrays, _config):
             # institutions do not evaluate under SecAgg+ (fraction_evaluate 0): a round ends here
             if server_round == 0:
                 return None
+            if accountant is not None:
+                accountant.compose(sigma)
             arrays = dict(zip(keys, ndarrays))
             round_log.on_train(server_round, arrays, pending_fit.pop("metrics", None))
             test = self._score(scorer, arrays, fedstyle, heldout) if heldout is not None else None
-            round_log.end_round(server_round, test, None, len(list(grid.get_node_ids())))
+            round_log.end_round(server_round, test, accountant.epsilon() if accountant else None,
+                                len(list(grid.get_node_ids())))
             return (test.get("test-loss", 0.0), test) if test else None
 
         def fit_metrics(results):
@@ -378,17 +382,21 @@ class Coordinator:
         def round_config(server_round):
             return {"server-round": server_round, "head-fingerprint": fp}
 
-        clients = len(self.institutions)
         strategy = create_legacy_strategy(
             cfg.replace(fraction_evaluate=0.0), clients, ndarrays_to_parameters([initial[k] for k in keys]), evaluate_fn,
             round_config, round_config, None, fit_metrics)
+        if accountant is not None:
+            from flwr.server.strategy import DifferentialPrivacyClientSideFixedClipping
+
+            sampled = max(int(clients * cfg.fraction_train), min(cfg.min_clients, clients))
+            strategy = DifferentialPrivacyClientSideFixedClipping(strategy, sigma, cfg.dp_clip, sampled)
         legacy = LegacyContext(context=context, config=ServerConfig(num_rounds=cfg.rounds, round_timeout=cfg.round_timeout),
                                strategy=strategy)
-        max_weight = float(max(i["n"] for i in self.institutions.values()))
+        max_weight = 1.0 if accountant is not None else float(max(i["n"] for i in self.institutions.values()))
         workflow = DefaultWorkflow(fit_workflow=secagg_workflow(clients, cfg.secagg_shares, cfg.secagg_threshold,
                                                                 max_weight, cfg.round_timeout))
         workflow(grid, legacy)
-        return (round_log.last_arrays or initial), None
+        return (round_log.last_arrays or initial), (accountant.epsilon() if accountant else None)
 
 
 def _weighted(results) -> dict:

@@ -24,7 +24,7 @@ from artlens.federated.config import FederatedConfig
 from artlens.federated.head import prototype_statistics
 from artlens.models.inputs import FeatureSet
 from artlens.train.loop import evaluate_head, fit_local_epochs
-from artlens.train.objectives import Objective, create_objective, drop_modalities
+from artlens.train.objectives import Objective, Prepared, create_objective, drop_modalities
 
 
 class ProximalObjective(Objective):
@@ -169,7 +169,7 @@ def local_objective(head, config: FederatedConfig, anchors=None, present=None, v
     return objective
 
 
-def train_locally(head, data: FeatureSet, config: FederatedConfig, server_round: int, salt: int = 0,
+def train_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, server_round: int, salt: int = 0,
                   anchors=None, present=None, virtual: VirtualStyles | None = None,
                   epochs: int | None = None) -> dict[str, float]:
     """E local epochs on an institution's training split, seeded by (seed, round, salt) so that a
@@ -183,21 +183,22 @@ def train_locally(head, data: FeatureSet, config: FederatedConfig, server_round:
                             objective=objective, rng=rng)
 
 
-def local_prototypes(head, data: FeatureSet) -> dict[str, np.ndarray]:
+def local_prototypes(head, data: FeatureSet | Prepared) -> dict[str, np.ndarray]:
     """This institution's packed per-class embedding statistics (see ``head.prototype_statistics``)."""
-    emb = head.embed(data.inputs, data.present)
-    return prototype_statistics(emb, data.labels[:, 0], len(head.config.classes))
+    data = data if isinstance(data, Prepared) else Prepared(head, data)
+    return prototype_statistics(data.embed(head), data.labels[:, 0], len(head.config.classes))
 
 
-def evaluate_locally(head, data: FeatureSet, config: FederatedConfig, anchors=None, present=None) -> dict[str, float]:
+def evaluate_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, anchors=None,
+                     present=None) -> dict[str, float]:
     """Loss, accuracy (classifier, or nearest global prototype) and mAP within ``data``."""
+    data = data if isinstance(data, Prepared) else Prepared(head, data)
     objective = local_objective(head, config, anchors, present)
     if isinstance(objective, ProximalObjective):
         objective = objective.inner
     out = evaluate_head(head, data, objective, seed=config.seed)
     if "acc" not in out and config.strategy == "fedstyle" and present is not None and np.any(present):
-        emb = head.embed(data.inputs, data.present)
-        scores = emb @ np.asarray(anchors).T
+        scores = data.embed(head) @ np.asarray(anchors).T
         scores[:, ~np.asarray(present, bool)] = -np.inf
         out["acc"] = float(np.mean(scores.argmax(axis=1) == data.labels[:, 0]))
     return out

@@ -8,6 +8,7 @@ message-inspection test checks this for every message type.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import zlib
 from collections.abc import Mapping
@@ -23,8 +24,10 @@ from artlens.federated.head import (anchors, build_head, config_from_json, confi
 from artlens.federated.institution import InstitutionData, InstitutionSource, load_institution
 from artlens.federated.local import VirtualStyles, evaluate_locally, local_prototypes, train_locally
 from artlens.federated.transforms import local_statistics, local_style_statistics
+from artlens.train.objectives import Prepared
 
 _DATA: dict[tuple, InstitutionData] = {}  # per process: a simulated institution reads its data once
+_PREPARED: dict[tuple, Prepared] = {}  # its inputs through the run's fixed transforms, computed once per run
 
 
 @dataclass
@@ -62,13 +65,33 @@ class Participant:
         self.who = f"institution {source.name!r}"
 
     # -- data -----------------------------------------------------------------------------------
-    def data(self) -> InstitutionData:
+    def _data_key(self) -> tuple:
         head_config = self.settings.head_config
-        key = (self.source.name, self.source.collection, self.source.keys_file, self.source.features,
-               tuple(head_config.inputs), head_config.label, self.config.seed)
+        return (self.source.name, self.source.collection, self.source.keys_file, self.source.features,
+                tuple(head_config.inputs), head_config.label, self.config.seed)
+
+    def data(self) -> InstitutionData:
+        key = self._data_key()
         if key not in _DATA:
+            head_config = self.settings.head_config
             _DATA[key] = load_institution(self.source, head_config.inputs, head_config.label, self.config.seed)
         return _DATA[key]
+
+    def prepared(self, head, split: str) -> Prepared | None:
+        """A split with the head's fixed input transforms applied, kept for the run's later rounds."""
+        digest = hashlib.sha1()
+        for name in sorted(self.transforms or {}):
+            digest.update(name.encode())
+            digest.update(np.ascontiguousarray(self.transforms[name]).tobytes())
+        key = (self._data_key(), split, tuple(head.config.classes), digest.hexdigest())
+        if key not in _PREPARED:
+            data = self.data().coded(split, head.config.classes)
+            if data is None:
+                return None
+            if len(_PREPARED) > 64:
+                _PREPARED.clear()
+            _PREPARED[key] = Prepared(head, data)
+        return _PREPARED[key]
 
     def head(self, with_transforms: bool = True):
         head = build_head(self.settings.head_config, self.config.seed)
@@ -115,13 +138,13 @@ class Participant:
         """The packed per-class statistics of the initial model (fedstyle's first anchors)."""
         head = self.head()
         load_head_arrays(head, arrays, self.fedstyle, self.who)
-        data = self.data().coded("train", head.config.classes)
+        data = self.prepared(head, "train")
         return local_prototypes(head, data), {"num-examples": len(data)}
 
     def train(self, arrays: Mapping[str, np.ndarray], server_round: int) -> tuple[dict, dict]:
         head = self.head()
         load_head_arrays(head, arrays, self.fedstyle, self.who)
-        data = self.data().coded("train", head.config.classes)
+        data = self.prepared(head, "train")
         anchor, present = anchors(arrays) if self.fedstyle else (None, None)
         virtual = VirtualStyles(head, self.styles) if self.fedstyle and self.styles and self.config.virtual_styles else None
         stats = train_locally(head, data, self.config, server_round, self.salt, anchor, present, virtual)
@@ -137,12 +160,11 @@ class Participant:
         load_head_arrays(head, arrays, self.fedstyle, self.who)
         data = self.data()
         split = "val" if data.val is not None and len(data.val) >= 2 else "train"
-        coded = data.coded(split, head.config.classes)
+        coded = self.prepared(head, split)
         anchor, present = anchors(arrays) if self.fedstyle else (None, None)
         scores = evaluate_locally(head, coded, self.config, anchor, present)
         return {"num-examples": len(coded), "unit-weight": 1, "val-loss": float(scores.get("loss", 0.0)),
                 "val-acc": float(scores.get("acc", 0.0)), "val-map": float(scores.get("map", 0.0))}
-
 
     def keep_result(self, state: Mapping[str, np.ndarray], head_json: str, info_json: str) -> dict:
         """The federation's final head: saved into this institution's collection as its `learned`

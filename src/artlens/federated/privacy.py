@@ -121,12 +121,21 @@ def with_differential_privacy(strategy, noise_multiplier: float, clipping_norm: 
 
 def clip_when_asked(msg, context, call_next):
     """Client mod: Flower's ``fixedclipping_mod`` for training messages that carry a clipping norm
-    (a run with DP); other messages pass through untouched."""
-    from flwr.clientapp.mod import fixedclipping_mod
+    (a run with DP; its legacy form under SecAgg+, where it clips before the update is masked);
+    other messages pass through untouched."""
     from flwr.supercore.differential_privacy import KEY_CLIPPING_NORM
 
+    legacy = msg.content.config_records.get("fitins.config")
+    if legacy is not None:
+        if KEY_CLIPPING_NORM in legacy:
+            from flwr.client.mod import fixedclipping_mod as legacy_fixedclipping_mod
+
+            return legacy_fixedclipping_mod(msg, context, call_next)
+        return call_next(msg, context)
     configs = list(msg.content.config_records.values())
     if len(configs) == 1 and KEY_CLIPPING_NORM in configs[0] and len(msg.content.array_records) == 1:
+        from flwr.clientapp.mod import fixedclipping_mod
+
         return fixedclipping_mod(msg, context, call_next)
     return call_next(msg, context)
 
