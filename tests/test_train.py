@@ -82,7 +82,7 @@ def test_early_stopping_keeps_the_best_epoch():
     data = clustered(noise=3.0)
     train, val = data.subset(np.arange(0, 160, 2)), data.subset(np.arange(1, 160, 2))
     head = fitted_head(train)
-    history = train_head(head, train, val, TrainConfig(**dict(FAST, epochs=40, patience=2)), progress=False)
+    history = train_head(head, train, val, TrainConfig(loss="ce", **dict(FAST, epochs=40, patience=2)), progress=False)
     assert history.stopped_early and len(history.epochs) < 40
     assert len(history.epochs) == history.best_epoch + 2
     kept = embedding_map(head.embed(val.inputs, val.present), val.labels[:, 0])
@@ -93,9 +93,10 @@ def test_fit_local_epochs_trains_in_place_for_the_federated_wrapper():
     data = clustered()
     head = fitted_head(data)
     before = head.id
-    stats = fit_local_epochs(head, data, TrainConfig(**FAST), epochs=2)
+    stats = fit_local_epochs(head, data, TrainConfig(loss="ce", **FAST), epochs=2)
     assert set(stats) == {"loss", "acc"} and stats["loss"] > 0
     assert head.id != before
+    assert set(fit_local_epochs(head, data, TrainConfig(loss="supcon", **FAST))) == {"loss"}  # no classifier to score
 
 
 def test_metrics_json_and_curves_png(tmp_path):

@@ -199,7 +199,10 @@ def fit_probe(x: np.ndarray, y: np.ndarray, seed: int = 0, c: float = PROBE_C) -
     dimension to unit variance lets the many weak ones drown the few that separate classes)."""
     from sklearn.linear_model import LogisticRegression
 
-    model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)
+    from artlens.train.loop import cpu_threads
+
+    with cpu_threads(1):
+        model = LogisticRegression(C=c, max_iter=3000, random_state=seed).fit(x, y)
     coef, intercept = model.coef_, model.intercept_
     if len(model.classes_) == 2:  # sklearn's binary form: one row; as a softmax it is [-z/2, z/2]
         coef, intercept = np.vstack([-coef / 2, coef / 2]), np.concatenate([-intercept / 2, intercept / 2])

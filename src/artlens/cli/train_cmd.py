@@ -20,7 +20,7 @@ def train(
     label: str = typer.Option(..., "--label", "-l", help="Label column to learn, e.g. style (style,genre: the first "
                                                           "is predicted, all define which artworks are relevant)."),
     loss: str = typer.Option(None, "--loss", help="ce (cross-entropy), proxy (normalised softmax), triplet "
-                                                  "(DeepArt, two-stage sampling) or supcon. Default: the benchmark winner."),
+                                                  "(DeepArt, two-stage sampling) or supcon (default: the benchmark winner)."),
     features: str = typer.Option("content,style,text", "--features", help="Aspects or extractor names the head reads; "
                                                                              "text is skipped when no artwork has any."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write the head to FILE, to apply elsewhere with --head FILE."),

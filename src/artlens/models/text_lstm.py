@@ -11,7 +11,7 @@ from torch import nn
 
 
 class LSTMTextClassifier(nn.Module):
-    def __init__(self, embeddings: torch.Tensor, n_classes: int, hidden: int = 128, freeze: bool = True):
+    def __init__(self, embeddings: torch.Tensor, n_classes: int, hidden: int = 64, freeze: bool = True):
         super().__init__()
         self.embedding = nn.Embedding.from_pretrained(embeddings, freeze=freeze, padding_idx=0)
         self.lstm = nn.LSTM(embeddings.shape[1], hidden, batch_first=True, bidirectional=True)
@@ -27,7 +27,7 @@ class LSTMTextClassifier(nn.Module):
 class MiniLMTokens:
     """Token ids and the token-embedding table of the bundled MiniLM encoder."""
 
-    def __init__(self, max_length: int = 256):
+    def __init__(self, max_length: int = 128):
         from artlens.features import create_extractor
 
         model = create_extractor("minilm").model

@@ -15,7 +15,7 @@ from artlens.errors import ArtlensError
 from artlens.features import create_extractor
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.train.loop import History, TrainConfig, embedding_map, train_head
+from artlens.train.loop import History, TrainConfig, cpu_threads, embedding_map, train_head
 from artlens.train.split import SPLITS, collection_split
 
 DEFAULT_FEATURES = ("content", "style", "text")
@@ -139,9 +139,10 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
     specs = [dataclasses.replace(s, reduce_dims=min(s.reduce_dims, len(parts["train"]) - 1)) if s.reduce_dims else s
              for s in specs]
     head = build_head(specs, columns[0], classes[0], config, kind)
-    head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
-    history = train_head(head, parts["train"], parts["val"], config, progress)
-    test = score_head(head, parts["test"]) if len(parts["test"]) else {}
+    with cpu_threads(config.threads):
+        head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
+        history = train_head(head, parts["train"], parts["val"], config, progress)
+        test = score_head(head, parts["test"]) if len(parts["test"]) else {}
     counts = {name: len(part) for name, part in parts.items()}
     head.split = {name: list(part.keys) for name, part in parts.items()}
     head.info = {"labels": columns, "loss": config.loss, "config": config.as_dict(), "counts": counts,

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from artlens.models.text_lstm import LSTMTextClassifier, MiniLMTokens
+from artlens.train.loop import cpu_threads
 
 
 def train_text_lstm(tokens: MiniLMTokens, train_texts, train_y, val_texts, val_y, n_classes: int,
@@ -22,7 +23,7 @@ def train_text_lstm(tokens: MiniLMTokens, train_texts, train_y, val_texts, val_y
     x_val, len_val = tokens.encode(val_texts)
     y_train, y_val = torch.as_tensor(train_y), torch.as_tensor(val_y)
     best, best_state, stale, history = np.inf, None, 0, []
-    with torch.enable_grad():
+    with torch.enable_grad(), cpu_threads(1):
         for epoch in range(1, epochs + 1):
             model.train()
             order = rng.permutation(len(y_train))
