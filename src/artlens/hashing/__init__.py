@@ -1,0 +1,40 @@
+"""Binary hash codes for scale: hashing heads, Hamming search and their evaluation.
+
+Hashers (``create_hasher(name, bits)``; names from ``list_hashers()``): ``lsh`` (random
+projections), ``itq`` (PCA + Iterative Quantization), ``tbh`` (twin-bottleneck auto-encoding
+hashing) and ``tbh-sim`` (TBH with the KOLAA similarity loss). Codes are packed ``uint8``
+arrays ``(N, bits // 8)`` in ``np.packbits`` order.
+
+Search: :class:`HammingIndex` (exact linear scan) and :class:`MultiIndexHammingIndex`
+(exact radius search with substring tables, Norouzi et al.'s multi-index hashing).
+"""
+
+from .base import BaseHasher, Hasher, create_hasher, list_hashers, load_hasher, register_hasher
+from .codes import as_codes, hamming_distances, pack_bits, unpack_bits
+from .evaluate import float_map_at_k, hashing_map_at_k, stratified_queries
+from .index import HammingIndex, MultiIndexHammingIndex, load_index
+from .linear import ITQHasher, LSHHasher
+from .tbh import TBHHasher, TBHSimHasher
+
+__all__ = [
+    "BaseHasher",
+    "Hasher",
+    "HammingIndex",
+    "ITQHasher",
+    "LSHHasher",
+    "MultiIndexHammingIndex",
+    "TBHHasher",
+    "TBHSimHasher",
+    "as_codes",
+    "create_hasher",
+    "float_map_at_k",
+    "hamming_distances",
+    "hashing_map_at_k",
+    "list_hashers",
+    "load_hasher",
+    "load_index",
+    "pack_bits",
+    "register_hasher",
+    "stratified_queries",
+    "unpack_bits",
+]
