@@ -1,0 +1,21 @@
+import json
+
+from artlens.cli import main
+
+
+def test_eval_hashing_prints_one_object_per_bit_length(tiny_collection, capsys):
+    code = main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--method", "itq",
+                 "--bits", "8,16", "--queries", "3", "--k", "5", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    rows = [json.loads(line) for line in out.out.splitlines()]
+    assert [r["bits"] for r in rows] == [8, 16]
+    assert all({"method", "bits", "map@k", "k", "n_queries"} <= set(r) for r in rows)
+    assert all(0.0 <= r["map@k"] <= 1.0 and r["n_queries"] == 3 and r["method"] == "itq" for r in rows)
+
+
+def test_eval_hashing_bad_input(tiny_collection, capsys):
+    assert main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--method", "nope"]) == 2
+    assert "unknown hashing method" in capsys.readouterr().err
+    assert main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--bits", "12"]) == 2
+    assert "multiples of 8" in capsys.readouterr().err
