@@ -60,7 +60,6 @@ def get_backbone(name: str) -> Backbone:
     if name not in _FACTORIES:
         raise ArtlensError(f"unknown backbone {name!r}", f"available: {', '.join(list_backbones())}")
     if name not in _LOADED:
-        torch.set_grad_enabled(False)
         _LOADED[name] = _FACTORIES[name]()
         _LOADED[name].model.eval()
     return _LOADED[name]
