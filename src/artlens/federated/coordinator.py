@@ -239,6 +239,9 @@ class Coordinator:
         header = {"strategy": cfg.strategy, "settings": cfg.to_run_config(), "institutions": names,
                   "rejected": {str(k): v for k, v in self.rejected.items()}, "classes": classes,
                   "heldout": heldout.source if heldout else None, "head_fingerprint": fingerprint(head.config)}
+        if cfg.dp:
+            header["dp_scope"] = ("institution-level (epsilon, delta) of the training rounds; the one-off input and "
+                                  "style statistics of the set-up are exact sums, outside the accountant")
         run_dir = Path(self.settings.run_dir)
         round_log = RoundLog(run_dir / "metrics.json", self.settings.monitor, meter, header, started)
         if heldout is not None:

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from artlens.federated.config import FederatedConfig
 from artlens.federated.head import prototype_statistics
+from artlens.federated.transforms import STYLE_COUNT, STYLE_FACTOR, STYLE_MEAN
 from artlens.models.inputs import FeatureSet
 from artlens.train.loop import evaluate_head, fit_local_epochs
 from artlens.train.objectives import Objective, Prepared, create_objective, drop_modalities
@@ -55,8 +56,6 @@ class VirtualStyles:
     institution that holds one style examples of the others to contrast with."""
 
     def __init__(self, head, styles: dict[str, np.ndarray]):
-        from artlens.federated.transforms import STYLE_FACTOR, STYLE_COUNT, STYLE_MEAN
-
         self.inputs = list(head.config.inputs)
         self.mean = torch.from_numpy(np.asarray(styles[STYLE_MEAN], dtype=np.float32))
         self.factor = torch.from_numpy(np.asarray(styles[STYLE_FACTOR], dtype=np.float32))
