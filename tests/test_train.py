@@ -146,9 +146,10 @@ def run_cli(capsys, *args):
 
 @pytest.fixture
 def own_collection(tiny_collection, tmp_path):
-    """A private copy of the tiny collection that tests may write heads into."""
+    """A private copy of the tiny collection, without any head an earlier test trained into the shared
+    one, that tests may write heads into."""
     path = tmp_path / "coll"
-    shutil.copytree(tiny_collection.root, path)
+    shutil.copytree(tiny_collection.root, path, ignore=shutil.ignore_patterns("heads", "learned"))
     return path
 
 
@@ -196,9 +197,11 @@ def test_cli_train_then_search_eval_and_apply_elsewhere(own_collection, tiny_col
     ],
 )
 def test_cli_train_bad_input_writes_nothing(args, message, own_collection, capsys):
+    before = sorted(str(p) for p in own_collection.rglob("*") if "sqlite" not in p.name)
     code, _, err = run_cli(capsys, "train", "--collection", own_collection, "--epochs", 1, "-q", *args)
     assert code == 2 and message in err and "hint:" in err
-    assert not (own_collection / "heads").exists() and not (own_collection / "index" / "learned").exists()
+    assert not (own_collection / "heads" / "learned.pt").exists() and not (own_collection / "index" / "learned").exists()
+    assert sorted(str(p) for p in own_collection.rglob("*") if "sqlite" not in p.name) == before
 
 
 def test_head_on_mismatched_extractors_is_a_clear_error(own_collection, tmp_path, capsys):
