@@ -21,9 +21,18 @@ def test_label_columns_are_the_categorical_ones(tiny_collection):
     assert label_columns(tiny_collection.catalog) == ["artist", "style"]
 
 
-def test_probe_annotates_an_image_with_sorted_top_k(tiny_collection, tiny_folder):
+@pytest.fixture
+def own_collection(tiny_collection, tmp_path):
+    """A private copy of the tiny collection (annotation caches its probes in the collection)."""
+    from artlens.collection import Collection
+
+    shutil.copytree(tiny_collection.root, tmp_path / "coll")
+    return Collection.open(tmp_path / "coll")
+
+
+def test_probe_annotates_an_image_with_sorted_top_k(own_collection, tiny_folder):
     folder, _ = tiny_folder
-    annotator = Annotator(tiny_collection)
+    annotator = Annotator(own_collection)
     annotator.fit(["style", "artist"])
     result = annotator.annotate_image(str(folder / "images" / "dots_2.png"), k=3)
     assert set(result) == {"style", "artist"}
@@ -85,12 +94,8 @@ def test_annotation_bad_input(args, message, tiny_collection, tiny_folder, tmp_p
     assert code == 2 and message in err and "hint:" in err
 
 
-def test_probe_is_cached_until_its_data_changes(tiny_collection, tmp_path):
-    coll_path = tmp_path / "coll"
-    shutil.copytree(tiny_collection.root, coll_path)
-    from artlens.collection import Collection
-
-    coll = Collection.open(coll_path)
+def test_probe_is_cached_until_its_data_changes(own_collection):
+    coll, coll_path = own_collection, own_collection.root
     first = Annotator(coll)
     first.fit(["style"])
     cache = coll_path / "heads" / "probe-style.npz"

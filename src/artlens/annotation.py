@@ -130,7 +130,8 @@ class Annotator:
         """Top-``k`` classes with probabilities for every fitted column, for an image path or bytes."""
         from artlens.search import SearchEngine
 
-        vectors = SearchEngine(self.collection).image_vectors(image)
+        needed = sorted({a for model in self.models.values() for a in model.aspects})
+        vectors = SearchEngine(self.collection).image_vectors(image, needed)
         out = {}
         for column, model in self.models.items():
             proba = model.predict_proba(np.hstack([vectors[a] for a in model.aspects])[None, :])[0]

@@ -57,13 +57,15 @@ class SearchEngine:
             self._id_sets[aspect] = set(self.collection.index(aspect).ids().tolist())
         return self._id_sets[aspect]
 
-    def image_vectors(self, image: Image.Image | bytes | str) -> dict[str, np.ndarray]:
-        """Projected query vectors of every image aspect for an image (path, bytes or decoded)."""
+    def image_vectors(self, image: Image.Image | bytes | str, aspects: Sequence[str] | None = None) -> dict[str, np.ndarray]:
+        """Projected query vectors of every image aspect (or of ``aspects``) for an image (path, bytes or decoded)."""
         if not isinstance(image, Image.Image):
             image = prepare_image(image, self.collection.config.max_pixels, self.collection.config.crop_letterbox)
-        aspects = [a for a in self._extractor_aspects() if isinstance(self.collection.extractor(a), ImageExtractor)]
+        wanted = set(aspects) if aspects is not None else set(self.aspects)
+        aspects = [a for a in self._extractor_aspects()
+                   if a in wanted and isinstance(self.collection.extractor(a), ImageExtractor)]
         extractors = [self.collection.extractor(a) for a in aspects]
-        head = self.collection.head() if LEARNED_ASPECT in self.aspects else None
+        head = self.collection.head() if LEARNED_ASPECT in self.aspects and LEARNED_ASPECT in wanted else None
         if head is not None and not any(s.modality == "image" for s in head.config.inputs):
             head = None  # a text-only head cannot embed an image
         head_extractors = [create_extractor(s.extractor) for s in head.config.inputs] if head else []
