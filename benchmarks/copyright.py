@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import print_table, write_result  # noqa: E402
-from copyright_data import CACHE, perceptual_hash, query_features, query_set, registry_set  # noqa: E402
+from copyright_data import CACHE, perceptual_hash, query_features, query_set, registry_set, sscd_features  # noqa: E402
 
 from artlens.copyright.config import CopyrightConfig  # noqa: E402
 from artlens.copyright.evaluate import evaluate_detectors  # noqa: E402
@@ -99,6 +99,11 @@ def evaluate_set(name: str, config: CopyrightConfig, seed: int, other_heads: dic
     for other, detector in other_heads.items():
         s, p = top1_cosine(detector.describe(features["taps"]), ids, detector.describe(registered_taps))
         record(f"robust-transfer (head of {other})", s, p, threshold=detector.threshold)
+
+    sscd = sscd_features(name, queries, seed)
+    if sscd is not None:  # optional comparison (non-commercial weights)
+        s, p = top1_cosine(sscd["queries"], work_ids, sscd["works"])
+        record("sscd (comparison only)", s, p)
 
     ids, hashes = registry_phash(registry)
     dist = np.bitwise_count(feats["phash"][:, None, :] ^ hashes[None, :, :]).sum(2)

