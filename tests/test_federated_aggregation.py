@@ -173,3 +173,18 @@ def test_round_arrays_leave_the_classifier_to_the_prototypes_under_fedstyle():
     arrays = head_arrays(head, fedstyle=True)
     assert PROTO_SUM in arrays and not any(k.startswith("classifier") for k in arrays)
     assert "classifier.weight" in head_arrays(head, fedstyle=False)
+
+
+def test_fedadam_steps_along_the_mean_update_and_sends_float32():
+    from artlens.federated.strategies import Observed, create_strategy
+
+    fedadam = create_strategy(FederatedConfig(strategy="fedadam", server_lr=0.1), 2)
+    fedadam.current_arrays = {"w": np.zeros(3, dtype=np.float32)}
+    seen = []
+    strategy = Observed(fedadam, lambda r, arrays, metrics: seen.append(arrays), lambda r, m: None)
+    replies = [reply({"w": np.array([1.0, -1.0, 0.0], np.float32)}, {"num-examples": 1, "unit-weight": 1}),
+               reply({"w": np.array([3.0, -1.0, 0.0], np.float32)}, {"num-examples": 1, "unit-weight": 1})]
+    arrays, _ = strategy.aggregate_train(1, replies)
+    step = arrays["w"].numpy()
+    assert step.dtype == np.float32 and seen[0]["w"].dtype == np.float32
+    assert step[0] > 0 and step[1] < 0 and abs(step[2]) < 1e-6  # along the sign of the mean update (2, -1, 0)

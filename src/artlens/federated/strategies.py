@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+from flwr.app import Array, ArrayRecord
 from flwr.serverapp.strategy import FedAdam, FedAvg, FedProx, Strategy
 
 from artlens.federated.config import FederatedConfig
@@ -66,6 +68,8 @@ class Observed(Strategy):
 
     def aggregate_train(self, server_round, replies):
         arrays, metrics = self.inner.aggregate_train(server_round, replies)
+        if arrays is not None:  # FedAdam's update comes out in float64: send float32, as the institutions do
+            arrays = ArrayRecord({k: Array(v.numpy().astype(np.float32, copy=False)) for k, v in arrays.items()})
         self.on_train(server_round, None if arrays is None else {k: v.numpy() for k, v in arrays.items()},
                       None if metrics is None else dict(metrics))
         return arrays, metrics
