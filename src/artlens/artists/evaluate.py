@@ -1,0 +1,195 @@
+"""Leave-one-artwork-out artist retrieval: each query artwork is held out, its artist's profile is
+rebuilt without it, and every artist is ranked for it (top-1, top-3, MRR).
+
+Rebuilding is incremental: an artist's prototypes are clustered once on all their works, and holding
+out one work subtracts it from its cluster's sum (the cluster vanishes when it was its only member);
+the assignment of the other works is not recomputed, so each query costs one subtraction. With DP the
+held-out artist's profile is the noisy mean of the remaining works, drawn afresh for each query, and
+every other artist's noisy profile is drawn once per repeat, as published.
+
+Methods, all on the same queries:
+
+- ``profiles``: the published profiles (``ProfileConfig``: a few prototypes) in the head's space;
+- ``profiles-mean``: one prototype per artist (the noise-free counterpart of the DP profiles);
+- ``profiles-dp-epsE``: one noisy prototype per artist at epsilon E (mean over ``dp_repeats`` draws);
+- ``pretrained-profiles``: the same profiles over pretrained features (the collection's default
+  aspect mix, each aspect L2-normalised and PCA-reduced as its index is, weighted by the square root
+  of its weight so that dot products are the weighted mix of cosines);
+- ``nearest-artwork``: every artist scored by their work most similar to the query, in the head's
+  space, and ``nearest-artwork-voteK``: the K nearest works vote for their artists (the upper bound:
+  both need the portfolios the platform never gets); ``pretrained-nearest-artwork[-voteK]`` the same
+  over pretrained features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+import numpy as np
+
+from artlens.artists.portfolio import ArtistSpace, artist_labels, learned_space, pretrained_space
+from artlens.artists.profiles import (
+    ProfileConfig, check_artists, cluster_works, gaussian_sigma, mean_sensitivity, unit_rows,
+)
+from artlens.errors import ArtlensError
+
+
+# -- scores (queries x artists) -----------------------------------------------------------------
+def _artist_rows(artists: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    names = sorted(set(artists))
+    code = {n: i for i, n in enumerate(names)}
+    return names, np.array([code[a] for a in artists], dtype=np.int64)
+
+
+def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfig) -> np.ndarray:
+    """(Q, A) scores of held-out queries (row indices into ``space``) against every artist's profile,
+    each query's own artist profiled without it (incremental cluster sums)."""
+    x = space.vectors.astype(np.float64)
+    names, codes = _artist_rows(space.artists)
+    q = x[queries]
+    scores = np.full((len(queries), len(names)), -np.inf)
+    own = np.full(len(queries), -np.inf)
+    query_pos = {int(r): j for j, r in enumerate(queries)}
+    for a in range(len(names)):
+        rows = np.flatnonzero(codes == a)
+        _, assign = np.unique(cluster_works(x[rows], config)[1], return_inverse=True)  # no empty clusters
+        sums = np.zeros((assign.max() + 1, x.shape[1]))
+        np.add.at(sums, assign, x[rows])
+        counts = np.bincount(assign)
+        prototypes = unit_rows(sums)
+        scores[:, a] = np.max(q @ prototypes.T, axis=1)
+        for row, cluster in zip(rows, assign):
+            j = query_pos.get(int(row))
+            if j is None:
+                continue
+            others = np.delete(prototypes, cluster, axis=0)
+            best = np.max(others @ q[j]) if len(others) else -np.inf
+            if counts[cluster] > 1:
+                best = max(best, float(unit_rows(sums[cluster] - x[row]) @ q[j]))
+            own[j] = best
+    scores[np.arange(len(queries)), codes[queries]] = own
+    return scores
+
+
+def dp_profile_scores(space: ArtistSpace, queries: np.ndarray, epsilon: float, delta: float,
+                      rng: np.random.Generator) -> tuple[np.ndarray, float]:
+    """(Q, A) scores against one noisy mean per artist (Gaussian mechanism at ``epsilon``), each
+    query's own artist released again without it; and the median sigma over artists."""
+    x = space.vectors.astype(np.float64)
+    names, codes = _artist_rows(space.artists)
+    n = np.bincount(codes, minlength=len(names))
+    sums = np.zeros((len(names), x.shape[1]))
+    np.add.at(sums, codes, x)
+    sigma = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in n])
+    published = unit_rows(sums / n[:, None] + rng.normal(size=sums.shape) * sigma[:, None])
+    q = x[queries]
+    scores = q @ published.T
+    own = codes[queries]
+    held = n[own] - 1
+    sigma_held = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in held])
+    rebuilt = unit_rows((sums[own] - q) / held[:, None] + rng.normal(size=q.shape) * sigma_held[:, None])
+    scores[np.arange(len(queries)), own] = np.sum(rebuilt * q, axis=1)
+    return scores, float(np.median(sigma))
+
+
+def nearest_artwork_scores(space: ArtistSpace, queries: np.ndarray, vote: int = 0, block: int = 512) -> np.ndarray:
+    """(Q, A) over every other work of the collection: with ``vote`` 0 each artist's best similarity
+    between the query and one of their works (1-NN); otherwise the ``vote`` nearest works vote for
+    their artists with their similarities (artists without a vote follow, by their best work)."""
+    x = space.vectors.astype(np.float32)
+    names, codes = _artist_rows(space.artists)
+    vote = min(vote, len(x) - 1)
+    scores = np.full((len(queries), len(names)), -np.inf)
+    for start in range(0, len(queries), block):
+        rows = queries[start:start + block]
+        sims = x[rows] @ x.T
+        sims[np.arange(len(rows)), rows] = -np.inf  # never the query itself
+        best = np.stack([sims[:, codes == a].max(axis=1) for a in range(len(names))], axis=1)
+        if vote:
+            top = np.argpartition(-sims, vote - 1, axis=1)[:, :vote]
+            votes = np.zeros_like(best)
+            np.add.at(votes, (np.repeat(np.arange(len(rows)), vote), codes[top].ravel()),
+                      np.take_along_axis(sims, top, axis=1).ravel())
+            best = np.where(votes > 0, 10.0 + votes, best)  # any vote ranks above no vote (similarities <= 1)
+        scores[start:start + len(rows)] = best
+    return scores
+
+
+def ranking(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """top-1, top-3 and MRR of the true artists (``truth``: column index per row) in ``scores``."""
+    from artlens.evaluation.metrics import reciprocal_rank, topk_accuracy
+
+    order = np.argsort(-scores, axis=1, kind="stable")
+    mrr = float(np.mean([reciprocal_rank(order[i] == truth[i]) for i in range(len(truth))])) if len(truth) else 0.0
+    return {"top1": topk_accuracy(scores, truth, 1), "top3": topk_accuracy(scores, truth, 3), "mrr": mrr}
+
+
+# -- the whole evaluation ------------------------------------------------------------------------
+def query_rows(space: ArtistSpace, query_ids: Sequence[int] | None) -> np.ndarray:
+    if query_ids is None:
+        return np.arange(len(space.ids))
+    return np.flatnonzero(np.isin(space.ids, np.asarray(list(query_ids), dtype=np.int64)))
+
+
+def evaluate_artists(collection, artist_column: str, head, split: str = "test", epsilons: Sequence[float] = (8.0,),
+                     config: ProfileConfig = ProfileConfig(), dp_repeats: int = 5, baselines: bool = True,
+                     query_text: bool = True, vote: int = 10, seed: int = 0, progress: bool = False) -> dict:
+    """Leave-one-artwork-out artist retrieval over a collection (see the module docstring).
+
+    ``split``: which artworks query, from the head's stored split (``test``: artworks it never saw;
+    a head without one uses the collection's stratified split seeded by ``seed``), or ``all``.
+    """
+    from artlens.train.split import split_ids
+
+    labels = artist_labels(collection, artist_column)
+    check_artists(list(labels.values()), config.min_works)
+    query_ids = split_ids(collection, artist_column, split, head if head.split else None, seed)
+    if query_ids is not None and not query_ids:
+        raise ArtlensError(f"the {split} split has no labelled artwork to query", "use --split all")
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=4 + len(epsilons) + (3 if baselines else 0), desc="artist eval", unit="step")
+    learned = learned_space(collection, head, labels, query_ids or (), query_text)
+    rows = query_rows(learned, query_ids)
+    names, codes = _artist_rows(learned.artists)
+    truth = codes[rows]
+    methods: dict[str, dict] = {}
+
+    def record(name: str, scores: np.ndarray | None, **extra) -> None:
+        methods[name] = {**(ranking(scores, truth) if scores is not None else {}), **extra}
+        if bar is not None:
+            bar.update(1)
+
+    record("profiles", profile_scores(learned, rows, config), space="learned")
+    record("profiles-mean", profile_scores(learned, rows, ProfileConfig(max_prototypes=1, seed=config.seed)),
+           space="learned")
+    rng = np.random.default_rng(seed)
+    for eps in epsilons:
+        runs = [dp_profile_scores(learned, rows, eps, config.delta, rng) for _ in range(max(1, dp_repeats))]
+        per_run = [ranking(s, truth) for s, _ in runs]
+        summary = {k: float(np.mean([r[k] for r in per_run])) for k in per_run[0]}
+        summary["top1_std"] = float(np.std([r["top1"] for r in per_run]))
+        record(f"profiles-dp-eps{eps:g}", None, **summary, space="learned", epsilon=float(eps), delta=config.delta,
+               sigma_median=runs[0][1], repeats=len(runs))
+    record("nearest-artwork", nearest_artwork_scores(learned, rows), space="learned")
+    record(f"nearest-artwork-vote{vote}", nearest_artwork_scores(learned, rows, vote), space="learned")
+    pretrained_name = None
+    if baselines:
+        pretrained = pretrained_space(collection, labels, seed)
+        pretrained_name = pretrained.name
+        p_rows = query_rows(pretrained, learned.ids[rows])
+        p_names, p_codes = _artist_rows(pretrained.artists)
+        if len(p_rows) != len(rows) or p_names != names:
+            raise ArtlensError("the pretrained features do not cover the same artworks as the head's",
+                               "extract every aspect first: artlens ingest DIR --collection PATH")
+        record("pretrained-profiles", profile_scores(pretrained, p_rows, config), space=pretrained.name)
+        record("pretrained-nearest-artwork", nearest_artwork_scores(pretrained, p_rows), space=pretrained.name)
+        record(f"pretrained-nearest-artwork-vote{vote}", nearest_artwork_scores(pretrained, p_rows, vote),
+               space=pretrained.name)
+    if bar is not None:
+        bar.close()
+    return {"collection": str(collection.root), "artist_column": artist_column, "head": head.id,
+            "head_label": head.config.label, "split": split if head.split or split == "all" else f"{split} (stratified, seed {seed})",
+            "query_text": query_text, "n_queries": int(len(rows)), "n_artists": len(names), "n_works": int(len(learned.ids)),
+            "profile_config": config.to_dict(), "pretrained_space": pretrained_name, "methods": methods}

@@ -1,0 +1,82 @@
+"""An institution's portfolio as the artist features see it: the artist of each labelled artwork and
+its unit embedding in one space (a head's learned space, or the pretrained aspect mix as a baseline),
+all from the collection's cached features. The vectors never leave the institution; only profiles
+built from them are published."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from artlens.artists.profiles import unit_rows
+from artlens.errors import ArtlensError
+
+
+@dataclass
+class ArtistSpace:
+    """Unit embeddings of the labelled artworks of a collection in one space, with their artists."""
+
+    ids: np.ndarray
+    vectors: np.ndarray
+    artists: list[str]
+    name: str
+
+
+def artist_labels(collection, column: str) -> dict[int, str]:
+    """{artwork id: artist} of a metadata column; a clear error for an unknown or empty column."""
+    columns = collection.catalog.metadata_columns()
+    if column not in columns:
+        raise ArtlensError(f"artist column {column!r} not found in this collection",
+                           f"columns available: {', '.join(columns) or 'none (ingest with --labels CSV)'}")
+    labels = {i: v.strip() for i, v in collection.catalog.column(column).items() if v and v.strip()}
+    if not labels:
+        raise ArtlensError(f"no artwork has a value in column {column!r}", "choose the column that names the artist")
+    return labels
+
+
+def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[int] = (),
+                  query_text: bool = True) -> ArtistSpace:
+    """The head's embeddings of the labelled artworks (its extractors' cached features). With
+    ``query_text`` false, the query artworks are embedded without their text (image-only queries)."""
+    from artlens.models.inputs import embed_features, gather_features
+
+    features = gather_features(collection, head.config.inputs, sorted(labels))
+    if not query_text and features.present:
+        rows = np.isin(features.ids, np.asarray(list(query_ids), dtype=np.int64))
+        for name in features.present:
+            features.present[name] = features.present[name] & ~rows
+    vectors = embed_features(head, features)
+    return ArtistSpace(features.ids, unit_rows(vectors), [labels[int(i)] for i in features.ids], "learned")
+
+
+def pretrained_space(collection, labels: dict[int, str], seed: int = 0) -> ArtistSpace:
+    """The collection's default mix of image aspects as one unit vector per artwork: per aspect the
+    cached vectors, L2-normalised and PCA-reduced as its index does, scaled by sqrt(weight)."""
+    from artlens.config import IndexConfig
+    from artlens.features import ImageExtractor
+    from artlens.index import AspectIndex
+
+    weights = {a: w for a, w in collection.config.weights.items()
+               if w > 0 and a in collection.config.aspects and isinstance(collection.extractor(a), ImageExtractor)}
+    if not weights:
+        weights = {a: 1.0 for a in collection.config.aspects if isinstance(collection.extractor(a), ImageExtractor)}
+    ids = np.asarray(sorted(labels), dtype=np.int64)
+    parts = []
+    total = sum(weights.values())
+    for aspect, weight in weights.items():
+        spec = collection.config.aspects[aspect]
+        got, raw = collection.raw_vectors(spec.extractor, ids.tolist())
+        if len(got) == 0:
+            continue
+        index = AspectIndex.build(aspect, spec.extractor, collection.extractor(aspect).id, got, raw, spec.pca_dims,
+                                  IndexConfig(kind="flat", hash_bits=0), seed)
+        ids = ids[np.isin(ids, got)]
+        parts.append((aspect, np.sqrt(weight / total), index))
+    if not parts:
+        raise ArtlensError("no pretrained features are cached for the labelled artworks",
+                           "run `artlens ingest DIR --collection PATH` first")
+    vectors = np.concatenate([scale * index.vectors(ids) for _, scale, index in parts], axis=1)
+    return ArtistSpace(ids, unit_rows(vectors), [labels[int(i)] for i in ids],
+                       "pretrained: " + ", ".join(f"{a} {s * s:.2f}" for a, s, _ in parts))

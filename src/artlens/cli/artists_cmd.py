@@ -1,0 +1,200 @@
+"""`artlens artists publish|merge|search` and `artlens eval artists`: finding artists by style from
+published profiles only."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from artlens.cli import app, collection_option, default_collection, eval_app, open_collection
+
+artists_app = typer.Typer(help="Publish artists' style profiles (no works leave) and find artists by style.",
+                          no_args_is_help=True)
+app.add_typer(artists_app, name="artists")
+
+console = Console(stderr=True)
+
+
+def parse_epsilons(values: list[str] | None) -> list[float]:
+    from artlens.errors import ArtlensError
+
+    out = []
+    for value in values or []:
+        for part in str(value).split(","):
+            if part.strip():
+                try:
+                    out.append(float(part))
+                except ValueError as exc:
+                    raise ArtlensError(f"epsilon {part!r} is not a number", "pass e.g. --epsilon 8") from exc
+    return out
+
+
+@artists_app.command("publish")
+def publish(
+    artist_column: str = typer.Option(..., "--artist-column", help="Metadata column naming each work's artist."),
+    out: Path = typer.Option(..., "--out", "-o", help="Profile file to write (JSON)."),
+    head: Path = typer.Option(None, "--head", help="Head file whose learned space the profiles live in (the federated "
+                                                   "head when there is one); default: the collection's own head."),
+    epsilon: float = typer.Option(None, "--epsilon", help="Differential privacy per profile: one prototype, the mean "
+                                                          "of the artist's works through the Gaussian mechanism."),
+    delta: float = typer.Option(None, "--delta", help="DP delta (default 1e-5)."),
+    max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per artist (default 3)."),
+    works_per_prototype: int = typer.Option(None, "--works-per-prototype",
+                                            help="One prototype per this many works (default 10)."),
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of what was published."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+):
+    """Compute each artist's style profile from the collection's works and write a profile file.
+
+    A profile is a few prototypes in the head's learned space (spherical k-means of the artist's
+    works, one per --works-per-prototype works, at most --max-prototypes), the works behind each and
+    the total. The file records the head's id and holds no image, path, file name or per-work vector.
+    """
+    import dataclasses
+
+    from artlens.artists.portfolio import artist_labels, learned_space
+    from artlens.artists.profiles import ProfileConfig, build_profiles
+    from artlens.errors import ArtlensError
+    from artlens.models import load_head
+
+    overrides = {"epsilon": epsilon, "delta": delta, "max_prototypes": max_prototypes,
+                 "works_per_prototype": works_per_prototype}
+    config = dataclasses.replace(ProfileConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    if config.epsilon is not None:
+        from artlens.artists.profiles import gaussian_sigma
+
+        gaussian_sigma(config.epsilon, config.delta, 1.0)  # bad epsilon or delta: fail before any work
+    coll = open_collection(collection)
+    model = load_head(head) if head is not None else coll.head()
+    if model is None:
+        raise ArtlensError("no head to place the works in a style space",
+                           "pass --head FILE (a head from `artlens train --out` or `artlens federate`), or train "
+                           "one in the collection")
+    labels = artist_labels(coll, artist_column)
+    from artlens.artists.profiles import check_artists
+
+    check_artists(list(labels.values()), config.min_works)
+    space = learned_space(coll, model, labels)
+    profiles = build_profiles(space.vectors, space.artists, model.id, config, model.config.label, progress=not quiet)
+    profiles.save(out)
+    summary = {"profiles": str(out), "head": model.id, "artists": len(profiles), "works": len(space.ids),
+               "prototypes": sum(len(p.counts) for p in profiles.profiles.values()), "epsilon": config.epsilon,
+               "delta": config.delta if config.epsilon is not None else None}
+    if as_json:
+        print(json.dumps(summary, indent=2))
+        return
+    console.print(f"  published {summary['artists']} artist profiles ({summary['prototypes']} prototypes, "
+                  f"{summary['works']} works) in the space of head {model.id}"
+                  + (f", DP epsilon {config.epsilon:g}, delta {config.delta:g}" if config.epsilon is not None else "")
+                  + f" -> {out}")
+
+
+@artists_app.command("merge")
+def merge(
+    files: list[Path] = typer.Argument(..., help="Profile files from several institutions (same head)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Merged profile file to write."),
+    max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per merged artist "
+                                                                      "(default: the inputs' largest cap)."),
+):
+    """Merge profile files made with the same head; an artist in several files is combined by counts."""
+    from artlens.artists.profiles import ProfileSet, merge_profiles
+
+    merged = merge_profiles([ProfileSet.load(f) for f in files], max_prototypes)
+    merged.save(out)
+    console.print(f"  merged {len(files)} files: {len(merged)} artists -> {out}")
+
+
+@artists_app.command("search")
+def search(
+    like: list[Path] = typer.Option(None, "--like", help="A reference image (repeatable: references combine)."),
+    text: list[str] = typer.Option(None, "--text", "-t", help="A reference text (needs a head with a text input)."),
+    profiles: Path = typer.Option(..., "--profiles", "-p", help="Profile file from `artlens artists publish`/`merge`."),
+    k: int = typer.Option(5, "-k", "--k", help="Number of artists."),
+    head: Path = typer.Option(None, "--head", help="The head the profiles were made with (default: $ARTLENS_ARTIST_HEAD, "
+                                                   "else the collection's head)."),
+    collection: Path = collection_option("Collection whose head embeds the references when --head is not given."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: references, head, results[artist, score, works, "
+                                                       "matches[reference, prototype, similarity]]."),
+):
+    """Rank artists by how well their style profile matches the references.
+
+    Each reference is matched with each artist's closest prototype; an artist's score is the mean of
+    those similarities over the references, so the best artists fit every reference.
+    """
+    from artlens.artists.locate import load_head_for
+    from artlens.artists.profiles import ProfileSet
+    from artlens.artists.search import ArtistSearch
+    from artlens.errors import ArtlensError
+
+    like, text = list(like or []), list(text or [])
+    if not like and not text:
+        raise ArtlensError("give at least one reference", "use --like FILE (repeatable) or --text \"...\"")
+    for path in like:
+        if not path.is_file():
+            raise ArtlensError(f"reference image {path} does not exist", "check the path given to --like")
+    profile_set = ProfileSet.load(profiles)
+    model = load_head_for(profile_set, head, collection or default_collection())
+    result = ArtistSearch(profile_set, model).search([str(p) for p in like], text, k, labels=[p.name for p in like])
+    if as_json:
+        print(json.dumps(result.as_dict(), indent=2))
+        return
+    refs = [r.get("name") or r.get("text", "")[:30] for r in result.references]
+    table = Table("#", "artist", "score", "works", *[f"ref {i + 1}: {r}" for i, r in enumerate(refs)],
+                  title=f"artists for {len(refs)} reference(s)")
+    for rank, match in enumerate(result.results, 1):
+        table.add_row(str(rank), match.artist, f"{match.score:.3f}", str(match.works),
+                      *[f"proto {m.prototype} ({m.prototype_works} works) {m.similarity:.3f}" for m in match.matches])
+    Console().print(table)
+
+
+@eval_app.command("artists")
+def eval_artists(
+    artist_column: str = typer.Option(..., "--artist-column", help="Metadata column naming each work's artist."),
+    head: Path = typer.Option(None, "--head", help="Head file (default: the collection's own head)."),
+    split: str = typer.Option("test", "--split", help="Which artworks query: test (the head's stored split: works it "
+                                                      "never saw; a head without one: the stratified seeded split), "
+                                                      "val, train or all."),
+    epsilon: list[str] = typer.Option(["8"], "--epsilon", help="DP epsilons to evaluate (repeatable or 1,2,8)."),
+    dp_repeats: int = typer.Option(5, "--dp-repeats", help="Noise draws averaged per epsilon."),
+    max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per artist (default 3)."),
+    image_queries: bool = typer.Option(False, "--image-queries", help="Queries without their text (a customer's "
+                                                                      "picture), profiles with it."),
+    baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score pretrained profiles and "
+                                                                            "nearest-artwork voting over pretrained features."),
+    collection: Path = collection_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: methods{name: top1, top3, mrr, ...}."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+):
+    """Leave-one-artwork-out artist retrieval: each query artwork is held out, its artist's profile
+    rebuilt without it; top-1, top-3 and MRR of profiles, DP profiles, pretrained profiles and
+    nearest-artwork voting over all works (the upper bound that needs the portfolios)."""
+    import dataclasses
+
+    from artlens.artists.evaluate import evaluate_artists
+    from artlens.artists.profiles import ProfileConfig
+    from artlens.errors import ArtlensError
+    from artlens.models import load_head
+
+    coll = open_collection(collection)
+    model = load_head(head) if head is not None else coll.head()
+    if model is None:
+        raise ArtlensError("no head to evaluate", "pass --head FILE, or train one: artlens train --collection PATH "
+                                                  "--label COLUMN")
+    config = ProfileConfig() if max_prototypes is None else dataclasses.replace(ProfileConfig(),
+                                                                                 max_prototypes=max_prototypes)
+    result = evaluate_artists(coll, artist_column, model, split, parse_epsilons(epsilon), config, dp_repeats,
+                              baselines, query_text=not image_queries, progress=not quiet and not as_json)
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table("method", "top-1", "top-3", "MRR", "space",
+                  title=f"artist retrieval by {artist_column!r}: {result['n_queries']} queries ({result['split']}), "
+                        f"{result['n_artists']} artists, head {result['head']}")
+    for name, m in result["methods"].items():
+        table.add_row(name, f"{m['top1']:.3f}", f"{m['top3']:.3f}", f"{m['mrr']:.3f}", m.get("space", ""))
+    Console().print(table)
