@@ -97,6 +97,8 @@ def test_search_by_text_answers_results_with_aspects_and_facets(client):
     assert answer["weights"] == {"text": 1.0} and answer["aspects"] == ["text"]
     assert answer["facets"]["style"] == [{"value": "rings", "count": 3}]
     assert "path" not in first and "path" not in first["metadata"]
+    fast = client.post("/api/search", data={"text": "concentric green rings", "k": 3, "fast": "true"}).json()
+    assert [r["id"] for r in fast["results"]] == [r["id"] for r in answer["results"]]
 
 
 def test_search_by_upload_finds_itself_and_reranks_by_upload_id(client, dots):

@@ -73,3 +73,64 @@ def test_approximate_recall(kind):
     _, e = exact.search(q, 10)
     recall = np.mean([len(set(a[i]) & set(e[i])) / 10 for i in range(50)])
     assert recall >= 0.9
+
+
+def _clustered(n=3000, d=32, seed=1):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(20, d))
+    raw = (centres[rng.integers(0, 20, n)] + 0.3 * rng.normal(size=(n, d))).astype(np.float32)
+    return np.arange(100, 100 + n, dtype=np.int64), raw
+
+
+def test_fast_search_shortlist_then_exact_rerank(tmp_path):
+    ids, raw = _clustered()
+    index = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat", hash_bits=32))
+    assert index.codes is not None and len(index.codes) == len(ids) and index.manifest.hash_bits == 32
+    q = index.project(raw[:50])
+    exact_s, exact = index.search(q, 10)
+    fast_s, fast = index.search_fast(q, 10, shortlist=300)
+    recall = np.mean([len(set(fast[i]) & set(exact[i])) / 10 for i in range(50)])
+    assert recall >= 0.9
+    # scores are exact cosines, best first; each query finds itself first
+    np.testing.assert_allclose(fast_s[:, 0], 1.0, atol=1e-5)
+    assert np.all(np.diff(fast_s, axis=1) <= 1e-6)
+    np.testing.assert_array_equal(fast[:, 0], ids[:50])
+    # a shortlist as large as the collection is the exact search
+    full_s, full = index.search_fast(q, 10, shortlist=len(ids))
+    np.testing.assert_array_equal(full, exact)
+    # filters: only allowed ids come back, whether fewer or more than the shortlist
+    allowed = ids[::7]
+    for shortlist in (50, 5000):
+        _, hits = index.search_fast(q[:5], 10, allowed_ids=allowed, shortlist=shortlist)
+        assert set(hits.ravel()) <= set(allowed.tolist())
+    # codes are saved with the index, follow additions and removals
+    index.save(tmp_path / "c")
+    loaded = AspectIndex.load(tmp_path / "c")
+    np.testing.assert_array_equal(loaded.codes.codes, index.codes.codes)
+    extra = np.arange(10_000, 10_010, dtype=np.int64)
+    loaded.add(extra, raw[:10])
+    loaded.remove(ids[:5])
+    assert len(loaded.codes) == len(ids) + 10 - 5
+    _, hits = loaded.search_fast(loaded.project(raw[5:6]), 2)
+    assert set(hits[0]) == {ids[5], 10_005}
+
+
+def test_index_without_codes_gets_them_on_demand():
+    ids, raw = _clustered(500)
+    index = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat", hash_bits=0))
+    assert index.codes is None
+    q = index.project(raw[:3])
+    np.testing.assert_array_equal(index.search_fast(q, 5)[1], index.search(q, 5)[1])  # falls back to exact
+    assert index.add_codes(64) and index.codes.bits == 32 and len(index.codes) == 500  # no more bits than dimensions
+
+
+def test_ivf_keeps_vectors_readable_and_refuses_removal(tmp_path):
+    ids, raw = _clustered(2000)
+    index = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="ivf", ivf_nlist=16))
+    np.testing.assert_allclose(index.vectors(ids[:3]), index.project(raw[:3]), atol=1e-6)
+    index.save(tmp_path / "c")
+    loaded = AspectIndex.load(tmp_path / "c")
+    loaded.add(np.array([99_999]), raw[:1])
+    np.testing.assert_allclose(loaded.vectors([99_999, ids[1]]), index.project(raw[[0, 1]]), atol=1e-6)
+    with pytest.raises(CollectionError, match="reindex"):
+        loaded.remove([ids[0]])

@@ -127,3 +127,16 @@ def test_switching_an_aspect_extractor_rebuilds_its_index(tiny_folder, tmp_path,
     assert code == 0
     code, out, _ = run_cli(capsys, "stats", "--collection", coll, "--json")
     assert json.loads(out)["indexes"]["style"]["extractor"] == "gramcos-block3/v1"
+
+
+def test_fast_search_agrees_with_exact_search(tiny_collection, tiny_folder, capsys):
+    folder, _ = tiny_folder
+    engine = SearchEngine(tiny_collection)
+    query = str(folder / "images" / "stripes_2.png")
+    exact = engine.search(image=query, k=5)
+    fast = engine.search(image=query, k=5, fast=True)
+    assert [h.id for h in fast.hits] == [h.id for h in exact.hits]  # shortlist covers the tiny collection
+    assert [h.score for h in fast.hits] == pytest.approx([h.score for h in exact.hits], abs=1e-5)
+    code, out, _ = run_cli(capsys, "search", "--text", "red dots", "--fast", "-k", 2,
+                           "--collection", tiny_collection.root, "--json")
+    assert code == 0 and all(r["metadata"]["style"] == "dots" for r in json.loads(out)["results"])

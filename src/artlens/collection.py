@@ -135,6 +135,20 @@ class Collection:
             self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), extractor.id, self.config.index)
         return self._indexes[aspect]
 
+    def fast_index(self, aspect: str) -> AspectIndex:
+        """The aspect's index with the binary codes of fast search. Codes missing from an index built
+        before they existed are made now from its stored vectors and saved with it."""
+        if not self.config.index.hash_bits:
+            raise CollectionError(
+                "fast search needs binary codes, and this collection has index.hash_bits = 0",
+                "set hash_bits (e.g. 128) under [index] in collection.toml, or search without --fast",
+            )
+        index = self.index(aspect)
+        if index.codes is None and index.add_codes(self.config.index.hash_bits) \
+                and (self.index_dir(aspect) / "manifest.json").exists():
+            index.save(self.index_dir(aspect))
+        return index
+
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:
         """Bring every aspect's index in line with the catalog and cache; returns counts per aspect."""
         counts: dict[str, int] = {}
@@ -160,7 +174,7 @@ class Collection:
                 wanted = set(ids.tolist())
                 removed, added = present - wanted, wanted - present
                 refit = index.components is not None and len(wanted) >= 2 * index.manifest.pca_fitted_on
-                if (removed and index.manifest.kind == "hnsw") or refit:
+                if (removed and index.manifest.kind in ("hnsw", "ivf")) or refit:  # approximate indexes cannot drop vectors in place
                     index = None
                 else:
                     index.remove(sorted(removed))

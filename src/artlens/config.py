@@ -31,6 +31,10 @@ class IndexConfig:
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 128
+    # Binary codes for `search --fast`: PCA-ITQ codes of every aspect (0 turns them off), and how many
+    # nearest codes by Hamming distance are re-ranked by exact cosine.
+    hash_bits: int = 128
+    fast_shortlist: int = 1000
 
 
 @dataclass(frozen=True)

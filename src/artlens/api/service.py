@@ -125,7 +125,8 @@ class ArtService:
     # -- search ---------------------------------------------------------------------------------
     def search(self, *, image: UploadedImage | UploadRef | None = None, text: str | None = None, artwork_id: int | None = None,
                liked: Sequence[int] | None = None, k: int | None = None, aspect: str | None = None,
-               weights: Mapping[str, float] | None = None, filters: Mapping[str, Sequence[str]] | None = None) -> dict:
+               weights: Mapping[str, float] | None = None, filters: Mapping[str, Sequence[str]] | None = None,
+               fast: bool = False) -> dict:
         start = time.perf_counter()
         s = self.settings
         k = s.default_k if k is None else k
@@ -149,7 +150,7 @@ class ArtService:
                                group_column=s.diversity_column or None, max_share=s.diversity_share)
         else:
             result = self.engine.search(image=image, text=text, artwork_id=artwork_id, k=k, aspect=aspect,
-                                        weights=weights, filters=filters)
+                                        weights=weights, filters=filters, fast=fast)
         return self._response(result, image, start)
 
     def _known_liked(self, liked: Sequence[int]) -> list[int]:

@@ -40,6 +40,8 @@ def search(
     weights: str = typer.Option(None, "--weights", "-w", help="Mix of aspects, e.g. content=0.5,style=0.5."),
     filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value (repeatable)."),
     head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (trained elsewhere)."),
+    fast: bool = typer.Option(False, "--fast", help="Shortlist by Hamming distance on binary codes, then re-rank "
+                              "by exact cosine: faster on very large collections, may miss a few neighbours."),
     collection: Path = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: query, weights, results[id, score, aspects, ...]."),
 ):
@@ -60,7 +62,7 @@ def search(
     engine = SearchEngine(coll)
     result = engine.search(
         image=str(image) if image is not None else None, text=text, artwork_id=artwork_id, k=k, aspect=aspect,
-        weights=parse_weights(weights), filters=parse_filters(filters),
+        weights=parse_weights(weights), filters=parse_filters(filters), fast=fast,
     )
     if as_json:
         print(json.dumps(result.as_dict(), indent=2))

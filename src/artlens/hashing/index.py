@@ -158,6 +158,24 @@ class HammingIndex(_BaseIndex):
         else:
             self._faiss.add(self._codes[start:])
 
+    def remove(self, ids) -> int:
+        """Drop the codes of ``ids`` (unknown ids are ignored); returns how many were removed."""
+        keep = ~np.isin(self._ids, np.asarray(ids, dtype=np.int64))
+        removed = int((~keep).sum())
+        if removed:
+            self._ids, self._codes = self._ids[keep], np.ascontiguousarray(self._codes[keep])
+            self._faiss.reset()
+            self._faiss.add(self._codes)
+        return removed
+
+    def codes_of(self, ids) -> np.ndarray:
+        """Packed codes of the given ids, in that order."""
+        ids = np.asarray(ids, dtype=np.int64)
+        pos = np.searchsorted(self._ids, ids)
+        if len(ids) and (pos.max() >= len(self._ids) or np.any(self._ids[np.minimum(pos, len(self._ids) - 1)] != ids)):
+            raise ArtlensError("some ids are not in the Hamming index")
+        return self._codes[pos]
+
     def search(self, query_codes, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top ``k`` by Hamming distance: ``(distances int32 (Q,k), ids int64 (Q,k))``.
 

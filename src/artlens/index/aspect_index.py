@@ -36,6 +36,7 @@ class IndexManifest:
     pca_fitted_on: int
     built_at: float
     schema_version: int = INDEX_SCHEMA_VERSION
+    hash_bits: int = 0  # length of the binary codes kept for fast search (0: none)
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
@@ -47,11 +48,14 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 class AspectIndex:
     search_config: IndexConfig = IndexConfig()
 
-    def __init__(self, manifest: IndexManifest, index: faiss.Index, mean: np.ndarray | None, components: np.ndarray | None):
+    def __init__(self, manifest: IndexManifest, index: faiss.Index, mean: np.ndarray | None, components: np.ndarray | None,
+                 hasher=None, codes=None):
         self.manifest = manifest
         self.index = index
         self.mean = mean
         self.components = components
+        self.hasher = hasher  # ITQ hasher of the stored vectors (fast search), or None
+        self.codes = codes  # HammingIndex of their packed codes, keyed by artwork id
 
     # -- building -------------------------------------------------------------------------------
     @classmethod
@@ -82,6 +86,14 @@ class AspectIndex:
         if kind == "ivf":
             sample = raw if n <= 64 * 1024 else raw[np.random.default_rng(seed).choice(n, 64 * 1024, replace=False)]
             index.train(built.project(sample))
+            faiss.extract_index_ivf(index).make_direct_map()  # stored vectors stay readable (re-ranking)
+        if n >= 2 and config.hash_bits:
+            built.hasher = _fit_hasher(built.project(raw), config.hash_bits, extractor_id, seed)
+            if built.hasher is not None:
+                from artlens.hashing import HammingIndex
+
+                built.codes = HammingIndex(built.hasher.bits)
+                built.manifest.hash_bits = built.hasher.bits
         if n:
             built.add(ids, raw)
         return built
@@ -102,13 +114,24 @@ class AspectIndex:
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids):
-            self.index.add_with_ids(self.project(raw), ids)
+            projected = self.project(raw)
+            self.index.add_with_ids(projected, ids)
+            if self.codes is not None:
+                self.codes.add(self.hasher.encode(projected), ids)
         self.manifest.count = int(self.index.ntotal)
 
     def remove(self, ids) -> None:
         ids = np.asarray(list(ids), dtype=np.int64)
-        if len(ids) and self.manifest.kind != "hnsw":
-            self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        if not len(ids):
+            return
+        if self.manifest.kind != "flat":
+            raise CollectionError(
+                f"a {self.manifest.kind} index cannot drop artworks in place",
+                "rebuild it: artlens ingest DIR --collection PATH --reindex",
+            )
+        self.index.remove_ids(faiss.IDSelectorBatch(ids))
+        if self.codes is not None:
+            self.codes.remove(ids)
         self.manifest.count = int(self.index.ntotal)
 
     # -- reading --------------------------------------------------------------------------------
@@ -145,6 +168,39 @@ class AspectIndex:
             params.sel = selector
         return self.index.search(q, k, params=params)
 
+    def search_fast(self, queries: np.ndarray, k: int, allowed_ids=None,
+                    shortlist: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Like :meth:`search`, through a binary shortlist: the ``shortlist`` nearest codes by Hamming
+        distance, re-ranked by exact cosine on the stored vectors. Without codes, the plain search."""
+        if self.codes is None:
+            return self.search(queries, k, allowed_ids)
+        q = l2_normalise(np.atleast_2d(queries))
+        shortlist = max(int(shortlist or self.search_config.fast_shortlist), k)
+        qcodes = self.hasher.encode(q)
+        k = max(1, min(k, len(self)))
+        scores = np.full((len(q), k), -np.inf, dtype=np.float32)
+        out = np.full((len(q), k), -1, dtype=np.int64)
+        if allowed_ids is not None:
+            from artlens.hashing import hamming_distances
+
+            allowed = np.intersect1d(np.asarray(allowed_ids, dtype=np.int64), self.codes.ids)
+        for row in range(len(q)):
+            if allowed_ids is None:
+                _, cand = self.codes.search(qcodes[row : row + 1], shortlist)
+                cand = cand[0][cand[0] >= 0]
+            elif len(allowed) <= shortlist:
+                cand = allowed
+            else:
+                dist = hamming_distances(qcodes[row : row + 1], self.codes.codes_of(allowed))[0]
+                cand = allowed[np.argpartition(dist, shortlist - 1)[:shortlist]]
+            if not len(cand):
+                continue
+            sims = self.vectors(cand) @ q[row]
+            top = np.lexsort((cand, -sims))[:k]
+            scores[row, : len(top)] = sims[top]
+            out[row, : len(top)] = cand[top]
+        return scores, out
+
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         """Write atomically: a complete new folder is swapped in with renames."""
@@ -156,6 +212,9 @@ class AspectIndex:
         faiss.write_index(self.index, str(tmp / "index.faiss"))
         if self.components is not None:
             np.savez(tmp / "transform.npz", mean=self.mean, components=self.components)
+        if self.codes is not None:
+            self.hasher.save(tmp / "hasher.npz")
+            self.codes.save(tmp / "codes.npz")
         (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
         old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
         if folder.exists():
@@ -186,9 +245,36 @@ class AspectIndex:
         if (folder / "transform.npz").exists():
             t = np.load(folder / "transform.npz")
             mean, components = t["mean"], t["components"]
-        loaded = cls(manifest, faiss.read_index(str(folder / "index.faiss")), mean, components)
+        index = faiss.read_index(str(folder / "index.faiss"))
+        if manifest.kind == "ivf":
+            ivf = faiss.extract_index_ivf(index)
+            if ivf.direct_map.type == faiss.DirectMap.NoMap:  # written before vectors were kept readable
+                ivf.make_direct_map()
+        hasher = codes = None
+        if manifest.hash_bits and (folder / "codes.npz").exists():
+            from artlens.hashing import HammingIndex, load_hasher
+
+            hasher = load_hasher(folder / "hasher.npz", bits=manifest.hash_bits)
+            codes = HammingIndex.load(folder / "codes.npz")
+        loaded = cls(manifest, index, mean, components, hasher, codes)
         loaded.search_config = config or IndexConfig()
         return loaded
+
+    def add_codes(self, bits: int, seed: int = 0) -> bool:
+        """Fit the hasher of fast search on the stored vectors and encode them (an index built without
+        codes, or with another length). Returns whether codes exist afterwards."""
+        from artlens.hashing import HammingIndex
+
+        ids, vectors = self.all_vectors()
+        self.hasher = _fit_hasher(vectors, bits, self.manifest.extractor_id, seed) if len(ids) >= 2 else None
+        self.codes = None
+        self.manifest.hash_bits = 0
+        if self.hasher is not None:
+            self.codes = HammingIndex(self.hasher.bits)
+            for start in range(0, len(ids), 65536):
+                self.codes.add(self.hasher.encode(vectors[start : start + 65536]), ids[start : start + 65536])
+            self.manifest.hash_bits = self.hasher.bits
+        return self.codes is not None
 
 
 def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index:
@@ -203,6 +289,18 @@ def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index
         index.hnsw.efSearch = config.hnsw_ef_search
         return index
     raise CollectionError(f"unknown index kind {kind!r}", "use flat, ivf, hnsw or auto")
+
+
+def _fit_hasher(vectors: np.ndarray, bits: int, feature_id: str, seed: int, max_samples: int = 65_536):
+    """PCA-ITQ codes of at most ``bits`` bits (no more than the vector dimension, a multiple of 8)."""
+    from artlens.hashing import ITQHasher
+
+    bits = min(int(bits), vectors.shape[1], len(vectors)) // 8 * 8
+    if bits < 8:
+        return None
+    rng = np.random.default_rng(seed)
+    sample = vectors if len(vectors) <= max_samples else vectors[rng.choice(len(vectors), max_samples, replace=False)]
+    return ITQHasher(bits, feature_id=feature_id).fit(sample, seed=seed)
 
 
 def _fit_pca(raw: np.ndarray, dims: int, seed: int, max_samples: int = 20_000) -> tuple[np.ndarray, np.ndarray]:

@@ -138,13 +138,18 @@ class SearchEngine:
         return {a: w / total for a, w in chosen.items()}
 
     def rank(self, vectors: Mapping[str, np.ndarray], weights: Mapping[str, float], k: int,
-             allowed_ids: Sequence[int] | None = None, exclude: set[int] | None = None) -> list[tuple[int, float, dict]]:
-        """Mixed-score top-k: (id, score, per-aspect scores) best first."""
+             allowed_ids: Sequence[int] | None = None, exclude: set[int] | None = None,
+             fast: bool = False) -> list[tuple[int, float, dict]]:
+        """Mixed-score top-k: (id, score, per-aspect scores) best first. ``fast`` gathers each aspect's
+        candidates through its binary shortlist (Hamming ranking, then exact cosine re-ranking)."""
         exclude = exclude or set()
         n_cand = max(self.candidates, 10 * k) + len(exclude)
         candidates: set[int] = set()
         for aspect in weights:
-            _, ids = self.collection.index(aspect).search(vectors[aspect][None, :], n_cand, allowed_ids)
+            if fast:
+                _, ids = self.collection.fast_index(aspect).search_fast(vectors[aspect][None, :], n_cand, allowed_ids)
+            else:
+                _, ids = self.collection.index(aspect).search(vectors[aspect][None, :], n_cand, allowed_ids)
             candidates.update(int(i) for i in ids[0] if i >= 0)
         candidates -= exclude
         if not candidates:
@@ -182,8 +187,10 @@ class SearchEngine:
         aspect: str | None = None,
         weights: Mapping[str, float] | None = None,
         filters: Mapping[str, Sequence[str]] | None = None,
+        fast: bool = False,
     ) -> SearchResult:
-        """One query by exactly one of image, text, artwork id or liked ids."""
+        """One query by exactly one of image, text, artwork id or liked ids. ``fast``: candidates from
+        binary codes re-ranked by exact cosine (see :meth:`rank`)."""
         given = [x is not None for x in (image, text, artwork_id, liked)]
         if sum(given) != 1:
             raise ArtlensError("give exactly one query", "use one of --image FILE, --text \"...\", or --id ID")
@@ -210,7 +217,7 @@ class SearchEngine:
             allowed = self.collection.catalog.filter_ids(filters)
             if not allowed:
                 return SearchResult(query, chosen)
-        ranked = self.rank(vectors, chosen, k, allowed, exclude)
+        ranked = self.rank(vectors, chosen, k, allowed, exclude, fast=fast)
         arts = self.collection.catalog.get_many([r[0] for r in ranked])
         hits = [Hit(i, s, a, arts[i].path, arts[i].metadata) for i, s, a in ranked if i in arts]
         return SearchResult(query, chosen, hits)

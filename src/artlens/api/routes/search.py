@@ -27,6 +27,7 @@ async def search(
     aspect: str | None = Form(None, max_length=64, description="Rank by this aspect only"),
     weights: str | None = Form(None, max_length=1000, description="Aspect mix: content=0.5,style=0.5 or a JSON object"),
     filters: list[str] | None = Form(None, description='Metadata filters: column=value (repeatable) or a JSON object {"style": ["wave"]}'),
+    fast: bool = Form(False, description="Shortlist candidates by Hamming distance on binary codes, then re-rank by exact cosine"),
 ):
     """Artworks most similar to exactly one query, each with its mixed score and the score of every
     aspect (why it is similar), plus facet counts over the results and the weights used."""
@@ -39,4 +40,4 @@ async def search(
         upload = UploadRef(upload_id)
     return await run_in_threadpool(
         service(request).search, image=upload, text=text, artwork_id=artwork_id, liked=liked_ids, k=k,
-        aspect=aspect or None, weights=weights_from_form(weights), filters=filters_from_form(filters))
+        aspect=aspect or None, weights=weights_from_form(weights), filters=filters_from_form(filters), fast=fast)
