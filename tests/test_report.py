@@ -1,0 +1,100 @@
+"""`artlens eval report` on the tiny collection: every table, figure and skipped stage, in-process."""
+
+import json
+import shutil
+
+import pytest
+
+from artlens.cli import main
+from artlens.collection import Collection
+from artlens.errors import ArtlensError
+from artlens.evaluation import report as report_module
+from artlens.evaluation.report import ReportConfig, run_report
+
+
+def private_copy(tiny_collection, root):
+    shutil.copytree(tiny_collection.root, root)
+    return Collection.open(root)
+
+
+@pytest.fixture(scope="module")
+def full(tiny_collection, tmp_path_factory):
+    base = tmp_path_factory.mktemp("report")
+    coll = private_copy(tiny_collection, base / "c")
+    config = ReportConfig(label="style", skip=frozenset({"federated", "text"}), epochs=3)
+    run_report(coll, config, base / "out", say=lambda line: None, progress=False)
+    return base / "out", json.loads((base / "out" / "report.json").read_text())
+
+
+@pytest.mark.slow
+def test_report_writes_every_table_and_figure(full):
+    out, report = full
+    assert {"report.md", "report.json", "precision_at_k.png", "training_curves.png"} <= {p.name for p in out.iterdir()}
+    methods = [r["method"] for r in report["retrieval"]]
+    assert methods == ["colour histogram", "content (effnet-lite0)", "style: Gram block4", "style: Cosine block4",
+                       "style: Gram·Cosine block4", "learned: ce head [content+style]",
+                       "learned: triplet head [content+style]"]
+    for row in report["retrieval"]:
+        assert row["n_queries"] == report["n_test"] == 3
+        for key in ("p@60", "ap@60", "ndcg@60", "map"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["curve"]["1"] >= row["curve"]["60"]  # 3 test artworks: P@60 is at most 2/60
+    assert report["annotation"]["style"]["method"] == "head" and report["annotation"]["artist"]["method"] == "probe"
+    models = [r["model"] for r in report["aicrs"]]
+    assert models[0].startswith("image-only") and models[1].startswith("centralised fused")
+    assert all(0.0 <= r["accuracy"] <= 1.0 and r["loss"] > 0 for r in report["aicrs"][:2])
+    assert report["stages"]["federated"] == {"status": "skipped", "reason": "skipped by --skip"}
+    assert report["stages"]["map"] == {"status": "skipped", "reason": "fewer than 5 test artworks with vectors"}
+    md = (out / "report.md").read_text()
+    assert "| style: Gram block4 |" in md and "mAP 0.239, P@60 0.403" in md and "![P@k curves](precision_at_k.png)" in md
+
+
+def test_stages_that_cannot_run_say_why(tiny_collection, tmp_path, monkeypatch):
+    monkeypatch.setattr(report_module, "flower_available", lambda: "Flower is not installed")
+    coll = private_copy(tiny_collection, tmp_path / "c")
+    config = ReportConfig(label="style", text_columns=("no_such_column",), epochs=2,
+                          skip=frozenset({"retrieval", "annotation", "map"}))
+    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    rows = {r["model"].split(":")[0]: r for r in report["aicrs"]}
+    assert "--text-column" in rows["centralised fused (L-MFEA)"]["skipped"]
+    assert "--text-column" in rows["text-only"]["skipped"]
+    assert rows["federated FedAvg"]["skipped"] == rows["federated FedStyle"]["skipped"] == "Flower is not installed"
+    assert report["stages"]["federated"]["status"] == "skipped"
+    assert "skipped: Flower is not installed" in (tmp_path / "out" / "report.md").read_text()
+    assert coll.config.text_columns == ("no_such_column",)
+    assert Collection.open(coll.root).config.text_columns == ("title", "description")  # settings file untouched
+
+
+def test_annotation_without_aspect_indexes_probes_the_cached_features(tiny_collection, tmp_path):
+    coll = private_copy(tiny_collection, tmp_path / "c")
+    shutil.rmtree(coll.root / "index")
+    coll = Collection.open(coll.root)
+    config = ReportConfig(label="style", epochs=2, skip=frozenset({"retrieval", "aicrs", "text", "federated", "map"}))
+    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    assert report["annotation"]["style"]["method"] == "head"
+    artist = report["annotation"]["artist"]
+    assert artist["method"] == "probe" and artist["n_test"] > 0 and 0.0 <= artist["top1"] <= artist["top3"] <= 1.0
+    assert not (coll.root / "index").exists()  # nothing was written into the collection
+
+
+def test_cli_rejects_unknown_stage(tiny_collection, tmp_path, capsys):
+    assert main(["eval", "report", "-c", str(tiny_collection.root), "--label", "style", "--out", str(tmp_path),
+                 "--skip", "retrieval,nonsense"]) == 2
+    assert "nonsense" in capsys.readouterr().err
+    with pytest.raises(ArtlensError):
+        ReportConfig(label="style", k=0)
+
+
+def test_embedding_map_separates_clusters(tmp_path):
+    import numpy as np
+
+    from artlens.evaluation.report_figures import embedding_map, plot_embedding_map
+
+    rng = np.random.default_rng(0)
+    x = np.vstack([rng.normal(0, 0.1, (20, 64)), rng.normal(3, 0.1, (20, 64))])
+    coords, method = embedding_map(x)
+    assert method == "t-SNE" and coords.shape == (40, 2)
+    a, b = coords[:20].mean(axis=0), coords[20:].mean(axis=0)
+    spread = max(coords[:20].std(axis=0).max(), coords[20:].std(axis=0).max())
+    assert np.linalg.norm(a - b) > 3 * spread
+    assert plot_embedding_map(coords, ["a"] * 20 + ["b"] * 20, tmp_path / "map.png").stat().st_size > 1000
