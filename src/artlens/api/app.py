@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from artlens import __version__
 from artlens.api.errors import install_error_handlers
 from artlens.api.limits import BodySizeLimit
-from artlens.api.routes import annotate, artworks, copyright, search, study
+from artlens.api.routes import annotate, artists, artworks, copyright, search, study
 from artlens.api.routes import collection as collection_routes
 from artlens.api.routes.page import page_router
 from artlens.api.service import ArtService
@@ -43,7 +43,7 @@ def create_app(settings: ApiSettings, collection: Collection | None = None, anno
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (search, artworks, collection_routes, annotate, copyright, study):
+    for module in (search, artworks, collection_routes, annotate, copyright, artists, study):
         app.include_router(module.router)
     app.include_router(page_router(settings.title, with_page=settings.serve_page))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)

@@ -30,6 +30,7 @@ from artlens.artists.portfolio import ArtistSpace, artist_labels, learned_space,
 from artlens.artists.profiles import (
     ProfileConfig, check_artists, cluster_works, gaussian_sigma, mean_sensitivity, unit_rows,
 )
+from artlens.artists.search import DEFAULT_TEMPERATURE, combine_prototypes
 from artlens.errors import ArtlensError
 
 
@@ -40,14 +41,14 @@ def _artist_rows(artists: Sequence[str]) -> tuple[list[str], np.ndarray]:
     return names, np.array([code[a] for a in artists], dtype=np.int64)
 
 
-def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfig) -> np.ndarray:
+def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfig,
+                   temperature: float = DEFAULT_TEMPERATURE) -> np.ndarray:
     """(Q, A) scores of held-out queries (row indices into ``space``) against every artist's profile,
     each query's own artist profiled without it (incremental cluster sums)."""
     x = space.vectors.astype(np.float64)
     names, codes = _artist_rows(space.artists)
     q = x[queries]
     scores = np.full((len(queries), len(names)), -np.inf)
-    own = np.full(len(queries), -np.inf)
     query_pos = {int(r): j for j, r in enumerate(queries)}
     for a in range(len(names)):
         rows = np.flatnonzero(codes == a)
@@ -56,17 +57,18 @@ def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfi
         np.add.at(sums, assign, x[rows])
         counts = np.bincount(assign)
         prototypes = unit_rows(sums)
-        scores[:, a] = np.max(q @ prototypes.T, axis=1)
+        scores[:, a] = combine_prototypes(q @ prototypes.T, counts, temperature)
         for row, cluster in zip(rows, assign):
             j = query_pos.get(int(row))
             if j is None:
                 continue
-            others = np.delete(prototypes, cluster, axis=0)
-            best = np.max(others @ q[j]) if len(others) else -np.inf
-            if counts[cluster] > 1:
-                best = max(best, float(unit_rows(sums[cluster] - x[row]) @ q[j]))
-            own[j] = best
-    scores[np.arange(len(queries)), codes[queries]] = own
+            held_counts = counts.copy()
+            held_counts[cluster] -= 1
+            held = prototypes.copy()
+            if held_counts[cluster]:
+                held[cluster] = unit_rows(sums[cluster] - x[row])
+            keep = held_counts > 0
+            scores[j, a] = combine_prototypes((held[keep] @ q[j])[None, :], held_counts[keep], temperature)[0]
     return scores
 
 
@@ -80,13 +82,13 @@ def dp_profile_scores(space: ArtistSpace, queries: np.ndarray, epsilon: float, d
     sums = np.zeros((len(names), x.shape[1]))
     np.add.at(sums, codes, x)
     sigma = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in n])
-    published = unit_rows(sums / n[:, None] + rng.normal(size=sums.shape) * sigma[:, None])
+    published = sums / n[:, None] + rng.normal(size=sums.shape) * sigma[:, None]  # as published: not normalised
     q = x[queries]
     scores = q @ published.T
     own = codes[queries]
     held = n[own] - 1
     sigma_held = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in held])
-    rebuilt = unit_rows((sums[own] - q) / held[:, None] + rng.normal(size=q.shape) * sigma_held[:, None])
+    rebuilt = (sums[own] - q) / held[:, None] + rng.normal(size=q.shape) * sigma_held[:, None]
     scores[np.arange(len(queries)), own] = np.sum(rebuilt * q, axis=1)
     return scores, float(np.median(sigma))
 

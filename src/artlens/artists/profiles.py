@@ -57,8 +57,9 @@ class ProfileConfig:
 
 @dataclass
 class ArtistProfile:
-    """One artist's published style: unit prototypes (k, dim), works per prototype, total works, and
-    the privacy of the release (None, or {"epsilon", "delta", "sigma", "sensitivity"})."""
+    """One artist's published style: prototypes (k, dim; unit vectors, or one noisy mean under DP),
+    works per prototype, total works, and the privacy of the release (None, or {"epsilon", "delta",
+    "sigma", "sensitivity", ...})."""
 
     name: str
     prototypes: np.ndarray
@@ -78,7 +79,9 @@ class ArtistProfile:
         if prototypes.ndim != 2 or len(prototypes) != len(counts) or len(counts) == 0:
             raise ArtlensError(f"profile of {d.get('name')!r} is malformed (prototypes and counts disagree)",
                                "publish it again with `artlens artists publish`")
-        return cls(str(d["name"]), unit_rows(prototypes), counts, int(d["works"]), d.get("privacy"))
+        privacy = d.get("privacy")
+        # exact prototypes are unit vectors; a DP profile's noisy mean keeps its length (see private_mean)
+        return cls(str(d["name"]), prototypes if privacy else unit_rows(prototypes), counts, int(d["works"]), privacy)
 
 
 @dataclass
@@ -208,28 +211,44 @@ def mean_sensitivity(works: int) -> float:
 
 
 def gaussian_sigma(epsilon: float, delta: float, sensitivity: float) -> float:
-    """Standard deviation of the Gaussian mechanism for (epsilon, delta)-DP of one release, from the
-    Renyi-DP accountant the federated module uses (valid for any epsilon, unlike the classic
-    sqrt(2 ln(1.25/delta)) / epsilon bound, which needs epsilon < 1)."""
-    from artlens.federated.privacy import calibrate_noise
-
-    if epsilon <= 0 or not math.isfinite(epsilon):
+    """Smallest standard deviation of Gaussian noise that makes one release of a query with this L2
+    ``sensitivity`` (epsilon, delta)-DP: the analytic Gaussian mechanism (Balle & Wang 2018, Thm. 8),
+    exact for any epsilon, unlike the classic sqrt(2 ln(1.25/delta)) / epsilon, which needs epsilon < 1."""
+    if not (epsilon > 0 and math.isfinite(epsilon)):
         raise ArtlensError(f"epsilon must be a positive number, got {epsilon}", "pass e.g. --epsilon 8")
     if not 0 < delta < 1:
         raise ArtlensError(f"delta must be between 0 and 1, got {delta}", "pass e.g. --delta 1e-5")
-    return calibrate_noise(epsilon, delta, rounds=1) * sensitivity
+
+    def phi(t: float) -> float:
+        return 0.5 * math.erfc(-t / math.sqrt(2))
+
+    def delta_of(sigma: float) -> float:  # the mechanism's delta at this epsilon, sensitivity 1
+        a, b = 1 / (2 * sigma), epsilon * sigma
+        return phi(a - b) - math.exp(epsilon) * phi(-a - b)
+
+    low, high = 1e-6, 1.0
+    while delta_of(high) > delta:
+        high *= 2
+    for _ in range(100):  # delta_of decreases with sigma: bisect
+        mid = (low + high) / 2
+        low, high = (mid, high) if delta_of(mid) > delta else (low, mid)
+    return high * sensitivity
 
 
 def private_mean(vectors: np.ndarray, epsilon: float, delta: float, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
     """The Gaussian mechanism on the mean of the rows, each clipped to unit length (the embeddings
-    already are); returns the unit prototype and the privacy record."""
+    already are); returns the noisy mean and the privacy record.
+
+    The noisy mean is published as it is, not rescaled to unit length: its dot product with a query
+    is an unbiased estimate of the query's similarity to the true mean (noise of std sigma), while
+    normalising would shrink the scores of artists with few works, whose noise is larger."""
     x = unit_rows(np.asarray(vectors, dtype=np.float64))
     n = len(x)
     sensitivity = mean_sensitivity(n)
     sigma = gaussian_sigma(epsilon, delta, sensitivity)
     noisy = x.mean(axis=0) + rng.normal(0.0, sigma, size=x.shape[1])
-    return unit_rows(noisy[None, :].astype(np.float32))[0], {
-        "mechanism": "gaussian", "epsilon": float(epsilon), "delta": float(delta), "sigma": float(sigma),
+    return noisy.astype(np.float32), {
+        "mechanism": "gaussian (analytic)", "epsilon": float(epsilon), "delta": float(delta), "sigma": float(sigma),
         "sensitivity": float(sensitivity), "neighbouring": "replace one work (the number of works is public)"}
 
 
@@ -297,8 +316,10 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
     if not sets:
         raise ArtlensError("nothing to merge", "give two or more profile files")
     first = sets[0]
-    for other in sets[1:]:
-        other.require_head(first.head_id, "another of the files' head")
+    heads = sorted({s.head_id for s in sets})
+    if len(heads) > 1:
+        raise ArtifactMismatchError(f"cannot merge profiles made with different heads: {', '.join(heads)}",
+                                    "publish every institution's profiles with the same (federated) head")
     cap = max_prototypes or max(int(s.config.get("max_prototypes", ProfileConfig.max_prototypes)) for s in sets)
     pooled: dict[str, list[ArtistProfile]] = {}
     for s in sets:
@@ -316,8 +337,9 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
             k = 1 if privacy else len(prototypes)
         else:
             k = cap
-        if k == 1:
-            centres, assign = unit_rows((prototypes * counts[:, None]).sum(axis=0, keepdims=True)), np.zeros(len(counts), int)
+        if k == 1:  # DP: the pooled noisy mean, weighted by works (left unnormalised, as published)
+            pooled = (prototypes * counts[:, None]).sum(axis=0, keepdims=True) / counts.sum()
+            centres, assign = (pooled if privacy else unit_rows(pooled)), np.zeros(len(counts), int)
         elif k == len(prototypes):
             centres, assign = prototypes, np.arange(len(prototypes))
         else:
