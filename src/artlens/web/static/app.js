@@ -641,3 +641,132 @@
 
   document.addEventListener("DOMContentLoaded", start);
 })();
+
+/* "Find an artist": reference pictures (and words) ranked against the published artist profiles
+   (/api/artists, /api/artists/search). Works on its own beside the search page above. */
+(() => {
+  const MAX_REFS = 8;
+  const $ = (id) => document.getElementById(id);
+  const refs = [];  // {file, url}
+  let available = false;
+
+  function el(tag, attrs = {}, ...children) {
+    const node = document.createElement(tag);
+    for (const [key, value] of Object.entries(attrs)) {
+      if (value === null || value === undefined || value === false) continue;
+      if (key === "class") node.className = value;
+      else if (key === "text") node.textContent = value;
+      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+      else if (key === "style") node.setAttribute("style", value);
+      else node.setAttribute(key, value === true ? "" : value);
+    }
+    for (const child of children.flat()) {
+      if (child === null || child === undefined || child === false) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  async function call(path, form) {
+    const res = await fetch(path, form ? { method: "POST", body: form } : {});
+    let body = null;
+    try { body = await res.json(); } catch (_) { body = null; }
+    if (!res.ok) {
+      const err = new Error((body && body.error) || `request failed (HTTP ${res.status})`);
+      err.hint = body && body.hint;
+      throw err;
+    }
+    return body;
+  }
+
+  const status = (text) => { $("artists-status").textContent = text; $("artists-status").hidden = !text; };
+  const ready = () => { $("artists-go").disabled = !available || (!refs.length && !$("artists-text").value.trim()); };
+
+  function renderRefs() {
+    $("artists-refs").replaceChildren(...refs.map((r, i) => el("figure", {},
+      el("img", { src: r.url, alt: `Reference ${i + 1}` }),
+      el("figcaption", { text: `ref ${i + 1}` }),
+      el("button", { type: "button", "aria-label": `Remove reference ${i + 1}`, onclick: () => {
+        URL.revokeObjectURL(r.url); refs.splice(i, 1); renderRefs(); } }, "×"))));
+    ready();
+  }
+
+  function addFiles(files) {
+    for (const file of Array.from(files || [])) {
+      if (!file.type.startsWith("image/")) continue;
+      if (refs.length >= MAX_REFS) { status(`At most ${MAX_REFS} reference pictures.`); break; }
+      refs.push({ file, url: URL.createObjectURL(file) });
+    }
+    renderRefs();
+  }
+
+  function refName(answer, index) {
+    const ref = answer.references[index] || {};
+    return ref.kind === "text" ? `“${ref.text}”` : `ref ${index + 1}`;
+  }
+
+  function renderResults(answer) {
+    const top = Math.max(...answer.results.map((r) => r.score), 1e-6);
+    $("artists-results").replaceChildren(...answer.results.map((r, i) => el("li", { "data-artist": r.artist },
+      el("span", { class: "rank", text: String(i + 1) }),
+      el("span", { class: "name", text: r.artist }),
+      el("span", { class: "score", title: "mean over references of the best prototype similarity", text: r.score.toFixed(3) }),
+      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${Math.max(0, Math.round(100 * r.score / top))}%` })),
+      el("span", { class: "why", text: `${r.works} works · ` + r.matches.map((m) =>
+        `${refName(answer, m.reference)} → style ${m.prototype + 1} (${m.prototype_works} works, ${m.similarity.toFixed(2)})`).join("; ") }),
+    )));
+    status(answer.results.length ? "" : "No artist profiles to rank.");
+  }
+
+  async function find(event) {
+    event.preventDefault();
+    const form = new FormData();
+    refs.forEach((r) => form.append("image", r.file, r.file.name || "reference.png"));
+    const text = $("artists-text").value.trim();
+    if (text) form.append("text", text);
+    form.append("k", "5");
+    $("artists-go").disabled = true;
+    status("Matching your references with the artists' profiles…");
+    try {
+      renderResults(await call("/api/artists/search", form));
+    } catch (err) {
+      $("artists-results").replaceChildren();
+      status(err.hint ? `${err.message} (${err.hint})` : err.message);
+    } finally {
+      ready();
+    }
+  }
+
+  async function open() {
+    $("artists-dialog").showModal();
+    try {
+      const info = await call("/api/artists");
+      available = info.available;
+      $("artists-form").hidden = !available;
+      $("artists-text").hidden = !info.text;
+      status(available ? `${info.artists.length} artists have published a style profile.` :
+        `No artist profiles here yet${info.hint ? ` (${info.hint})` : ""}.`);
+    } catch (err) {
+      available = false;
+      status(`Artist profiles cannot be read: ${err.message}`);
+    }
+    ready();
+  }
+
+  function wire() {
+    if (!$("artists-toggle")) return;
+    $("artists-toggle").addEventListener("click", open);
+    $("artists-files").addEventListener("change", (e) => { addFiles(e.target.files); e.target.value = ""; });
+    $("artists-text").addEventListener("input", ready);
+    $("artists-form").addEventListener("submit", find);
+    $("artists-reset").addEventListener("click", () => {
+      refs.splice(0).forEach((r) => URL.revokeObjectURL(r.url));
+      $("artists-text").value = "";
+      $("artists-results").replaceChildren();
+      renderRefs();
+    });
+    $("artists-dialog").addEventListener("click", (e) => { if (e.target === $("artists-dialog")) $("artists-dialog").close(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", wire);
+})();
