@@ -15,7 +15,9 @@ Metrics per method: µAP over top-1 predictions, recall at 90 % / 99 % precision
 true copies, and at each method's own operating point (robust: calibrated threshold; CVAE: the
 paper's verdict) recall, false positives on distractors and recall per edit family.
 ``robust-transfer`` applies the head trained on the *other* registry, to show how the descriptor
-does on works it never saw. Prints a table and writes ``results/copyright.json``.
+does on works it never saw; ``robust-fast`` is the robust detector's binary-shortlist mode. Prints a
+table and writes ``results/copyright_louvre.json`` / ``results/copyright_bob_ross.json`` (and with
+``--report`` the evaluation report folders ``results/copyright_SET_report/``).
 """
 
 from __future__ import annotations
@@ -31,13 +33,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import print_table, write_result  # noqa: E402
+from _common import RESULTS, print_table, write_result  # noqa: E402
 from copyright_data import CACHE, perceptual_hash, query_features, query_set, registry_set, sscd_features  # noqa: E402
 
 from artlens.copyright.config import CopyrightConfig  # noqa: E402
-from artlens.copyright.evaluate import evaluate_detectors  # noqa: E402
-from artlens.copyright.metrics import copy_detection_summary  # noqa: E402
+from artlens.copyright.evaluate import evaluate_detectors, score_method  # noqa: E402
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
+from artlens.copyright.report import operating_recall, write_copyright_report  # noqa: E402
 
 PER_WORK = {"louvre": 2, "bob_ross": 4}
 
@@ -87,13 +89,11 @@ def evaluate_set(name: str, config: CopyrightConfig, seed: int, other_heads: dic
     features = {"taps": feats["taps"].astype(np.float32), "thumbs": feats["thumbs"]}
     work_ids = registry_ids(registry, works)
     truth = np.array([work_ids[q.work_id] if q.is_copy else -1 for q in queries], np.int64)
-    methods = evaluate_detectors(registry, queries, features, truth)
-    is_copy = truth >= 0
+    methods = evaluate_detectors(registry, queries, features, truth, fast=True)
     families = [q.family for q in queries]
 
     def record(method, scores, predicted, threshold=None):
-        correct = (np.asarray(predicted) == truth) & is_copy
-        methods[method] = copy_detection_summary(scores, correct, is_copy, threshold, families)
+        methods[method] = score_method(scores, predicted, truth, families, threshold)
 
     ids, registered_taps = registry.collection.raw_vectors("copy-taps")
     for other, detector in other_heads.items():
@@ -109,7 +109,8 @@ def evaluate_set(name: str, config: CopyrightConfig, seed: int, other_heads: dic
     dist = np.bitwise_count(feats["phash"][:, None, :] ^ hashes[None, :, :]).sum(2)
     best = dist.argmin(1)
     record("phash-64", 1.0 - dist[np.arange(len(dist)), best] / 64.0, ids[best])
-    return {"registry": str(registry.root), "works": len(registry), "methods": methods}
+    return {"registry": str(registry.root), "works": len(registry), "copies": int((truth >= 0).sum()),
+            "distractors": int((truth < 0).sum()), "per_work": PER_WORK[name], "seed": seed, "methods": methods}
 
 
 def main(argv=None) -> dict:
@@ -118,6 +119,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=2024, help="seed of the query edits")
     ap.add_argument("--cvae-epochs", type=int, default=None, help="CVAE epochs (default: the registry default)")
     ap.add_argument("--views", type=int, default=None, help="edited views per work for the robust head")
+    ap.add_argument("--report", action="store_true", help="also write results/copyright_SET_report/ (md, json, PNGs)")
     args = ap.parse_args(argv)
 
     changes = {}
@@ -141,11 +143,13 @@ def main(argv=None) -> dict:
               f"{next(iter(results[name]['methods'].values()))['copies']} edited copies, 1000 distractors")
         print_table(rows, ["method", "µAP", "R@P90", "R@P99", "top1", "recall@op", "FP@op", "threshold"])
         fam = sorted(results[name]["methods"]["robust"]["recall_per_group"])
-        per = [{"family": f, **{meth: m.get("recall_per_group", m["recall_per_group@p99"]).get(f)
-                                for meth, m in results[name]["methods"].items()}} for f in fam]
+        per = [{"family": f, **{meth: operating_recall(m).get(f) for meth, m in results[name]["methods"].items()}}
+               for f in fam]
         print("\nrecall per edit family at each method's operating point (baselines: at their 99 % precision threshold)")
         print_table(per, ["family", *results[name]["methods"]])
-    write_result("copyright", {"seed": args.seed, "config": config.to_dict(), "sets": results})
+        write_result(f"copyright_{name}", {"config": config.to_dict(), **results[name]})
+        if args.report:
+            write_copyright_report(results[name], RESULTS / f"copyright_{name}_report")
     return results
 
 

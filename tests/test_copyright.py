@@ -63,7 +63,10 @@ def registry_path(pictures, tmp_path_factory) -> Path:
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    """Every stored file's bytes; SQLite's shared-memory files and empty write-ahead logs (made by merely
+    opening a database) are not stored data."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and not p.name.endswith("-shm") and not (p.name.endswith("-wal") and not p.stat().st_size)}
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
@@ -192,3 +195,43 @@ def test_eval_copyright_reports_every_method(registry_path, pictures, capsys):
         "crop", "rotate", "flip", "perspective", "colour", "greyscale", "overlay", "border", "screenshot",
         "downscale", "blur_noise", "jpeg", "combo"}
     assert np.isfinite(robust["recall@p90"])
+
+
+def test_fast_check_agrees_with_the_exact_check(registry_path, pictures, capsys):
+    argv = ["copyright", "check", str(pictures["queries"]), "--registry", str(registry_path), "-k", "0", "--json"]
+    code, exact, _ = run(argv, capsys)
+    assert code == 0
+    code, fast, _ = run(argv + ["--fast", "--shortlist", "2"], capsys)
+    assert code == 0
+    exact, fast = [json.loads(line) for line in exact.splitlines()], [json.loads(line) for line in fast.splitlines()]
+    assert [r["search"] for r in fast] == ["fast"] * 3 and [r["search"] for r in exact] == ["exact"] * 3
+    assert [(r["verdict"], r["work_id"]) for r in fast] == [(r["verdict"], r["work_id"]) for r in exact]
+    code, _, err = run(argv + ["--fast", "--detector", "cvae"], capsys)
+    assert code == 2 and "robust detector" in err
+
+
+def test_eval_copyright_writes_a_report_folder(registry_path, pictures, tmp_path, capsys):
+    before = snapshot(registry_path)
+    out = tmp_path / "report"
+    code, _, _ = run(["eval", "copyright", "--registry", str(registry_path), "--distractors", str(pictures["free"]),
+                      "--per-work", "1", "--fast", "--out", str(out), "--quiet"], capsys)
+    assert code == 0
+    assert {"report.md", "report.json", "precision_recall.png", "recall_per_transform.png"} <= {
+        p.name for p in out.iterdir()}
+    report = json.loads((out / "report.json").read_text())
+    assert {"robust", "robust-fast", "cvae-keys", "effnet-pooled"} <= set(report["methods"])
+    assert 0.0 <= report["methods"]["robust-fast"]["agreement_with_exact"] <= 1.0
+    assert report["methods"]["robust"]["pr_curve"]["recall"]
+    markdown = (out / "report.md").read_text()
+    assert "| robust |" in markdown and "![precision_recall](precision_recall.png)" in markdown
+    assert (out / "precision_recall.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert snapshot(registry_path) == before
+
+
+def test_eval_copyright_on_an_empty_registry_is_an_error(tmp_path, pictures, capsys):
+    CopyrightRegistry.open(tmp_path / "empty", create=True, config=TINY).close()
+    before = snapshot(tmp_path / "empty")
+    code, _, err = run(["eval", "copyright", "--registry", str(tmp_path / "empty"), "--distractors",
+                        str(pictures["free"]), "--quiet"], capsys)
+    assert code == 2 and "holds no works" in err
+    assert snapshot(tmp_path / "empty") == before

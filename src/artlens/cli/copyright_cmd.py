@@ -166,6 +166,10 @@ def copyright_check(
                               "(default: $ARTLENS_FREE, if set)."),
     detector: str = typer.Option(None, "--detector", "-d", help="robust (default) or cvae (the KOLAA paper's keys)."),
     k: int = typer.Option(None, "-k", "--alternatives", help="Number of alternatives (default 5)."),
+    fast: bool = typer.Option(False, "--fast", help="Robust detector only: score just the works whose binary "
+                              "codes are nearest in Hamming distance, then re-rank them with the float "
+                              "descriptor (same threshold; for very large registries)."),
+    shortlist: int = typer.Option(None, "--shortlist", min=1, help="Works re-ranked in --fast mode (default 100)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
 ):
     """Is each image a registered work (even cropped, recompressed, recoloured, screenshotted)? Prints
@@ -180,7 +184,8 @@ def copyright_check(
     reg = _open(registry)
     free_path = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
     free_collection = Collection.open(free_path) if free_path else None
-    checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=k)
+    checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=k, fast=fast,
+                               shortlist=shortlist)
     failed = 0
     out = Console()
     for result in checker.check_files(paths):
@@ -210,6 +215,10 @@ def eval_copyright(
     per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work."),
     n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the edits."),
+    fast: bool = typer.Option(False, "--fast", help="Also score the robust detector's fast mode (binary "
+                              "shortlist, then float re-ranking) and its agreement with the exact search."),
+    out: Path = typer.Option(None, "--out", "-o", help="Folder for report.md, report.json and PNG figures "
+                             "(precision-recall curves, recall per edit family)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every method's metrics."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ):
@@ -220,10 +229,22 @@ def eval_copyright(
     from artlens.copyright.queries import sample_paths
 
     reg = _open(registry)
+    if not len(reg):
+        from artlens.errors import CollectionError
+
+        raise CollectionError(f"the registry {reg.root} holds no works",
+                              "register works with `artlens registry add DIR --owner NAME`")
     pool = [str(p) for p in image_files([distractors])]
-    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed, progress=not quiet)
+    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed, progress=not quiet,
+                               fast=fast)
+    if out is not None:
+        from artlens.copyright.report import write_copyright_report
+
+        write_copyright_report(result, out)
+        err.print(f"report written to {out / 'report.md'}")
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "methods": {name: {k: v for k, v in m.items() if k != "pr_curve"}
+                                                for name, m in result["methods"].items()}}))
         return
     table = Table("method", "µAP", "R@P90", "R@P99", "top-1", "recall@op", "FP@op",
                   title=f"{result['works']} works, {result['copies']} edited copies, {result['distractors']} distractors")

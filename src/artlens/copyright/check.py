@@ -45,6 +45,7 @@ class CheckResult:
     score: float | None = None  # best match score of the detector (cosine), even when not registered
     stage: str | None = None  # exact, descriptor, hamming or cosine; None when not registered
     detector: str | None = None
+    search: str | None = None  # exact (every work scored) or fast (binary shortlist, then re-ranked)
     threshold: float | None = None
     work_id: int | None = None
     work_path: str | None = None
@@ -82,7 +83,7 @@ class CopyrightChecker:
     collection alternatives come from."""
 
     def __init__(self, registry: CopyrightRegistry, free: Collection | None = None, detector: str | None = None,
-                 alternatives: int | None = None):
+                 alternatives: int | None = None, fast: bool = False, shortlist: int | None = None):
         self.registry = registry
         self.free = free
         trained = registry.trained()
@@ -90,6 +91,11 @@ class CopyrightChecker:
             raise CollectionError(f"the registry {registry.root} holds no works",
                                   "register works with `artlens registry add DIR --owner NAME`")
         self.detector_name = detector or (trained[0] if trained else registry.config.detectors[0])
+        if fast and self.detector_name != "robust":
+            raise ArtlensError("the fast (binary shortlist) mode is a mode of the robust detector",
+                               "drop --fast, or check with --detector robust")
+        self.fast = fast
+        self.shortlist = registry.config.robust.shortlist if shortlist is None else int(shortlist)
         self.detector = registry.detector(self.detector_name)  # fails with a hint when untrained
         self.k = registry.config.alternatives if alternatives is None else alternatives
         self._free_index = None
@@ -152,8 +158,8 @@ class CopyrightChecker:
             if exact is not None:
                 work_id, score, stage, registered = exact, 1.0, "exact", True
             result = CheckResult(str(name), REGISTERED if registered else NOT_REGISTERED, float(score),
-                                 stage if registered else None, self.detector_name, self._threshold(),
-                                 alternatives=alternatives[i])
+                                 stage if registered else None, self.detector_name,
+                                 "fast" if self.fast else "exact", self._threshold(), alternatives=alternatives[i])
             if registered:
                 work = self.registry.work(work_id)
                 result.work_id, result.work_path = int(work_id), work.path
@@ -169,7 +175,8 @@ class CopyrightChecker:
 
     def _match(self, features: dict[str, np.ndarray]) -> list[tuple[int, float, str, bool]]:
         if self.detector_name == "robust":
-            scores, ids = self.detector.search(self.detector.describe(features[COPY_TAPS]), 1)
+            scores, ids = self.detector.search(self.detector.describe(features[COPY_TAPS]), 1, fast=self.fast,
+                                               shortlist=self.shortlist)
             return [(int(i), float(s), "descriptor", bool(s >= self.detector.threshold and i >= 0))
                     for s, i in zip(scores[:, 0], ids[:, 0])]
         thumbs = thumbnail_extractor(self.registry.config.cvae.image_size)

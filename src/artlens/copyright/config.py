@@ -38,6 +38,8 @@ class RobustConfig:
     min_calibration_works: int = 50  # fewer works: the default threshold is kept
     threshold: float = 0.6  # operating cosine threshold; replaced by calibration on large enough registries
     margin: float = 0.02  # added above the highest score of a calibration distractor
+    code_bits: int = 64  # ITQ codes of the descriptors, for the fast (Hamming shortlist) mode
+    shortlist: int = 100  # works re-ranked with the float descriptor in the fast mode
     seed: int = 0
 
 

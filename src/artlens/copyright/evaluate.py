@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.copyright.cvae import thumbnail_extractor
-from artlens.copyright.metrics import copy_detection_summary, verdict_summary
+from artlens.copyright.metrics import copy_detection_summary, curve_points, verdict_summary
 from artlens.copyright.queries import EditedQuery, edited_queries, iter_rendered
 from artlens.copyright.registry import CONTENT_EXTRACTOR, CopyrightRegistry
 from artlens.copyright.taps import COPY_TAPS, content_vectors
@@ -59,34 +59,57 @@ def encode_queries(queries: Sequence[EditedQuery], seed: int, thumb_size: int | 
     return out
 
 
+def query_truth(queries: Sequence[EditedQuery]) -> np.ndarray:
+    """Registry id of each query's source, -1 for distractors."""
+    return np.array([q.work_id if q.is_copy else -1 for q in queries], np.int64)
+
+
+def score_method(scores, predicted, truth: np.ndarray, families: Sequence[str], threshold: float | None = None,
+                 accepted=None, extra: dict | None = None) -> dict:
+    """Metrics of one method from its top-1 prediction and score per query (see ``copyright.metrics``),
+    with its precision-recall curve; ``accepted`` for a method that gives verdicts of its own."""
+    is_copy = truth >= 0
+    correct = (np.asarray(predicted) == truth) & is_copy
+    summary = copy_detection_summary(scores, correct, is_copy, threshold, families)
+    summary["pr_curve"] = curve_points(scores, correct, int(is_copy.sum()))
+    if accepted is not None:
+        summary.update(verdict_summary(accepted, correct, is_copy, families))
+    summary.update(extra or {})
+    return summary
+
+
 def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuery], features: dict,
-                       truth: np.ndarray | None = None) -> dict[str, dict]:
+                       truth: np.ndarray | None = None, fast: bool = False) -> dict[str, dict]:
     """Metrics of every trained detector and of raw pooled content features, on encoded queries.
 
     ``truth``: registry id of each query's source (-1 for distractors); by default the queries'
-    ``work_id``.
+    ``work_id``. ``fast`` adds ``robust-fast`` (binary shortlist, then float re-ranking) and its
+    agreement with the exact search's verdicts.
     """
     if truth is None:
-        truth = np.array([q.work_id if q.is_copy else -1 for q in queries], np.int64)
-    is_copy = truth >= 0
+        truth = query_truth(queries)
     families = [q.family for q in queries]
     taps = features["taps"]
     out: dict[str, dict] = {}
 
     def record(method, scores, predicted, threshold=None, accepted=None, extra=None):
-        correct = (np.asarray(predicted) == truth) & is_copy
-        summary = copy_detection_summary(scores, correct, is_copy, threshold, families)
-        if accepted is not None:
-            summary.update(verdict_summary(accepted, correct, is_copy, families))
-        summary.update(extra or {})
-        out[method] = summary
+        out[method] = score_method(scores, predicted, truth, families, threshold, accepted, extra)
 
     trained = registry.trained()
     if "robust" in trained:
         robust = registry.detector("robust")
-        scores, predicted = robust.search(robust.describe(taps), 1)
+        descriptors = robust.describe(taps)
+        scores, predicted = robust.search(descriptors, 1)
         record("robust", scores[:, 0], predicted[:, 0], threshold=robust.threshold,
                extra={"calibration": robust.info.get("calibration")})
+        if fast:
+            shortlist = registry.config.robust.shortlist
+            fast_scores, fast_predicted = robust.search(descriptors, 1, fast=True, shortlist=shortlist)
+            exact_verdict = np.where(scores[:, 0] >= robust.threshold, predicted[:, 0], -1)
+            fast_verdict = np.where(fast_scores[:, 0] >= robust.threshold, fast_predicted[:, 0], -1)
+            record("robust-fast", fast_scores[:, 0], fast_predicted[:, 0], threshold=robust.threshold,
+                   extra={"shortlist": shortlist, "code_bits": robust.codes.bits if robust.codes else None,
+                          "agreement_with_exact": float((exact_verdict == fast_verdict).mean())})
     ids, raw = registry.collection.raw_vectors(CONTENT_EXTRACTOR)
     raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
     sims = content_vectors(taps) @ raw.T
@@ -106,11 +129,11 @@ def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuer
 
 
 def evaluate_registry(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int = 2, seed: int = 2024,
-                      progress: bool = False) -> dict:
+                      progress: bool = False, fast: bool = False) -> dict:
     """Edit every registered work ``per_work`` times, add the edited distractors, and score every detector."""
     queries = registry_queries(registry, distractors, per_work, seed)
     thumb = registry.config.cvae.image_size if "cvae" in registry.trained() else None
     features = encode_queries(queries, seed, thumb, progress)
-    return {"works": len(registry), "copies": sum(q.is_copy for q in queries),
+    return {"registry": str(registry.root), "works": len(registry), "copies": sum(q.is_copy for q in queries),
             "distractors": sum(not q.is_copy for q in queries), "seed": seed, "per_work": per_work,
-            "methods": evaluate_detectors(registry, queries, features)}
+            "methods": evaluate_detectors(registry, queries, features, fast=fast)}

@@ -31,6 +31,13 @@ def precision_recall_curve(scores, correct, n_positives: int) -> tuple[np.ndarra
     return tp / k, tp / max(n_positives, 1), s
 
 
+def curve_points(scores, correct, n_positives: int, points: int = 200) -> dict[str, list[float]]:
+    """The precision-recall curve thinned to about ``points`` points (for plots and reports)."""
+    p, r, _ = precision_recall_curve(scores, correct, n_positives)
+    keep = np.unique(np.linspace(0, len(p) - 1, min(points, len(p))).round().astype(int)) if len(p) else []
+    return {"precision": [round(float(v), 5) for v in p[keep]], "recall": [round(float(v), 5) for v in r[keep]]}
+
+
 def micro_average_precision(scores, correct, n_positives: int) -> float:
     """µAP (as in the DISC / ISC benchmarks): average precision of all predictions ranked by score,
     over ``n_positives`` true (query, source) pairs."""

@@ -262,7 +262,8 @@ class CopyrightRegistry:
         else:
             head = train_head(views, cfg, progress=progress)
             info["calibration"] = None
-        detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold, {"views": cfg.views})
+        detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,
+                                  {"views": cfg.views, "calibration": info["calibration"]}, code_bits=cfg.code_bits)
         detector.set_works(ids, taps)
         info["threshold"] = threshold
         return detector, info
@@ -286,7 +287,8 @@ class CopyrightRegistry:
                     f"train it: artlens registry train --registry {self.root} --detectors {name}",
                 )
             if name == "robust":
-                self._detectors[name] = RobustDetector.load(self.folder / name, create_extractor(COPY_TAPS).id)
+                self._detectors[name] = RobustDetector.load(self.folder / name, create_extractor(COPY_TAPS).id,
+                                                            self.config.robust.code_bits)
             else:
                 self._detectors[name] = CVAEKeyDetector.load(self.folder / name, self.config.cvae)
             manifest = _read_json(self.folder / "manifest.json")

@@ -27,6 +27,7 @@ from torch import nn
 
 from artlens.copyright.config import RobustConfig
 from artlens.copyright.metrics import threshold_for_precision
+from artlens.copyright.shortlist import BinaryShortlist
 from artlens.errors import ArtifactMismatchError
 
 HEAD_FORMAT = 1
@@ -170,18 +171,24 @@ class RobustDetector:
 
     kind = "robust"
 
-    def __init__(self, head: ProjectionHead, taps_id: str, threshold: float, info: dict | None = None):
+    def __init__(self, head: ProjectionHead, taps_id: str, threshold: float, info: dict | None = None,
+                 code_bits: int = 64):
         self.head = head
         self.taps_id = taps_id
         self.threshold = float(threshold)
         self.info = dict(info or {})
+        self.code_bits = int(code_bits)
         self.ids = np.zeros(0, np.int64)
         self.vectors = np.zeros((0, head.config["dim"]), np.float32)
         self._index: faiss.Index | None = None
+        self._codes: BinaryShortlist | None = None
+        self._descriptor_id: str | None = None
 
     @property
     def descriptor_id(self) -> str:
-        return f"robust[{self.taps_id}]/{self.head.fingerprint()}"
+        if self._descriptor_id is None:  # the head does not change once trained
+            self._descriptor_id = f"robust[{self.taps_id}]/{self.head.fingerprint()}"
+        return self._descriptor_id
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -191,6 +198,7 @@ class RobustDetector:
         self.ids = np.asarray(ids, np.int64)
         self.vectors = self.head.encode(taps) if len(self.ids) else np.zeros((0, self.head.config["dim"]), np.float32)
         self._index = None
+        self._refresh_codes()
 
     def sync(self, ids: np.ndarray, taps_for) -> bool:
         """Index exactly ``ids``: known works keep their descriptors, new ones are described from
@@ -206,13 +214,34 @@ class RobustDetector:
         if new:
             vectors[new] = self.head.encode(taps_for([int(ids[r]) for r in new]))
         self.ids, self.vectors, self._index = ids, vectors, None
+        self._refresh_codes()
         return True
 
     def describe(self, taps: np.ndarray) -> np.ndarray:
         return self.head.encode(taps)
 
-    def search(self, descriptors: np.ndarray, k: int = 1) -> tuple[np.ndarray, np.ndarray]:
-        """Top-``k`` cosine scores and work ids (-1 pads when fewer works)."""
+    # -- binary codes (fast mode) ---------------------------------------------------------------
+    def _refresh_codes(self) -> None:
+        """Re-encode the codes of the indexed works, keeping the fitted hasher of this head."""
+        hasher = self._codes.hasher if self._codes is not None else None
+        self._codes = None
+        if len(self.ids) >= 2:
+            self._codes = BinaryShortlist.build(self.vectors, self.ids, self.descriptor_id, self.code_bits,
+                                                hasher=hasher)
+
+    @property
+    def codes(self) -> BinaryShortlist | None:
+        """The binary codes of the indexed works (built on first use; None with fewer than two works)."""
+        if self._codes is None or len(self._codes) != len(self.ids):
+            self._refresh_codes()
+        return self._codes
+
+    def search(self, descriptors: np.ndarray, k: int = 1, fast: bool = False, shortlist: int = 100
+               ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` cosine scores and work ids (-1 pads when fewer works). ``fast``: score only the
+        ``shortlist`` works nearest in Hamming distance of the binary codes (see ``copyright.shortlist``)."""
+        if fast and len(self.ids) > max(shortlist, k) and self.codes is not None:
+            return self._search_shortlist(descriptors, k, shortlist)
         if self._index is None:
             self._index = faiss.IndexFlatIP(self.vectors.shape[1])
             if len(self.vectors):
@@ -224,6 +253,13 @@ class RobustDetector:
         ids = np.where(pos >= 0, self.ids[np.clip(pos, 0, None)], -1)
         return scores, ids
 
+    def _search_shortlist(self, descriptors: np.ndarray, k: int, shortlist: int) -> tuple[np.ndarray, np.ndarray]:
+        q = np.ascontiguousarray(descriptors, np.float32)
+        rows = self.codes.rows(q, shortlist)
+        sims = np.einsum("qd,qnd->qn", q, self.vectors[rows])
+        best = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, best, 1), self.ids[np.take_along_axis(rows, best, 1)]
+
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
@@ -234,9 +270,11 @@ class RobustDetector:
         meta = {"descriptor_id": self.descriptor_id, "taps_id": self.taps_id, "threshold": self.threshold,
                 "count": len(self.ids), **self.info}
         _atomic(folder / "detector.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+        if self.codes is not None:
+            self.codes.save(folder)
 
     @classmethod
-    def load(cls, folder: str | Path, expected_taps_id: str) -> "RobustDetector":
+    def load(cls, folder: str | Path, expected_taps_id: str, code_bits: int = 64) -> "RobustDetector":
         folder = Path(folder)
         try:
             meta = json.loads((folder / "detector.json").read_text())
@@ -255,12 +293,16 @@ class RobustDetector:
         head.load_state_dict(payload["state_dict"])
         head.eval()
         info = {k: v for k, v in meta.items() if k not in ("descriptor_id", "taps_id", "threshold", "count")}
-        detector = cls(head, meta["taps_id"], meta["threshold"], info)
+        detector = cls(head, meta["taps_id"], meta["threshold"], info, code_bits)
         if detector.descriptor_id != meta.get("descriptor_id"):
             raise ArtifactMismatchError(f"the robust head in {folder} does not match its index",
                                         "retrain it: artlens registry train --registry PATH")
         detector.ids = stored["ids"].astype(np.int64)
         detector.vectors = stored["vectors"].astype(np.float32)
+        try:
+            detector._codes = BinaryShortlist.load(folder, detector.descriptor_id, detector.ids)
+        except ArtifactMismatchError:
+            detector._codes = None  # stale or missing codes are rebuilt from the descriptors on first use
         return detector
 
 
