@@ -23,6 +23,7 @@ def eval_hashing(
     seed: int = typer.Option(0, "--seed"),
     collection: Path = collection_option(),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per bit length: method, bits, map@k, k, n_queries."),
+    out: Path = typer.Option(None, "--out", "-o", help="Also write report.md, report.json and map_by_bits.png into this folder."),
 ):
     """Hash the collection's cached features (the hasher is fitted on the database part only) and
     score Hamming ranking (ties broken by id) on a seeded stratified query set against the rest."""
@@ -57,6 +58,10 @@ def eval_hashing(
         score = hashing_map_at_k(hasher.encode(vectors[q_idx]), hasher.encode(vectors[db_idx]), y[q_idx], y[db_idx], k=k)
         rows.append({"method": method, "bits": b, "map@k": score, "k": k, "n_queries": len(q_idx),
                      "float_map@k": bound, "features": features, "label": label})
+    if out is not None:
+        from artlens.evaluation.report_hashing import write_hashing_report
+
+        write_hashing_report(rows, out, str(coll.root))
     if as_json:
         for row in rows:
             print(json.dumps(row))

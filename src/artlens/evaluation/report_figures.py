@@ -39,7 +39,7 @@ def plot_precision_curves(rows: Sequence[Mapping], path: Path, title: str = "") 
     ax.set_ylabel("precision at k")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -97,6 +97,6 @@ def plot_embedding_map(coords: np.ndarray, labels: Sequence[str], path: Path, ti
     ax.set_yticks([])
     if len(names) <= 20:
         ax.legend(fontsize=7, markerscale=2, loc="best")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=9)
     fig.tight_layout()
     return _save(fig, path)

@@ -47,7 +47,9 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
     ids, vectors = collection.learned_vectors(head, [i for i in sorted(labels) if md5s.get(i) in held])
     truth = np.array([head.config.classes.index(labels[int(i)]) for i in ids])
     proba = head.predict_proba(vectors)
-    scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)),
+    from artlens.train.loop import embedding_map
+
+    scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)), "map": embedding_map(vectors, truth),
               "loss": float(-np.mean(np.log(np.maximum(proba[np.arange(len(truth)), truth], 1e-12)))),
               "train_s": run.history.seconds, "epochs": len(run.history.epochs), "n_test": len(ids),
               "n_train": run.counts["train"], "features": list(features), "notes": run.notes}
@@ -96,6 +98,7 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
     return {"accuracy": summary.get("accuracy"), "loss": kept.get("test_loss"), "map": summary.get("map"),
             "train_s": round(time.perf_counter() - start, 1), "rounds": len(per_round),
             "kept_round": summary.get("kept_round"), "institutions": len(summary.get("institutions", {})),
+            "n_test": int(kept["test_n"]) if kept.get("test_n") is not None else None,
             "local_epochs": local_epochs,
             "curve": [{"round": r["round"], "test_acc": r.get("test_acc"), "test_loss": r.get("test_loss"),
                        "test_map": r.get("test_map")} for r in per_round]}

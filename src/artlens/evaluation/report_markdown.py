@@ -37,10 +37,10 @@ def aicrs_table(rows: Sequence[dict]) -> str:
     body = []
     for r in rows:
         if "skipped" in r:
-            body.append([r["model"], "skipped: " + r["skipped"], "", "", ""])
+            body.append([r["model"], "skipped: " + r["skipped"], "", "", "", ""])
         else:
-            body.append([r["model"], r.get("accuracy"), r.get("loss"), f"{r['train_s']:.1f}", r.get("n_test")])
-    return table(["model", "accuracy", "loss", "training s", "test artworks"], body)
+            body.append([r["model"], r.get("accuracy"), r.get("loss"), r.get("map"), f"{r['train_s']:.1f}", r.get("n_test")])
+    return table(["model", "accuracy", "loss", "test mAP", "training s", "test artworks"], body)
 
 
 def annotation_table(result: dict) -> str:
