@@ -278,7 +278,8 @@ class Coordinator:
         final_scores.update({"map": test.get("test-map"), "epsilon": epsilon if cfg.dp else None})
         round_log.write(final_scores)
         try:
-            plot_rounds(round_log.rounds, run_dir / "curves.png", f"{cfg.strategy}: {len(names)} institutions")
+            plot_rounds(round_log.rounds, run_dir / "curves.png", f"{cfg.strategy}: {len(names)} institutions",
+                        round_log.best_round)
         except Exception as exc:  # curves are a convenience; the JSON is the record
             log.warning("could not draw the curves: %s", exc)
         return FederatedResult(head, round_log.summary(final_scores), {str(k): v for k, v in self.rejected.items()})

@@ -1,16 +1,17 @@
 """Per-round metrics of a federated run, as the AICRS figures show them: JSON rows (train loss and
 accuracy of the institutions, their validation scores, the held-out test scores, bytes sent and
-received, epsilon spent) ending with the final ``map`` and ``epsilon``, and PNG curves.
+received, epsilon spent) ending with the final ``map`` and ``epsilon``, and PNG curves. Writing and
+drawing are the training module's (``artlens.train.report``); this module only lays out the rounds.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
+
+from artlens.train.report import plot_panels, write_json
 
 
 class TrafficMeter:
@@ -107,52 +108,20 @@ class RoundLog:
     def write(self, final: dict | None = None) -> Path | None:
         if self.path is None:
             return None
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.summary(final), indent=2, default=_jsonable))
-        tmp.replace(self.path)
-        return self.path
+        return write_json(self.summary(final), self.path)
 
 
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def plot_rounds(rows: list[dict], path: str | Path, title: str = "") -> Path:
-    """Three panels by round: loss (train, validation, test), accuracy and mAP, traffic in MB."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+def plot_rounds(rows: list[dict], path: str | Path, title: str = "", kept_round: int | None = None) -> Path:
+    """Three panels by round: loss (train, validation, test), accuracy and mAP, traffic in MB; the
+    kept round marked."""
     rounds = [r["round"] for r in rows]
-    fig, (ax_loss, ax_acc, ax_bytes) = plt.subplots(1, 3, figsize=(14, 4))
-    for ax, keys, name in ((ax_loss, ("train_loss", "val_loss", "test_loss"), "loss"),
-                           (ax_acc, ("train_acc", "val_acc", "test_acc", "test_map"), "accuracy / mAP")):
-        for key in keys:
-            values = [r.get(key) for r in rows]
-            if any(v is not None for v in values):
-                ax.plot(rounds, [np.nan if v is None else v for v in values], marker=".", label=key.replace("_", " "))
-        ax.set_xlabel("round")
-        ax.set_ylabel(name)
-        ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend()
-    ax_bytes.plot(rounds, np.cumsum([r.get("bytes_down", 0) for r in rows]) / 1e6, label="sent by server")
-    ax_bytes.plot(rounds, np.cumsum([r.get("bytes_up", 0) for r in rows]) / 1e6, label="received by server")
-    ax_bytes.set_xlabel("round")
-    ax_bytes.set_ylabel("MB (cumulative)")
-    ax_bytes.grid(alpha=0.3)
-    ax_bytes.legend()
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+
+    def series(keys):
+        return [(key.replace("_", " "), [r.get(key) for r in rows], ".-") for key in keys]
+
+    traffic = [(label, list(np.cumsum([r.get(key, 0) for r in rows]) / 1e6), "-")
+               for label, key in (("sent by server", "bytes_down"), ("received by server", "bytes_up"))]
+    panels = [("loss", series(("train_loss", "val_loss", "test_loss"))),
+              ("accuracy / mAP", series(("train_acc", "val_acc", "test_acc", "test_map"))),
+              ("MB (cumulative)", traffic)]
+    return plot_panels(rounds, panels, path, title, "round", mark=kept_round or None)

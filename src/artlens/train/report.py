@@ -1,26 +1,43 @@
-"""Training curves as the papers show them: per-epoch metrics as JSON, loss and accuracy as PNG."""
+"""Training curves as the papers show them: metrics as JSON, loss and accuracy as PNG panels.
+
+``write_json`` and ``plot_panels`` are the shared pieces: centrally trained heads use them by epoch
+(``write_metrics``, ``plot_curves``), federated runs by round (``artlens.federated.report``).
+"""
 
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from artlens.train.loop import History
 
+Series = tuple[str, Sequence[float | None], str]  # (legend label, values, matplotlib format); None: no value
+Panel = tuple[str, Sequence[Series]]  # (y-axis label, its series)
 
-def write_metrics(history: History, path: str | Path, extra: dict | None = None) -> Path:
-    """Per-epoch metrics (and ``extra``, e.g. test scores and the config) as JSON, written atomically."""
+
+def write_json(payload: dict, path: str | Path) -> Path:
+    """``payload`` as indented JSON (numpy scalars as numbers), written atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({**history.as_dict(), **(extra or {})}, indent=2))
+    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
     tmp.replace(path)
     return path
 
 
-def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
-    """Two panels: train/val loss, and train/val accuracy with val mAP, by epoch; the kept epoch marked."""
+def _jsonable(value):
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def plot_panels(x: Sequence[float], panels: Sequence[Panel], path: str | Path, title: str = "", xlabel: str = "epoch",
+                mark: float | None = None) -> Path:
+    """Panels side by side sharing the x values; a series none of whose values is set is left out, and
+    ``mark`` (the kept epoch or round) is a grey vertical line in every panel. Saved atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,20 +45,18 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    epochs = [e["epoch"] for e in history.epochs]
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, style in (("train_loss", "-"), ("val_loss", "--")):
-        ax_loss.plot(epochs, [e.get(key) for e in history.epochs], style, label=key.replace("_", " "))
-    for key, style in (("train_acc", "-"), ("val_acc", "--"), ("val_map", ":")):
-        values = [e.get(key) for e in history.epochs]
-        if any(v is not None for v in values):
-            ax_acc.plot(epochs, values, style, label=key.replace("_", " "))
-    for ax, name in ((ax_loss, "loss"), (ax_acc, "accuracy / mAP")):
-        ax.axvline(history.best_epoch, color="grey", linewidth=0.8)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(name)
-        ax.legend()
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (ylabel, series) in zip(axes[0], panels):
+        for label, values, fmt in series:
+            if any(v is not None for v in values):
+                ax.plot(list(x), [math.nan if v is None else v for v in values], fmt, label=label)
+        if mark is not None:
+            ax.axvline(mark, color="grey", linewidth=0.8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -50,3 +65,20 @@ def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
     plt.close(fig)
     tmp.replace(path)
     return path
+
+
+def write_metrics(history: History, path: str | Path, extra: dict | None = None) -> Path:
+    """Per-epoch metrics (and ``extra``, e.g. test scores and the config) as JSON, written atomically."""
+    return write_json({**history.as_dict(), **(extra or {})}, path)
+
+
+def plot_curves(history: History, path: str | Path, title: str = "") -> Path:
+    """Two panels: train/val loss, and train/val accuracy with val mAP, by epoch; the kept epoch marked."""
+    epochs = [e["epoch"] for e in history.epochs]
+
+    def series(keys_styles):
+        return [(key.replace("_", " "), [e.get(key) for e in history.epochs], style) for key, style in keys_styles]
+
+    panels = [("loss", series((("train_loss", "-"), ("val_loss", "--")))),
+              ("accuracy / mAP", series((("train_acc", "-"), ("val_acc", "--"), ("val_map", ":"))))]
+    return plot_panels(epochs, panels, path, title, "epoch", mark=history.best_epoch)
