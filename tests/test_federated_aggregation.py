@@ -34,12 +34,12 @@ def test_fedavg_weights_institutions_by_sample_count():
     sizes = [10, 30, 60]
     replies = [reply({"w": w}, {"num-examples": n, "unit-weight": 1, "train-loss": float(i)})
                for i, (w, n) in enumerate(zip(weights, sizes))]
-    arrays, metrics = create_strategy(FederatedConfig(), 3).aggregate_train(1, replies)
+    arrays, metrics = create_strategy(FederatedConfig(strategy="fedavg"), 3).aggregate_train(1, replies)
     expected = sum(w * n for w, n in zip(weights, sizes)) / sum(sizes)
     np.testing.assert_allclose(arrays["w"].numpy(), expected, rtol=1e-6)
     assert metrics["train-loss"] == pytest.approx((0 * 10 + 1 * 30 + 2 * 60) / 100)
     # under differential privacy each institution counts once (the noise is calibrated to C/K)
-    arrays, _ = create_strategy(FederatedConfig(dp_epsilon=8), 3).aggregate_train(1, replies)
+    arrays, _ = create_strategy(FederatedConfig(strategy="fedavg", dp_epsilon=8), 3).aggregate_train(1, replies)
     np.testing.assert_allclose(arrays["w"].numpy(), sum(weights) / 3, rtol=1e-6)
 
 
@@ -138,7 +138,7 @@ def test_proximal_term_adds_half_mu_squared_distance():
     head = make_head()
     data = structured_set(20, 7)
     prepared = Prepared(head, data)
-    inner = ClassifierObjective(FederatedConfig().train_config())
+    inner = ClassifierObjective(FederatedConfig(strategy="fedavg").train_config())
     prox = ProximalObjective(inner, head, mu=0.5)
     head.train()
     with torch.no_grad():

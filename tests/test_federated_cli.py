@@ -65,3 +65,92 @@ def test_run_config_round_trip():
     flat = config.to_run_config()
     assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
     assert FederatedConfig.from_run_config(flat) == config
+
+
+def test_cli_defaults_are_the_config_defaults_and_the_paper_settings():
+    from artlens.cli import federate_cmd as cmd
+
+    defaults = FederatedConfig()
+    assert (defaults.local_epochs, defaults.rounds, defaults.lr, defaults.batch_size) == (10, 50, 1e-3, 32)
+    options = {"STRATEGY": "strategy", "ROUNDS": "rounds", "LOCAL_EPOCHS": "local_epochs", "LABEL": "label",
+               "LR": "lr", "BATCH": "batch_size", "MU": "proximal_mu", "SERVER_LR": "server_lr",
+               "EPSILON": "dp_epsilon", "DELTA": "dp_delta", "CLIP": "dp_clip", "SECAGG": "secagg",
+               "MIN_CLIENTS": "min_clients", "TIMEOUT": "round_timeout", "SEED": "seed", "VIRTUAL": "virtual_styles",
+               "REDUCE": "reduce_dims"}
+    for option, field in options.items():
+        assert getattr(cmd, option).default == getattr(defaults, field), option
+    assert tuple(cmd.FEATURES.default.split(",")) == defaults.features
+
+
+def test_simulate_flags_reach_the_federation_config(tmp_path, monkeypatch):
+    pytest.importorskip("flwr")
+    from artlens.cli import main
+    from artlens.federated import simulation
+
+    coll = make_feature_collection(tmp_path / "c", per_class=4, extractors=("colour-hist",))
+    coll.close()
+    seen = {}
+
+    def fake(root, config, partition, institutions, run_dir, out, save, cpus, monitor, verbose):
+        seen.update(config=config, partition=partition, institutions=institutions, out=out, save=save)
+        raise ArtlensError("stop here", "")
+
+    monkeypatch.setattr(simulation, "simulate", fake)
+    code = main(["federate", "simulate", "--collection", str(tmp_path / "c"), "--partition", "dirichlet:0.3", "-n", "4",
+                 "--strategy", "fedprox", "--rounds", "3", "--local-epochs", "2", "--lr", "0.01", "--batch-size", "16",
+                 "--proximal-mu", "0.1", "--dp-epsilon", "4", "--no-virtual-styles", "--features", "colour-hist",
+                 "--out", str(tmp_path / "h.pt"), "--no-save"])
+    assert code == 2
+    config = seen["config"]
+    assert (config.strategy, config.rounds, config.local_epochs, config.lr, config.batch_size) == ("fedprox", 3, 2, 0.01, 16)
+    assert config.proximal_mu == 0.1 and config.dp_epsilon == 4 and not config.virtual_styles
+    assert config.features == ("colour-hist",)
+    assert (seen["partition"], seen["institutions"], seen["save"]) == ("dirichlet:0.3", 4, False)
+    assert seen["out"] == str(tmp_path / "h.pt")
+
+
+def test_the_flower_app_config_carries_every_setting(tmp_path):
+    import tomllib
+
+    pytest.importorskip("flwr")
+    from artlens.federated.coordinator import ServerSettings
+    from artlens.federated.deploy import write_flower_app
+
+    config = FederatedConfig(strategy="fedadam", rounds=7, local_epochs=3, lr=5e-4, batch_size=64, secagg=True,
+                             dp_epsilon=8.0, virtual_styles=False, features=("colour-hist",))
+    settings = ServerSettings(config, str(tmp_path / "run"), str(tmp_path / "h.pt"), str(tmp_path / "eval"),
+                              institutions=3, wait_seconds=30.0, monitor="val-loss")
+    app = write_flower_app(tmp_path / "app", settings)
+    run_config = tomllib.loads((app / "pyproject.toml").read_text())["tool"]["flwr"]["app"]["config"]
+    assert run_config["local-epochs"] == 3 and run_config["rounds"] == 7
+    assert ServerSettings.from_run_config(run_config) == settings
+    # keys left out of an app config take the defaults
+    assert ServerSettings.from_run_config({}).federation == FederatedConfig()
+
+
+def test_tls_is_optional_but_never_silently_off():
+    pytest.importorskip("flwr")
+    from artlens.cli.federate_cmd import loopback
+    from artlens.federated.deploy import superlink_args, supernode_args
+
+    assert "--insecure" in superlink_args("127.0.0.1", 9093, insecure=True)
+    with pytest.raises(ArtlensError, match="TLS certificates"):
+        superlink_args("0.0.0.0", 9093, insecure=False)
+    secure = superlink_args("0.0.0.0", 9093, insecure=False, certificates=("ca.crt", "server.pem", "server.key"))
+    assert "--insecure" not in secure
+    assert secure[secure.index("--ssl-ca-certfile") + 1] == "ca.crt" and "--ssl-keyfile" in secure
+    node = supernode_args("gallery.example:9093", "/tmp/c", "Musée", 9100, insecure=False, root_certificates="ca.crt")
+    assert "--insecure" not in node and "--root-certificates" in node
+    assert loopback("127.0.0.1") and loopback("localhost") and not loopback("10.0.0.5")
+
+
+def test_client_refuses_a_remote_server_without_tls(tmp_path, capsys):
+    pytest.importorskip("flwr")
+    from artlens.cli import main
+
+    coll = make_feature_collection(tmp_path / "c", per_class=3, extractors=("colour-hist",))
+    coll.close()
+    code = main(["federate", "client", "--collection", str(tmp_path / "c"), "--institution", "Remote Gallery",
+                 "--server", "10.255.255.1:9093"])
+    err = capsys.readouterr().err
+    assert code == 2 and "Remote Gallery" in err and "--root-certificates" in err

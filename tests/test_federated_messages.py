@@ -1,6 +1,8 @@
 """The whole protocol in process (ClientApp handlers behind a local grid, no Ray): every message an
 institution sends is inspected and carries only model weights and aggregate statistics."""
 
+import json
+
 import numpy as np
 import pytest
 
@@ -95,16 +97,17 @@ def config(**changes):
     return FederatedConfig(**{**base, **changes})
 
 
-def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=False, run="run"):
+def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=False, run="run", out="",
+             grid_class=LocalGrid):
     md5s = collection.catalog.md5s()
     labels = {md5s[i]: v for i, v in collection.catalog.column("style").items()}
     part = part or dirichlet(labels, 3, alpha=1.0, seed=0)
     files = part.write_institution_files(tmp_path / "keys")
     sources = [InstitutionSource(n, str(collection.root), str(files[n]), attach=attach) for n in part.names]
     sources += list(extra_sources)
-    grid = LocalGrid(create_client_app(SimulatedInstitutions(sources)), sources)
+    grid = grid_class(create_client_app(SimulatedInstitutions(sources)), sources)
     heldout = HeldOut.from_collection(str(collection.root), _specs(cfg), "style", "test")
-    settings = ServerSettings(cfg, str(tmp_path / run), institutions=len(sources), wait_seconds=1)
+    settings = ServerSettings(cfg, str(tmp_path / run), str(out), institutions=len(sources), wait_seconds=1)
     context = Context(run_id=1, node_id=0, node_config={}, state=RecordDict(), run_config={})
     result = Coordinator(settings, heldout).run(grid, context)
     return result, grid, sources
@@ -123,6 +126,12 @@ def test_every_reply_carries_only_weights_and_aggregate_statistics(collection, t
     result, grid, sources = federate(collection, tmp_path, config(strategy=strategy))
     assert not result.rejected and len(result.summary["rounds"]) == 2
     assert result.summary["map"] is not None and result.summary["epsilon"] is None
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(saved)[-2:] == ["map", "epsilon"]  # the record ends with the held-out mAP and the privacy spent
+    assert saved["map"] == result.summary["map"] and saved["epsilon"] is None
+    assert [r["round"] for r in saved["rounds"]] == [1, 2]
+    assert all(r["bytes_up"] > 0 and r["bytes_down"] > 0 and r["test_map"] is not None for r in saved["rounds"])
+    assert (tmp_path / "run" / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     head = result.head
     n_classes, dim_total = len(CLASSES), sum(s.dim for s in head.config.inputs)
     allowed = {tuple(v.shape) for v in head.state_dict().values()}
@@ -190,6 +199,9 @@ def test_dp_clips_each_update_and_reports_epsilon(collection, tmp_path):
     assert 0 < result.summary["epsilon"] <= 8.0
     assert result.summary["rounds"][-1]["epsilon"] == result.summary["epsilon"]
     assert result.head.info["federated"]["dp"]["epsilon"] == result.summary["epsilon"]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert list(saved)[-2:] == ["map", "epsilon"] and saved["epsilon"] == result.summary["epsilon"]
+    assert saved["delta"] == 1e-5 and 0 < saved["rounds"][0]["epsilon"] < saved["epsilon"]
 
 
 def test_institutions_that_cannot_take_part_are_named_and_the_others_go_on(collection, tmp_path):
@@ -198,11 +210,16 @@ def test_institutions_that_cannot_take_part_are_named_and_the_others_go_on(colle
     part = by_column(labels, "style")
     lonely = tmp_path / "lonely.keys"
     lonely.write_text(sorted(labels)[0] + "\n")
+    empty = tmp_path / "empty.keys"
+    empty.write_text("")
     extra = [InstitutionSource("Lonely Gallery", str(collection.root), str(lonely), attach=False),
+             InstitutionSource("Empty Archive", str(collection.root), str(empty), attach=False),
              InstitutionSource("Other Extractors", str(collection.root), "", ("effnet-lite0",), attach=False)]
     result, grid, _ = federate(collection, tmp_path, config(strategy="fedstyle"), part, extra)
     rejected = " | ".join(result.rejected.values())
-    assert "Lonely Gallery" in rejected and "at least 2" in rejected
+    assert len(result.rejected) == 3
+    assert "Lonely Gallery" in rejected and "has 1 labelled artwork" in rejected and "at least 2" in rejected
+    assert "Empty Archive" in rejected and "has 0 labelled artwork" in rejected and "leave it out" in rejected
     assert "Other Extractors" in rejected and "--features" in rejected
     assert set(result.summary["institutions"]) == set(CLASSES)
     assert len(result.summary["rounds"]) == 2
@@ -265,3 +282,60 @@ def test_secagg_gives_the_plain_aggregate_and_hides_each_update(collection, tmp_
 def test_secagg_with_differential_privacy(collection, tmp_path):
     result, _, _ = federate(collection, tmp_path, config(strategy="fedstyle", rounds=2, secagg=True, dp_epsilon=8.0))
     assert 0 < result.summary["epsilon"] <= 8.0 and len(result.summary["rounds"]) == 2
+
+
+class StaleHeadGrid(LocalGrid):
+    """The last institution keeps the head settings of another run (another head shape) after set-up,
+    as a client left over from an earlier federation would."""
+
+    def send_and_receive(self, messages, *, timeout=None):
+        messages = list(messages)
+        replies = super().send_and_receive(messages, timeout=timeout)
+        if messages and messages[0].metadata.message_type == "query.setup":
+            from flwr.app import ConfigRecord
+
+            from artlens.federated.client_app import STATE_SETTINGS
+            from artlens.federated.participant import Settings
+
+            stale = max(self.contexts)
+            state = self.contexts[stale].state
+            settings = Settings.from_record(state.config_records[STATE_SETTINGS])
+            other = json.loads(settings.head_json)
+            other["dim"] = other["dim"] * 2
+            state[STATE_SETTINGS] = ConfigRecord(Settings(json.dumps(other, sort_keys=True),
+                                                          settings.federation).to_record())
+        return replies
+
+
+def test_a_client_on_another_head_config_is_named_and_the_others_finish_the_rounds(collection, tmp_path):
+    result, grid, sources = federate(collection, tmp_path, config(strategy="fedavg"), grid_class=StaleHeadGrid)
+    stale = grid.names[max(grid.contexts)]
+    errors = [r.error.reason for name, r in grid.sent if name == stale and r.has_error()]
+    assert errors and all(stale in e and "restart this client" in e for e in errors)
+    assert not any(r.has_error() for name, r in grid.sent if name != stale)
+    trained = [name for name, r in grid.sent if r.metadata.message_type == "train" and not r.has_error()]
+    assert sorted(trained) == sorted([s.name for s in sources if s.name != stale] * 2)  # both rounds, without it
+    assert [r["round"] for r in result.summary["rounds"]] == [1, 2] and result.summary["map"] is not None
+
+
+def test_the_out_head_applies_to_another_institutions_collection(collection, tmp_path, capsys):
+    from artlens.cli import main
+    from artlens.models import load_head
+
+    out = tmp_path / "shared" / "federated.pt"
+    result, _, _ = federate(collection, tmp_path, config(strategy="fedstyle", rounds=1), out=out)
+    head = load_head(out)
+    assert head.id == result.head.id and head.info["federated"]["strategy"] == "fedstyle"
+    other = make_feature_collection(tmp_path / "elsewhere", CLASSES, per_class=6, extractors=FEATURES, seed=9)
+    try:
+        assert "learned" not in other.config.aspects and not other.head_file().exists()
+    finally:
+        other.close()
+    code = main(["eval", "retrieval", "--collection", str(tmp_path / "elsewhere"), "--label", "style",
+                 "--aspect", "learned", "--head", str(out), "--json"])
+    scores = json.loads(capsys.readouterr().out)
+    assert code == 0 and scores["n_queries"] == 6 * len(CLASSES) and 0 < scores["map"] <= 1
+    code = main(["search", "--collection", str(tmp_path / "elsewhere"), "--id", "1", "--aspect", "learned",
+                 "--head", str(out), "-k", "3", "--json"])
+    hits = json.loads(capsys.readouterr().out)["results"]
+    assert code == 0 and len(hits) == 3 and all("learned" in h["aspects"] for h in hits)

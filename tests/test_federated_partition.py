@@ -112,6 +112,21 @@ def test_institution_with_too_little_data_is_refused_by_name(collection, tmp_pat
         load_institution(InstitutionSource("Nowhere Museum", str(tmp_path / "missing")), _specs(), "style")
     with pytest.raises(ArtlensError, match="set up for features"):
         load_institution(InstitutionSource("Other", str(collection.root), features=("effnet-lite0",)), _specs(), "style")
+    empty = tmp_path / "empty.keys"
+    empty.write_text("")
+    with pytest.raises(ArtlensError, match="'Empty Archive' has 0 labelled artwork"):
+        load_institution(InstitutionSource("Empty Archive", str(collection.root), str(empty)), _specs(), "style")
+
+
+def test_an_institution_computing_features_differently_is_told_how_to_match_the_server(collection):
+    import dataclasses
+
+    server = [dataclasses.replace(s, extractor_id=s.extractor_id + "-v0") if s.extractor == "gram-block4" else s
+              for s in _specs()]
+    with pytest.raises(ArtlensError) as info:
+        load_institution(InstitutionSource("Old Version Museum", str(collection.root)), server, "style")
+    assert "Old Version Museum" in info.value.message and "computes features differently" in info.value.message
+    assert "same artlens version" in info.value.hint and "--features" in info.value.hint
 
 
 def test_partition_json_is_plain(tmp_path):

@@ -3,6 +3,7 @@ run config (``context.run_config`` in a deployment, message configs in both), so
 simulation and ``flwr run`` map onto the same dataclass.
 
 Paper settings are the defaults (AICRS / FedStyle): 50 rounds, 10 local epochs, Adam 1e-3, batch 32.
+The CLI flags of ``artlens federate`` show the same defaults (a test keeps them equal).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedstyle")
 class FederatedConfig:
     """Everything a federated run needs besides where each institution keeps its data."""
 
-    strategy: str = "fedavg"
+    strategy: str = "fedstyle"  # the answer to one style per institution (see docs/federated.md)
     rounds: int = 50
     local_epochs: int = 10
     label: str = "style"  # the label column: classes and relevance

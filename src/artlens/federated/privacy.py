@@ -161,6 +161,6 @@ def secagg_workflow(num_clients: int, shares: float, threshold: float, max_weigh
                            "add institutions or run without --secagg")
     if not (0 < shares <= 1 and 0 < threshold <= 1):
         raise ArtlensError("SecAgg+ shares and threshold are fractions in (0, 1]",
-                           "pass e.g. --secagg-shares 1.0 --secagg-threshold 0.6")
+                           "set secagg-shares and secagg-threshold in the run config, e.g. 1.0 and 0.6")
     return SecAggPlusWorkflow(num_shares=float(shares), reconstruction_threshold=float(threshold),
                               max_weight=max_weight, timeout=timeout)
