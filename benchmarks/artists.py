@@ -11,8 +11,8 @@ nearest-artwork-vote10 (10 nearest works vote) in the head's space and over pret
 
 kohlerryan_artists: heads are trained here, in memory (nothing is written to the collection), one
 per seed, each seed its own stratified split (27 test artworks), on [content, style] (image only)
-and [content, style, text] (image + text, queried with and without the query's text); figures are
-means over the seeds. wikiart_styles: the collection's central head (its stored split) and the
+and [content, style, text] (image + text, queried with the query's image and text, its image alone,
+and its description alone); figures are means over the seeds. wikiart_styles: the collection's central head (its stored split) and the
 federated heads under results/federated_runs/style-* (the stratified split seeded 0, whose test part
 was never dealt to an institution).
 
@@ -70,7 +70,8 @@ def targets(methods: dict) -> dict:
 
 def kohlerryan(seeds: list[int], epsilons) -> dict:
     coll = Collection.open(RESULTS / "collections" / "kohlerryan_artists")
-    settings: dict[str, list[dict]] = {"image-only": [], "image+text": [], "image+text, image queries": []}
+    settings: dict[str, list[dict]] = {"image-only": [], "image+text": [], "image+text, image queries": [],
+                                       "image+text, text queries": []}
     seconds = {"train": 0.0, "eval": 0.0}
     for seed in seeds:
         config = dataclasses.replace(TrainConfig(), seed=seed)
@@ -82,7 +83,9 @@ def kohlerryan(seeds: list[int], epsilons) -> dict:
             settings[name].append(evaluate_artists(coll, "artist", head, "test", epsilons, seed=seed))
             if name == "image+text":
                 settings["image+text, image queries"].append(
-                    evaluate_artists(coll, "artist", head, "test", epsilons, baselines=False, query_text=False, seed=seed))
+                    evaluate_artists(coll, "artist", head, "test", epsilons, baselines=False, queries="image", seed=seed))
+                settings["image+text, text queries"].append(
+                    evaluate_artists(coll, "artist", head, "test", epsilons, baselines=False, queries="text", seed=seed))
             seconds["eval"] += time.perf_counter() - start
             print(f"seed {seed} {name}: profiles top-1 {settings[name][-1]['methods']['profiles']['top1']:.3f}", flush=True)
     out = {"seeds": seeds, "queries_per_seed": settings["image-only"][0]["n_queries"],

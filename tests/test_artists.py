@@ -307,6 +307,9 @@ def test_cli_bad_input_for_search_and_eval(published, tiny_collection, heads, ti
     code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "painter",
                            "--head", heads[0])
     assert code == 2 and "artist column 'painter' not found" in err
+    code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style",
+                           "--head", heads[0], "--queries", "text")
+    assert code == 2 and "cannot embed text queries" in err
 
 
 def test_api_artists_search(published, tiny_collection, heads, tiny_folder, tmp_path, monkeypatch):

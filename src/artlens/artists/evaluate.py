@@ -12,8 +12,8 @@ Methods, all on the same queries:
 - ``profiles``: the published profiles (``ProfileConfig``: a few prototypes) in the head's space;
 - ``profiles-mean``: one prototype per artist (the noise-free counterpart of the DP profiles);
 - ``profiles-dp-epsE``: one noisy prototype per artist at epsilon E (mean over ``dp_repeats`` draws);
-- ``pretrained-profiles``: the same profiles over pretrained features (the collection's default
-  aspect mix, each aspect L2-normalised and PCA-reduced as its index is, weighted by the square root
+- ``pretrained-profiles`` and ``pretrained-profiles-mean``: the same profiles over pretrained
+  features (the collection's default aspect mix, each aspect L2-normalised and PCA-reduced as its index is, weighted by the square root
   of its weight so that dot products are the weighted mix of cosines);
 - ``nearest-artwork``: every artist scored by their work most similar to the query, in the head's
   space, and ``nearest-artwork-voteK``: the K nearest works vote for their artists (the upper bound:
@@ -47,7 +47,7 @@ def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfi
     each query's own artist profiled without it (incremental cluster sums)."""
     x = space.vectors.astype(np.float64)
     names, codes = _artist_rows(space.artists)
-    q = x[queries]
+    q = space.queries(queries).astype(np.float64)
     scores = np.full((len(queries), len(names)), -np.inf)
     query_pos = {int(r): j for j, r in enumerate(queries)}
     for a in range(len(names)):
@@ -66,7 +66,7 @@ def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfi
             held_counts[cluster] -= 1
             held = prototypes.copy()
             if held_counts[cluster]:
-                held[cluster] = unit_rows(sums[cluster] - x[row])
+                held[cluster] = unit_rows(sums[cluster] - x[row])  # the work as profiled, not as it queries
             keep = held_counts > 0
             scores[j, a] = combine_prototypes((held[keep] @ q[j])[None, :], held_counts[keep], temperature)[0]
     return scores
@@ -83,12 +83,12 @@ def dp_profile_scores(space: ArtistSpace, queries: np.ndarray, epsilon: float, d
     np.add.at(sums, codes, x)
     sigma = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in n])
     published = sums / n[:, None] + rng.normal(size=sums.shape) * sigma[:, None]  # as published: not normalised
-    q = x[queries]
+    q = space.queries(queries).astype(np.float64)
     scores = q @ published.T
     own = codes[queries]
     held = n[own] - 1
     sigma_held = np.array([gaussian_sigma(epsilon, delta, mean_sensitivity(int(c))) for c in held])
-    rebuilt = (sums[own] - q) / held[:, None] + rng.normal(size=q.shape) * sigma_held[:, None]
+    rebuilt = (sums[own] - x[queries]) / held[:, None] + rng.normal(size=q.shape) * sigma_held[:, None]
     scores[np.arange(len(queries)), own] = np.sum(rebuilt * q, axis=1)
     return scores, float(np.median(sigma))
 
@@ -103,15 +103,16 @@ def nearest_artwork_scores(space: ArtistSpace, queries: np.ndarray, vote: int = 
     scores = np.full((len(queries), len(names)), -np.inf)
     for start in range(0, len(queries), block):
         rows = queries[start:start + block]
-        sims = x[rows] @ x.T
+        sims = space.queries(rows).astype(np.float32) @ x.T
         sims[np.arange(len(rows)), rows] = -np.inf  # never the query itself
         best = np.stack([sims[:, codes == a].max(axis=1) for a in range(len(names))], axis=1)
         if vote:
             top = np.argpartition(-sims, vote - 1, axis=1)[:, :vote]
-            votes = np.zeros_like(best)
-            np.add.at(votes, (np.repeat(np.arange(len(rows)), vote), codes[top].ravel()),
-                      np.take_along_axis(sims, top, axis=1).ravel())
-            best = np.where(votes > 0, 10.0 + votes, best)  # any vote ranks above no vote (similarities <= 1)
+            votes, voters = np.zeros_like(best), np.zeros(best.shape, dtype=np.int64)
+            cells = (np.repeat(np.arange(len(rows)), vote), codes[top].ravel())
+            np.add.at(votes, cells, np.take_along_axis(sims, top, axis=1).ravel())
+            np.add.at(voters, cells, 1)
+            best = np.where(voters > 0, 2 * vote + votes, best)  # any vote ranks above none (|similarity| <= 1)
         scores[start:start + len(rows)] = best
     return scores
 
@@ -134,7 +135,7 @@ def query_rows(space: ArtistSpace, query_ids: Sequence[int] | None) -> np.ndarra
 
 def evaluate_artists(collection, artist_column: str, head, split: str = "test", epsilons: Sequence[float] = (8.0,),
                      config: ProfileConfig = ProfileConfig(), dp_repeats: int = 5, baselines: bool = True,
-                     query_text: bool = True, vote: int = 10, seed: int = 0, progress: bool = False) -> dict:
+                     queries: str = "image+text", vote: int = 10, seed: int = 0, progress: bool = False) -> dict:
     """Leave-one-artwork-out artist retrieval over a collection (see the module docstring).
 
     ``split``: which artworks query, from the head's stored split (``test``: artworks it never saw;
@@ -151,9 +152,13 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=4 + len(epsilons) + (3 if baselines else 0), desc="artist eval", unit="step")
-    learned = learned_space(collection, head, labels, query_ids or (), query_text)
+        bar = tqdm(total=4 + len(epsilons) + (4 if baselines else 0), desc="artist eval", unit="step")
+    learned = learned_space(collection, head, labels, query_ids, queries)
     rows = query_rows(learned, query_ids)
+    if learned.queryable is not None:
+        rows = rows[learned.queryable[rows]]
+    if not len(rows):
+        raise ArtlensError(f"no artwork of the {split} split can query with {queries} inputs", "use --queries image+text")
     names, codes = _artist_rows(learned.artists)
     truth = codes[rows]
     methods: dict[str, dict] = {}
@@ -186,6 +191,8 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
             raise ArtlensError("the pretrained features do not cover the same artworks as the head's",
                                "extract every aspect first: artlens ingest DIR --collection PATH")
         record("pretrained-profiles", profile_scores(pretrained, p_rows, config), space=pretrained.name)
+        record("pretrained-profiles-mean", profile_scores(pretrained, p_rows, ProfileConfig(max_prototypes=1)),
+               space=pretrained.name)
         record("pretrained-nearest-artwork", nearest_artwork_scores(pretrained, p_rows), space=pretrained.name)
         record(f"pretrained-nearest-artwork-vote{vote}", nearest_artwork_scores(pretrained, p_rows, vote),
                space=pretrained.name)
@@ -193,5 +200,5 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
         bar.close()
     return {"collection": str(collection.root), "artist_column": artist_column, "head": head.id,
             "head_label": head.config.label, "split": split if head.split or split == "all" else f"{split} (stratified, seed {seed})",
-            "query_text": query_text, "n_queries": int(len(rows)), "n_artists": len(names), "n_works": int(len(learned.ids)),
+            "queries": queries, "n_queries": int(len(rows)), "n_artists": len(names), "n_works": int(len(learned.ids)),
             "profile_config": config.to_dict(), "pretrained_space": pretrained_name, "methods": methods}

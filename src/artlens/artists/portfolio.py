@@ -22,6 +22,11 @@ class ArtistSpace:
     vectors: np.ndarray
     artists: list[str]
     name: str
+    queryable: np.ndarray | None = None  # rows that may query (all by default)
+    query_vectors: np.ndarray | None = None  # how each row queries, when not as it is profiled (fewer inputs)
+
+    def queries(self, rows: np.ndarray) -> np.ndarray:
+        return (self.vectors if self.query_vectors is None else self.query_vectors)[rows]
 
 
 def artist_labels(collection, column: str) -> dict[int, str]:
@@ -36,19 +41,45 @@ def artist_labels(collection, column: str) -> dict[int, str]:
     return labels
 
 
-def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[int] = (),
-                  query_text: bool = True) -> ArtistSpace:
-    """The head's embeddings of the labelled artworks (its extractors' cached features). With
-    ``query_text`` false, the query artworks are embedded without their text (image-only queries)."""
+QUERY_INPUTS = ("image+text", "image", "text")
+
+
+def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[int] | None = None,
+                  queries: str = "image+text") -> ArtistSpace:
+    """The head's embeddings of the labelled artworks (its extractors' cached features). The query
+    artworks may be embedded from fewer inputs than the others: ``image`` (a customer's picture: no
+    text) or ``text`` (their description alone, as ``artists search --text`` embeds it); artworks
+    without text then cannot query (``queryable``)."""
+    from artlens.artists.search import embed_text_inputs
     from artlens.models.inputs import embed_features, gather_features
 
+    if queries not in QUERY_INPUTS:
+        raise ArtlensError(f"unknown query inputs {queries!r}", f"use one of: {', '.join(QUERY_INPUTS)}")
     features = gather_features(collection, head.config.inputs, sorted(labels))
-    if not query_text and features.present:
-        rows = np.isin(features.ids, np.asarray(list(query_ids), dtype=np.int64))
-        for name in features.present:
-            features.present[name] = features.present[name] & ~rows
-    vectors = embed_features(head, features)
-    return ArtistSpace(features.ids, unit_rows(vectors), [labels[int(i)] for i in features.ids], "learned")
+    rows = (np.ones(len(features.ids), dtype=bool) if query_ids is None
+            else np.isin(features.ids, np.asarray(list(query_ids), dtype=np.int64)))
+    text_inputs = [s.extractor for s in head.config.inputs if s.modality == "text"]
+    if queries != "image+text" and not text_inputs:
+        raise ArtlensError(f"the head has no text input, so {queries} queries are the same as image+text"
+                           if queries == "image" else "the head has no text input, so it cannot embed text queries",
+                           "evaluate with the default queries, or use a head trained with text")
+    vectors = unit_rows(embed_features(head, features))
+    query_vectors, queryable = vectors, None
+    if queries == "image":
+        present = {n: m & ~rows for n, m in features.present.items()}
+        query_vectors = vectors.copy()
+        if rows.any():
+            subset = features.subset(np.flatnonzero(rows))
+            query_vectors[rows] = unit_rows(head.embed(subset.inputs, {n: m[rows] for n, m in present.items()}))
+    elif queries == "text":
+        queryable = np.all([features.present.get(n, np.ones(len(rows), bool)) for n in text_inputs], axis=0)
+        chosen = np.flatnonzero(rows & queryable)
+        query_vectors = vectors.copy()
+        if len(chosen):
+            query_vectors[chosen] = unit_rows(
+                embed_text_inputs(head, {n: features.inputs[n][chosen] for n in text_inputs}))
+    return ArtistSpace(features.ids, vectors, [labels[int(i)] for i in features.ids], "learned", queryable,
+                       query_vectors)
 
 
 def pretrained_space(collection, labels: dict[int, str], seed: int = 0) -> ArtistSpace:

@@ -90,6 +90,29 @@ def score_profiles(queries: np.ndarray, profiles: ProfileSet, temperature: float
     return names, scores, best, sims
 
 
+def embed_text_inputs(head, raw: dict[str, np.ndarray]) -> np.ndarray:
+    """Head embeddings from text vectors alone (by text extractor name), every image input at its
+    training mean (zero after the head's standardisation): "an average picture described so"."""
+    import torch
+
+    n = len(next(iter(raw.values())))
+    transformed, present = {}, {}
+    for spec in head.config.inputs:
+        if spec.extractor in raw:
+            transformed[spec.extractor] = head.transforms[spec.extractor.replace(".", "_")](
+                torch.from_numpy(np.asarray(raw[spec.extractor], dtype=np.float32)))
+            if spec.optional:
+                present[spec.extractor] = torch.ones(n, dtype=torch.bool)
+        else:
+            transformed[spec.extractor] = torch.zeros(n, spec.dim)
+    was_training = head.training
+    head.eval()
+    with torch.no_grad():
+        out = head.embed_transformed(transformed, present).numpy()
+    head.train(was_training)
+    return out
+
+
 class ArtistSearch:
     """Searches one profile set with the head it was published with."""
 
@@ -128,10 +151,7 @@ class ArtistSearch:
         return self.head.embed(inputs, present)
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
-        """Head embeddings of texts through its text encoder, with every image input at its training
-        mean (zero after the head's standardisation): "an average picture described by this text"."""
-        import torch
-
+        """Head embeddings of texts through its text encoder (see :func:`embed_text_inputs`)."""
         from artlens.features import create_extractor
 
         if not self.has_text:
@@ -142,22 +162,9 @@ class ArtistSearch:
         texts = [t for t in texts if t and t.strip()]
         if not texts:
             raise ArtlensError("the text reference is empty", "give some words, e.g. --text \"misty river at dawn\"")
-        transformed, present = {}, {}
-        for spec in self.head.config.inputs:
-            if spec.modality == "text":
-                raw = create_extractor(spec.extractor).encode_texts(texts)
-                transformed[spec.extractor] = self.head.transforms[spec.extractor.replace(".", "_")](
-                    torch.from_numpy(np.asarray(raw, dtype=np.float32)))
-                if spec.optional:
-                    present[spec.extractor] = torch.ones(len(texts), dtype=torch.bool)
-            else:
-                transformed[spec.extractor] = torch.zeros(len(texts), spec.dim)
-        was_training = self.head.training
-        self.head.eval()
-        with torch.no_grad():
-            out = self.head.embed_transformed(transformed, present).numpy()
-        self.head.train(was_training)
-        return out
+        raw = {s.extractor: create_extractor(s.extractor).encode_texts(texts)
+               for s in self.head.config.inputs if s.modality == "text"}
+        return embed_text_inputs(self.head, raw)
 
     # -- ranking --------------------------------------------------------------------------------
     def search_vectors(self, queries: np.ndarray, references: list[dict], k: int = 5) -> ArtistSearchResult:

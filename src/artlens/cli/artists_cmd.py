@@ -162,8 +162,9 @@ def eval_artists(
     epsilon: list[str] = typer.Option(["8"], "--epsilon", help="DP epsilons to evaluate (repeatable or 1,2,8)."),
     dp_repeats: int = typer.Option(5, "--dp-repeats", help="Noise draws averaged per epsilon."),
     max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per artist (default 3)."),
-    image_queries: bool = typer.Option(False, "--image-queries", help="Queries without their text (a customer's "
-                                                                      "picture), profiles with it."),
+    queries: str = typer.Option("image+text", "--queries", help="What a query artwork is embedded from: image+text "
+                                                               "(all the head's inputs), image (a customer's picture: "
+                                                               "no text) or text (its description alone)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score pretrained profiles and "
                                                                             "nearest-artwork voting over pretrained features."),
     collection: Path = collection_option(),
@@ -188,7 +189,7 @@ def eval_artists(
     config = ProfileConfig() if max_prototypes is None else dataclasses.replace(ProfileConfig(),
                                                                                  max_prototypes=max_prototypes)
     result = evaluate_artists(coll, artist_column, model, split, parse_epsilons(epsilon), config, dp_repeats,
-                              baselines, query_text=not image_queries, progress=not quiet and not as_json)
+                              baselines, queries=queries, progress=not quiet and not as_json)
     if as_json:
         print(json.dumps(result, indent=2))
         return
