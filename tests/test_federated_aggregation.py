@@ -9,7 +9,7 @@ import torch
 
 from artlens.federated.config import FederatedConfig
 from artlens.federated.head import (PROTO_COUNT, PROTO_SUM, anchors, build_head, head_arrays, head_config, input_specs,
-                                    prototype_statistics)
+                                    prototype_statistics, shared_classes)
 from artlens.federated.local import ProximalObjective, VirtualStyles, fedstyle_loss
 from artlens.federated.transforms import fit_transforms, local_statistics, local_style_statistics, style_statistics
 from artlens.models.inputs import FeatureSet
@@ -54,13 +54,36 @@ def test_fedstyle_prototypes_average_to_the_global_style_means():
                for e, c in zip(emb, codes)]
     arrays, _ = create_strategy(FederatedConfig(strategy="fedstyle"), 3).aggregate_train(1, replies)
     got, present = anchors({k: v.numpy() for k, v in arrays.items()})
-    pooled_emb, pooled_codes = np.concatenate(emb), np.concatenate(codes)
+    # the third institution's lone artwork of class 1 stays home; every other artwork counts
+    shared = [shared_classes(c, n_classes) for c in codes]
+    assert shared[2].tolist() == [True, True, False, True]
+    pooled_emb = np.concatenate([e[s] for e, s in zip(emb, shared)])
+    pooled_codes = np.concatenate([c[s] for c, s in zip(codes, shared)])
     for c in range(n_classes):
         mean = pooled_emb[pooled_codes == c].mean(axis=0)
         np.testing.assert_allclose(got[c], mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
     assert present.all()
-    counts = arrays[PROTO_COUNT].numpy() * len(pooled_codes)
+    counts = arrays[PROTO_COUNT].numpy() * sum(len(c) for c in codes)
     np.testing.assert_allclose(counts, np.bincount(pooled_codes, minlength=n_classes), rtol=1e-5)
+
+
+def test_a_class_held_once_never_leaves_in_per_class_sums():
+    rng = np.random.default_rng(3)
+    emb = rng.standard_normal((5, 4))
+    codes = np.array([0, 0, 1, 2, 2])  # one artwork of class 1
+    stats = prototype_statistics(emb, codes, 3)
+    assert not stats[PROTO_SUM][1].any() and stats[PROTO_COUNT][1] == 0
+    np.testing.assert_allclose(stats[PROTO_SUM][0], emb[:2].sum(axis=0) / 5, rtol=1e-6)
+    head = make_head(classes=3)
+    data = structured_set(12, 11, classes=3)
+    data.labels[:, 0] = [0] * 6 + [1] + [2] * 5
+    fit_transforms(head, lambda stage, arrays: [local_statistics(head, data, stage, arrays)])
+    styles, counts = local_style_statistics(head, data)
+    assert not styles["styles.sum"][1].any() and styles["styles.count"].tolist() == [6, 0, 5] and counts["n"] == 11
+    with torch.no_grad():
+        x = torch.cat(list(head.transform({k: torch.from_numpy(v) for k, v in data.inputs.items()}).values()), 1).numpy()
+    np.testing.assert_allclose(styles["styles.outer"], x[np.r_[0:6, 7:12]].T.astype(np.float64) @ x[np.r_[0:6, 7:12]],
+                               rtol=1e-4, atol=1e-3)
 
 
 def structured_set(n: int, seed: int, classes: int = 4) -> FeatureSet:
@@ -119,8 +142,9 @@ def test_style_statistics_are_the_pooled_within_style_covariance():
     with torch.no_grad():
         xs = [torch.cat([v for v in head.transform({k: torch.from_numpy(a) for k, a in p.inputs.items()}).values()], 1)
               for p in parts]
-    x = torch.cat(xs).double().numpy()
-    codes = np.concatenate([p.labels[:, 0] for p in parts])
+    shared = np.concatenate([shared_classes(p.labels[:, 0], 4) for p in parts])
+    x = torch.cat(xs).double().numpy()[shared]
+    codes = np.concatenate([p.labels[:, 0] for p in parts])[shared]
     means = np.stack([x[codes == c].mean(axis=0) for c in range(4)])
     residual = x - means[codes]
     np.testing.assert_allclose(styles["styles.mean"], means, atol=1e-4)

@@ -2,7 +2,7 @@
 arrays that travel each round (trainable weights, plus the packed style prototypes of ``fedstyle``)
 and the fitted input transforms (sent once, kept by each institution).
 
-Everything here is numpy/torch only; the Flower records are built in ``messages``.
+Everything here is numpy/torch only; the Flower records are built in ``client_app``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from artlens.train.loop import TrainConfig
 PROTO_SUM = "fedstyle.sum"  # (classes, dim): sum of an institution's embeddings per class / its n
 PROTO_COUNT = "fedstyle.count"  # (classes,): artworks per class / its n
 PROTO_KEYS = (PROTO_SUM, PROTO_COUNT)
+MIN_CLASS_COUNT = 2  # a class an institution holds fewer times stays out of its per-class sums (one artwork's vector)
 
 
 def input_specs(features: Sequence[str], config: TrainConfig, aspects: Mapping | None = None) -> list[InputSpec]:
@@ -121,13 +122,23 @@ def anchors(arrays: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out.astype(np.float32), present
 
 
+def shared_classes(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """Rows whose class this institution may report per-class sums of: coded, and held at least
+    ``MIN_CLASS_COUNT`` times here (the sum of a class held once would be that artwork's own vector)."""
+    codes = np.asarray(codes)
+    coded = codes >= 0
+    counts = np.bincount(codes[coded], minlength=n_classes)
+    return coded & (counts[np.where(coded, codes, 0)] >= MIN_CLASS_COUNT)
+
+
 def prototype_statistics(embeddings: np.ndarray, codes: np.ndarray, n_classes: int) -> dict[str, np.ndarray]:
     """Per-class sums of an institution's embeddings and counts, both divided by its size n: averaged
     with weights n over institutions they give the global sums / N and counts / N, so the same
-    weighted mean (and SecAgg+'s masked sum) yields the global class means."""
+    weighted mean (and SecAgg+'s masked sum) yields the global class means. A class the institution
+    holds only once is left out (see ``shared_classes``)."""
     codes = np.asarray(codes)
-    keep = codes >= 0
-    n = max(int(keep.sum()), 1)
+    n = max(int((codes >= 0).sum()), 1)
+    keep = shared_classes(codes, n_classes)
     sums = np.zeros((n_classes, embeddings.shape[1]), dtype=np.float64)
     np.add.at(sums, codes[keep], embeddings[keep])
     counts = np.bincount(codes[keep], minlength=n_classes).astype(np.float64)

@@ -11,7 +11,7 @@ Stages, each answered by every institution with sums over its own artworks:
 3. ``moments``: sum and sum of squares of the projected vectors, for the standardisation.
 
 The server never sees one artwork's vector; an institution with a single artwork is refused earlier
-(its sums would be that vector).
+(its sums would be that vector), and per-style sums leave out the styles an institution holds once.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from artlens.errors import ArtlensError
-from artlens.federated.head import transform_arrays
+from artlens.federated.head import shared_classes, transform_arrays
 from artlens.models.inputs import FeatureSet
 
 STAGES = ("mean", "power", "moments", "styles")
@@ -148,10 +148,11 @@ def fitted_inputs(head, data: FeatureSet) -> np.ndarray:
 
 
 def local_style_statistics(head, data: FeatureSet) -> tuple[dict, dict]:
-    """Per-style sums and counts of the fitted inputs and their summed outer products."""
+    """Per-style sums and counts of the fitted inputs and their summed outer products, over the
+    styles this institution holds at least twice (see ``head.shared_classes``)."""
     x = fitted_inputs(head, data)
     codes = np.asarray(data.labels[:, 0])
-    keep = codes >= 0
+    keep = shared_classes(codes, len(head.config.classes))
     sums = np.zeros((len(head.config.classes), x.shape[1]))
     np.add.at(sums, codes[keep], x[keep])
     counts = np.bincount(codes[keep], minlength=len(head.config.classes)).astype(np.float64)
