@@ -161,3 +161,15 @@ def test_api_serves_questions_and_records_answers(coll, tmp_path):
     page = client.get("/study")
     assert page.status_code == 200 and "study.js" in page.text
     assert "/api/study/answers" in client.get("/study.js").text
+
+
+def test_aspects_without_an_index_are_compared_on_raw_vectors(coll, tmp_path):
+    root = tmp_path / "c"
+    shutil.copytree(coll.root, root, ignore=shutil.ignore_patterns("index"))
+    bare = Collection.open(root)
+    study = create_study(bare, "style", 3, 4, out=tmp_path / "study")
+    mv = study_vectors(bare, study, extract=False)
+    assert {"content", "style", "colour"} <= set(mv.aspects)
+    assert any("no index" in note for note in mv.notes)
+    v = mv.aspects["colour"][study.questions[0].artworks[0]]
+    assert abs(float(np.linalg.norm(v)) - 1.0) < 1e-5

@@ -11,7 +11,7 @@ def fmt(value, digits: int = 4) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.{digits}f}"
+        return f"{value:.1f}" if abs(value) >= 10 else f"{value:.{digits}f}"
     return str(value)
 
 

@@ -3,7 +3,8 @@
 Methods are the Ukiyo-e paper's style matrices (``gram``, ``cosine``, ``gramcos`` of one backbone
 layer, compared by Euclidean distance between the matrices as the extractors give them), every
 aspect the collection has indexed (``content``, ``style``, ``colour``, ``text``, ``learned``:
-Euclidean distance between the stored, L2-normalised vectors, the same order as cosine similarity),
+Euclidean distance between the stored, L2-normalised vectors, the same order as cosine similarity;
+an aspect whose features are cached but not indexed is compared on its raw, L2-normalised vectors),
 and ``mix``: the collection's default weighted mix of aspect cosine scores, as search ranks.
 """
 
@@ -53,12 +54,21 @@ def study_vectors(collection, study, layer: str = "block4", extract: bool = True
             continue
         vectors[kind] = dict(zip(got.tolist(), raw))
     aspects: dict[str, dict[int, np.ndarray]] = {}
-    for aspect in collection.indexed_aspects():
+    indexed = collection.indexed_aspects()
+    for aspect in indexed:
         index = collection.index(aspect)
         present = sorted(set(ids) & set(index.ids().tolist()))
         if present:
             aspects[aspect] = dict(zip(present, index.vectors(present)))
-            vectors[aspect] = aspects[aspect]
+    for aspect, spec in collection.config.aspects.items():
+        if aspect in indexed:
+            continue
+        got, raw = collection.raw_vectors(spec.extractor, ids)  # cached but never indexed: raw, L2-normalised
+        if len(got):
+            raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+            aspects[aspect] = dict(zip(got.tolist(), raw))
+            notes.append(f"{aspect}: no index; compared on raw {spec.extractor} vectors")
+    vectors.update(aspects)
     weights = {a: float(w) for a, w in collection.config.weights.items() if w > 0 and a in aspects}
     if weights:
         vectors[MIX] = {}  # scored from the aspects by ``distance_matrix``

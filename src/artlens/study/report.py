@@ -36,6 +36,9 @@ def plot_cumulative(analysis: dict, path: Path) -> Path:
     ax.plot(x, x, color="grey", linestyle=":", label="always agrees")
     for m, ys in curves.items():
         ax.plot(x, ys, marker="o", markersize=3, label=analysis["methods"][m])
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("questions, easiest (highest human consensus) first")
     ax.set_ylabel("cumulative agreements with the majority")
     ax.grid(alpha=0.3)
