@@ -12,8 +12,8 @@ nearest-artwork-vote10 (10 nearest works vote) in the head's space and over pret
 kohlerryan_artists: heads are trained here, in memory (nothing is written to the collection), one
 per seed, each seed its own stratified split (27 test artworks), on [content, style] (image only)
 and [content, style, text] (image + text, queried with the query's image and text, its image alone,
-and its description alone); figures are means over the seeds. wikiart_styles: the collection's central head (its stored split) and the
-federated heads under results/federated_runs/style-* (the stratified split seeded 0, whose test part
+and its description alone); figures are means over the seeds. wikiart_styles: the collection's
+central head (its stored split) and the federated heads under results/federated_runs/style-* (the stratified split seeded 0, whose test part
 was never dealt to an institution).
 
 Uses the cached collections under results/collections/; writes results/artists_DATASET.json.
@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 

@@ -13,8 +13,9 @@ Methods, all on the same queries:
 - ``profiles-mean``: one prototype per artist (the noise-free counterpart of the DP profiles);
 - ``profiles-dp-epsE``: one noisy prototype per artist at epsilon E (mean over ``dp_repeats`` draws);
 - ``pretrained-profiles`` and ``pretrained-profiles-mean``: the same profiles over pretrained
-  features (the collection's default aspect mix, each aspect L2-normalised and PCA-reduced as its index is, weighted by the square root
-  of its weight so that dot products are the weighted mix of cosines);
+  features (the collection's default aspect mix, each aspect L2-normalised and PCA-reduced as its
+  index is, weighted by the square root of its weight so that dot products are the weighted mix of
+  cosines);
 - ``nearest-artwork``: every artist scored by their work most similar to the query, in the head's
   space, and ``nearest-artwork-voteK``: the K nearest works vote for their artists (the upper bound:
   both need the portfolios the platform never gets); ``pretrained-nearest-artwork[-voteK]`` the same

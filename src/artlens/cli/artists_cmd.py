@@ -119,12 +119,14 @@ def search(
                                                    "else the collection's head)."),
     collection: Path = collection_option("Collection whose head embeds the references when --head is not given."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON: references, head, results[artist, score, works, "
-                                                       "matches[reference, prototype, similarity]]."),
+                                                       "matches[reference, prototype, similarity, "
+                                                       "prototype_works]]."),
 ):
     """Rank artists by how well their style profile matches the references.
 
-    Each reference is matched with each artist's closest prototype; an artist's score is the mean of
-    those similarities over the references, so the best artists fit every reference.
+    Each reference is scored against an artist's prototypes (a soft maximum weighted by the works
+    behind each); an artist's score is the mean over the references, so the best artists fit every
+    reference. Each result shows which prototype matched each reference best.
     """
     from artlens.artists.locate import load_head_for
     from artlens.artists.profiles import ProfileSet
