@@ -166,7 +166,10 @@ def section_study(results: Path) -> list[str] | None:
            "choosing x's pair (see docs/evaluation.md for the tie rule).", ""]
     for path in found:
         d = json.loads(path.read_text())
-        out += [f"### {path.parent.parent.name}: {d['answered_questions']} questions, {d['participants']} participants", "",
+        who = (f"{d['participants']} simulated participants (`artlens study simulate`, see evaluation.md: no human "
+               "answers yet, so this shows the machinery, not human judgement)" if d.get("simulated_participants") == d["participants"]
+               else f"{d['participants']} participants")
+        out += [f"### {path.parent.parent.name}: {d['answered_questions']} questions, {who}", "",
                 table(["method", "Ps", "Agree", "questions"],
                       [[d["methods"][m], s["ps"], s["agree"], s["questions"]]
                        for m, s in sorted(d["overall"]["methods"].items(), key=lambda kv: -kv[1]["agree"])]), ""]

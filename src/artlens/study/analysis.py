@@ -25,6 +25,8 @@ import numpy as np
 
 from artlens.study.methods import STYLE_MATRICES, closest_pairs, distance_matrix
 
+SIMULATED = "sim-"  # participant ids of `artlens study simulate`
+
 
 @dataclass
 class QuestionVotes:
@@ -98,7 +100,9 @@ def analyse(study, answers, mv, layer: str = "block4") -> dict:
     groups = sorted({r["group"] for r in questions})
     return {"answered_questions": len(questions), "questions_in_study": len(study.questions),
             "answers": sum(r["answers"] for r in questions),
-            "participants": len({a.participant for a in answers}), "layer": layer, "notes": list(mv.notes),
+            "participants": len({a.participant for a in answers}),
+            "simulated_participants": len({a.participant for a in answers if a.participant.startswith(SIMULATED)}),
+            "layer": layer, "notes": list(mv.notes),
             "methods": {m: method_label(m, layer) for m in methods},
             "overall": _summary(questions, methods),
             "groups": {g: _summary([r for r in questions if r["group"] == g], methods) for g in groups},

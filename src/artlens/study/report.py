@@ -56,7 +56,10 @@ def render(analysis: dict, weights: dict) -> str:
     overall = analysis["overall"]
     lines = ["# Human vs machine similarity", "",
              f"{analysis['answered_questions']} of {analysis['questions_in_study']} questions answered, "
-             f"{analysis['answers']} answers from {analysis['participants']} participant(s). Mean consensus (share "
+             f"{analysis['answers']} answers from {analysis['participants']} participant(s)"
+             + (f" ({analysis['simulated_participants']} simulated by `artlens study simulate`)"
+                if analysis.get("simulated_participants") else "")
+             + ". Mean consensus (share "
              f"choosing the majority pair, the best Ps any method can reach): {_f(overall['consensus'])}.", "",
              "## Overall", "",
              table(["method", "Ps", "Agree", "questions"],
