@@ -29,11 +29,15 @@ import numpy as np
 
 from _common import RESULTS, print_table, write_result
 
-from artlens.artists.evaluate import evaluate_artists
+from artlens.artists.evaluate import evaluate_artists, ranking
+from artlens.artists.portfolio import artist_labels, learned_space
+from artlens.artists.profiles import ProfileConfig, build_profiles, merge_profiles
+from artlens.artists.search import score_profiles
 from artlens.collection import Collection
 from artlens.models import load_head
 from artlens.train.loop import TrainConfig
 from artlens.train.run import train_collection_head
+from artlens.train.split import split_ids
 
 EPSILONS = (1.0, 2.0, 4.0, 8.0, 16.0)
 METRICS = ("top1", "top3", "mrr")
@@ -67,11 +71,44 @@ def targets(methods: dict) -> dict:
             "dp_eps8_within_5_points": max(dp_cost, dp_cost_vs_profiles) <= 0.05}
 
 
+def merge_check(coll, column: str, head, institutions: int = 3, epsilon: float = 8.0, draws: int = 5,
+                seed: int = 0) -> dict:
+    """Published files from several institutions, merged, against one file of the same works: every
+    artist's works outside the test split are dealt at random to ``institutions`` institutions, each
+    publishes its profiles (artists with fewer than 2 works there are left out of its file), the files
+    are merged by counts; the test-split works query both (held out of every profile). DP figures are
+    means over ``draws`` releases."""
+    labels = artist_labels(coll, column)
+    space = learned_space(coll, head, labels)
+    test = np.isin(space.ids, split_ids(coll, column, "test", head if head.split else None, seed))
+    artists = np.asarray(space.artists)
+    dealt = np.random.default_rng(seed).integers(institutions, size=len(artists))
+    out: dict[str, list[dict]] = {}
+    for name, config in (("one file", ProfileConfig()), (f"one file, DP eps {epsilon:g}", ProfileConfig(epsilon=epsilon))):
+        rest = ~test
+        for _ in range(draws if config.epsilon else 1):  # DP: fresh noise each draw, averaged
+            one = build_profiles(space.vectors[rest], artists[rest].tolist(), head.id, config)
+            parts = []
+            for i in range(institutions):
+                mine = rest & (dealt == i)
+                names, counts = np.unique(artists[mine], return_counts=True)
+                keep = mine & np.isin(artists, names[counts >= 2])
+                parts.append(build_profiles(space.vectors[keep], artists[keep].tolist(), head.id, config))
+            merged = merge_profiles(parts)
+            for label, profiles in ((name, one), (name.replace("one file", f"merged from {institutions}"), merged)):
+                order = profiles.names()
+                scores = np.stack([score_profiles(space.vectors[r], profiles)[1] for r in np.flatnonzero(test)])
+                truth = np.array([order.index(a) for a in artists[test]])
+                out.setdefault(label, []).append(ranking(scores, truth))
+    return {label: {k: float(np.mean([r[k] for r in runs])) for k in METRICS} for label, runs in out.items()}
+
+
 def kohlerryan(seeds: list[int], epsilons) -> dict:
     coll = Collection.open(RESULTS / "collections" / "kohlerryan_artists")
     settings: dict[str, list[dict]] = {"image-only": [], "image+text": [], "image+text, image queries": [],
                                        "image+text, text queries": []}
     seconds = {"train": 0.0, "eval": 0.0}
+    merges: dict[str, list[dict]] = {}
     for seed in seeds:
         config = dataclasses.replace(TrainConfig(), seed=seed)
         for name, features in (("image-only", ["content", "style"]), ("image+text", ["content", "style", "text"])):
@@ -80,6 +117,7 @@ def kohlerryan(seeds: list[int], epsilons) -> dict:
             seconds["train"] += time.perf_counter() - start
             start = time.perf_counter()
             settings[name].append(evaluate_artists(coll, "artist", head, "test", epsilons, seed=seed))
+            merges.setdefault(name, []).append(merge_check(coll, "artist", head, seed=seed))
             if name == "image+text":
                 settings["image+text, image queries"].append(
                     evaluate_artists(coll, "artist", head, "test", epsilons, baselines=False, queries="image", seed=seed))
@@ -92,6 +130,7 @@ def kohlerryan(seeds: list[int], epsilons) -> dict:
     for name, runs in settings.items():
         methods = averaged(runs)
         out["settings"][name] = {"methods": methods, "targets": targets(methods), "heads": [r["head"] for r in runs]}
+    out["merge"] = {name: averaged([{"methods": m} for m in runs]) for name, runs in merges.items()}
     return out
 
 
@@ -107,6 +146,7 @@ def wikiart(epsilons) -> dict:
         result = evaluate_artists(coll, "style", head, "test", epsilons, baselines=name.startswith("central"))
         result["seconds"] = time.perf_counter() - start
         result["targets"] = targets(result["methods"])
+        result["merge"] = merge_check(coll, "style", head)
         out["settings"][name] = result
         print(f"{name}: profiles top-1 {result['methods']['profiles']['top1']:.3f} "
               f"({result['seconds']:.1f} s)", flush=True)
@@ -133,6 +173,10 @@ def main() -> None:
     print_table([{"setting": s, **{k: v for k, v in b["targets"].items()}} for s, b in result["settings"].items()],
                 ["setting", "upper_bound_top1", "profiles_gap_points", "profiles_within_5_points",
                  "dp_eps8_cost_points", "dp_eps8_cost_vs_profiles_points", "dp_eps8_within_5_points"])
+    merges = result.get("merge") or {s: b["merge"] for s, b in result["settings"].items() if "merge" in b}
+    print("\nprofiles from several institutions, merged (test-split queries, held out of every profile)")
+    print_table([{"setting": s, "profiles": p, "top-1": m["top1"], "top-3": m["top3"], "MRR": m["mrr"]}
+                 for s, body in merges.items() for p, m in body.items()], ["setting", "profiles", "top-1", "top-3", "MRR"])
     write_result(f"artists_{args.dataset}", {"dataset": args.dataset, "epsilons": list(epsilons), **result})
 
 
