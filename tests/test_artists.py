@@ -106,6 +106,14 @@ def test_merge_combines_the_same_artist_by_counts_and_needs_one_head():
     b = merged.profiles["b"]
     assert b.works == 20 and b.counts.sum() == 20 and len(b.counts) <= 3
     assert merged.profiles["a"].works == 20 and merged.profiles["c"].works == 20
+    private = [build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-h", ProfileConfig(epsilon=8)),
+               build_profiles(x[30:], ["b"] * 10 + ["c"] * 20, "fusion-h", ProfileConfig(epsilon=8))]
+    b = merge_profiles(private).profiles["b"]
+    parts = [p.profiles["b"] for p in private]
+    assert b.works == 20 and b.counts.tolist() == [20] and b.privacy["epsilon"] == 8
+    assert np.allclose(b.prototypes[0], (parts[0].prototypes[0] + parts[1].prototypes[0]) / 2, atol=1e-6)
+    with pytest.raises(ArtlensError, match="differentially private profile in one file and an exact one"):
+        merge_profiles([one, private[1]])
     with pytest.raises(ArtifactMismatchError, match="different heads: fusion-h, fusion-other"):
         merge_profiles([one, build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-other")])
 

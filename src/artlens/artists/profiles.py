@@ -333,13 +333,16 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
         prototypes = np.concatenate([p.prototypes for p in parts])
         counts = np.concatenate([p.counts for p in parts]).astype(np.float64)
         privacy = [p.privacy for p in parts if p.privacy]
-        if any(p.privacy for p in parts) or len(prototypes) <= cap:
+        if privacy and len(privacy) < len(parts):
+            raise ArtlensError(f"artist {name!r} has a differentially private profile in one file and an exact one "
+                               "in another", "publish every institution's profiles with the same --epsilon")
+        if privacy or len(prototypes) <= cap:
             k = 1 if privacy else len(prototypes)
         else:
             k = cap
         if k == 1:  # DP: the pooled noisy mean, weighted by works (left unnormalised, as published)
-            pooled = (prototypes * counts[:, None]).sum(axis=0, keepdims=True) / counts.sum()
-            centres, assign = (pooled if privacy else unit_rows(pooled)), np.zeros(len(counts), int)
+            mean = (prototypes * counts[:, None]).sum(axis=0, keepdims=True) / counts.sum()
+            centres, assign = (mean if privacy else unit_rows(mean)), np.zeros(len(counts), int)
         elif k == len(prototypes):
             centres, assign = prototypes, np.arange(len(prototypes))
         else:
