@@ -128,11 +128,13 @@ def section_reports(results: Path) -> list[str] | None:
         d = json.loads(path.read_text())
         cfg = d["config"]
         rel = path.parent.relative_to(REPO) if path.is_relative_to(REPO) else path.parent
-        out += [f"### {Path(d['collection']).name}, label `{cfg['label']}` ({d['n_test']:,} test artworks of "
+        dataset = path.parent.name.removeprefix("report_")
+        out += [f"### {dataset}, label `{cfg['label']}` ({d['n_test']:,} test artworks of "
                 f"{d['n_labelled']:,})", "",
                 f"Whole report in **{d['seconds'] / 60:.1f} min** on {d['machine']['cpus']} CPUs from cached features "
-                f"(target: under 20 min for wikiart_styles): `artlens eval report --collection {d['collection']} "
-                f"--label {cfg['label']} --out {rel}` (heads: at most {cfg['epochs']} epochs; federated: "
+                f"(target: under 20 min for wikiart_styles): `python benchmarks/report.py {dataset} --label "
+                f"{cfg['label']}`, i.e. `artlens eval report --label {cfg['label']} --out {rel}` on its collection "
+                f"(heads: at most {cfg['epochs']} epochs; federated: "
                 f"{cfg['rounds']} rounds x {cfg['local_epochs']} local epochs). Stages skipped: "
                 + (", ".join(f"{k} ({v['reason']})" for k, v in d["stages"].items() if v["status"] == "skipped") or "none")
                 + ".", ""]

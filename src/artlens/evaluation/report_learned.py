@@ -89,7 +89,12 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
     from artlens.federated.config import FederatedConfig
     from artlens.federated.simulation import simulate
 
-    config = FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label, seed=seed)
+    from artlens.train.split import collection_split
+
+    # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks
+    pooled = sum(1 for s in collection_split(collection, label, seed=seed).values() if s == "train")
+    config = FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label, seed=seed,
+                             reduce_dims=max(2, min(FederatedConfig.reduce_dims, pooled - 1)))
     start = time.perf_counter()
     result = simulate(collection.root, config, label, 0, run_dir, attach=False, cpus=cpus)
     summary = result.summary
