@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -23,6 +24,7 @@ from artlens.evaluation.references import RETRIEVAL, RETRIEVAL_LOUVRE
 from artlens.evaluation.report_markdown import fmt, table
 
 DOCS = REPO / "docs"
+FIGURES = DOCS / "figures"
 Section = Callable[[Path], list[str] | None]
 
 
@@ -155,7 +157,15 @@ def section_reports(results: Path) -> list[str] | None:
 
 
 def _rel_figure(folder: Path, name: str | None) -> str:
-    return f"../{folder}/{name}" if name else ""
+    """Copy a figure of a result folder (results/ is not in the repository) to docs/figures/ and link it."""
+    if not name:
+        return ""
+    source = REPO / folder / name if not Path(folder).is_absolute() else Path(folder) / name
+    target = FIGURES / Path(folder).name / name
+    if source.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+    return str(target.relative_to(DOCS))
 
 
 def section_study(results: Path) -> list[str] | None:
@@ -182,7 +192,9 @@ def section_study(results: Path) -> list[str] | None:
                     + f"; held-out Agree {w['before']['heldout']['agree']:.3f} (collection's weights) -> "
                       f"{w['after']['heldout']['agree']:.3f} on {w['heldout_questions']} questions.", ""]
         if path.with_name("cumulative.png").exists():
-            out += [f"![cumulative agreements](../{path.parent.relative_to(REPO)}/cumulative.png)", ""]
+            study = path.parent.parent
+            folder = study.relative_to(REPO) if study.is_relative_to(REPO) else study
+            out += [f"![cumulative agreements]({_rel_figure(folder, 'analysis/cumulative.png')})", ""]
     return out
 
 
