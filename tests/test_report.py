@@ -98,3 +98,17 @@ def test_embedding_map_separates_clusters(tmp_path):
     spread = max(coords[:20].std(axis=0).max(), coords[20:].std(axis=0).max())
     assert np.linalg.norm(a - b) > 3 * spread
     assert plot_embedding_map(coords, ["a"] * 20 + ["b"] * 20, tmp_path / "map.png").stat().st_size > 1000
+
+
+def test_no_extract_skips_rows_whose_features_are_not_cached(tiny_collection, tmp_path):
+    from artlens.features import create_extractor
+
+    coll = private_copy(tiny_collection, tmp_path / "c")
+    assert coll.cache.count(create_extractor("gramcos-block4").id) == 0
+    config = ReportConfig(label="style", extract=False, skip=frozenset({"learned", "annotation", "text", "federated"}))
+    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    rows = {r["method"]: r for r in report["retrieval"]}
+    assert rows["style: Gram·Cosine block4"] == {"method": "style: Gram·Cosine block4",
+                                                 "skipped": "no cached gramcos-block4 features"}
+    assert "map" in rows["colour histogram"]
+    assert coll.cache.count(create_extractor("gramcos-block4").id) == 0

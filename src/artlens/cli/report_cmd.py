@@ -25,6 +25,8 @@ def eval_report(
     rounds: int = typer.Option(5, "--rounds", help="Federated rounds (FedAvg and FedStyle)."),
     local_epochs: int = typer.Option(2, "--local-epochs", help="Local epochs per federated round."),
     cpus: int = typer.Option(2, "--cpus", help="CPUs for the federated simulation."),
+    extract: bool = typer.Option(True, "--extract/--no-extract", help="Compute features the cache lacks (with "
+                                                                      "--no-extract, rows without them are skipped)."),
     collection: Path = collection_option(),
 ):
     """Run the evaluation report on a seeded held-out split: DeepArt retrieval table with P@k curves,
@@ -36,7 +38,7 @@ def eval_report(
 
     config = ReportConfig(label=label, text_columns=tuple(text_columns or ()), seed=seed, k=k, layer=layer,
                           skip=frozenset(s.strip() for s in skip.split(",") if s.strip()), epochs=epochs,
-                          rounds=rounds, local_epochs=local_epochs, cpus=cpus)
+                          rounds=rounds, local_epochs=local_epochs, cpus=cpus, extract=extract)
     console = Console(stderr=True)
     coll = open_collection(collection)
     try:

@@ -46,6 +46,7 @@ class ReportConfig:
     local_epochs: int = 2  # federated local epochs per round
     cpus: int = 2  # CPUs of the federated simulation
     map_points: int = 1500  # most test artworks drawn in the embedding map
+    extract: bool = True  # compute features the cache lacks (else rows without features are skipped)
 
     def __post_init__(self):
         unknown = set(self.skip) - set(STAGES)
@@ -117,7 +118,8 @@ def run_report(collection, config: ReportConfig, out: str | Path,
     report.n_test = len(held)
     say(f"{collection.root}: {len(labels)} artworks labelled by {config.label!r}, {len(held)} in the held-out test split")
     texts = collection.texts()
-    _prepare_features(collection, config, bool(texts), say, progress)
+    if config.extract:
+        _prepare_features(collection, config, bool(texts), say, progress)
 
     heads = _timed(report, "learned", say, lambda: _learned_stage(collection, config, report, progress))
     _timed(report, "retrieval", say, lambda: _retrieval_stage(collection, config, report, held, labels, heads or {}))
