@@ -179,7 +179,8 @@ def section_study(results: Path) -> list[str] | None:
     for path in found:
         d = json.loads(path.read_text())
         who = (f"{d['participants']} simulated participants (`artlens study simulate`, see evaluation.md: no human "
-               "answers yet, so this shows the machinery, not human judgement)" if d.get("simulated_participants") == d["participants"]
+               "answers yet, so this shows the machinery, not human judgement)"
+               if d.get("simulated_participants") == d["participants"]
                else f"{d['participants']} participants")
         out += [f"### {path.parent.parent.name}: {d['answered_questions']} questions, {who}", "",
                 table(["method", "Ps", "Agree", "questions"],
@@ -267,7 +268,8 @@ def section_hashing(results: Path) -> list[str] | None:
             rows.append([f"{size['n']:,}", f3(size["linear"]["p50_ms"]), f3(size["linear"]["p95_ms"]),
                          f3(mi.get("p50_ms")), f3(mi.get("p95_ms")), mi.get("identical_to_scan")])
         out += [f"Speed, {s['bits']}-bit codes, single queries, one thread ({s['distribution']} codes):", "",
-                table(["items", "linear scan p50 ms", "p95 ms", "multi-index r=4 p50 ms", "p95 ms", "identical to scan"], rows), ""]
+                table(["items", "linear scan p50 ms", "p95 ms", "multi-index r=4 p50 ms", "p95 ms", "identical to scan"],
+                      rows), ""]
     return out
 
 
@@ -280,7 +282,8 @@ def section_api(results: Path) -> list[str] | None:
     return ["## Web API (`benchmarks/api_load.py`)", "",
             f"{d['collection_size']:,}-item collection, {load_['clients']} concurrent clients, {load_['requests']:,} mixed "
             f"searches on a shared 2-core machine (load average {la[0]:.0f} from other jobs): {load_['errors']} errors, "
-            f"p50 {load_['all']['p50_ms'] / 1000:.1f} s, p95 {load_['all']['p95_ms'] / 1000:.1f} s (queueing for the CPU).", "",
+            f"p50 {load_['all']['p50_ms'] / 1000:.1f} s, p95 {load_['all']['p95_ms'] / 1000:.1f} s "
+            "(queueing for the CPU).", "",
             table(["request", "p50 ms", "p95 ms", "server CPU ms", "target p95 ms", "met"],
                   [["1 MP JPEG upload search", up["p50_ms"], up["p95_ms"], up["server_cpu_ms"],
                     d["targets"]["upload_p95_ms"], d["met"]["upload_p95_ms"]],
@@ -351,7 +354,8 @@ def section_copyright(results: Path) -> list[str] | None:
                            for m, r in s["methods"].items()]), ""]
     if scale:
         out += [f"Latency with {scale['works']:,} registered works (target {scale['target_ms']} ms):", "",
-                table(["stage", "p50 ms", "p95 ms"], [[k, f3(v["p50_ms"]), f3(v["p95_ms"])] for k, v in scale["latency"].items()]), ""]
+                table(["stage", "p50 ms", "p95 ms"],
+                      [[k, f3(v["p50_ms"]), f3(v["p95_ms"])] for k, v in scale["latency"].items()]), ""]
     return out
 
 

@@ -86,7 +86,8 @@ def analyse(
     seed: int = typer.Option(0, "--seed", help="Seed of the train / held-out split of questions."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for analysis.md, analysis.json, cumulative.png "
                                                        "(default: STUDY/analysis)."),
-    extract: bool = typer.Option(True, "--extract/--no-extract", help="Compute missing style matrices of the study's artworks."),
+    extract: bool = typer.Option(True, "--extract/--no-extract",
+                                 help="Compute missing style matrices of the study's artworks."),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
     study: Path = study_option(),
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),

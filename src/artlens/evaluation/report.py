@@ -257,7 +257,8 @@ def _federated_stage(collection, config: ReportConfig, report: Report, out: Path
     if reason is None and len(set(collection.catalog.column(config.label).values())) < 2:
         reason = "fewer than two label values to make institutions of"
     for strategy, name in (("fedavg", "FedAvg"), ("fedstyle", "FedStyle")):
-        model = f"federated {name}: one institution per {config.label}, {config.rounds} rounds x {config.local_epochs} local epochs"
+        model = (f"federated {name}: one institution per {config.label}, {config.rounds} rounds x "
+                 f"{config.local_epochs} local epochs")
         if reason:
             report.aicrs.append({"model": model, "skipped": reason})
             continue
@@ -287,7 +288,9 @@ def _map_stage(collection, config: ReportConfig, report: Report, held, labels, h
     if len(ids) < 5:
         raise _Skip("fewer than 5 test artworks with vectors")
     rng = np.random.default_rng(config.seed)
-    rows = np.sort(rng.choice(len(ids), config.map_points, replace=False)) if len(ids) > config.map_points else np.arange(len(ids))
+    rows = np.arange(len(ids))
+    if len(ids) > config.map_points:
+        rows = np.sort(rng.choice(len(ids), config.map_points, replace=False))
     coords, method = embedding_map(vectors[rows], config.seed)
     names = [labels[int(i)] for i in ids[rows]]
     path = plot_embedding_map(coords, names, out / "embedding_map.png",

@@ -22,7 +22,8 @@ def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def retrieval_table(rows: Sequence[dict], k: int, references: bool = True) -> str:
-    header = ["method", f"P@{k}", f"AP@{k}", f"nDCG@{k}", "mAP", "queries"] + (["paper (WikiArt, same backbone)"] if references else [])
+    header = ["method", f"P@{k}", f"AP@{k}", f"nDCG@{k}", "mAP", "queries"]
+    header += ["paper (WikiArt, same backbone)"] if references else []
     body = []
     for r in rows:
         if "skipped" in r:
@@ -45,7 +46,8 @@ def aicrs_table(rows: Sequence[dict]) -> str:
 
 def annotation_table(result: dict) -> str:
     return table(["column", "method", "top-1", "top-3", "classes", "test", "train"],
-                 [[c, r["method"], r["top1"], r["top3"], r["classes"], r["n_test"], r["n_train"]] for c, r in result.items()])
+                 [[c, r["method"], r["top1"], r["top3"], r["classes"], r["n_test"], r["n_train"]]
+                  for c, r in result.items()])
 
 
 def render_report(d: dict) -> str:
@@ -56,7 +58,8 @@ def render_report(d: dict) -> str:
            f"(seed {cfg['seed']}). Generated {d['at']} on {d['machine']['cpus']} CPUs in "
            f"**{d['seconds'] / 60:.1f} min** (`artlens eval report`).", "", "## Stages", "",
            table(["stage", "status", "seconds / reason"],
-                 [[name, s["status"], f"{s['seconds']:.1f}" if "seconds" in s else s.get("reason", "")] for name, s in d["stages"].items()]), ""]
+                 [[name, s["status"], f"{s['seconds']:.1f}" if "seconds" in s else s.get("reason", "")]
+                  for name, s in d["stages"].items()]), ""]
     if d["retrieval"]:
         out += ["## Retrieval (DeepArt layout)", "",
                 "Leave-self-out within the test split, relevant = same label. Pretrained vectors as the aspect "
