@@ -339,3 +339,21 @@ def test_the_out_head_applies_to_another_institutions_collection(collection, tmp
                  "--head", str(out), "-k", "3", "--json"])
     hits = json.loads(capsys.readouterr().out)["results"]
     assert code == 0 and len(hits) == 3 and all("learned" in h["aspects"] for h in hits)
+
+
+def test_too_few_institutions_left_stops_the_run_listing_every_refusal(collection, tmp_path):
+    from artlens.errors import ArtlensError
+    from artlens.federated.partition import Partition
+
+    md5s = collection.catalog.md5s()
+    labels = {md5s[i]: v for i, v in collection.catalog.column("style").items()}
+    alone = Partition({"Only Museum": sorted(k for k, v in labels.items() if v == "cubism")})
+    empty = tmp_path / "empty.keys"
+    empty.write_text("")
+    extra = [InstitutionSource("Empty Archive", str(collection.root), str(empty), attach=False),
+             InstitutionSource("Nowhere Museum", str(tmp_path / "missing"), attach=False)]
+    with pytest.raises(ArtlensError) as info:
+        federate(collection, tmp_path, config(strategy="fedavg", min_clients=2), alone, extra)
+    assert "only 1 institution(s) can take part" in info.value.message
+    assert "Empty Archive" in info.value.message and "Nowhere Museum" in info.value.message
+    assert "--min-clients" in info.value.hint
