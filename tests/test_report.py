@@ -112,3 +112,18 @@ def test_no_extract_skips_rows_whose_features_are_not_cached(tiny_collection, tm
                                                  "skipped": "no cached gramcos-block4 features"}
     assert "map" in rows["colour histogram"]
     assert coll.cache.count(create_extractor("gramcos-block4").id) == 0
+
+
+@pytest.mark.slow
+def test_federated_stage_runs_fedavg_and_fedstyle(tiny_collection, tmp_path):
+    pytest.importorskip("flwr.simulation")
+    coll = private_copy(tiny_collection, tmp_path / "c")
+    config = ReportConfig(label="style", epochs=2, rounds=2, local_epochs=1, cpus=1,
+                          skip=frozenset({"retrieval", "annotation", "text", "map"}))
+    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    rows = {r["model"].split(":")[0]: r for r in report["aicrs"]}
+    for name in ("federated FedAvg", "federated FedStyle"):
+        assert "skipped" not in rows[name], rows[name]
+        assert rows[name]["rounds"] == 2 and len(rows[name]["curve"]) == 2 and 0.0 <= rows[name]["accuracy"] <= 1.0
+    assert (tmp_path / "out" / "federated" / "fedstyle" / "metrics.json").exists()
+    assert "federated FedStyle" in (tmp_path / "out" / "report.md").read_text()
