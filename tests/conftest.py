@@ -76,3 +76,22 @@ def tiny_collection(tiny_folder, tmp_path_factory):
     coll = Collection.open(tmp_path_factory.mktemp("coll") / "c", create=True)
     run_ingest(coll, folder, labels, progress=False)
     return coll
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for one browser test module (see browser_support)."""
+    from browser_support import launch_chromium
+
+    with launch_chromium() as chromium:
+        yield chromium
+
+
+@pytest.fixture
+def page(browser, url):
+    """The test module's ``url`` fixture in a desktop-sized page; the test fails on any uncaught
+    JavaScript error."""
+    from browser_support import open_page
+
+    with open_page(browser, url) as opened:
+        yield opened

@@ -3,25 +3,15 @@ Playwright), against the app served by uvicorn on a free localhost port, with pr
 from the tiny collection (its styles stand in for artists)."""
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
+from browser_support import expect  # skips this module without Chromium
+
+from artlens.api import ApiSettings, create_app
+from artlens.api.server import BackgroundServer
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-WAIT_MS = 60_000
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)", allow_module_level=True)
-
-from artlens.api import ApiSettings, create_app  # noqa: E402
-from artlens.api.server import BackgroundServer  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -46,29 +36,6 @@ def url(tiny_collection, tmp_path_factory):
     with BackgroundServer(app) as base:
         yield base
     patch.undo()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, url):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "1")
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 def test_find_an_artist_from_reference_pictures(page, tiny_folder):

@@ -2,27 +2,17 @@
 participant answers every question and the answers land in the study's answers.jsonl."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
+from browser_support import expect, open_page  # skips this module without Chromium
+
+from artlens.api import ApiSettings, create_app
+from artlens.api.server import BackgroundServer
+from artlens.collection import Collection
+from artlens.study import AnswerLog, create_study
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-WAIT_MS = 60_000
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)", allow_module_level=True)
-
-from artlens.api import ApiSettings, create_app  # noqa: E402
-from artlens.api.server import BackgroundServer  # noqa: E402
-from artlens.collection import Collection  # noqa: E402
-from artlens.study import AnswerLog, create_study  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -36,17 +26,9 @@ def served(tiny_collection, tmp_path_factory):
         yield base, study
 
 
-def test_participant_answers_every_question(served):
+def test_participant_answers_every_question(browser, served):
     base, study = served
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 800})
-        errors = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        page.set_default_timeout(WAIT_MS)
-        expect.set_options(timeout=WAIT_MS)
-        page.goto(base + "study")
-        expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    with open_page(browser, base + "study", viewport={"width": 1100, "height": 800}) as page:
         page.get_by_label("4").first.check()  # self-assessed familiarity with art
         page.get_by_test_id("start").click()
         chosen = []
@@ -72,8 +54,6 @@ def test_participant_answers_every_question(served):
         expect(page.locator("body")).to_have_attribute("data-ready", "1")
         page.get_by_test_id("start").click()
         expect(page.get_by_test_id("done")).to_be_visible()
-        browser.close()
-    assert not errors, errors
     answers = sorted(AnswerLog(study.answers_path).read(), key=lambda a: a.question)
     assert [a.pair for a in answers] == chosen
     assert len({a.participant for a in answers}) == 1

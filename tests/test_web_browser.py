@@ -8,21 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from browser_support import expect, open_page  # skips this module without Chromium
+
+from artlens.api import ApiSettings, create_app
+from artlens.api.server import BackgroundServer
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-WAIT_MS = 60_000  # a busy CI machine encodes an upload in well under this
-
-try:
-    from playwright.sync_api import expect, sync_playwright
-except ImportError:  # pragma: no cover - depends on the machine
-    pytest.skip("playwright is not installed (pip install -e '.[test]')", allow_module_level=True)
-if not CHROMIUM.exists():  # pragma: no cover - depends on the machine
-    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium chromium-driver)", allow_module_level=True)
-
-from artlens.api import ApiSettings, create_app  # noqa: E402
-from artlens.api.server import BackgroundServer  # noqa: E402
 
 
 def fake_annotator(image, top):
@@ -43,29 +34,6 @@ def url(tiny_collection, tmp_path_factory):
     app = create_app(settings, collection=tiny_collection, annotator=fake_annotator, copyright_checker=fake_checker)
     with BackgroundServer(app) as base:
         yield base
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, url):
-    context = browser.new_context(viewport={"width": 1280, "height": 860})
-    page = context.new_page()
-    errors = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    page.goto(url)
-    expect(page.locator("body")).to_have_attribute("data-ready", "1")
-    yield page
-    context.close()
-    assert not errors, errors
 
 
 @pytest.fixture(scope="module")
@@ -184,12 +152,7 @@ def test_bad_uploads_show_what_went_wrong(page, tmp_path):
 
 
 def test_phone_layout(browser, url, dots_file):
-    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
-    page = context.new_page()
-    page.set_default_timeout(WAIT_MS)
-    try:
-        page.goto(url)
-        expect(page.locator("body")).to_have_attribute("data-ready", "1")
+    with open_page(browser, url, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True) as page:
         expect(page.locator("#camera-btn")).to_be_hidden()  # inside the collapsed panel
         page.locator("#sidebar-toggle").click()
         expect(page.locator("#camera-btn")).to_be_visible()  # phones get "Take photo" (capture=environment)
@@ -204,8 +167,6 @@ def test_phone_layout(browser, url, dots_file):
             .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.alternatives'))
             .map(e => e.tagName + '.' + e.className)""")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390, wide  # nothing sticks out sideways
-    finally:
-        context.close()
 
 
 def test_api_reference_renders_offline(page, url):
