@@ -1,6 +1,44 @@
 /* artlens web page: plain JavaScript over the REST API (/api/...), no external code. */
 "use strict";
 
+// -- helpers of the search page and the "find an artist" view below ---------------------------------
+const $ = (id) => document.getElementById(id);
+
+function el(tag, attrs = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "style") node.setAttribute("style", value);
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    super((body && body.error) || `request failed (HTTP ${status})`);
+    this.status = status;
+    this.hint = body && body.hint;
+  }
+}
+
+// GET, or POST of a FormData; the JSON answer. A failed request throws ApiError (the server's error and hint).
+async function api(path, form) {
+  const res = await fetch(path, form ? { method: "POST", body: form } : {});
+  let body = null;
+  try { body = await res.json(); } catch (_) { body = null; }
+  if (!res.ok) throw new ApiError(res.status, body);
+  return body;
+}
+
+/* The search page. */
 (() => {
   const ASPECTS = [
     { name: "content", label: "Content", why: "what is depicted" },
@@ -30,25 +68,6 @@
   };
 
   // -- small helpers -----------------------------------------------------------------------------
-  const $ = (id) => document.getElementById(id);
-
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else if (key === "style") node.setAttribute("style", value);
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
   function svg(path, filled = false) {
     const ns = "http://www.w3.org/2000/svg";
     const s = document.createElementNS(ns, "svg");
@@ -80,22 +99,6 @@
     t.hidden = false;
     clearTimeout(toastTimer);
     toastTimer = setTimeout(() => { t.hidden = true; }, 4000);
-  }
-
-  class ApiError extends Error {
-    constructor(status, body) {
-      super((body && body.error) || `request failed (HTTP ${status})`);
-      this.status = status;
-      this.hint = body && body.hint;
-    }
-  }
-
-  async function api(path, form) {
-    const res = await fetch(path, form ? { method: "POST", body: form } : {});
-    let body = null;
-    try { body = await res.json(); } catch (_) { body = null; }
-    if (!res.ok) throw new ApiError(res.status, body);
-    return body;
   }
 
   // -- liked list (kept in this browser) ---------------------------------------------------------
@@ -643,41 +646,11 @@
 })();
 
 /* "Find an artist": reference pictures (and words) ranked against the published artist profiles
-   (/api/artists, /api/artists/search). Works on its own beside the search page above. */
+   (/api/artists, /api/artists/search). Beside the search page above, sharing only the helpers at the top. */
 (() => {
   const MAX_REFS = 8;
-  const $ = (id) => document.getElementById(id);
   const refs = [];  // {file, url}
   let available = false;
-
-  function el(tag, attrs = {}, ...children) {
-    const node = document.createElement(tag);
-    for (const [key, value] of Object.entries(attrs)) {
-      if (value === null || value === undefined || value === false) continue;
-      if (key === "class") node.className = value;
-      else if (key === "text") node.textContent = value;
-      else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-      else if (key === "style") node.setAttribute("style", value);
-      else node.setAttribute(key, value === true ? "" : value);
-    }
-    for (const child of children.flat()) {
-      if (child === null || child === undefined || child === false) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
-
-  async function call(path, form) {
-    const res = await fetch(path, form ? { method: "POST", body: form } : {});
-    let body = null;
-    try { body = await res.json(); } catch (_) { body = null; }
-    if (!res.ok) {
-      const err = new Error((body && body.error) || `request failed (HTTP ${res.status})`);
-      err.hint = body && body.hint;
-      throw err;
-    }
-    return body;
-  }
 
   const status = (text) => { $("artists-status").textContent = text; $("artists-status").hidden = !text; };
   const ready = () => { $("artists-go").disabled = !available || (!refs.length && !$("artists-text").value.trim()); };
@@ -728,7 +701,7 @@
     $("artists-go").disabled = true;
     status("Matching your references with the artists' profiles…");
     try {
-      renderResults(await call("/api/artists/search", form));
+      renderResults(await api("/api/artists/search", form));
     } catch (err) {
       $("artists-results").replaceChildren();
       status(err.hint ? `${err.message} (${err.hint})` : err.message);
@@ -740,7 +713,7 @@
   async function open() {
     $("artists-dialog").showModal();
     try {
-      const info = await call("/api/artists");
+      const info = await api("/api/artists");
       available = info.available;
       $("artists-form").hidden = !available;
       $("artists-text").hidden = !info.text;
