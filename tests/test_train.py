@@ -13,7 +13,7 @@ from artlens.models import HeadConfig, InputSpec, create_head, load_head
 from artlens.models.inputs import FeatureSet
 from artlens.train import TrainConfig, fit_local_epochs, stratified_split, train_head
 from artlens.train.loop import embedding_map
-from artlens.train.report import plot_curves, write_metrics
+from artlens.train.report import plot_curves, pyplot, save_figure, write_json, write_metrics
 from artlens.train.split import column_split
 
 SPECS = (InputSpec("img", "img/v1", "image", 32), InputSpec("txt", "txt/v1", "text", 8, optional=True))
@@ -108,6 +108,19 @@ def test_metrics_json_and_curves_png(tmp_path):
     assert len(saved["epochs"]) == 3 and saved["test"]["map"] == 0.5 and saved["best_epoch"] == history.best_epoch
     png = plot_curves(history, tmp_path / "m.curves.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_files_are_written_whole_with_numpy_values(tmp_path):
+    out = tmp_path / "new" / "folder"
+    path = write_json({"n": np.int64(3), "x": np.float32(0.5), "v": np.arange(3)}, out / "r.json")
+    assert json.loads(path.read_text()) == {"n": 3, "x": 0.5, "v": [0, 1, 2]}
+    with pytest.raises(TypeError, match="not JSON serialisable: object"):
+        write_json({"bad": object()}, out / "bad.json")
+    fig, ax = pyplot().subplots()
+    ax.plot([0, 1], [1, 0])
+    assert save_figure(fig, out / "f.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not pyplot().fignum_exists(fig.number)  # closed once saved
+    assert sorted(p.name for p in out.iterdir()) == ["f.png", "r.json"]  # no temporary files left
 
 
 def test_stratified_split_is_seeded_stratified_and_keyed_by_md5():

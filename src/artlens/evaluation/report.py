@@ -15,7 +15,6 @@ Stages (each can be skipped; one that cannot run is recorded as skipped with the
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import platform
 import time
@@ -138,12 +137,10 @@ def run_report(collection, config: ReportConfig, out: str | Path,
 
 def write_report(report: Report, out: Path) -> None:
     from artlens.evaluation.report_markdown import render_report
+    from artlens.train.report import write_json, write_text
 
-    for name, text in (("report.json", json.dumps(report.as_dict(), indent=2, default=_jsonable)),
-                       ("report.md", render_report(report.as_dict()))):
-        tmp = out / f".{name}.tmp-{os.getpid()}"
-        tmp.write_text(text)
-        tmp.replace(out / name)
+    write_json(report.as_dict(), out / "report.json")
+    write_text(render_report(report.as_dict()), out / "report.md")
 
 
 # -- stages ---------------------------------------------------------------------------------------
@@ -314,11 +311,3 @@ def _figures(report: Report, out: Path) -> None:
 
 def _no_text(collection) -> str:
     return f"no artwork has text in {', '.join(collection.config.text_columns)} (pass --text-column COLUMN)"
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -3,34 +3,17 @@ embedding map coloured by label. Each figure is written atomically; matplotlib r
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
+from artlens.train.report import pyplot, save_figure
 
 
 def plot_precision_curves(rows: Sequence[Mapping], path: Path, title: str = "") -> Path:
     """One line per method: P@k against k (the DeepArt figure)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for row in rows:
         ks = [int(k) for k in row["curve"]]
@@ -41,12 +24,12 @@ def plot_precision_curves(rows: Sequence[Mapping], path: Path, title: str = "") 
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_training_curves(curves: Mapping[str, Sequence[Mapping]], path: Path, title: str = "") -> Path:
     """Test / validation accuracy and loss of every AICRS model by epoch (centralised) or round (federated)."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_acc, ax_loss) = plt.subplots(1, 2, figsize=(11, 4))
     for name, points in curves.items():
         if not points:
@@ -65,7 +48,7 @@ def plot_training_curves(curves: Mapping[str, Sequence[Mapping]], path: Path, ti
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def embedding_map(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -85,7 +68,7 @@ def embedding_map(vectors: np.ndarray, seed: int = 0) -> tuple[np.ndarray, str]:
 
 
 def plot_embedding_map(coords: np.ndarray, labels: Sequence[str], path: Path, title: str = "") -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 6))
     names = sorted(set(labels))
     cmap = plt.get_cmap("tab20" if len(names) > 10 else "tab10")
@@ -99,4 +82,4 @@ def plot_embedding_map(coords: np.ndarray, labels: Sequence[str], path: Path, ti
         ax.legend(fontsize=7, markerscale=2, loc="best")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

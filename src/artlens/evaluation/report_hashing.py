@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from artlens.evaluation.report_markdown import table
+from artlens.train.report import pyplot, save_figure, write_json, write_text
 
 
 def write_hashing_report(rows: Sequence[dict], out: str | Path, collection: str = "") -> dict[str, Path]:
@@ -28,23 +27,13 @@ def write_hashing_report(rows: Sequence[dict], out: str | Path, collection: str 
                 [[r["method"], r["bits"], r["map@k"], r["float_map@k"],
                   f"{100 * r['map@k'] / r['float_map@k']:.0f} %" if r["float_map@k"] else ""] for r in rows]),
           "", "![mAP by code length](map_by_bits.png)", ""]
-    paths = {"json": out / "report.json", "md": out / "report.md"}
-    for key, text in (("json", json.dumps(payload, indent=2)), ("md", "\n".join(md))):
-        tmp = paths[key].with_name(f".{paths[key].name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(paths[key])
-    paths["png"] = _plot(rows, out / "map_by_bits.png")
-    return paths
+    return {"json": write_json(payload, out / "report.json"), "md": write_text("\n".join(md), out / "report.md"),
+            "png": _plot(rows, out / "map_by_bits.png")}
 
 
 def _plot(rows: Sequence[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     k = rows[0]["k"]
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = pyplot().subplots(figsize=(6, 4))
     ax.plot([r["bits"] for r in rows], [r["map@k"] for r in rows], marker="o", label=rows[0]["method"])
     ax.axhline(rows[0]["float_map@k"], color="grey", linestyle="--", label="float features (bound)")
     ax.set_xlabel("bits")
@@ -53,8 +42,4 @@ def _plot(rows: Sequence[dict], path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)

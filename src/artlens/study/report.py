@@ -2,33 +2,23 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 from artlens.evaluation.report_markdown import table
 from artlens.study.analysis import cumulative_agreement
+from artlens.train.report import pyplot, save_figure, write_json, write_text
 
 
 def write_analysis(analysis: dict, weights: dict, out: Path) -> dict[str, Path]:
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "analysis.json", "md": out / "analysis.md"}
-    payload = {**analysis, "learned_weights": weights}
-    for key, text in (("json", json.dumps(payload, indent=2)), ("md", render(analysis, weights))):
-        tmp = paths[key].with_name(f".{paths[key].name}.tmp-{os.getpid()}")
-        tmp.write_text(text)
-        tmp.replace(paths[key])
+    paths = {"json": write_json({**analysis, "learned_weights": weights}, out / "analysis.json"),
+             "md": write_text(render(analysis, weights), out / "analysis.md")}
     if analysis["questions"]:
         paths["png"] = plot_cumulative(analysis, out / "cumulative.png")
     return paths
 
 
 def plot_cumulative(analysis: dict, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     curves = cumulative_agreement(analysis)
     n = len(analysis["questions"])
     fig, ax = plt.subplots(figsize=(7, 4.5))
@@ -44,11 +34,7 @@ def plot_cumulative(analysis: dict, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def render(analysis: dict, weights: dict) -> str:

@@ -2,6 +2,8 @@
 
 ``write_json`` and ``plot_panels`` are the shared pieces: centrally trained heads use them by epoch
 (``write_metrics``, ``plot_curves``), federated runs by round (``artlens.federated.report``).
+``write_text``, ``write_json``, ``pyplot`` and ``save_figure`` are also how every later report
+(evaluation, hashing, the similarity study) writes its files: atomically, figures headless.
 """
 
 from __future__ import annotations
@@ -18,33 +20,53 @@ Series = tuple[str, Sequence[float | None], str]  # (legend label, values, matpl
 Panel = tuple[str, Sequence[Series]]  # (y-axis label, its series)
 
 
-def write_json(payload: dict, path: str | Path) -> Path:
-    """``payload`` as indented JSON (numpy scalars as numbers), written atomically."""
+def write_text(text: str, path: str | Path) -> Path:
+    """``text`` written atomically: to a temporary file beside ``path``, then renamed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=_jsonable))
+    tmp.write_text(text)
     tmp.replace(path)
     return path
 
 
+def write_json(payload: dict, path: str | Path) -> Path:
+    """``payload`` as indented JSON (numpy scalars as numbers, arrays as lists), written atomically."""
+    return write_text(json.dumps(payload, indent=2, default=_jsonable), path)
+
+
 def _jsonable(value):
-    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # numpy scalars
-        return value.item()
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
+        return value.tolist()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the headless Agg backend (imported on first use: matplotlib is slow to load)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path) -> Path:
+    """``fig`` as an image (format from the suffix, 100 dpi), written atomically; the figure is closed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # savefig reads the format from the suffix
+    fig.savefig(tmp, dpi=100)
+    pyplot().close(fig)
+    tmp.replace(path)
+    return path
 
 
 def plot_panels(x: Sequence[float], panels: Sequence[Panel], path: str | Path, title: str = "", xlabel: str = "epoch",
                 mark: float | None = None) -> Path:
     """Panels side by side sharing the x values; a series none of whose values is set is left out, and
     ``mark`` (the kept epoch or round) is a grey vertical line in every panel. Saved atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
     for ax, (ylabel, series) in zip(axes[0], panels):
         for label, values, fmt in series:
@@ -60,11 +82,7 @@ def plot_panels(x: Sequence[float], panels: Sequence[Panel], path: str | Path, t
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path)
 
 
 def write_metrics(history: History, path: str | Path, extra: dict | None = None) -> Path:
