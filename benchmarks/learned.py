@@ -23,7 +23,6 @@ import sys
 import time
 
 import numpy as np
-import torch
 
 from _common import RESULTS, dataset, print_table, write_result
 
@@ -31,11 +30,12 @@ from artlens.annotation import fit_probe
 from artlens.cli.collection_cmds import run_ingest
 from artlens.collection import Collection
 from artlens.config import IndexConfig
+from artlens.evaluation.report_learned import text_lstm_scores
 from artlens.evaluation.retrieval import evaluate_vectors
 from artlens.features import create_extractor
 from artlens.index import AspectIndex
 from artlens.train.loop import TrainConfig, cpu_threads
-from artlens.train.run import labelled_features, resolve_inputs, train_collection_head
+from artlens.train.run import resolve_inputs, train_collection_head
 from artlens.train.split import collection_split
 
 # (extractor, PCA dimensions fitted on the whole collection, as its index would)
@@ -100,23 +100,11 @@ def head_row(coll, label: str, features: list[str], config: TrainConfig, labels:
     return row
 
 
-def text_lstm_row(coll, label: str, split: dict[int, str], labels: dict[int, str], seed: int) -> dict:
-    from artlens.models.text_lstm import MiniLMTokens
-    from artlens.train.text_lstm import evaluate_text_lstm, train_text_lstm
-
-    texts = coll.texts()
-    classes = sorted(set(labels.values()))
-    part = {s: [i for i, v in split.items() if v == s and i in texts] for s in ("train", "val", "test")}
-    y = {s: [classes.index(labels[i]) for i in part[s]] for s in part}
-    tokens = MiniLMTokens()
-    t = time.perf_counter()
-    model, history = train_text_lstm(tokens, [texts[i] for i in part["train"]], y["train"],
-                                     [texts[i] for i in part["val"]], y["val"], len(classes), seed=seed)
-    seconds = time.perf_counter() - t
-    x, lengths = tokens.encode([texts[i] for i in part["test"]])
-    loss, acc = evaluate_text_lstm(model, x, lengths, torch.as_tensor(y["test"]))
-    return {"model": "text-only: LSTM over description tokens", "top1": acc, "loss": loss, "train_s": round(seconds, 1),
-            "epochs": len(history), "n_test": len(part["test"])}
+def text_lstm_row(coll, label: str, seed: int) -> dict:
+    """The AICRS text-only baseline as ``artlens eval report`` scores it (its split for ``seed``)."""
+    scores = text_lstm_scores(coll, label, seed)
+    return {"model": "text-only: LSTM over description tokens", "top1": scores["accuracy"], "loss": scores["loss"],
+            "train_s": scores["train_s"], "epochs": scores["epochs"], "n_test": scores["n_test"]}
 
 
 def aicrs_table(coll, label: str, seeds: list[int], config: TrainConfig) -> list[dict]:
@@ -129,13 +117,12 @@ def aicrs_table(coll, label: str, seeds: list[int], config: TrainConfig) -> list
     runs: dict[str, list[dict]] = {}
     for seed in seeds:
         cfg = dataclasses.replace(config, seed=seed, loss="ce")
-        split = collection_split(coll, label, seed=seed)
         for name, features in variants:
             r = head_row(coll, label, features, cfg, labels)
             runs.setdefault(name, []).append({"top1": r["top1"], "loss": r["loss"], "train_s": r["train_s"],
                                               "map": r["map"], "n_test": r["n_test"]})
             print(f"  seed {seed} {name}: acc {r['top1']:.3f} loss {r['loss']:.3f} ({r['train_s']} s)", flush=True)
-        r = text_lstm_row(coll, label, split, labels, seed)
+        r = text_lstm_row(coll, label, seed)
         runs.setdefault(r["model"], []).append(r)
         print(f"  seed {seed} {r['model']}: acc {r['top1']:.3f} loss {r['loss']:.3f} ({r['train_s']} s)", flush=True)
     rows = []
