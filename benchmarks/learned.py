@@ -30,6 +30,7 @@ from artlens.annotation import fit_probe
 from artlens.cli.collection_cmds import run_ingest
 from artlens.collection import Collection
 from artlens.config import IndexConfig
+from artlens.evaluation.metrics import cross_entropy
 from artlens.evaluation.report_learned import text_lstm_scores
 from artlens.evaluation.retrieval import evaluate_vectors
 from artlens.features import create_extractor
@@ -75,7 +76,7 @@ def probe_row(coll, labels: dict[int, str], split: dict[int, str]) -> dict:
     top = np.argsort(-proba, axis=1)[:, :3]
     return {"model": "probe " + "+".join(PROBE), "top1": float(np.mean(top[:, 0] == truth)),
             "top3": float(np.mean((top == truth[:, None]).any(axis=1))),
-            "loss": float(-np.mean(np.log(np.maximum(proba[np.arange(len(truth)), truth], 1e-12)))),
+            "loss": cross_entropy(proba, truth),
             "seconds": round(time.perf_counter() - t, 1), "n_test": len(truth)}
 
 
@@ -94,7 +95,7 @@ def head_row(coll, label: str, features: list[str], config: TrainConfig, labels:
     proba = head.predict_proba(emb)
     top = np.argsort(-proba, axis=1)[:, :3]
     row.update(top1=float(np.mean(top[:, 0] == truth)), top3=float(np.mean((top == truth[:, None]).any(axis=1))),
-               loss=float(-np.mean(np.log(np.maximum(proba[np.arange(len(truth)), truth], 1e-12)))),
+               loss=cross_entropy(proba, truth),
                epochs=len(run.history.epochs), best_epoch=run.history.best_epoch,
                train_s=run.history.seconds, total_s=round(total, 1), n_train=run.counts["train"])
     return row

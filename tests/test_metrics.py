@@ -42,6 +42,12 @@ def test_topk_accuracy():
     assert m.topk_accuracy(scores, labels, 3) == 1.0
 
 
+def test_cross_entropy():
+    proba = np.array([[0.5, 0.5], [0.9, 0.1], [0.0, 1.0]])
+    assert m.cross_entropy(proba[:2], [0, 0]) == pytest.approx(-(np.log(0.5) + np.log(0.9)) / 2)
+    assert m.cross_entropy(proba[2:], [0]) == pytest.approx(-np.log(1e-12))  # a zero probability is clipped
+
+
 def test_batch_metrics_match_single_query_functions():
     rng = np.random.default_rng(0)
     rel = rng.random((20, 80)) < 0.2

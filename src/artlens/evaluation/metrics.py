@@ -79,6 +79,13 @@ def topk_accuracy(scores, labels, k: int) -> float:
     return float(np.mean(np.any(top == labels[:, None], axis=1)))
 
 
+def cross_entropy(proba, labels) -> float:
+    """Mean negative log of the probability each row gives its true label index (clipped at 1e-12)."""
+    proba = np.asarray(proba)
+    labels = np.asarray(labels)
+    return float(-np.mean(np.log(np.maximum(proba[np.arange(len(labels)), labels], 1e-12))))
+
+
 def retrieval_summary(rel_rows, n_relevant, ks=(10, 60)) -> dict[str, float]:
     """Mean retrieval metrics over queries.
 

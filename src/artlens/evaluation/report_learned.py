@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artlens.evaluation.metrics import cross_entropy
 from artlens.train.loop import TrainConfig
 
 
@@ -50,7 +51,7 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
     from artlens.train.loop import embedding_map
 
     scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)), "map": embedding_map(vectors, truth),
-              "loss": float(-np.mean(np.log(np.maximum(proba[np.arange(len(truth)), truth], 1e-12)))),
+              "loss": cross_entropy(proba, truth),
               "train_s": run.history.seconds, "epochs": len(run.history.epochs), "n_test": len(ids),
               "n_train": run.counts["train"], "features": list(features), "notes": run.notes}
     return TrainedHead(f"{loss} [{'+'.join(features)}]", head, ids, vectors, scores, run.history.epochs)
