@@ -36,6 +36,16 @@ def load(results: Path, name: str) -> dict | None:
         return None
 
 
+def load_each(results: Path, pattern: str) -> list[tuple[Path, dict]]:
+    """Every result file matching ``pattern`` (a glob under ``results``), in name order, with its JSON."""
+    return [(path, json.loads(path.read_text())) for path in sorted(results.glob(pattern))]
+
+
+def repo_relative(path: Path) -> Path:
+    """``path`` relative to the repository when it lies inside it (as commands in the document show it)."""
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def f3(v) -> str:
     return fmt(v, 3) if isinstance(v, float) else fmt(v)
 
@@ -90,7 +100,7 @@ def _retrieval_gaps(d: dict) -> list[str]:
 
 
 def section_retrieval(results: Path) -> list[str] | None:
-    found = sorted(results.glob("retrieval_*.json"))
+    found = load_each(results, "retrieval_*.json")
     if not found:
         return None
     out = ["## Pretrained retrieval (`benchmarks/retrieval.py`)", "",
@@ -99,8 +109,7 @@ def section_retrieval(results: Path) -> list[str] | None:
            "duplicates, so 6,835 queries instead of 7,000. Style matrices: upper triangle, signed square root, L2 "
            "per layer, PCA to 256 dimensions fitted on the collection. The reference column holds the figures "
            "reported with the same backbone on the paper's data (WikiArt styles; Louvre genres).", ""]
-    for path in found:
-        d = json.loads(path.read_text())
+    for _, d in found:
         rows = d["rows"]
         out += [f"### {d['dataset']}, label `{d['label']}` ({rows[0]['n_queries']:,} queries)", "",
                 table(["aspect", "mAP", "P@10", "P@60", "nDCG@60", "reference (paper)"],
@@ -118,7 +127,7 @@ def section_retrieval(results: Path) -> list[str] | None:
 def section_reports(results: Path) -> list[str] | None:
     from artlens.evaluation.report_markdown import aicrs_table, annotation_table, retrieval_table
 
-    found = sorted(results.glob("report_*/report.json"))
+    found = load_each(results, "report_*/report.json")
     if not found:
         return None
     out = ["## Evaluation report (`artlens eval report`)", "",
@@ -126,10 +135,9 @@ def section_reports(results: Path) -> list[str] | None:
            "leave-self-out *within the test split* (about 147 relevant artworks per query instead of 999 in the "
            "whole-collection protocol above, so P@60 and AP@60 are lower for every method; the reference column "
            "is the paper's whole-collection figure); heads train on the train split with early stopping on val.", ""]
-    for path in found:
-        d = json.loads(path.read_text())
+    for path, d in found:
         cfg = d["config"]
-        rel = path.parent.relative_to(REPO) if path.is_relative_to(REPO) else path.parent
+        rel = repo_relative(path.parent)
         dataset = path.parent.name.removeprefix("report_")
         out += [f"### {dataset}, label `{cfg['label']}` ({d['n_test']:,} test artworks of "
                 f"{d['n_labelled']:,})", "",
@@ -169,15 +177,14 @@ def _rel_figure(folder: Path, name: str | None) -> str:
 
 
 def section_study(results: Path) -> list[str] | None:
-    found = sorted(results.glob("study_*/analysis/analysis.json"))
+    found = load_each(results, "study_*/analysis/analysis.json")
     if not found:
         return None
     out = ["## Human vs machine similarity study (`artlens study analyse`)", "",
            "Ukiyo-e protocol: questions of 5 artworks within one label; the participants pick the pair most alike. "
            "Agree(x): share of questions where method x picks the majority pair; Ps(x): share of participants "
            "choosing x's pair (see docs/evaluation.md for the tie rule).", ""]
-    for path in found:
-        d = json.loads(path.read_text())
+    for path, d in found:
         who = (f"{d['participants']} simulated participants (`artlens study simulate`, see evaluation.md: no human "
                "answers yet, so this shows the machinery, not human judgement)"
                if d.get("simulated_participants") == d["participants"]
@@ -193,9 +200,8 @@ def section_study(results: Path) -> list[str] | None:
                     + f"; held-out Agree {w['before']['heldout']['agree']:.3f} (collection's weights) -> "
                       f"{w['after']['heldout']['agree']:.3f} on {w['heldout_questions']} questions.", ""]
         if path.with_name("cumulative.png").exists():
-            study = path.parent.parent
-            folder = study.relative_to(REPO) if study.is_relative_to(REPO) else study
-            out += [f"![cumulative agreements]({_rel_figure(folder, 'analysis/cumulative.png')})", ""]
+            out += [f"![cumulative agreements]({_rel_figure(repo_relative(path.parent.parent), 'analysis/cumulative.png')})",
+                    ""]
     return out
 
 
@@ -294,15 +300,14 @@ def section_api(results: Path) -> list[str] | None:
 
 # -- learned, federated ---------------------------------------------------------------------------
 def section_learned(results: Path) -> list[str] | None:
-    found = sorted(results.glob("learned_*.json"))
+    found = load_each(results, "learned_*.json")
     if not found:
         return None
     out = ["## Learned heads and annotation (`benchmarks/learned.py`)", "",
            "Retrieval is leave-self-out within the test split; \"x best\" is the ratio to the best pretrained aspect on "
            "the same split. Issue targets on wikiart_styles: mAP >= 1.5x the best pretrained aspect, style top-1 >= "
            "0.64. Details: [learned.md](learned.md).", ""]
-    for path in found:
-        d = json.loads(path.read_text())
+    for _, d in found:
         heads = [r for r in d["retrieval"] if r["model"].startswith("head")]
         out += [f"### {d['dataset']}, `{d['label']}` (test {d['n_test']:,} of {d['n_labelled']:,})", "",
                 f"Best pretrained: {d['best_pretrained']['model']}, mAP {d['best_pretrained']['map']:.4f}.", "",
@@ -360,14 +365,13 @@ def section_copyright(results: Path) -> list[str] | None:
 
 
 def section_artists(results: Path) -> list[str] | None:
-    found = sorted(results.glob("artists_*.json"))
+    found = load_each(results, "artists_*.json")
     if not found:
         return None
     out = ["## Artist profiles (`benchmarks/artists.py`)", "",
            "Top-1 / top-3 / MRR of finding a held-out artwork's artist from style profiles (differential privacy "
            "shown at epsilon 8)." + (" Details: [artists.md](artists.md)." if (DOCS / "artists.md").exists() else ""), ""]
-    for path in found:
-        d = json.loads(path.read_text())
+    for _, d in found:
         rows = []
         for setting, s in d["settings"].items():
             for method, r in s.get("methods", {}).items():
