@@ -1,6 +1,8 @@
 """Build the benchmark registries' features and edited views without training (long, run once).
 
-    python benchmarks/copyright_prepare.py --sets louvre bob_ross
+    python benchmarks/copyright_prepare.py --sets louvre bob_ross [--views 12]
+
+Views already cached are kept; asking for more views computes only the new ones.
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ from artlens.copyright.views import compute_views  # noqa: E402
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"])
+    ap.add_argument("--views", type=int, default=CopyrightConfig().robust.views, help="edited views per work")
     args = ap.parse_args()
-    config = CopyrightConfig()
+    config = CopyrightConfig().replace(robust__views=args.views)
     for name in args.sets:
         folder, _, _ = registry_set(name)
         started = time.perf_counter()
         registry = CopyrightRegistry.open(CACHE / f"registry-{name}", create=True, config=config)
         registry.add(folder, owner=f"{name} (benchmark)", licence="all rights reserved", train=False, progress=False)
         _, md5s = registry.works()
-        compute_views(registry.collection, md5s, config.robust.views + 1, config.robust.seed, progress=False)
+        compute_views(registry.collection, md5s, config.robust.views + 1, config.robust.seed, progress=True)
         print(f"{name}: {len(registry)} works prepared in {time.perf_counter() - started:.0f} s", flush=True)

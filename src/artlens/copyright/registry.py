@@ -276,7 +276,8 @@ class CopyrightRegistry:
         mu = latent_means(model, images)
         detector = CVAEKeyDetector(model, cfg, mu.mean(0))
         detector.set_works(ids, mu)
-        return detector, {"hamming_radius": cfg.hamming_radius, "cosine_threshold": cfg.cosine_threshold}
+        return detector, {"hamming_radius": cfg.hamming_radius, "cosine_threshold": cfg.cosine_threshold,
+                          "epochs": cfg.epochs}
 
     def detector(self, name: str):
         """A trained detector ("robust" or "cvae"), loaded once."""

@@ -63,6 +63,11 @@ def render_markdown(result: dict) -> str:
         for family in families:
             lines.append(f"| {family} | " + " | ".join(_cell(operating_recall(m).get(family)) for m in methods.values())
                          + " |")
+        lines += ["", "At each method's 99 % precision threshold on these queries (the R@P99 column, per family).", "",
+                  "| family | " + " | ".join(methods) + " |", "|---" * (len(methods) + 1) + "|"]
+        for family in families:
+            lines.append(f"| {family} | " + " | ".join(_cell(m.get("recall_per_group@p99", {}).get(family))
+                                                      for m in methods.values()) + " |")
     figures = result.get("figures", {})
     if figures:
         lines += ["", "## Figures", ""] + [f"![{key}]({name})" for key, name in figures.items()]

@@ -23,14 +23,20 @@ from artlens.imaging import crop_letterbox, load_image
 
 
 def view_keys(md5: str, n_views: int, seed: int) -> list[str]:
-    return [f"{md5}#edit-{seed}-{k}" for k in range(n_views)]
+    return [view_key(md5, k, seed) for k in range(n_views)]
 
 
-def render_views(path: str, md5: str, n_views: int, seed: int, max_pixels: int) -> list:
-    """The ``n_views`` edited views of one work, letterbox-cropped as a check would see them."""
+def view_key(md5: str, k: int, seed: int) -> str:
+    """Feature-cache key of view ``k`` of a work."""
+    return f"{md5}#edit-{seed}-{k}"
+
+
+def render_views(path: str, md5: str, n_views: int | list[int], seed: int, max_pixels: int) -> list:
+    """Edited views ``0 .. n_views - 1`` (or those numbered in a list) of one work, letterbox-cropped as a
+    check would see them."""
     work = crop_letterbox(load_image(path, max_pixels=max_pixels))
     out = []
-    for k in range(n_views):
+    for k in (range(n_views) if isinstance(n_views, int) else n_views):
         image, _ = random_edit(work, rng_for(seed, int(md5[:15], 16), k))
         out.append(crop_letterbox(image))
     return out
@@ -44,7 +50,8 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
     collection.cache.register(extractor.id, extractor.dim, extractor.describe())
     have = collection.cache.keys(extractor.id)
     paths = {md5: path for _, md5, path in collection.catalog.iter_artworks()}
-    todo = [m for m in md5s if not all(k in have for k in view_keys(m, n_views, seed))]
+    missing = {m: [k for k, key in enumerate(view_keys(m, n_views, seed)) if key not in have] for m in md5s}
+    todo = [m for m in md5s if missing[m]]  # more views asked for later: only the new ones are computed
     if not todo:
         return 0
     max_pixels = collection.config.max_pixels
@@ -54,12 +61,12 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
         rendered = []
         for md5 in batch:
             try:
-                rendered.append((md5, render_views(paths[md5], md5, n_views, seed, max_pixels)))
+                rendered.append((md5, render_views(paths[md5], md5, missing[md5], seed, max_pixels)))
             except ImageDecodeError:
                 continue
         return rendered
 
-    bar = tqdm(total=len(todo) * n_views, desc="edited views", unit="view", disable=not progress)
+    bar = tqdm(total=sum(len(missing[m]) for m in todo), desc="edited views", unit="view", disable=not progress)
     done = 0
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -72,7 +79,7 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
                 continue
             images = [image for _, views in rendered for image in views]
             vectors = encode_images(images, [extractor])[extractor.name]
-            keys = [k for md5, views in rendered for k in view_keys(md5, len(views), seed)]
+            keys = [view_key(md5, k, seed) for md5, _ in rendered for k in missing[md5]]
             collection.cache.put(extractor.id, keys, np.asarray(vectors), extractor.store_dtype)
             done += len(keys)
             bar.update(len(keys))
