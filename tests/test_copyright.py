@@ -183,6 +183,23 @@ def test_update_and_remove_an_owner(registry_path, pictures, tmp_path, capsys):
         registry.remove_owner("Ann")
 
 
+def test_registering_anothers_works_is_refused_and_changes_nothing(registry_path, pictures, tmp_path, capsys):
+    path = tmp_path / "copy"
+    shutil.copytree(registry_path, path)
+    copies = tmp_path / "copies"
+    copies.mkdir()
+    shutil.copy(pictures["ann"] / "ann2.jpg", copies / "mine.jpg")  # Ann's bytes under a new name
+    before = snapshot(path)
+    for folder in (pictures["bob"], copies):  # the same files again, and the same bytes elsewhere
+        code, _, err = run(["registry", "add", str(folder), "--owner", "Thief", "--licence", "CC0",
+                            "--registry", str(path)], capsys)
+        assert code == 2 and "already registered to another owner" in err and "registry update" in err
+    assert snapshot(path) == before
+    code, _, _ = run(["registry", "add", str(pictures["bob"]), "--owner", "Bob", "--no-train",
+                      "--registry", str(path)], capsys)
+    assert code == 0  # the owner refreshing their own works is fine
+
+
 def test_eval_copyright_reports_every_method(registry_path, pictures, capsys):
     code, out, _ = run(["eval", "copyright", "--registry", str(registry_path), "--distractors", str(pictures["free"]),
                         "--per-work", "1", "--json", "--quiet"], capsys)

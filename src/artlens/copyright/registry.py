@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.catalog.ingest import ingest_folder, scan_folder
+from artlens.catalog.ingest import file_md5, ingest_folder, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
 from artlens.copyright.config import DETECTORS, CopyrightConfig
@@ -116,6 +116,7 @@ class CopyrightRegistry:
         if not owner.strip():
             raise CollectionError("an owner is needed", "pass --owner NAME")
         folder = check_image_folder(folder)
+        self._refuse_other_owners(folder, owner.strip())
         catalog = self.collection.catalog
         report = ingest_folder(catalog, folder, labels, self.collection.config.max_pixels, progress=progress)
         files = catalog.file_states(under=folder)
@@ -130,6 +131,40 @@ class CopyrightRegistry:
         summary = {"ingest": report.as_dict(), "works": len(self)}
         summary.update(self.refresh(train=train, progress=progress))
         return summary
+
+    def _refuse_other_owners(self, folder: Path, owner: str) -> None:
+        """Works under ``folder`` (same file, or the same bytes elsewhere) that are registered to another
+        owner are never handed over silently: ownership changes only through ``registry update``."""
+        catalog = self.collection.catalog
+        owners = catalog.column(OWNER)
+        if not owners:
+            return
+        known = catalog.file_states(under=folder)
+        taken: dict[str, list[str]] = {}
+        for path in scan_folder(folder)[0]:
+            state = known.get(str(path))
+            try:
+                st = path.stat()
+                if state is not None and (state.size_bytes, state.mtime_ns) == (st.st_size, st.st_mtime_ns):
+                    artwork_id = state.artwork_id
+                else:
+                    work = catalog.by_md5(file_md5(path))
+                    artwork_id = work.id if work is not None else None
+            except OSError:
+                continue  # unreadable: ingest skips and reports it
+            other = owners.get(artwork_id) if artwork_id is not None else None
+            if other is not None and other != owner:
+                taken.setdefault(other, []).append(path.name)
+        if taken:
+            other, names = max(taken.items(), key=lambda kv: len(kv[1]))
+            total = sum(len(v) for v in taken.values())
+            raise CollectionError(
+                f"{total} work(s) under {folder} are already registered to another owner "
+                f"({', '.join(f'{o}: {len(v)}' for o, v in sorted(taken.items()))}; e.g. {names[0]} is {other!r}'s); "
+                "nothing was changed",
+                f"if the rights really changed hands: artlens registry update --owner {other!r} --new-owner {owner!r} "
+                "--registry PATH (all of that owner's works), or registry remove --owner ... first",
+            )
 
     def remove_owner(self, owner: str, progress: bool = False) -> int:
         """Forget every work of ``owner``; returns how many."""
