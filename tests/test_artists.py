@@ -281,6 +281,23 @@ def test_cli_publish_search_and_eval_on_the_tiny_collection(published, tiny_coll
     assert all(0 <= m["top1"] <= m["top3"] <= 1 and 0 < m["mrr"] <= 1 for m in result["methods"].values())
 
 
+def test_cli_search_takes_the_files_after_like_as_further_references(published, heads, tiny_folder, capsys):
+    images = tiny_folder[0] / "images"
+    refs = [images / "dots_1.png", images / "rings_2.png", images / "stripes_1.png"]
+    code, out, err = run_cli(capsys, "artists", "search", "--like", *refs, "--profiles", published, "--head", heads[0],
+                             "-k", 3, "--json")
+    assert code == 0, err
+    listed = json.loads(out)
+    assert [r["name"] for r in listed["references"]] == ["dots_1.png", "rings_2.png", "stripes_1.png"]
+    assert all(len(r["matches"]) == 3 for r in listed["results"])
+    code, out, err = run_cli(capsys, "artists", "search", *[a for r in refs for a in ("--like", r)],
+                             "--profiles", published, "--head", heads[0], "-k", 3, "--json")
+    assert code == 0, err
+    assert json.loads(out) == listed  # the same as repeating --like
+    code, _, err = run_cli(capsys, "artists", "search", "--profiles", published, "--head", heads[0], refs[0])
+    assert code == 2 and "reference images follow --like" in err and f"hint: write --like {refs[0]}" in err
+
+
 def test_cli_merge(published, tmp_path, capsys):
     out = tmp_path / "merged.json"
     code, _, err = run_cli(capsys, "artists", "merge", published, published, "--out", out)

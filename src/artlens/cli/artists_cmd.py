@@ -111,18 +111,23 @@ def merge(
 
 @artists_app.command("search")
 def search(
-    like: list[Path] = typer.Option(None, "--like", help="A reference image (repeatable: references combine)."),
+    like: list[Path] = typer.Option(None, "--like", help="A reference image; the FILE arguments after it are further "
+                                                       "references (--like a.jpg b.jpg c.jpg), and --like may repeat. "
+                                                       "References combine."),
+    files: list[Path] = typer.Argument(None, metavar="FILE...", show_default=False,
+                                       help="Further reference images, after --like FILE."),
     text: list[str] = typer.Option(None, "--text", "-t", help="A reference text (needs a head with a text input)."),
     profiles: Path = typer.Option(..., "--profiles", "-p", help="Profile file from `artlens artists publish`/`merge`."),
     k: int = typer.Option(5, "-k", "--k", help="Number of artists."),
     head: Path = typer.Option(None, "--head", help="The head the profiles were made with (default: $ARTLENS_ARTIST_HEAD, "
                                                    "else the collection's head)."),
     collection: Path = collection_option("Collection whose head embeds the references when --head is not given."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: references, head, results[artist, score, works, "
-                                                       "matches[reference, prototype, similarity, "
-                                                       "prototype_works]]."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON: references, head, results (artist, score, works, "
+                                                       "matches: reference, prototype, similarity, "
+                                                       "prototype_works)."),
 ):
-    """Rank artists by how well their style profile matches the references.
+    """Rank artists by how well their style profile matches the references: --like FILE, then any
+    further FILEs (artlens artists search --like a.jpg b.jpg c.jpg --profiles all.json), and/or --text.
 
     Each reference is scored against an artist's prototypes (a soft maximum weighted by the works
     behind each); an artist's score is the mean over the references, so the best artists fit every
@@ -133,9 +138,13 @@ def search(
     from artlens.artists.search import ArtistSearch
     from artlens.errors import ArtlensError
 
-    like, text = list(like or []), list(text or [])
+    like, more, text = list(like or []), list(files or []), list(text or [])
+    if more and not like:
+        raise ArtlensError(f"unexpected argument {more[0]}: reference images follow --like",
+                           f"write --like {' '.join(str(p) for p in more)}")
+    like += more
     if not like and not text:
-        raise ArtlensError("give at least one reference", "use --like FILE (repeatable) or --text \"...\"")
+        raise ArtlensError("give at least one reference", "use --like FILE [FILE...] or --text \"...\"")
     for path in like:
         if not path.is_file():
             raise ArtlensError(f"reference image {path} does not exist", "check the path given to --like")
