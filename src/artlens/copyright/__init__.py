@@ -5,9 +5,12 @@
 - :mod:`~artlens.copyright.cvae`: the paper's convolutional VAE and its two-key search.
 - :mod:`~artlens.copyright.robust`: an edit-invariant descriptor (projection head on pooled backbone
   taps, trained contrastively on edited views) with a calibrated threshold.
+- :mod:`~artlens.copyright.shortlist`: the robust detector's fast mode (ITQ codes, Hamming shortlist).
 - :mod:`~artlens.copyright.check`: ``CopyrightChecker``, verdicts plus free alternatives.
 - :mod:`~artlens.copyright.edits` and :mod:`~artlens.copyright.queries`: the seeded edited-copy generator.
 - :mod:`~artlens.copyright.metrics`: µAP, recall at precision, per-transform recall.
+- :mod:`~artlens.copyright.evaluate` and :mod:`~artlens.copyright.report`: ``artlens eval copyright`` and its
+  report folder (``report.md``, ``report.json``, PNG figures).
 """
 
 from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig

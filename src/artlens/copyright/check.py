@@ -4,6 +4,7 @@ used instead?
 Stages, first hit wins: ``exact`` (the file's bytes are a registered file), then the chosen detector:
 ``descriptor`` (robust cosine >= its calibrated threshold) or the paper's ``hamming`` / ``cosine``
 stages. Every result also lists the ``alternatives`` most similar in content from the free collection.
+With ``fast=True`` the robust detector scores only a Hamming shortlist of its works (``copyright.shortlist``).
 """
 
 from __future__ import annotations
