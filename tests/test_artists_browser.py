@@ -58,6 +58,16 @@ def test_find_an_artist_from_reference_pictures(page, tiny_folder):
     assert "ref 1 → style" in why and "ref 2 → style" in why and "works" in why
     scores = [float(s) for s in results.locator(".score").all_inner_texts()]
     assert scores == sorted(scores, reverse=True)
+    # each bar spans the row under the name and score, and its fill is the score's share of it
+    for item, score in zip(results.all(), scores):
+        track = item.locator(".bar").bounding_box()
+        fill = item.locator(".bar span").bounding_box()
+        name = item.locator(".name").bounding_box()
+        mark = item.locator(".score").bounding_box()
+        assert track["x"] == pytest.approx(name["x"], abs=1)
+        assert track["x"] + track["width"] == pytest.approx(mark["x"] + mark["width"], abs=1)
+        assert fill["width"] / track["width"] == pytest.approx(min(1, max(0, score)), abs=0.01)
+    assert scores[0] > 0.5  # the best artist's fill is a visible share of the track
     # removing a reference and clearing work, and the view closes
     page.get_by_role("button", name="Remove reference 2").click()
     expect(page.get_by_test_id("artists-refs").locator("img")).to_have_count(1)

@@ -678,13 +678,17 @@ async function api(path, form) {
     return ref.kind === "text" ? `“${ref.text}”` : `ref ${index + 1}`;
   }
 
+  /** Width of a score's bar: the score itself (a similarity, at most 1), as a share of the track. */
+  function scoreWidth(score) {
+    return `${(100 * Math.min(1, Math.max(0, score))).toFixed(1)}%`;
+  }
+
   function renderResults(answer) {
-    const top = Math.max(...answer.results.map((r) => r.score), 1e-6);
     $("artists-results").replaceChildren(...answer.results.map((r, i) => el("li", { "data-artist": r.artist },
       el("span", { class: "rank", text: String(i + 1) }),
       el("span", { class: "name", text: r.artist }),
       el("span", { class: "score", title: "mean over references of the best prototype similarity", text: r.score.toFixed(3) }),
-      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${Math.max(0, Math.round(100 * r.score / top))}%` })),
+      el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${scoreWidth(r.score)}` })),
       el("span", { class: "why", text: `${r.works} works · ` + r.matches.map((m) =>
         `${refName(answer, m.reference)} → style ${m.prototype + 1} (${m.prototype_works} works, ${m.similarity.toFixed(2)})`).join("; ") }),
     )));
