@@ -230,3 +230,42 @@ def test_head_on_mismatched_extractors_is_a_clear_error(own_collection, tmp_path
     code, _, err = run_cli(capsys, "search", "--collection", own_collection, "--id", 1, "--aspect", "learned",
                            "--head", tmp_path / "old.pt")
     assert code == 2 and "trained on effnet-lite0/v0" in err and "artlens train" in err
+
+
+def test_head_on_inputs_a_collection_lacks_extracts_them_when_applied(own_collection, tiny_folder, tmp_path, capsys):
+    out = tmp_path / "gram4.pt"
+    code, _, err = run_cli(capsys, "train", "--collection", own_collection, "--label", "style", "--features",
+                           "gram-block4", "--extract", "--epochs", 2, "--out", out, "-q")
+    assert code == 0, err
+    other = tmp_path / "other"
+    shutil.copytree(own_collection, other, ignore=shutil.ignore_patterns("heads", "learned"))
+    from artlens.collection import Collection
+
+    coll = Collection.open(other)
+    gram4 = load_head(out).config.inputs[0].extractor_id
+    coll.cache.delete(gram4, coll.cache.keys(gram4))  # as if freshly ingested with the default aspects
+    assert coll.cache.count(gram4) == 0
+    coll.close()
+    code, stdout, err = run_cli(capsys, "search", "--collection", other, "--id", 1, "--aspect", "learned",
+                                "--head", out, "-k", 3, "--json")
+    assert code == 0, err
+    assert "gram-block4" in err and "extracting" in err and len(json.loads(stdout)["results"]) == 3
+    coll = Collection.open(other)
+    assert coll.cache.count(gram4) == 12  # cached: applying the head again computes nothing
+    coll.close()
+    code, _, err = run_cli(capsys, "search", "--collection", other, "--id", 1, "--aspect", "learned", "--head", out)
+    assert code == 0 and "extracting" not in err
+
+    # the image files are gone: the error names the extractor and what to do
+    coll = Collection.open(other)
+    coll.cache.delete(gram4, coll.cache.keys(gram4))
+    coll.close()
+    moved = tmp_path / "moved"
+    shutil.copytree(tiny_folder[0], moved)
+    shutil.rmtree(tiny_folder[0] / "images")
+    try:
+        code, _, err = run_cli(capsys, "search", "--collection", other, "--id", 1, "--aspect", "learned",
+                               "--head", out)
+    finally:
+        shutil.copytree(moved / "images", tiny_folder[0] / "images")
+    assert code == 2 and "gram-block4" in err and "could not be read" in err and "hint:" in err

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,6 +97,46 @@ class Collection:
         text_names = [n for n in names if n not in image_names]
         if text_names:
             extract_texts(list(self.texts().values()), text_names, self.cache, progress=progress, report=report)
+        return report
+
+    def ensure_features(self, extractor_names: list[str], ids: list[int] | None = None, progress: bool = True,
+                        reason: str = "") -> ExtractionReport | None:
+        """Compute the features of ``extractor_names`` that artworks (all by default) lack, from the
+        catalogued image files (or texts), cached like any other; None when nothing was missing.
+        ``reason`` (e.g. "the head reads") starts the one-line notice printed before extracting."""
+        md5s = self.catalog.md5s()
+        ids = sorted(md5s) if ids is None else [int(i) for i in ids if int(i) in md5s]
+        texts = None
+        lacking_images: dict[str, set[str]] = {}
+        lacking_texts: dict[str, list[str]] = {}
+        for name in dict.fromkeys(extractor_names):
+            extractor = create_extractor(name)
+            have = self.cache.keys(extractor.id)
+            if extractor.modality == "text":
+                texts = self.texts() if texts is None else texts
+                todo = {text_key(texts[i]): texts[i] for i in ids if i in texts and text_key(texts[i]) not in have}
+                if todo:
+                    lacking_texts[name] = list(todo.values())
+            elif todo := {md5s[i] for i in ids if md5s[i] not in have}:
+                lacking_images[name] = todo
+        if not lacking_images and not lacking_texts:
+            return None
+        if progress:
+            counts = {**{n: len(v) for n, v in lacking_images.items()}, **{n: len(v) for n, v in lacking_texts.items()}}
+            what = ", ".join(f"{n} ({c} artwork{'s' if c != 1 else ''})" for n, c in counts.items())
+            print(f"{reason or 'computing'} features not extracted in {self.root} yet: {what}; "
+                  "extracting them once (cached for next time)", file=sys.stderr, flush=True)
+        report = ExtractionReport()
+        if lacking_images:
+            wanted = set().union(*lacking_images.values())
+            items = [(md5, path) for _, md5, path in self.catalog.iter_artworks() if md5 in wanted]
+            extract_images(items, list(lacking_images), self.cache, self.config.batch_size, self.config.max_pixels,
+                           self.config.crop_letterbox, progress, report)
+        for name, todo in lacking_texts.items():
+            extract_texts(todo, [name], self.cache, progress=progress, report=report)
+        if report.failed and progress:
+            path, why = report.failed[0]
+            print(f"{len(report.failed)} image file(s) could not be read, e.g. {why}", file=sys.stderr, flush=True)
         return report
 
     def raw_vectors(self, extractor_name: str, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -115,7 +115,7 @@ def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], labe
 
 def _gather(collection, specs, ids, who) -> FeatureSet:
     try:
-        return gather_features(collection, specs, ids)
+        return gather_features(collection, specs, ids, extract=False)
     except ArtlensError as exc:
         raise ArtlensError(f"{who}: {exc.message}", exc.hint) from exc
 

@@ -56,21 +56,43 @@ def check_extractors(specs: Sequence[InputSpec]) -> None:
             )
 
 
-def gather_features(collection, specs: Sequence[InputSpec], ids: Sequence[int] | None = None) -> FeatureSet:
+def gather_features(collection, specs: Sequence[InputSpec], ids: Sequence[int] | None = None,
+                    extract: bool = True) -> FeatureSet:
     """Raw vectors of every input for the artworks (all by default) that have all required inputs.
 
     ``collection`` is anything with ``raw_vectors``, ``cache``, ``catalog`` and ``texts`` (a Collection).
-    Optional inputs (text next to image inputs) that an artwork lacks are zeros with ``present`` False.
+    With ``extract`` (applying a head) inputs the collection has not extracted yet are computed first
+    from its image files through ``collection.ensure_features``; training passes False and asks for
+    ``--extract`` instead. Optional inputs (text next to image inputs) that an artwork lacks are zeros
+    with ``present`` False.
     """
     check_extractors(specs)
     required = [s for s in specs if not s.optional]
     if not required:
         raise ArtlensError("a head needs at least one input every artwork has", "add content or style to --features")
+    report = None
+    if extract and hasattr(collection, "ensure_features"):
+        report = collection.ensure_features([s.extractor for s in specs], None if ids is None else list(ids),
+                                            reason="the head reads")
     chosen: np.ndarray | None = None
     raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for spec in required:
         got_ids, vectors = collection.raw_vectors(spec.extractor, ids)
         if len(got_ids) == 0:
+            if report is not None and report.failed:
+                raise ArtlensError(
+                    f"the head reads {spec.extractor} features, which {collection.root} has not extracted, and its "
+                    f"image files could not be read to compute them ({len(report.failed)} failed, e.g. "
+                    f"{report.failed[0][1]})",
+                    "put the image files back where they were ingested from (or ingest them again: "
+                    f"`artlens ingest DIR --collection {collection.root}`), or apply a head trained on "
+                    "features this collection has (`artlens stats` lists them)",
+                )
+            if extract:
+                raise ArtlensError(
+                    f"the head reads {spec.extractor} features, and {collection.root} has none to compute them from",
+                    f"ingest the artworks first: `artlens ingest DIR --collection {collection.root}`",
+                )
             raise ArtlensError(
                 f"{spec.extractor} features are not extracted in {collection.root}",
                 f"compute them with `artlens train ... --extract`, or add {spec.extractor} to the collection's "

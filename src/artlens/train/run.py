@@ -76,7 +76,7 @@ def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> 
 def labelled_features(collection, specs: Sequence[InputSpec], columns: Sequence[str]) -> tuple[FeatureSet, list[list[str]]]:
     """Features of the artworks labelled in the first column, with integer codes of every column."""
     labels = [read_labels(collection.catalog, c) for c in columns]
-    features = gather_features(collection, specs, sorted(labels[0]))
+    features = gather_features(collection, specs, sorted(labels[0]), extract=False)
     for spec in specs:
         if spec.optional and not features.present[spec.extractor].any():
             raise ArtlensError(f"{spec.extractor} features are not extracted in {collection.root}",
