@@ -342,6 +342,7 @@ def test_year_columns_become_decade_facets(tmp_path):
     assert dict(facets["date"].counts)["1880s"] == 3
     assert index.expand({"date": ["1880s"], "style": ["A"]}) == {"date": ["c. 1881", "c. 1885", "c. 1889"], "style": ["A"]}
     assert catalog.filter_ids(index.expand({"date": ["1890s"]})) == [4, 5]
+    assert index.expand({"style": ["a", "cubism"]}) == {"style": ["A", "cubism"]}  # any case; no match kept
     catalog.close()
 
 

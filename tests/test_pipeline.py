@@ -38,6 +38,19 @@ def test_search_by_text_and_filters(tiny_collection):
     assert all(h.metadata["style"] == "rings" for h in result.hits)
     filtered = engine.search(text="concentric green rings", k=5, filters={"style": ["dots"]})
     assert filtered.hits and all(h.metadata["style"] == "dots" for h in filtered.hits)
+    either_case = engine.search(text="concentric green rings", k=5, filters={"style": ["DOTS"]})
+    assert [h.id for h in either_case.hits] == [h.id for h in filtered.hits]
+
+
+def test_a_filter_value_that_matches_nothing_is_an_error_listing_the_values(tiny_collection, capsys):
+    code, out, err = run_cli(capsys, "search", "--id", 1, "--filter", "style=Nonexistent",
+                             "--collection", tiny_collection.root)
+    assert code == 2 and not out
+    assert "no artwork has style = 'Nonexistent'" in err and "dots" in err and "stripes" in err
+    code, out, err = run_cli(capsys, "search", "--id", 1, "--filter", "style=Dots", "--collection",
+                             tiny_collection.root, "--json")
+    assert code == 0, err
+    assert {h["metadata"]["style"] for h in json.loads(out)["results"]} == {"dots"}
 
 
 def test_search_by_id_excludes_itself_and_mixes_weights(tiny_collection):

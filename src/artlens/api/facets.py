@@ -3,7 +3,6 @@ grouped into decades ("1880s"); a decade in a filter stands for every value of t
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections import Counter
@@ -11,21 +10,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from artlens.catalog.db import Catalog
+from artlens.search.filters import decade_of, match_values, year_of
 
-_YEAR = re.compile(r"(?<!\d)(\d{3,4})(?!\d)")
-_DECADE = re.compile(r"^(\d{2,3})0s$")
 # Columns that identify files rather than describe artworks.
 _NOT_FACETS = {"path", "file", "filename", "md5", "url", "image", "id"}
-
-
-def year_of(value: str) -> int | None:
-    match = _YEAR.search(value)
-    return int(match.group(1)) if match and 100 <= int(match.group(1)) <= 2999 else None
-
-
-def decade_of(value: str) -> str | None:
-    year = year_of(value)
-    return f"{year // 10 * 10}s" if year is not None else None
 
 
 @dataclass(frozen=True)
@@ -84,20 +72,20 @@ class FacetIndex:
         self._facets, self._values = facets, values
 
     def expand(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-        """Filters with each decade of a decade facet replaced by the values it stands for."""
+        """Filters with each value of a facet column replaced by the stored values it stands for:
+        matched ignoring case, and a decade of a decade facet by the values of that decade
+        (:func:`artlens.search.filters.match_values`). A value that matches nothing is kept, so the
+        search answers no results; other columns are kept as given."""
         facets = self.facets()
         out: dict[str, list[str]] = {}
         for column, wanted in filters.items():
             facet = facets.get(column)
-            if facet is None or facet.kind != "decades":
+            if facet is None:
                 out[column] = list(wanted)
                 continue
-            decades = {w for w in wanted if _DECADE.match(w)}
-            exact = [w for w in wanted if w not in decades]
-            stored = set(self._values.get(column, {}).values())
-            out[column] = exact + sorted(v for v in stored if decade_of(v) in decades)
-            if not out[column]:
-                out[column] = list(wanted)  # matches nothing: the search answers no results
+            matched, unmatched = match_values(self._values.get(column, {}).values(), list(wanted),
+                                              decades=facet.kind == "decades")
+            out[column] = matched + unmatched
         return out
 
     def counts(self, metadata: Iterable[Mapping[str, str]]) -> dict[str, list[dict]]:

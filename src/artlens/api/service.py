@@ -23,6 +23,7 @@ from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
+from artlens.search.filters import check_columns
 from artlens.thumbnails import ThumbnailCache
 
 log = logging.getLogger("artlens.api")
@@ -71,6 +72,12 @@ class QueryEngine(SearchEngine):
                 vectors = super().image_vectors(decoded)
             self._cache.put(key, vectors)
         return vectors
+
+    def resolve_filters(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Unknown columns are errors; values are kept: ArtService expanded them through its facet
+        index, and on the page a value that matches nothing answers no results."""
+        check_columns(self.collection.catalog, filters)
+        return {c: list(v) for c, v in filters.items()}
 
     def text_vectors(self, text: str) -> dict[str, np.ndarray]:
         key = ("text", text)

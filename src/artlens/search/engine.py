@@ -13,6 +13,7 @@ from artlens.collection import LEARNED_ASPECT, Collection
 from artlens.errors import ArtlensError, CollectionError
 from artlens.features import ImageExtractor, TextExtractor, create_extractor
 from artlens.features.extract import encode_images, prepare_image
+from artlens.search.filters import resolve_filters
 
 
 @dataclass
@@ -137,6 +138,11 @@ class SearchEngine:
         total = sum(chosen.values())
         return {a: w / total for a, w in chosen.items()}
 
+    def resolve_filters(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
+        """Filter values as stored (matched ignoring case; a decade stands for its years). A value that
+        matches nothing is an error listing the column's values (see :func:`resolve_filters`)."""
+        return resolve_filters(self.collection.catalog, filters, strict=True)
+
     def rank(self, vectors: Mapping[str, np.ndarray], weights: Mapping[str, float], k: int,
              allowed_ids: Sequence[int] | None = None, exclude: set[int] | None = None,
              fast: bool = False) -> list[tuple[int, float, dict]]:
@@ -210,11 +216,7 @@ class SearchEngine:
         chosen = self.resolve_weights(vectors, weights, aspect, text_query=text is not None)
         allowed = None
         if filters:
-            unknown = set(filters) - set(self.collection.catalog.metadata_columns())
-            if unknown:
-                raise ArtlensError(f"unknown filter column(s) {sorted(unknown)}",
-                                   f"columns of this collection: {', '.join(self.collection.catalog.metadata_columns())}")
-            allowed = self.collection.catalog.filter_ids(filters)
+            allowed = self.collection.catalog.filter_ids(self.resolve_filters(filters))
             if not allowed:
                 return SearchResult(query, chosen)
         ranked = self.rank(vectors, chosen, k, allowed, exclude, fast=fast)
