@@ -88,6 +88,10 @@ def test_file_round_trip_schema_and_head_check(tmp_path):
     with pytest.raises(ArtifactMismatchError, match="made with head fusion-abc"):
         loaded.require_head("fusion-other")
     data = json.loads(path.read_text())
+    assert loaded.sources == profiles.sources and data["sources"] == list(profiles.sources)
+    data["sources"] = 1  # written before publication ids: the content names the publication
+    (tmp_path / "counted.json").write_text(json.dumps(data))
+    assert ProfileSet.load(tmp_path / "counted.json").publications() == profiles.sources
     data["schema_version"] = 99
     (tmp_path / "old.json").write_text(json.dumps(data))
     with pytest.raises(ArtifactMismatchError, match="schema version 99"):
@@ -102,7 +106,7 @@ def test_merge_combines_the_same_artist_by_counts_and_needs_one_head():
     one = build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-h")
     two = build_profiles(x[30:], ["b"] * 10 + ["c"] * 20, "fusion-h")
     merged = merge_profiles([one, two])
-    assert merged.names() == ["a", "b", "c"] and merged.sources == 2
+    assert merged.names() == ["a", "b", "c"] and merged.sources == one.sources + two.sources
     b = merged.profiles["b"]
     assert b.works == 20 and b.counts.sum() == 20 and len(b.counts) <= 3
     assert merged.profiles["a"].works == 20 and merged.profiles["c"].works == 20
@@ -116,6 +120,27 @@ def test_merge_combines_the_same_artist_by_counts_and_needs_one_head():
         merge_profiles([one, private[1]])
     with pytest.raises(ArtifactMismatchError, match="different heads: fusion-h, fusion-other"):
         merge_profiles([one, build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-other")])
+
+
+def test_merge_refuses_a_publication_or_a_profile_twice():
+    x, _ = clustered(per=(20, 20, 20))
+    one = build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-h")
+    two = build_profiles(x[30:], ["b"] * 10 + ["c"] * 20, "fusion-h")
+    assert len(one.sources) == 1 and one.sources != two.sources
+    with pytest.raises(ArtlensError, match="set 1 and profile set 2 both hold publication") as err:
+        merge_profiles([one, one])
+    assert "count its artists' works twice" in err.value.message
+    both = merge_profiles([one, two])
+    with pytest.raises(ArtlensError, match="both hold publication"):  # a file already in the merge
+        merge_profiles([both, two], labels=["all.json", "b.json"])
+    # the same profile again in another publication (an institution republishing an artist)
+    again = build_profiles(x[:20], ["a"] * 20, "fusion-h")
+    with pytest.raises(ArtlensError, match="artist 'a' has the same profile in one.json and again.json"):
+        merge_profiles([one, again], labels=["one.json", "again.json"])
+    # publishing the same works again gives the same id; DP releases never do
+    assert build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-h").sources == one.sources
+    dp = [build_profiles(x[:30], ["a"] * 20 + ["b"] * 10, "fusion-h", ProfileConfig(epsilon=8)) for _ in range(2)]
+    assert dp[0].sources != dp[1].sources
 
 
 # -- search ---------------------------------------------------------------------------------------
@@ -298,14 +323,30 @@ def test_cli_search_takes_the_files_after_like_as_further_references(published, 
     assert code == 2 and "reference images follow --like" in err and f"hint: write --like {refs[0]}" in err
 
 
-def test_cli_merge(published, tmp_path, capsys):
+def test_cli_merge(tiny_collection, heads, tmp_path, capsys):
+    from artlens.models import load_head
+
+    head = load_head(heads[0])
+    space = learned_space(tiny_collection, head, dict(tiny_collection.catalog.column("style").items()))
+    halves = [np.arange(len(space.ids)) % 2 == i for i in (0, 1)]  # two institutions, two works per style each
+    files = [build_profiles(space.vectors[h], np.asarray(space.artists)[h].tolist(), head.id).save(tmp_path / f"{i}.json")
+             for i, h in enumerate(halves)]
     out = tmp_path / "merged.json"
-    code, _, err = run_cli(capsys, "artists", "merge", published, published, "--out", out)
+    code, _, err = run_cli(capsys, "artists", "merge", *files, "--out", out)
     assert code == 0, err
     merged = ProfileSet.load(out)
-    single = ProfileSet.load(published)
-    assert merged.sources == 2 and merged.names() == single.names()
-    assert all(merged.profiles[n].works == 2 * single.profiles[n].works for n in single.names())
+    assert len(merged.sources) == 2 and merged.names() == ["dots", "rings", "stripes"]
+    assert all(p.works == 4 for p in merged.profiles.values())
+    refused = tmp_path / "refused.json"
+    code, _, err = run_cli(capsys, "artists", "merge", files[0], files[0], "--out", refused)
+    assert code == 2 and f"{files[0]} is given twice" in err and "hint:" in err
+    copy = tmp_path / "copy.json"
+    copy.write_bytes(files[0].read_bytes())
+    code, _, err = run_cli(capsys, "artists", "merge", files[0], copy, "--out", refused)
+    assert code == 2 and f"{files[0]} and {copy} both hold publication" in err
+    code, _, err = run_cli(capsys, "artists", "merge", out, files[1], "--out", refused)
+    assert code == 2 and "both hold publication" in err and "a merged file already holds" in err
+    assert not refused.exists()
 
 
 @pytest.mark.parametrize("args, message", [

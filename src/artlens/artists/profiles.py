@@ -8,12 +8,14 @@ unit-length embeddings released through the Gaussian mechanism (a clustering wou
 assignments and counts, which the mechanism does not cover).
 
 A profile file is JSON: schema version, the head's id and dimension, the settings it was made with,
-and the profiles. Files made with the same head can be merged (the same artist in two files is
-combined by counts).
+the ids of the publications it holds, and the profiles. Files made with the same head can be merged
+(the same artist in two files is combined by counts); a publication, or an artist's profile, met
+twice is refused, since its works would count twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -92,7 +94,9 @@ class ProfileSet:
     dim: int
     profiles: dict[str, ArtistProfile] = field(default_factory=dict)
     config: dict = field(default_factory=dict)
-    sources: int = 1  # how many published files were merged into this one
+    # ids of the publications (files from `publish`) this set holds: one for a published file, the
+    # ids of every file merged into it for a merged one; empty: the set's own content id
+    sources: tuple[str, ...] = ()
     head_label: str = ""  # the label column the head was trained on (for the reader; not checked)
 
     def __len__(self) -> int:
@@ -101,9 +105,20 @@ class ProfileSet:
     def names(self) -> list[str]:
         return sorted(self.profiles)
 
+    def content_id(self) -> str:
+        """An id of this publication from what it publishes (head and profiles, as written): the same
+        profiles published twice have the same id; DP profiles, with fresh noise, never do."""
+        content = json.dumps([self.head_id, [self.profiles[n].to_dict() for n in self.names()]], sort_keys=True)
+        return hashlib.sha256(content.encode()).hexdigest()[:16]
+
+    def publications(self) -> tuple[str, ...]:
+        """Ids of the publications this set holds (see ``sources``)."""
+        return self.sources or (self.content_id(),)
+
     def to_dict(self) -> dict:
         return {"kind": PROFILES_KIND, "schema_version": PROFILES_SCHEMA_VERSION, "head": self.head_id,
-                "head_label": self.head_label, "dim": self.dim, "config": self.config, "sources": self.sources,
+                "head_label": self.head_label, "dim": self.dim, "config": self.config,
+                "sources": list(self.publications()),
                 "artists": [self.profiles[n].to_dict() for n in self.names()]}
 
     def save(self, path: str | Path) -> Path:
@@ -141,8 +156,10 @@ class ProfileSet:
                 raise ArtlensError(f"profile of {profile.name!r} in {path} is {profile.prototypes.shape[1]}-d, the "
                                    f"file says {data['dim']}-d", "publish the profiles again")
             profiles[profile.name] = profile
-        return cls(str(data["head"]), int(data["dim"]), profiles, dict(data.get("config", {})),
-                   int(data.get("sources", 1)), str(data.get("head_label", "")))
+        sources = data.get("sources")  # files written before publication ids held a count: use the content id
+        sources = tuple(str(s) for s in sources) if isinstance(sources, list) else ()
+        return cls(str(data["head"]), int(data["dim"]), profiles, dict(data.get("config", {})), sources,
+                   str(data.get("head_label", "")))
 
     def require_head(self, head_id: str, what: str = "this head") -> None:
         """Fail when the profiles live in another head's space."""
@@ -306,13 +323,42 @@ def build_profiles(vectors: np.ndarray, labels: Sequence[str], head_id: str, con
 
         names = tqdm(names, desc="profiles", unit="artist")
     profiles = {n: build_profile(n, x[by_artist[n]], config, rng) for n in names}
-    return ProfileSet(head_id, x.shape[1], profiles, config.to_dict(), 1, head_label)
+    published = ProfileSet(head_id, x.shape[1], profiles, config.to_dict(), (), head_label)
+    published.sources = (published.content_id(),)
+    return published
 
 
-def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None, seed: int = 0) -> ProfileSet:
+def check_no_duplicates(sets: Sequence[ProfileSet], labels: Sequence[str] | None = None) -> None:
+    """Refuse to merge a publication twice (the same file, or a file and a merge that already holds
+    it) and an artist's profile met twice (the same profile in two files): its works would count twice."""
+    labels = list(labels) if labels is not None else [f"profile set {i + 1}" for i in range(len(sets))]
+    seen: dict[str, int] = {}
+    for i, s in enumerate(sets):
+        for source in s.publications():
+            if source in seen:
+                raise ArtlensError(
+                    f"{labels[seen[source]]} and {labels[i]} both hold publication {source}: merging them would "
+                    "count its artists' works twice",
+                    "merge each institution's file once; a merged file already holds the files merged into it")
+            seen[source] = i
+    for name in sorted({n for s in sets for n in s.profiles}):
+        holders = [i for i, s in enumerate(sets) if name in s.profiles]
+        for a, i in enumerate(holders):
+            for j in holders[a + 1:]:
+                one, two = sets[i].profiles[name], sets[j].profiles[name]
+                if np.array_equal(one.counts, two.counts) and np.allclose(one.prototypes, two.prototypes, atol=1e-6):
+                    raise ArtlensError(
+                        f"artist {name!r} has the same profile in {labels[i]} and {labels[j]}: merging would count "
+                        f"their {one.works} works twice",
+                        "leave the artist out of one of the files (each institution publishes the works it holds)")
+
+
+def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None, seed: int = 0,
+                   labels: Sequence[str] | None = None) -> ProfileSet:
     """One profile set from several institutions' files (same head required). The same artist in
     several files is combined by counts: their prototypes pooled, weighted by works, and reduced to
-    ``max_prototypes`` (default: the largest cap of the inputs) by weighted spherical k-means."""
+    ``max_prototypes`` (default: the largest cap of the inputs) by weighted spherical k-means. A
+    publication or a profile given twice is an error (``labels`` name the sets in it, e.g. files)."""
     if not sets:
         raise ArtlensError("nothing to merge", "give two or more profile files")
     first = sets[0]
@@ -320,6 +366,7 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
     if len(heads) > 1:
         raise ArtifactMismatchError(f"cannot merge profiles made with different heads: {', '.join(heads)}",
                                     "publish every institution's profiles with the same (federated) head")
+    check_no_duplicates(sets, labels)
     cap = max_prototypes or max(int(s.config.get("max_prototypes", ProfileConfig.max_prototypes)) for s in sets)
     pooled: dict[str, list[ArtistProfile]] = {}
     for s in sets:
@@ -353,7 +400,8 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
             {"merged": privacy, "epsilon": max(p["epsilon"] for p in privacy)} if privacy else None)
     config = dict(first.config)
     config["max_prototypes"] = cap
-    return ProfileSet(first.head_id, first.dim, merged, config, sum(s.sources for s in sets), first.head_label)
+    sources = tuple(source for s in sets for source in s.publications())
+    return ProfileSet(first.head_id, first.dim, merged, config, sources, first.head_label)
 
 
 def unit_rows(x: np.ndarray) -> np.ndarray:

@@ -101,10 +101,22 @@ def merge(
     max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per merged artist "
                                                                       "(default: the inputs' largest cap)."),
 ):
-    """Merge profile files made with the same head; an artist in several files is combined by counts."""
-    from artlens.artists.profiles import ProfileSet, merge_profiles
+    """Merge profile files made with the same head; an artist in several files is combined by counts.
 
-    merged = merge_profiles([ProfileSet.load(f) for f in files], max_prototypes)
+    Each file records the publications it holds; a file given twice, a file together with a merge
+    that already holds it, or an artist's profile found in two files is refused (its works would
+    count twice).
+    """
+    from artlens.artists.profiles import ProfileSet, merge_profiles
+    from artlens.errors import ArtlensError
+
+    seen: dict[Path, Path] = {}
+    for f in files:
+        if f.resolve() in seen:
+            raise ArtlensError(f"{f} is given twice: merging it with itself would count its works twice",
+                               "give each institution's file once")
+        seen[f.resolve()] = f
+    merged = merge_profiles([ProfileSet.load(f) for f in files], max_prototypes, labels=[str(f) for f in files])
     merged.save(out)
     console.print(f"  merged {len(files)} files: {len(merged)} artists -> {out}")
 
