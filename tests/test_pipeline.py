@@ -42,6 +42,21 @@ def test_search_by_text_and_filters(tiny_collection):
     assert [h.id for h in either_case.hits] == [h.id for h in filtered.hits]
 
 
+def test_weights_or_aspect_of_an_aspect_without_index_say_how_to_get_one(tiny_collection, tmp_path, capsys):
+    import shutil
+
+    bare = tmp_path / "bare"  # no text index and no learned head
+    shutil.copytree(tiny_collection.root, bare, ignore=shutil.ignore_patterns("text", "heads", "learned"))
+    code, _, err = run_cli(capsys, "search", "--id", 1, "--weights", "text=1", "--collection", bare)
+    assert code == 2 and "aspect 'text' has no index in this collection" in err and "--labels" in err
+    code, _, err = run_cli(capsys, "search", "--id", 1, "--aspect", "learned", "--collection", bare)
+    assert code == 2 and "'learned' has no index" in err and "artlens train" in err and "--head FILE" in err
+    code, _, err = run_cli(capsys, "search", "--id", 1, "--weights", "learned=1", "--collection", bare)
+    assert code == 2 and "artlens train" in err
+    code, _, err = run_cli(capsys, "search", "--id", 1, "--weights", "content=0", "--collection", bare)
+    assert code == 2 and "all aspect weights are zero" in err
+
+
 def test_a_filter_value_that_matches_nothing_is_an_error_listing_the_values(tiny_collection, capsys):
     code, out, err = run_cli(capsys, "search", "--id", 1, "--filter", "style=Nonexistent",
                              "--collection", tiny_collection.root)

@@ -115,6 +115,8 @@ class SearchEngine:
     def resolve_weights(self, vectors: Mapping[str, np.ndarray], weights: Mapping[str, float] | None,
                         aspect: str | None, text_query: bool = False) -> dict[str, float]:
         if aspect is not None:
+            if aspect not in vectors and aspect not in self.aspects and self._known(aspect):
+                raise self._not_indexed(aspect)
             if aspect not in vectors:
                 raise ArtlensError(
                     f"aspect {aspect!r} cannot answer this query",
@@ -122,7 +124,7 @@ class SearchEngine:
                 )
             return {aspect: 1.0}
         if weights:
-            unknown = set(weights) - set(self.collection.config.aspects) - set(vectors)
+            unknown = {a for a in weights if a not in vectors and not self._known(a)}
             if unknown:
                 raise ArtlensError(f"unknown aspect(s) in weights: {sorted(unknown)}",
                                    f"aspects of this collection: {', '.join(self.aspects)}")
@@ -133,6 +135,13 @@ class SearchEngine:
             chosen = {a: w for a, w in self.collection.config.weights.items() if a in vectors and w > 0}
             if not chosen:
                 chosen = {a: 1.0 for a in vectors}
+        if not chosen and weights:
+            wanted = [a for a, w in weights.items() if w > 0]
+            if not_indexed := [a for a in wanted if a not in self.aspects]:
+                raise self._not_indexed(not_indexed[0])
+            if wanted:
+                raise ArtlensError(f"aspect(s) {', '.join(wanted)} cannot answer this query",
+                                   f"aspects available for it: {', '.join(vectors) or 'none'}")
         if not chosen:
             raise ArtlensError("all aspect weights are zero for this query", "give at least one positive weight")
         total = sum(chosen.values())
@@ -142,6 +151,21 @@ class SearchEngine:
         """Filter values as stored (matched ignoring case; a decade stands for its years). A value that
         matches nothing is an error listing the column's values (see :func:`resolve_filters`)."""
         return resolve_filters(self.collection.catalog, filters, strict=True)
+
+    def _known(self, aspect: str) -> bool:
+        return aspect in self.collection.config.aspects or aspect == LEARNED_ASPECT
+
+    def _not_indexed(self, aspect: str) -> ArtlensError:
+        """The error for an aspect this collection has no index of, saying how to get one."""
+        if aspect == LEARNED_ASPECT:
+            how = "train a head: artlens train --collection PATH --label COLUMN (or pass --head FILE)"
+        elif aspect == "text":
+            how = ("ingest with a --labels CSV that has title or description columns: "
+                   "artlens ingest DIR --labels CSV --collection PATH")
+        else:
+            how = "build it with `artlens ingest DIR --collection PATH`"
+        indexed = ", ".join(self.aspects) or "none"
+        return CollectionError(f"aspect {aspect!r} has no index in this collection (indexed: {indexed})", how)
 
     def rank(self, vectors: Mapping[str, np.ndarray], weights: Mapping[str, float], k: int,
              allowed_ids: Sequence[int] | None = None, exclude: set[int] | None = None,
