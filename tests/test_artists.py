@@ -412,3 +412,29 @@ def test_api_artists_search(published, tiny_collection, heads, tiny_folder, tmp_
         os.utime(published, (time.time() + 5, time.time() + 5))
         other = client.post("/api/artists/search", files={"image": ("q.png", dots, "image/png")})
         assert other.status_code == 422 and "profiles were made with head" in other.json()["error"]
+
+
+def test_serve_answers_from_the_given_profiles_and_head(published, tiny_collection, heads, tiny_folder, tmp_path,
+                                                        monkeypatch, capsys):
+    from fastapi.testclient import TestClient
+
+    from artlens.api import server
+
+    monkeypatch.delenv("ARTLENS_ARTIST_PROFILES", raising=False)
+    monkeypatch.delenv("ARTLENS_ARTIST_HEAD", raising=False)
+    seen = {}
+    monkeypatch.setattr(server, "serve_app", lambda app, host, port, on_ready, threads: seen.update(app=app))
+    base = ["serve", "--collection", tiny_collection.root, "--thumbnails", tmp_path / "thumbs"]
+    code, _, err = run_cli(capsys, *base, "--profiles", published, "--head", heads[0])
+    assert code == 0, err
+    settings = seen["app"].state.settings
+    assert settings.artist_profiles == published and settings.artist_head == heads[0]
+    dots = (tiny_folder[0] / "images" / "dots_1.png").read_bytes()
+    with TestClient(seen["app"]) as client:
+        assert client.get("/api/artists").json()["available"] is True
+        answer = client.post("/api/artists/search", files={"image": ("q.png", dots, "image/png")})
+        assert answer.status_code == 200, answer.text
+    code, _, err = run_cli(capsys, *base, "--profiles", published, "--head", heads[1])
+    assert code == 2 and "profiles were made with head" in err
+    code, _, err = run_cli(capsys, *base, "--profiles", tmp_path / "none.json", "--head", heads[0])
+    assert code == 2 and "no profile file at" in err and "artists publish" in err

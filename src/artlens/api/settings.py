@@ -13,7 +13,9 @@ class ApiSettings:
 
     ``thumbnail_dir`` defaults to ``COLLECTION/thumbnails``; ``copyright_registry`` and
     ``copyright_free`` are the collections the copyright check compares an upload with (the free
-    collection defaults to the served one).
+    collection defaults to the served one); ``artist_profiles`` and ``artist_head`` are the profile
+    file the artist search answers from and the head it embeds uploads with (defaults: see
+    :mod:`artlens.artists.locate`).
     """
 
     collection: Path
@@ -40,6 +42,8 @@ class ApiSettings:
     # Optional collaborators.
     copyright_registry: Path | None = None
     copyright_free: Path | None = None
+    artist_profiles: Path | None = None
+    artist_head: Path | None = None
     serve_page: bool = True
     title: str = "artlens"
 

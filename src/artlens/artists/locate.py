@@ -1,8 +1,8 @@
 """Where the profiles and their head are found when a command or the web service does not name them.
 
-Profiles: ``--profiles FILE``; for the web service ``$ARTLENS_ARTIST_PROFILES``, else
-``COLLECTION/artists/profiles.json``. Their head: ``--head FILE``, else ``$ARTLENS_ARTIST_HEAD``, else
-the collection's own head (``heads/learned.pt``). A head whose id is not the one the profiles
+Profiles: ``--profiles FILE`` (of ``artlens artists search`` or ``artlens serve``), else for the web
+service ``$ARTLENS_ARTIST_PROFILES``, else ``COLLECTION/artists/profiles.json``. Their head: ``--head
+FILE``, else ``$ARTLENS_ARTIST_HEAD``, else the collection's own head (``heads/learned.pt``). A head whose id is not the one the profiles
 record is an error (the profiles live in another space).
 """
 
@@ -19,8 +19,11 @@ HEAD_ENV = "ARTLENS_ARTIST_HEAD"
 COLLECTION_PROFILES = Path("artists") / "profiles.json"
 
 
-def profiles_path(collection_root: str | Path | None = None) -> Path | None:
-    """The profile file a service of ``collection_root`` answers from, or None when there is none."""
+def profiles_path(collection_root: str | Path | None = None, given: str | Path | None = None) -> Path | None:
+    """The profile file a service of ``collection_root`` answers from (``given``, else the
+    environment's, else the collection's), or None when there is none."""
+    if given is not None:
+        return Path(given)
     if os.environ.get(PROFILES_ENV):
         return Path(os.environ[PROFILES_ENV])
     if collection_root is not None and (Path(collection_root) / COLLECTION_PROFILES).is_file():

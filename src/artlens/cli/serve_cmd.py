@@ -29,8 +29,16 @@ def serve(
     thumbnails: Path = typer.Option(None, "--thumbnails", help="Thumbnail cache folder (default: COLLECTION/thumbnails)."),
     max_upload_mb: int = typer.Option(20, "--max-upload-mb", help="Largest upload accepted, in MiB."),
     threads: int = typer.Option(1, "--threads", help="CPU threads per request (1 serves concurrent requests best)."),
+    profiles: Path = typer.Option(None, "--profiles", help="Artist profile file that \"Find an artist\" and "
+                                                           "/api/artists search (from `artlens artists publish`/`merge`; "
+                                                           "default: $ARTLENS_ARTIST_PROFILES, else "
+                                                           "COLLECTION/artists/profiles.json; re-read when it changes)."),
+    head: Path = typer.Option(None, "--head", help="Head the artist profiles were made with, which embeds uploaded "
+                                                   "references (default: $ARTLENS_ARTIST_HEAD, else the collection's "
+                                                   "own head)."),
 ):
-    """Serve the web page and REST API of a collection (search by image, text, artwork or liked works)."""
+    """Serve the web page and REST API of a collection (search by image, text, artwork or liked works;
+    find an artist from published style profiles, see --profiles)."""
     from artlens.api import ApiSettings, create_app
     from artlens.api.server import serve_app
     from artlens.collection import Collection
@@ -41,8 +49,18 @@ def serve(
     coll = Collection.open(collection or default_collection())
     registry = registry or (Path(os.environ["ARTLENS_REGISTRY"]) if os.environ.get("ARTLENS_REGISTRY") else None)
     free = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
+    if profiles is not None:  # a wrong file or head is a one-line error now, not a failing page later
+        from artlens.artists.locate import load_head_for
+        from artlens.artists.profiles import ProfileSet
+
+        load_head_for(ProfileSet.load(profiles), head, coll.root)
+    elif head is not None:
+        from artlens.models import load_head
+
+        load_head(head)
     settings = ApiSettings(collection=coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20,
-                           copyright_registry=registry, copyright_free=free)
+                           copyright_registry=registry, copyright_free=free, artist_profiles=profiles,
+                           artist_head=head)
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
     app = create_app(settings, collection=coll, warm_up=False)
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error

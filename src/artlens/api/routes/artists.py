@@ -1,9 +1,11 @@
 """``GET /api/artists`` and ``POST /api/artists/search``: artists ranked by how well their published
 style profiles match uploaded references (and texts, when the profiles' head reads text).
 
-The profiles are ``$ARTLENS_ARTIST_PROFILES``, else ``COLLECTION/artists/profiles.json``; their head is
-``$ARTLENS_ARTIST_HEAD``, else the collection's own head (see :mod:`artlens.artists.locate`). The
-file is re-read when it changes; until there is one, search answers 501.
+The profiles are ``ApiSettings.artist_profiles`` (``artlens serve --profiles``), else
+``$ARTLENS_ARTIST_PROFILES``, else ``COLLECTION/artists/profiles.json``; their head is
+``ApiSettings.artist_head`` (``--head``), else ``$ARTLENS_ARTIST_HEAD``, else the collection's own head
+(see :mod:`artlens.artists.locate`). The file is re-read when it changes; until there is one, search
+answers 501.
 """
 
 from __future__ import annotations
@@ -61,8 +63,9 @@ class ArtistSearchResponse(BaseModel):
 class ArtistFinder:
     """The served profiles and their head, loaded on first use and again when the file changes."""
 
-    def __init__(self, collection_root: Path):
+    def __init__(self, collection_root: Path, profiles: Path | None = None, head: Path | None = None):
         self.collection_root = collection_root
+        self.profiles, self.head = profiles, head  # given by the settings; None: found as locate says
         self._lock = threading.Lock()
         self._loaded: tuple[Path, float] | None = None
         self._search = None
@@ -72,18 +75,19 @@ class ArtistFinder:
         from artlens.artists.profiles import ProfileSet
         from artlens.artists.search import ArtistSearch
 
-        path = profiles_path(self.collection_root)
-        if path is None:
+        path = profiles_path(self.collection_root, self.profiles)
+        if path is None or not path.is_file():
             if not required:
                 return None
-            raise ApiError(501, "this server publishes no artist profiles",
+            where = f"no profile file at {path}" if path is not None else "this server publishes no artist profiles"
+            raise ApiError(501, where,
                            f"publish them: artlens artists publish --collection PATH --artist-column COLUMN --head FILE "
-                           f"--out PATH/{COLLECTION_PROFILES.as_posix()}")
+                           f"--out {path or 'PATH/' + COLLECTION_PROFILES.as_posix()}")
         with self._lock:
             stamp = (path, path.stat().st_mtime)
             if self._loaded != stamp:
                 profiles = ProfileSet.load(path)
-                self._search = ArtistSearch(profiles, load_head_for(profiles, None, self.collection_root))
+                self._search = ArtistSearch(profiles, load_head_for(profiles, self.head, self.collection_root))
                 self._loaded = stamp
             return self._search
 
@@ -91,7 +95,9 @@ class ArtistFinder:
 def finder(request: Request) -> ArtistFinder:
     state = request.app.state
     if getattr(state, "artist_finder", None) is None:
-        state.artist_finder = ArtistFinder(Path(service(request).collection.root))
+        settings = service(request).settings
+        state.artist_finder = ArtistFinder(Path(service(request).collection.root), settings.artist_profiles,
+                                           settings.artist_head)
     return state.artist_finder
 
 
