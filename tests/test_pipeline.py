@@ -168,3 +168,30 @@ def test_fast_search_agrees_with_exact_search(tiny_collection, tiny_folder, caps
     code, out, _ = run_cli(capsys, "search", "--text", "red dots", "--fast", "-k", 2,
                            "--collection", tiny_collection.root, "--json")
     assert code == 0 and all(r["metadata"]["style"] == "dots" for r in json.loads(out)["results"])
+
+
+@pytest.mark.parametrize("case", ["missing folder", "empty folder", "csv paths elsewhere", "missing csv"])
+def test_failed_first_ingest_leaves_no_collection_behind(case, tiny_folder, tmp_path, capsys):
+    folder, _ = tiny_folder
+    (tmp_path / "empty").mkdir()
+    bad_csv = tmp_path / "elsewhere.csv"
+    bad_csv.write_text("path,style\nnot/here.png,x\n")
+    args = {"missing folder": [tmp_path / "nope"], "empty folder": [tmp_path / "empty"],
+            "csv paths elsewhere": [folder, "--labels", bad_csv],
+            "missing csv": [folder, "--labels", tmp_path / "nope.csv"]}[case]
+    for target, existed in ((tmp_path / "new", False), (tmp_path / "mine", True)):
+        if existed:  # a folder the user made, with a file of theirs: both stay
+            target.mkdir()
+            (target / "notes.txt").write_text("mine")
+        code, _, err = run_cli(capsys, "ingest", *args, "--collection", target, "-q")
+        assert code == 2 and err.startswith("error:")
+        if existed:
+            assert sorted(p.name for p in target.iterdir()) == ["notes.txt"]
+        else:
+            assert not target.exists()
+
+
+def test_failed_ingest_into_an_existing_collection_keeps_it(tiny_collection, tmp_path, capsys):
+    before = sorted(p.name for p in tiny_collection.root.iterdir())
+    code, _, err = run_cli(capsys, "ingest", tmp_path / "nope", "--collection", tiny_collection.root, "-q")
+    assert code == 2 and sorted(p.name for p in tiny_collection.root.iterdir()) == before

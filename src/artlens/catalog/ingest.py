@@ -69,6 +69,16 @@ def file_md5(path: Path) -> str:
     return digest.hexdigest()
 
 
+def check_ingest_inputs(folder: str | Path) -> Path:
+    """Fail before anything is created when the folder is not there; returns its resolved path."""
+    folder = Path(folder).expanduser().resolve()
+    if not folder.exists():
+        raise CollectionError(f"folder {folder} does not exist", "check the path given to `artlens ingest`")
+    if not folder.is_dir():
+        raise CollectionError(f"{folder} is not a folder", "give `artlens ingest` a folder of images")
+    return folder
+
+
 def ingest_folder(
     catalog: Catalog,
     folder: str | Path,
@@ -78,11 +88,7 @@ def ingest_folder(
     progress: bool = True,
 ) -> IngestReport:
     """Bring the catalog in line with ``folder`` (and the metadata CSV ``labels``)."""
-    folder = Path(folder).expanduser().resolve()
-    if not folder.exists():
-        raise CollectionError(f"folder {folder} does not exist", "check the path given to `artlens ingest`")
-    if not folder.is_dir():
-        raise CollectionError(f"{folder} is not a folder", "give `artlens ingest` a folder of images")
+    folder = check_ingest_inputs(folder)
     table: MetadataTable | None = read_metadata(labels) if labels else None
     images, others = scan_folder(folder)
     if not images:

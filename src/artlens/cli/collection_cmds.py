@@ -42,6 +42,24 @@ def _check_extractor_choices(items: list[str]) -> None:
         create_extractor(name)  # raises with the list of known extractors
 
 
+def _entries_before_creating(root: Path) -> set[Path] | None:
+    """What the folder held before this run makes a collection in it; None when it is one already."""
+    if (root / "collection.toml").exists():
+        return None
+    return set(root.iterdir()) if root.is_dir() else set()
+
+
+def _remove_created(root: Path, before: set[Path]) -> None:
+    """Undo a new collection that a failed first ingest left empty: what this run created goes,
+    anything the folder held before stays (and so does the folder then)."""
+    import shutil
+
+    for entry in set(root.iterdir()) - before:
+        shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+    if not before:
+        root.rmdir()
+
+
 @app.command()
 def ingest(
     folder: Path = typer.Argument(..., help="Folder of artwork images (searched recursively)."),
@@ -61,12 +79,24 @@ def ingest(
     Re-running is incremental: only new or changed files are read, removed files are dropped, and an
     interrupted run resumes. Corrupt or unreadable files are skipped and listed in the report.
     """
+    from artlens.catalog.ingest import check_ingest_inputs
+    from artlens.errors import ArtlensError
+
     if extractors:
         _check_extractor_choices(extractors)
-    coll = open_collection(collection or default_collection(), create=True)
-    if extractors:
-        coll.set_extractors(dict(e.split("=", 1) for e in extractors))
-    summary = run_ingest(coll, folder, labels, features=not no_features, reindex=reindex, progress=not quiet)
+    check_ingest_inputs(folder)
+    root = collection or default_collection()
+    created = _entries_before_creating(root)
+    coll = open_collection(root, create=True)
+    try:
+        if extractors:
+            coll.set_extractors(dict(e.split("=", 1) for e in extractors))
+        summary = run_ingest(coll, folder, labels, features=not no_features, reindex=reindex, progress=not quiet)
+    except ArtlensError:
+        if created is not None and len(coll.catalog) == 0:
+            coll.close()
+            _remove_created(root, created)
+        raise
     if as_json:
         print(json.dumps(summary, indent=2))
         return
