@@ -19,3 +19,15 @@ def test_eval_hashing_bad_input(tiny_collection, capsys):
     assert "unknown hashing method" in capsys.readouterr().err
     assert main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--bits", "12"]) == 2
     assert "multiples of 8" in capsys.readouterr().err
+
+
+def test_eval_hashing_default_queries_fit_a_small_collection(tiny_collection, capsys):
+    code = main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--method", "lsh",
+                 "--bits", "8", "--json"])
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert json.loads(out.out)["n_queries"] == 3  # 12 artworks in 3 styles: one query per class
+    assert "3 queries" in out.err
+    assert main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style",
+                 "--queries", "12"]) == 2
+    assert "leaves no database" in capsys.readouterr().err

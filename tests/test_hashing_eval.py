@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from artlens.errors import ArtlensError
-from artlens.hashing import float_map_at_k, hashing_map_at_k, pack_bits, stratified_queries
+from artlens.hashing import default_query_count, float_map_at_k, hashing_map_at_k, pack_bits, stratified_queries
 
 
 def _codes(values):
@@ -65,5 +65,17 @@ def test_stratified_queries():
     assert counts.max() - counts[:9].min() <= 1 and counts[9] in (4, 5)
     assert np.array_equal(stratified_queries(labels, 95, seed=0)[0], q)
     assert not np.array_equal(stratified_queries(labels, 95, seed=1)[0], q)
-    with pytest.raises(ArtlensError):
+    with pytest.raises(ArtlensError, match="between 1 and 949") as bad:
         stratified_queries(labels, 0)
+    assert "--queries" in bad.value.hint
+    with pytest.raises(ArtlensError, match="too many queries for the class sizes") as bad:
+        stratified_queries(np.array([0, 1, 2, 3, 3]), 2)
+    assert "at most 1" in bad.value.hint
+
+
+def test_default_query_count_fits_small_collections():
+    assert default_query_count(np.repeat(np.arange(10), 2000)) == 1000  # 10 % capped at 1000
+    assert default_query_count(np.repeat(np.arange(5), 60)) == 30  # 10 % of 300
+    assert default_query_count(np.repeat(np.arange(8), 3)) == 8  # at least one per class
+    assert default_query_count(np.array([0, 1, 2, 3, 3])) == 1  # only what the classes can spare
+    assert default_query_count(np.arange(6)) == 0  # every class a singleton

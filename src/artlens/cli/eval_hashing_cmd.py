@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -17,7 +18,9 @@ def eval_hashing(
     label: str = typer.Option(..., "--label", "-l", help="Metadata column that defines relevance."),
     method: str = typer.Option("tbh-sim", "--method", "-m", help="Hasher: lsh, itq, tbh or tbh-sim."),
     bits: str = typer.Option("16,32,64", "--bits", help="Code lengths, comma-separated (multiples of 8)."),
-    queries: int = typer.Option(1000, "--queries", help="Stratified, seeded query set size; the rest is the database."),
+    queries: int = typer.Option(None, "--queries", show_default=False,
+                                help="Stratified, seeded query set size; the rest is the database. Default: 10 %% of "
+                                "the labelled artworks, at most 1000, at least one per class."),
     k: int = typer.Option(1000, "--k", help="Rank cut-off of mAP@k."),
     features: str = typer.Option("effnet-lite0", "--features", help="Extractor whose cached vectors are hashed."),
     seed: int = typer.Option(0, "--seed"),
@@ -31,7 +34,8 @@ def eval_hashing(
 
     from artlens.errors import ArtlensError
     from artlens.evaluation.retrieval import labels_for
-    from artlens.hashing import create_hasher, float_map_at_k, hashing_map_at_k, list_hashers, stratified_queries
+    from artlens.hashing import (create_hasher, default_query_count, float_map_at_k, hashing_map_at_k, list_hashers,
+                                 stratified_queries)
 
     if method not in list_hashers():
         raise ArtlensError(f"unknown hashing method {method!r}", f"choose one of: {', '.join(list_hashers())}")
@@ -48,8 +52,16 @@ def eval_hashing(
         raise ArtlensError(f"no cached {features} features for labelled artworks",
                            "run `artlens ingest DIR --collection PATH` first")
     y = np.array([labels[int(i)] for i in ids])
-    if queries >= len(ids):
-        raise ArtlensError(f"--queries {queries} leaves no database ({len(ids)} artworks)", "ask for fewer queries")
+    if queries is None:
+        queries = default_query_count(y)
+        if queries == 0:
+            raise ArtlensError(f"every {label!r} class has a single artwork, so none can be a query",
+                               "use a label whose classes have several artworks each")
+        print(f"{queries} queries (10 % of {len(ids)} labelled artworks, at most 1000, at least one per class; "
+              "set --queries to change)", file=sys.stderr)
+    elif queries >= len(ids):
+        raise ArtlensError(f"--queries {queries} leaves no database ({len(ids)} artworks)",
+                           f"ask for fewer queries (at most {len(ids) - 1})")
     q_idx, db_idx = stratified_queries(y, queries, seed)
     bound = float_map_at_k(vectors[q_idx], vectors[db_idx], y[q_idx], y[db_idx], k=k)
     rows = []

@@ -111,6 +111,16 @@ def float_map_at_k(
     return _map_from_rankings(rank, len(qf), len(dbf), rel_fn, k, block)
 
 
+def default_query_count(labels, share: float = 0.1, most: int = 1000) -> int:
+    """How many queries to draw when none are asked for: ``share`` of the items, at most ``most``, at
+    least one per class that has a member to spare, never more than the classes can spare (0 when
+    every class has a single member)."""
+    labels = np.asarray(labels)
+    counts = np.unique(labels, return_counts=True)[1]
+    spare = int(np.maximum(counts - 1, 0).sum())
+    return min(most, max(int(round(share * len(labels))), int((counts > 1).sum())), spare)
+
+
 def stratified_queries(labels, n_queries: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Split positions ``0..N-1`` into ``n_queries`` queries and the database, stratified by label.
 
@@ -122,9 +132,16 @@ def stratified_queries(labels, n_queries: int, seed: int = 0) -> tuple[np.ndarra
         raise ArtlensError("stratified_queries needs one label per item (a 1-D array)")
     n = len(labels)
     if not 0 < n_queries < n:
-        raise ArtlensError(f"n_queries must be between 1 and {n - 1}, got {n_queries}")
+        raise ArtlensError(f"n_queries must be between 1 and {n - 1}, got {n_queries}",
+                           f"ask for between 1 and {n - 1} queries (--queries)")
     classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     cap = np.maximum(counts - 1, 0)
+    if n_queries > cap.sum():
+        raise ArtlensError(
+            f"too many queries for the class sizes: {n_queries} asked, but each class keeps one member in "
+            f"the database, so at most {int(cap.sum())} of {n} can be queries",
+            f"ask for at most {int(cap.sum())} queries (--queries), or use a label whose classes have "
+            "several members each" if cap.sum() else "use a label whose classes have several members each")
     exact = n_queries * counts / n
     quota = np.minimum(np.floor(exact).astype(np.int64), cap)
     rest = n_queries - int(quota.sum())
