@@ -353,6 +353,8 @@ def test_cli_merge(tiny_collection, heads, tmp_path, capsys):
     (["--artist-column", "painter"], "artist column 'painter' not found"),
     (["--artist-column", "title"], "fewer than 2 works"),
     (["--artist-column", "style", "--epsilon", "-1"], "epsilon must be a positive number"),
+    (["--artist-column", "style", "--works-per-prototype", "0"], "works per prototype must be a whole number of at least 1"),
+    (["--artist-column", "style", "--max-prototypes", "0"], "max prototypes must be a whole number of at least 1"),
 ])
 def test_cli_publish_bad_input_is_a_clear_error(args, message, tiny_collection, heads, tmp_path, capsys):
     out = tmp_path / "p.json"
@@ -379,6 +381,29 @@ def test_cli_bad_input_for_search_and_eval(published, tiny_collection, heads, ti
     code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style",
                            "--head", heads[0], "--queries", "text")
     assert code == 2 and "cannot embed text queries" in err
+    code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style",
+                           "--head", heads[0], "--max-prototypes", 0)
+    assert code == 2 and "max prototypes must be a whole number of at least 1" in err and "hint:" in err
+    code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style",
+                           "--head", heads[0], "--dp-repeats", 0)
+    assert code == 2 and "--dp-repeats must be at least 1" in err
+    code, _, err = run_cli(capsys, "artists", "merge", published, "--max-prototypes", 0, "--out", published.with_name("m"))
+    assert code == 2 and "max prototypes must be at least 1" in err
+
+
+def test_eval_table_keeps_method_names_apart(tiny_collection, heads, monkeypatch, capsys):
+    args = ["eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style", "--head", heads[0],
+            "--split", "all", "--dp-repeats", 1, "-q"]
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0, err
+    cells = [line.split("│")[1].strip() for line in out.splitlines() if line.startswith("│")]
+    assert {"pretrained-nearest-artwork", "pretrained-nearest-artwork-vote10", "nearest-artwork-vote10"} <= set(cells)
+    assert "pretrained: content" in out  # the pretrained space's mix, below the table
+    assert all(len(line) <= 80 for line in out.splitlines())
+    monkeypatch.setenv("COLUMNS", "40")  # narrower than the names: folded, not cut to one ellipsis
+    code, out, err = run_cli(capsys, *args)
+    assert code == 0 and "…" not in out
 
 
 def test_api_artists_search(published, tiny_collection, heads, tiny_folder, tmp_path, monkeypatch):

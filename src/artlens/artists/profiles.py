@@ -44,6 +44,16 @@ class ProfileConfig:
     epsilon: float | None = None  # differential privacy per profile; None publishes exact prototypes
     delta: float = 1e-5
 
+    def __post_init__(self):
+        for name, flag, least in (("max_prototypes", "--max-prototypes 3", 1),
+                                  ("works_per_prototype", "--works-per-prototype 10", 1),
+                                  ("min_works", None, 2), ("min_prototype_works", None, 1),
+                                  ("kmeans_iterations", None, 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+                raise ArtlensError(f"{name.replace('_', ' ')} must be a whole number of at least {least}, got {value}",
+                                   f"pass e.g. {flag}" if flag else f"set ProfileConfig.{name} to {least} or more")
+
     def prototypes_for(self, works: int) -> int:
         """Number of prototypes for an artist with ``works`` works: one per ``works_per_prototype``, capped."""
         if self.epsilon is not None:
@@ -367,6 +377,8 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
         raise ArtifactMismatchError(f"cannot merge profiles made with different heads: {', '.join(heads)}",
                                     "publish every institution's profiles with the same (federated) head")
     check_no_duplicates(sets, labels)
+    if max_prototypes is not None and max_prototypes < 1:
+        raise ArtlensError(f"max prototypes must be at least 1, got {max_prototypes}", "pass e.g. --max-prototypes 3")
     cap = max_prototypes or max(int(s.config.get("max_prototypes", ProfileConfig.max_prototypes)) for s in sets)
     pooled: dict[str, list[ArtistProfile]] = {}
     for s in sets:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.table import Column, Table
 
 from artlens.cli import app, collection_option, default_collection, eval_app, open_collection
 
@@ -204,6 +204,8 @@ def eval_artists(
     from artlens.errors import ArtlensError
     from artlens.models import load_head
 
+    if dp_repeats < 1:
+        raise ArtlensError(f"--dp-repeats must be at least 1, got {dp_repeats}", "pass e.g. --dp-repeats 5")
     coll = open_collection(collection)
     model = load_head(head) if head is not None else coll.head()
     if model is None:
@@ -216,9 +218,14 @@ def eval_artists(
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table("method", "top-1", "top-3", "MRR", "space",
+    # method names differ only at their ends (pretrained-nearest-artwork[-vote10]): folded when the
+    # terminal is narrow, never cut to the same ellipsis; a space's long description goes below
+    spaces = {m.get("space", "") for m in result["methods"].values()}
+    details = [s for s in sorted(spaces) if ":" in s]
+    table = Table(Column("method", overflow="fold"), "top-1", "top-3", "MRR", Column("space", overflow="fold"),
                   title=f"artist retrieval by {artist_column!r}: {result['n_queries']} queries ({result['split']}), "
-                        f"{result['n_artists']} artists, head {result['head']}")
+                        f"{result['n_artists']} artists, head {result['head']}",
+                  caption="; ".join(details) or None)
     for name, m in result["methods"].items():
-        table.add_row(name, f"{m['top1']:.3f}", f"{m['top3']:.3f}", f"{m['mrr']:.3f}", m.get("space", ""))
+        table.add_row(name, f"{m['top1']:.3f}", f"{m['top3']:.3f}", f"{m['mrr']:.3f}", m.get("space", "").split(":")[0])
     Console().print(table)
