@@ -109,3 +109,24 @@ def test_probe_is_cached_until_its_data_changes(own_collection):
     coll.catalog.set_metadata(1, {"style": "rings", "artist": "artist 0"})  # a relabelled artwork refits
     Annotator(coll).fit(["style"])
     assert cache.stat().st_mtime_ns != stamp
+
+
+def test_eval_annotation_skips_a_default_column_with_a_class_of_one(own_collection, capsys):
+    ids = own_collection.catalog.ids()
+    arts = own_collection.catalog.get_many(ids)
+    with own_collection.catalog.transaction():
+        for i in ids:
+            own_collection.catalog.set_metadata(i, {**arts[i].metadata, "medium": "wax" if i == ids[0] else "oil"})
+    assert "medium" in label_columns(own_collection.catalog)
+    code, out, err = run_cli(capsys, "eval", "annotation", "--collection", own_collection.root, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert {"style", "artist"} <= set(result) and "medium" not in result
+    assert "1 labelled artwork" in result["skipped"]["medium"]
+    code, out, err = run_cli(capsys, "eval", "annotation", "--collection", own_collection.root)
+    assert code == 0 and "skipped medium:" in err and "style" in out
+    # asked for by name, or nothing else left to score: an error
+    code, _, err = run_cli(capsys, "eval", "annotation", "--collection", own_collection.root, "--label", "medium")
+    assert code == 2 and "1 labelled artwork" in err
+    with pytest.raises(Exception, match="no label column can be scored"):
+        evaluate_annotation(own_collection, ["medium"], "test", skipped={})

@@ -141,16 +141,32 @@ class Annotator:
         return out
 
 
-def evaluate_annotation(collection, columns: Sequence[str], split: str = "test", head=None, seed: int = 0) -> dict:
-    """Top-1 / top-3 accuracy per column on a held-out split; probes learn from the other splits."""
+def evaluate_annotation(collection, columns: Sequence[str], split: str = "test", head=None, seed: int = 0,
+                        skipped: dict[str, str] | None = None) -> dict:
+    """Top-1 / top-3 accuracy per column on a held-out split; probes learn from the other splits.
+    With a ``skipped`` dict, a column that cannot be split or learned (a class of one artwork, say)
+    is left out with its reason recorded there, and only a run that scores no column fails."""
     from artlens.evaluation.metrics import topk_accuracy
     from artlens.train.split import collection_split
 
     annotator = Annotator(collection, head)
-    splits = {c: collection_split(collection, c, annotator.head, seed) for c in columns}
-    annotator.fit(columns, {c: [i for i, s in splits[c].items() if s != split] for c in columns}, seed)
-    result = {}
+    splits = {}
     for column in columns:
+        try:
+            splits[column] = collection_split(collection, column, annotator.head, seed)
+            annotator.fit([column], {column: [i for i, s in splits[column].items() if s != split]}, seed)
+        except ArtlensError as exc:
+            if skipped is None:
+                raise
+            skipped[column] = exc.message
+            splits.pop(column, None)
+    if not splits:
+        reasons = "; ".join(f"{c}: {r}" for c, r in (skipped or {}).items())
+        raise ArtlensError(f"no label column can be scored ({reasons})",
+                           "label more artworks per class, or pass --label COLUMN with a column whose classes "
+                           "each have several artworks")
+    result = {}
+    for column in splits:
         model = annotator.models[column]
         labels = collection.catalog.column(column)
         test = [i for i, s in splits[column].items() if s == split and labels.get(i) in model.classes]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -19,10 +20,12 @@ def eval_annotation(
     split: str = typer.Option("test", "--split", help="Held-out split scored: test or val (probes learn from the rest)."),
     head: Path = typer.Option(None, "--head", help="Use this head file instead of the collection's own."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print {column: {method, top1, top3, n_test, n_train}}."),
+    as_json: bool = typer.Option(False, "--json", help="Print {column: {method, top1, top3, n_test, n_train}}, and "
+                                 "skipped: {column: reason} when a default column could not be scored."),
 ):
     """Annotation accuracy per label column on artworks held out of training (the head's stored split,
-    the collection's split column, or a stratified seeded split)."""
+    the collection's split column, or a stratified seeded split). Without --label, a column that
+    cannot be split (a class of one artwork) is skipped with its reason."""
     from artlens.annotation import evaluate_annotation, label_columns
     from artlens.errors import ArtlensError
     from artlens.models import load_head
@@ -33,10 +36,14 @@ def eval_annotation(
     columns = labels or label_columns(coll.catalog)
     if not columns:
         raise ArtlensError("this collection has no label columns to evaluate", "ingest it with --labels CSV")
-    result = evaluate_annotation(coll, columns, split, load_head(head) if head else None)
+    skipped: dict[str, str] = {}
+    result = evaluate_annotation(coll, columns, split, load_head(head) if head else None,
+                                 skipped=None if labels else skipped)
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps({**result, "skipped": skipped} if skipped else result))
         return
+    for column, reason in skipped.items():
+        print(f"skipped {column}: {reason}", file=sys.stderr)
     table = Table("column", "method", "top-1", "top-3", "classes", "test", "train", title=f"annotation on the {split} split")
     for column, r in result.items():
         table.add_row(column, r["method"], f"{r['top1']:.4f}", f"{r['top3']:.4f}", str(r["classes"]),
