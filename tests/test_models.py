@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.models import HeadConfig, InputSpec, create_head, list_heads, load_head
@@ -89,8 +90,15 @@ def test_load_rejects_foreign_and_missing_files(tmp_path):
     with pytest.raises(ArtlensError, match="no head file"):
         load_head(tmp_path / "missing.pt")
     (tmp_path / "x.pt").write_text("not a head")
-    with pytest.raises(ArtlensError, match="cannot read head file"):
+    with pytest.raises(ArtlensError, match="is not an artlens head file .not a PyTorch file") as bad:
         load_head(tmp_path / "x.pt")
+    assert "artlens train" in bad.value.hint and ": 1" not in bad.value.message
+    Image.new("RGB", (8, 8)).save(tmp_path / "picture.jpg")
+    with pytest.raises(ArtlensError, match="picture.jpg is not an artlens head file"):
+        load_head(tmp_path / "picture.jpg")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ArtlensError, match="a PyTorch file without a head"):
+        load_head(tmp_path / "other.pt")
     torch.save({"schema_version": 99}, tmp_path / "old.pt")
     with pytest.raises(ArtifactMismatchError, match="schema version"):
         load_head(tmp_path / "old.pt")

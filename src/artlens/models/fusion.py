@@ -251,6 +251,10 @@ class FusionHead(nn.Module):
         return head
 
 
+NOT_A_HEAD_HINT = ("pass a head written by `artlens train` (COLLECTION/heads/learned.pt, or its --out FILE) "
+                   "or by `artlens federate` (head.pt in the run folder)")
+
+
 def read_head_payload(path: str | Path) -> dict:
     """The contents of a head file, with clear errors for a missing, foreign or outdated file."""
     path = Path(path)
@@ -260,9 +264,13 @@ def read_head_payload(path: str | Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not a head
-        raise ArtlensError(f"cannot read head file {path}: {exc}", "give a file written by `artlens train`") from exc
+        import zipfile
+
+        what = (f"a PyTorch file it cannot read: {str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__}"
+                if zipfile.is_zipfile(path) else "not a PyTorch file at all")
+        raise ArtlensError(f"{path} is not an artlens head file ({what})", NOT_A_HEAD_HINT) from exc
     if not isinstance(payload, dict) or "schema_version" not in payload:
-        raise ArtlensError(f"{path} is not an artlens head", "give a file written by `artlens train`")
+        raise ArtlensError(f"{path} is not an artlens head file (a PyTorch file without a head in it)", NOT_A_HEAD_HINT)
     if payload["schema_version"] != HEAD_SCHEMA_VERSION:
         raise ArtifactMismatchError(
             f"head {path} has schema version {payload['schema_version']}, this artlens reads {HEAD_SCHEMA_VERSION}",
