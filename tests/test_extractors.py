@@ -96,3 +96,18 @@ def test_hub_backbone_without_torchvision_says_what_to_install(monkeypatch):
     with pytest.raises(ArtlensError, match="torchvision") as info:
         backbone_mod.get_backbone("resnet50")
     assert "artlens[hub]" in info.value.hint
+
+
+def test_text_encoder_loads_without_progress_bars_or_deprecation_warnings(capfd):
+    import warnings
+
+    from artlens.features.text import SentenceEncoderExtractor
+    from transformers.utils import logging as hf_logging
+
+    encoder = SentenceEncoderExtractor("minilm")  # a fresh instance: its model loads here
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        vectors = encoder.encode_texts(["a stormy sea"])
+    assert vectors.shape == (1, 384) and encoder.dim == 384
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the setting is restored for other users of transformers

