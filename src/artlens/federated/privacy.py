@@ -7,17 +7,16 @@
   at most C/K, so each round is a Gaussian mechanism with noise multiplier sigma.
 - **Accounting**: Renyi DP of the (optionally Poisson-subsampled) Gaussian mechanism (Mironov 2017;
   Mironov, Talwar & Zhang 2019), composed over rounds and converted to (epsilon, delta) with the
-  tighter conversion of Balle et al. 2020 / Canonne, Kamath & Steinke 2020. ``calibrate_noise`` picks
+  tighter conversion of Balle et al. 2020, through Opacus's RDP analysis. ``calibrate_noise`` picks
   the smallest sigma whose total epsilon after all rounds stays within the target.
 - **SecAgg+** (Flower's ``SecAggPlusWorkflow`` + ``secaggplus_mod``): institutions mask their
   quantised updates so that the server only learns their sum.
 
-Flower is imported lazily, inside the functions that need it.
+Flower and Opacus are imported lazily, inside the functions that need them.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -27,41 +26,22 @@ from artlens.errors import ArtlensError
 DEFAULT_ORDERS = tuple([1 + x / 10.0 for x in range(1, 10)] + list(range(2, 64)) + [80, 128, 256, 512])
 
 
-def _log_add(a: float, b: float) -> float:
-    hi, lo = max(a, b), min(a, b)
-    return hi if lo == -math.inf else hi + math.log1p(math.exp(lo - hi))
-
-
-def _rdp_subsampled_int(q: float, sigma: float, alpha: int) -> float:
-    """RDP at integer order alpha of the Poisson-subsampled Gaussian (Mironov et al. 2019, Sec. 3.3)."""
-    log_a = -math.inf
-    for k in range(alpha + 1):
-        log_coef = math.lgamma(alpha + 1) - math.lgamma(k + 1) - math.lgamma(alpha - k + 1)
-        term = log_coef + k * math.log(q) + (alpha - k) * math.log1p(-q) + (k * k - k) / (2 * sigma ** 2)
-        log_a = _log_add(log_a, term)
-    return log_a / (alpha - 1)
-
-
 def rdp_gaussian(noise_multiplier: float, sampling_rate: float = 1.0, orders=DEFAULT_ORDERS) -> np.ndarray:
-    """RDP epsilon(alpha) of one release, for each order. Without subsampling: alpha / (2 sigma^2)."""
+    """RDP epsilon(alpha) of one release, for each order (Opacus's analysis of the subsampled Gaussian)."""
+    from opacus.accountants.analysis.rdp import compute_rdp
+
     if noise_multiplier <= 0:
         return np.full(len(orders), np.inf)
-    orders = np.asarray(orders, dtype=np.float64)
-    if sampling_rate >= 1.0:
-        return orders / (2 * noise_multiplier ** 2)
-    if sampling_rate <= 0:
-        return np.zeros(len(orders))
-    return np.array([_rdp_subsampled_int(sampling_rate, noise_multiplier, int(a)) if float(a).is_integer()
-                     else np.inf for a in orders])
+    return np.asarray(compute_rdp(q=min(max(sampling_rate, 0.0), 1.0), noise_multiplier=noise_multiplier,
+                                  steps=1, orders=list(orders)), dtype=np.float64)
 
 
 def rdp_to_epsilon(rdp: np.ndarray, delta: float, orders=DEFAULT_ORDERS) -> tuple[float, float]:
-    """(epsilon, best order) for a target delta."""
-    orders = np.asarray(orders, dtype=np.float64)
-    eps = rdp + np.log1p(-1 / orders) - (np.log(delta) + np.log(orders)) / (orders - 1)
-    eps = np.where(np.isfinite(eps), eps, np.inf)
-    best = int(np.argmin(eps))
-    return max(0.0, float(eps[best])), float(orders[best])
+    """(epsilon, best order) for a target delta (Opacus's conversion)."""
+    from opacus.accountants.analysis.rdp import get_privacy_spent
+
+    eps, best = get_privacy_spent(orders=list(orders), rdp=np.asarray(rdp, dtype=np.float64), delta=delta)
+    return max(0.0, float(eps)), float(best)
 
 
 @dataclass
