@@ -243,6 +243,20 @@ def test_too_many_pixels_refused_before_decoding():
     assert load_image(data, max_pixels=8000).size == (100, 80)
 
 
+def test_pillow_soft_limit_warning_does_not_leak(monkeypatch):
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 6000)  # 100x80 = 8,000 pixels: over Pillow's soft limit
+    data = _encode(Image.fromarray(_texture(100, 80)), "PNG")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        assert "too many pixels" in _err(data, max_pixels=6000).message  # refused by artlens, quietly
+        image = load_image(data, max_pixels=8000)
+        padded = Image.new("RGB", (120, 80), (0, 0, 0))
+        padded.paste(image, (10, 0))
+        assert crop_letterbox(padded).size == (100, 80)
+
+
 def test_missing_and_folder(tmp_path):
     assert "not found" in _err(tmp_path / "nope.png").message
     assert "folder" in _err(tmp_path).message

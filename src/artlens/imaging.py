@@ -206,6 +206,15 @@ def _too_many(label: str, size: tuple[int, int] | None, pixels: int | None, limi
 
 
 @contextmanager
+def _our_pixel_limit() -> Iterator[None]:
+    """Silence Pillow's soft-limit DecompressionBombWarning: artlens checks the caller's ``max_pixels``
+    itself (and Pillow still refuses images over twice its own limit)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+@contextmanager
 def _open_image(source: ImageSource, max_pixels: int | None) -> Iterator[tuple[Image.Image, str]]:
     """Open (header only) and check the pixel count; yields (image, label). Decodes nothing."""
     label = _describe(source)
@@ -217,13 +226,7 @@ def _open_image(source: ImageSource, max_pixels: int | None) -> Iterator[tuple[I
             raise ImageDecodeError(f"{label}: unreadable ({e})", "check the disk or network share") from None
         kind = _sniff(prefix)
         try:
-            pil_limit = Image.MAX_IMAGE_PIXELS
-            if pil_limit is not None and (max_pixels is None or max_pixels > pil_limit):
-                # We check the caller's limit ourselves: silence Pillow's soft-limit warning here only.
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                    im = Image.open(stream, formats=_allowed_formats())
-            else:
+            with _our_pixel_limit():
                 im = Image.open(stream, formats=_allowed_formats())
         except Image.DecompressionBombError as e:
             m = _BOMB_PIXELS.search(str(e))
@@ -379,9 +382,10 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ValueError("max_pixels must be a positive number of pixels")
     with _open_image(source, max_pixels) as (im, label):
         try:
-            if getattr(im, "n_frames", 1) > 1:
-                im.seek(0)
-            im.load()
+            with _our_pixel_limit():
+                if getattr(im, "n_frames", 1) > 1:
+                    im.seek(0)
+                im.load()
         except Image.DecompressionBombError as e:  # a frame larger than the header said
             m = _BOMB_PIXELS.search(str(e))
             raise _too_many(label, None, int(m.group(1)) if m else None, max_pixels) from None
@@ -481,7 +485,8 @@ def crop_letterbox(img: Image.Image, tolerance: int = 12, min_keep: float = 0.5)
     box = letterbox_box(img, tolerance=tolerance, min_keep=min_keep)
     if box == (0, 0, img.size[0], img.size[1]):
         return img
-    return img.crop(box)
+    with _our_pixel_limit():
+        return img.crop(box)
 
 
 def letterbox_box(img: Image.Image, tolerance: int = 12, min_keep: float = 0.5) -> tuple[int, int, int, int]:
