@@ -38,6 +38,7 @@ def test_bad_files_are_skipped_and_reported(folder, tmp_path):
     assert report.added == 6
     reasons = dict(report.skipped)
     assert set(map(os.path.basename, reasons)) == {"empty.jpg", "text.jpg", "truncated.png", "notes.xyz"}
+    assert all(str(images) not in reason for reason in reasons.values())  # the path is named once, not again
     assert len(cat.skipped()) == 4
     # unchanged bad files stay reported on the next run, without being read again
     again = ingest_folder(cat, root, labels, progress=False)

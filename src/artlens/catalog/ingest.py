@@ -161,7 +161,7 @@ def _ingest_file(catalog, path: Path, state, skipped_state, fields, has_table: b
     try:
         image = load_image(path, max_pixels=max_pixels)
     except ImageDecodeError as exc:
-        _skip(catalog, report, key, exc.message, st)
+        _skip(catalog, report, key, exc.message.removeprefix(f"{key}: "), st)  # the report names the path
         return
     md5 = file_md5(path)
     artwork_id, is_new = catalog.add_file(key, md5, st.st_size, st.st_mtime_ns, image.width, image.height)

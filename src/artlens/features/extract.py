@@ -88,7 +88,7 @@ def extract_images(
         try:
             return md5, prepare_image(path, max_pixels, crop), None
         except ImageDecodeError as exc:
-            return md5, None, f"{path}: {exc.message}"
+            return md5, None, f"{path}: {exc.message.removeprefix(f'{path}: ')}"
 
     with ThreadPoolExecutor(max_workers=2) as pool:
         batches = [todo[i : i + batch_size] for i in range(0, len(todo), batch_size)]
