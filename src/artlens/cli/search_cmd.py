@@ -38,8 +38,10 @@ def search(
     k: int = typer.Option(10, "-k", "--k", help="Number of results."),
     aspect: str = typer.Option(None, "--aspect", "-a", help="Rank by one aspect only: content, style, colour, text, learned."),
     weights: str = typer.Option(None, "--weights", "-w", help="Mix of aspects, e.g. content=0.5,style=0.5."),
-    filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value (repeatable)."),
-    head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (trained elsewhere)."),
+    filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value, any case; a decade "
+                                      "(1880s) matches its years (repeatable: values of one column are alternatives)."),
+    head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (trained elsewhere; input "
+                         "features the collection lacks are extracted and cached first)."),
     fast: bool = typer.Option(False, "--fast", help="Shortlist by Hamming distance on binary codes, then re-rank "
                               "by exact cosine: faster on very large collections, may miss a few neighbours."),
     collection: Path = collection_option(),
