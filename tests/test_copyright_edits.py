@@ -11,7 +11,8 @@ from artlens.copyright.metrics import (
     recall_at_precision,
     verdict_summary,
 )
-from artlens.copyright.queries import edited_queries
+from artlens.copyright.evaluate import distractor_counts, score_method
+from artlens.copyright.queries import UNEDITED, edited_queries, render_query
 from artlens.errors import ArtlensError
 from conftest import draw_picture
 
@@ -52,7 +53,8 @@ def test_edit_plan_balances_families_and_queries_mark_distractors():
     plan = edit_plan(n_items=26, per_item=2, seed=0)
     counts = {f: sum(1 for _, g in plan if g == f) for f in FAMILIES}
     assert len(plan) == 52 and set(counts.values()) == {4}
-    queries = edited_queries([(10, "a.png"), (11, "b.png")], ["x.png"], per_work=3, seed=1)
+    queries = edited_queries([(10, "a.png"), (11, "b.png")], ["x.png"], per_work=3, seed=1,
+                             unedited_distractors=False)
     assert [q.work_id for q in queries] == [10, 10, 10, 11, 11, 11, None]
     assert [q.index for q in queries] == list(range(7)) and not queries[-1].is_copy
     _, name = random_edit(draw_picture("dots", 1), rng_for(2, 2))
@@ -80,3 +82,31 @@ def test_summary_counts_false_positives_and_recall_per_family():
     assert s["top1_on_copies"] == pytest.approx(2 / 3)
     v = verdict_summary([True, False, False, True, False], correct, is_copy, groups)
     assert v["recall"] == pytest.approx(1 / 3) and v["false_positives_on_distractors"] == 1
+
+
+def test_distractors_are_queried_unedited_as_well_as_edited(picture, tmp_path):
+    picture.save(tmp_path / "x.png")
+    picture.save(tmp_path / "y.png")
+    distractors = [str(tmp_path / "x.png"), str(tmp_path / "y.png")]
+    queries = edited_queries([(10, "a.png")], distractors, per_work=2, seed=1)
+    assert [q.work_id for q in queries] == [10, 10, None, None, None, None]
+    assert [q.family == UNEDITED for q in queries] == [False, False, False, False, True, True]
+    assert [q.source for q in queries[4:]] == distractors and [q.index for q in queries] == list(range(6))
+    assert distractor_counts(queries) == {"distractors": 2, "edited_distractors": 2, "unedited_distractors": 2}
+    image, done = render_query(queries[4], seed=1)
+    assert done == UNEDITED and np.array_equal(np.asarray(image), np.asarray(picture.convert("RGB")))
+    assert not np.array_equal(np.asarray(render_query(queries[2], seed=1)[0].resize(picture.size)),
+                              np.asarray(picture))
+
+
+def test_false_positives_are_counted_on_unedited_and_edited_distractors():
+    # two copies, then an edited distractor below the threshold and two unedited ones above it
+    scores = np.array([0.9, 0.7, 0.5, 0.95, 0.85])
+    truth = np.array([3, 4, -1, -1, -1])
+    predicted = np.array([3, 4, 3, 4, 3])
+    families = ["crop", "jpeg", "crop", UNEDITED, UNEDITED]
+    s = score_method(scores, predicted, truth, families, threshold=0.8)
+    assert s["false_positives_on_distractors"] == 2
+    assert s["false_positives_on_unedited_distractors"] == 2 and s["false_positives_on_edited_distractors"] == 0
+    assert s["false_positives_per_group"] == {"crop": 0, UNEDITED: 2}
+    assert set(s["recall_per_group"]) == {"crop", "jpeg"} and s["recall"] == 0.5

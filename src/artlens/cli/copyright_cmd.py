@@ -223,7 +223,8 @@ def eval_copyright(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ):
     """Edited-copy benchmark on a registry: µAP, recall at 90/99 % precision, top-1, false positives on
-    distractors and recall per edit family, for every trained detector and raw pooled features."""
+    the distractors (each unedited and edited once) and recall per edit family, for every trained
+    detector and raw pooled features."""
     from artlens.copyright.check import image_files
     from artlens.copyright.evaluate import evaluate_registry
     from artlens.copyright.queries import sample_paths
@@ -246,11 +247,13 @@ def eval_copyright(
         print(json.dumps({**result, "methods": {name: {k: v for k, v in m.items() if k != "pr_curve"}
                                                 for name, m in result["methods"].items()}}))
         return
-    table = Table("method", "µAP", "R@P90", "R@P99", "top-1", "recall@op", "FP@op",
-                  title=f"{result['works']} works, {result['copies']} edited copies, {result['distractors']} distractors")
+    table = Table("method", "µAP", "R@P90", "R@P99", "top-1", "recall@op", "FP@op unedited", "FP@op edited",
+                  title=f"{result['works']} works, {result['copies']} edited copies, {result['distractors']} "
+                        f"distractors (each unedited and edited once)")
     for method, m in result["methods"].items():
         op = m.get("recall")
         table.add_row(method, f"{m['micro_ap']:.4f}", f"{m['recall@p90']:.4f}", f"{m['recall@p99']:.4f}",
                       f"{m['top1_on_copies']:.4f}", "-" if op is None else f"{op:.4f}",
-                      str(m.get("false_positives_on_distractors", "-")))
+                      str(m.get("false_positives_on_unedited_distractors", "-")),
+                      str(m.get("false_positives_on_edited_distractors", "-")))
     Console().print(table)

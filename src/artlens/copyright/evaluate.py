@@ -15,7 +15,7 @@ import numpy as np
 
 from artlens.copyright.cvae import thumbnail_extractor
 from artlens.copyright.metrics import copy_detection_summary, curve_points, verdict_summary
-from artlens.copyright.queries import EditedQuery, edited_queries, iter_rendered
+from artlens.copyright.queries import UNEDITED, EditedQuery, edited_queries, iter_rendered
 from artlens.copyright.registry import CONTENT_EXTRACTOR, CopyrightRegistry
 from artlens.copyright.taps import COPY_TAPS, content_vectors
 from artlens.errors import CollectionError
@@ -26,7 +26,7 @@ from artlens.imaging import crop_letterbox
 
 def registry_queries(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int, seed: int
                      ) -> list[EditedQuery]:
-    """``per_work`` edits of every registered work and one edit of each distractor file."""
+    """``per_work`` edits of every registered work, and each distractor file edited once and as it is."""
     works = [(artwork_id, path) for artwork_id, _, path in registry.collection.catalog.iter_artworks()]
     if not works:
         raise CollectionError(f"the registry {registry.root} holds no works", "register works first")
@@ -74,8 +74,20 @@ def score_method(scores, predicted, truth: np.ndarray, families: Sequence[str], 
     summary["pr_curve"] = curve_points(scores, correct, int(is_copy.sum()))
     if accepted is not None:
         summary.update(verdict_summary(accepted, correct, is_copy, families))
+    if "false_positives_per_group" in summary:
+        per_group = summary["false_positives_per_group"]
+        summary["false_positives_on_unedited_distractors"] = per_group.get(UNEDITED, 0)
+        summary["false_positives_on_edited_distractors"] = sum(v for k, v in per_group.items() if k != UNEDITED)
     summary.update(extra or {})
     return summary
+
+
+def distractor_counts(queries: Sequence[EditedQuery]) -> dict[str, int]:
+    """Distractor files, and how many distractor queries are edited and unedited."""
+    others = [q for q in queries if not q.is_copy]
+    unedited = sum(q.family == UNEDITED for q in others)
+    return {"distractors": len({q.source for q in others}), "edited_distractors": len(others) - unedited,
+            "unedited_distractors": unedited}
 
 
 def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuery], features: dict,
@@ -130,10 +142,11 @@ def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuer
 
 def evaluate_registry(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int = 2, seed: int = 2024,
                       progress: bool = False, fast: bool = False) -> dict:
-    """Edit every registered work ``per_work`` times, add the edited distractors, and score every detector."""
+    """Edit every registered work ``per_work`` times, add the distractors (each edited once and as it
+    is), and score every detector."""
     queries = registry_queries(registry, distractors, per_work, seed)
     thumb = registry.config.cvae.image_size if "cvae" in registry.trained() else None
     features = encode_queries(queries, seed, thumb, progress)
     return {"registry": str(registry.root), "works": len(registry), "copies": sum(q.is_copy for q in queries),
-            "distractors": sum(not q.is_copy for q in queries), "seed": seed, "per_work": per_work,
+            **distractor_counts(queries), "seed": seed, "per_work": per_work,
             "methods": evaluate_detectors(registry, queries, features, fast=fast)}

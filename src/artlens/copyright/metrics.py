@@ -122,4 +122,6 @@ def _operating_point(accepted, correct, is_copy, threshold, groups) -> dict:
     if groups is not None:
         g = np.asarray(groups)
         out["recall_per_group"] = recall_by_group(accepted[is_copy], correct[is_copy], g[is_copy])
+        out["false_positives_per_group"] = {str(k): int((accepted & ~is_copy)[g == k].sum())
+                                            for k in sorted(set(g[~is_copy].tolist()))}
     return out

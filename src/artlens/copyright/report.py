@@ -16,7 +16,8 @@ import numpy as np
 
 SUMMARY_COLUMNS = (("micro_ap", "µAP"), ("recall@p90", "R@P90"), ("recall@p99", "R@P99"),
                    ("top1_on_copies", "top-1"), ("recall", "recall@op"),
-                   ("false_positives_on_distractors", "FP@op"), ("threshold", "threshold"))
+                   ("false_positives_on_unedited_distractors", "FP@op unedited"),
+                   ("false_positives_on_edited_distractors", "FP@op edited"), ("threshold", "threshold"))
 
 
 def write_copyright_report(result: dict, out: str | Path) -> dict[str, Path]:
@@ -37,20 +38,28 @@ def operating_recall(method: dict) -> dict[str, float]:
     return method.get("recall_per_group") or method.get("recall_per_group@p99") or {}
 
 
+def distractor_queries(result: dict) -> str:
+    """How the distractors were queried, e.g. "each unedited (1000) and edited once (1000)"."""
+    edited, unedited = result.get("edited_distractors"), result.get("unedited_distractors")
+    if edited is None:
+        return "each edited once"
+    return f"each unedited ({unedited}) and edited once ({edited})" if unedited else "each edited once"
+
+
 def render_markdown(result: dict) -> str:
     methods = result["methods"]
     lines = ["# Copyright check: edited-copy detection", ""]
     lines.append(f"Registry: `{result.get('registry', '')}`, {result['works']} works; queries: {result['copies']} "
-                 f"edited copies ({result['per_work']} per work) and {result['distractors']} edited distractors "
-                 f"that are not registered; edit seed {result['seed']}.")
+                 f"edited copies ({result['per_work']} per work) and {result['distractors']} distractor images "
+                 f"that are not registered, {distractor_queries(result)}; edit seed {result['seed']}.")
     lines += ["", "| method | " + " | ".join(label for _, label in SUMMARY_COLUMNS) + " |",
               "|---" * (len(SUMMARY_COLUMNS) + 1) + "|"]
     for name, m in methods.items():
         lines.append(f"| {name} | " + " | ".join(_cell(m.get(key)) for key, _ in SUMMARY_COLUMNS) + " |")
     lines += ["", "µAP over the top-1 prediction of every query ranked by score; R@P90 / R@P99: highest recall "
               "at 90 % / 99 % precision; top-1: share of copies whose best match is their source; recall@op and "
-              "FP@op (false positives on distractors) at the detector's own operating point (robust: calibrated "
-              "threshold; cvae-keys: the paper's verdict).", ""]
+              "FP@op (false positives on the unedited and on the edited distractors) at the detector's own "
+              "operating point (robust: calibrated threshold; cvae-keys: the paper's verdict).", ""]
     for name, m in methods.items():
         if "agreement_with_exact" in m:
             lines.append(f"`{name}`: {m['code_bits']}-bit codes, shortlist of {m['shortlist']} works; verdicts agree "
