@@ -206,12 +206,15 @@ def test_eval_copyright_reports_every_method(registry_path, pictures, capsys):
     assert code == 0
     result = json.loads(out)
     assert result["copies"] == 6 and result["distractors"] == 3
+    assert result["edited_distractors"] == 3 and result["unedited_distractors"] == 3
     assert {"robust", "effnet-pooled", "cvae-keys"} <= set(result["methods"])
     robust = result["methods"]["robust"]
     assert 0.0 <= robust["micro_ap"] <= 1.0 and set(robust["recall_per_group"]) <= {
         "crop", "rotate", "flip", "perspective", "colour", "greyscale", "overlay", "border", "screenshot",
         "downscale", "blur_noise", "jpeg", "combo"}
-    assert np.isfinite(robust["recall@p90"])
+    assert np.isfinite(robust["recall@p90"]) and robust["distractors"] == 6
+    assert robust["false_positives_on_unedited_distractors"] + robust["false_positives_on_edited_distractors"] == \
+        robust["false_positives_on_distractors"]
 
 
 def test_fast_check_agrees_with_the_exact_check(registry_path, pictures, capsys):
