@@ -122,6 +122,16 @@ def test_check_json_lines_for_many_files_and_a_folder(registry_path, pictures, c
     assert rows[2]["work_path"] is None and rows[2]["work_id"] is None and rows[2]["stage"] is None
 
 
+def test_check_text_output_names_every_licence(registry_path, pictures, capsys):
+    free = str(registry_path.parent / "free")
+    code, out, _ = run(["copyright", "check", str(pictures["queries"] / "crop.jpg"), "--registry", str(registry_path),
+                        "--free", free, "-k", "1"], capsys)
+    assert code == 0
+    lines = out.splitlines()
+    assert "of Ann [all rights reserved], score " in lines[0]
+    assert lines[1].startswith("    alternative ") and lines[1].endswith(" [CC0]")
+
+
 def test_undecodable_image_is_reported_and_exits_nonzero(registry_path, pictures, capsys):
     before = snapshot(registry_path)
     code, out, err = run(["copyright", "check", str(pictures["broken"]), str(pictures["queries"] / "jpeg.jpg"),

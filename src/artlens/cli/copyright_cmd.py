@@ -9,6 +9,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from artlens.cli import app, eval_app
@@ -187,25 +188,31 @@ def copyright_check(
     checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=k, fast=fast,
                                shortlist=shortlist)
     failed = 0
-    out = Console()
+    out = Console(soft_wrap=True)  # one line per result, whatever the terminal width
     for result in checker.check_files(paths):
         if result.verdict == ERROR:
             failed += 1
-            err.print(f"error: {result.error}")
+            err.print(f"error: {escape(str(result.error))}")
         if as_json:
             print(json.dumps(result.as_dict()), flush=True)
             continue
         if result.verdict == REGISTERED:
-            out.print(f"[bold red]registered[/] {result.file}: work {result.work_id} ({Path(result.work_path).name}) "
-                      f"of {result.owner} [{result.licence}], score {result.score:.3f}, stage {result.stage}")
+            out.print(f"[bold red]registered[/] {escape(str(result.file))}: work {result.work_id} "
+                      f"({escape(Path(result.work_path).name)}) of {escape(str(result.owner))} "
+                      f"{_licence(result.licence)}, score {result.score:.3f}, stage {result.stage}")
         elif result.verdict != ERROR:
-            out.print(f"[green]not registered[/] {result.file}: best score {result.score:.3f} "
+            out.print(f"[green]not registered[/] {escape(str(result.file))}: best score {result.score:.3f} "
                       f"< {result.threshold:.3f}")
         for alt in result.alternatives:
-            out.print(f"    alternative {alt.score:.3f} {alt.path} [{alt.licence or 'licence unknown'}]")
+            out.print(f"    alternative {alt.score:.3f} {escape(str(alt.path))} {_licence(alt.licence)}")
     if failed:
         err.print(f"{failed} of {len(paths)} files could not be checked")
         raise typer.Exit(2)
+
+
+def _licence(licence: str | None) -> str:
+    """``[licence]``, escaped: rich would take ``[all rights reserved]`` for a style tag and drop it."""
+    return escape(f"[{licence or 'licence unknown'}]")
 
 
 @eval_app.command("copyright")
@@ -213,7 +220,8 @@ def eval_copyright(
     distractors: Path = typer.Option(..., "--distractors", help="Folder of images that are NOT registered."),
     registry: Path = registry_option(),
     per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work."),
-    n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most."),
+    n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most; "
+                                      "each is queried as it is and edited once."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the edits."),
     fast: bool = typer.Option(False, "--fast", help="Also score the robust detector's fast mode (binary "
                               "shortlist, then float re-ranking) and its agreement with the exact search."),
