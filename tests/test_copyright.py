@@ -265,3 +265,29 @@ def test_eval_copyright_on_an_empty_registry_is_an_error(tmp_path, pictures, cap
                         str(pictures["free"]), "--quiet"], capsys)
     assert code == 2 and "holds no works" in err
     assert snapshot(tmp_path / "empty") == before
+
+
+def test_eval_copyright_validates_its_options(registry_path, pictures, tmp_path, capsys):
+    before = snapshot(registry_path)
+    base = ["eval", "copyright", "--registry", str(registry_path), "--quiet"]
+    for flag in ("--per-work", "--n-distractors"):
+        code, out, err = run(base + ["--distractors", str(pictures["free"]), flag, "0"], capsys)
+        assert code == 2 and f"{flag} must be at least 1" in err and not out
+    code, _, err = run(base + ["--distractors", str(tmp_path / "missing")], capsys)
+    assert code == 2 and "distractor folder" in err and "does not exist" in err and "file not found" not in err
+    code, _, err = run(base + ["--distractors", str(pictures["work"])], capsys)
+    assert code == 2 and "is a file, not a folder" in err
+    assert snapshot(registry_path) == before
+
+
+def test_a_plain_collection_is_not_taken_for_a_registry(pictures, tmp_path, capsys):
+    collection = tmp_path / "collection"
+    code, _, _ = run(["ingest", str(pictures["free"]), "--collection", str(collection), "--no-features"], capsys)
+    assert code == 0
+    before = snapshot(collection)
+    for argv in (["eval", "copyright", "--distractors", str(pictures["free"]), "--quiet"],
+                 ["copyright", "check", str(pictures["work"])], ["registry", "train", "--quiet"]):
+        code, _, err = run(argv + ["--registry", str(collection)], capsys)
+        assert code == 2 and "is an artlens collection, not a copyright registry" in err, argv
+        assert "registry add IMAGE_FOLDER --owner NAME" in err
+    assert snapshot(collection) == before

@@ -219,7 +219,7 @@ def _licence(licence: str | None) -> str:
 def eval_copyright(
     distractors: Path = typer.Option(..., "--distractors", help="Folder of images that are NOT registered."),
     registry: Path = registry_option(),
-    per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work."),
+    per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work (at least 1)."),
     n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most; "
                                       "each is queried as it is and edited once."),
     seed: int = typer.Option(2024, "--seed", help="Seed of the edits."),
@@ -236,7 +236,16 @@ def eval_copyright(
     from artlens.copyright.check import image_files
     from artlens.copyright.evaluate import evaluate_registry
     from artlens.copyright.queries import sample_paths
+    from artlens.errors import ArtlensError
 
+    for flag, value in (("--per-work", per_work), ("--n-distractors", n_distractors)):
+        if value < 1:
+            raise ArtlensError(f"{flag} must be at least 1 (got {value})",
+                               f"pass {flag} 1 or more; the defaults are --per-work 2 and --n-distractors 1000")
+    if not distractors.is_dir():
+        what = "is a file, not a folder" if distractors.exists() else "does not exist"
+        raise ArtlensError(f"the distractor folder {distractors} {what}",
+                           "give --distractors a folder of images that are not registered")
     reg = _open(registry)
     if not len(reg):
         from artlens.errors import CollectionError

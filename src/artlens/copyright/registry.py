@@ -79,6 +79,12 @@ class CopyrightRegistry:
         if manifest is not None and not allow_rebuild:
             _check_manifest(path, manifest)
         collection = Collection.open(path, create=create, config=REGISTRY_COLLECTION)
+        if not create and manifest is None and len(collection.catalog) and not collection.catalog.column(OWNER):
+            collection.close()  # works, none with an owner: a search collection, not a registry
+            raise CollectionError(
+                f"{path} is an artlens collection, not a copyright registry (its works have no owner)",
+                "make a registry from the same images: artlens registry add IMAGE_FOLDER --owner NAME "
+                "[--licence LICENCE] --registry NEW_PATH")
         if CONTENT_EXTRACTOR not in collection.config.extractor_names():
             raise CollectionError(f"{path} has no {CONTENT_EXTRACTOR} content aspect",
                                   "use a registry made by `artlens registry add`, or a collection with default settings")
