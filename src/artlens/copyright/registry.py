@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artlens.catalog.db import Catalog
 from artlens.catalog.ingest import file_md5, ingest_folder, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
@@ -78,13 +79,9 @@ class CopyrightRegistry:
         manifest = _read_json(path / "copyright" / "manifest.json")
         if manifest is not None and not allow_rebuild:
             _check_manifest(path, manifest)
+        if not create and manifest is None:
+            _refuse_plain_collection(path)
         collection = Collection.open(path, create=create, config=REGISTRY_COLLECTION)
-        if not create and manifest is None and len(collection.catalog) and not collection.catalog.column(OWNER):
-            collection.close()  # works, none with an owner: a search collection, not a registry
-            raise CollectionError(
-                f"{path} is an artlens collection, not a copyright registry (its works have no owner)",
-                "make a registry from the same images: artlens registry add IMAGE_FOLDER --owner NAME "
-                "[--licence LICENCE] --registry NEW_PATH")
         if CONTENT_EXTRACTOR not in collection.config.extractor_names():
             raise CollectionError(f"{path} has no {CONTENT_EXTRACTOR} content aspect",
                                   "use a registry made by `artlens registry add`, or a collection with default settings")
@@ -350,6 +347,20 @@ def _check_manifest(root: Path, manifest: dict) -> None:
             f"(format {manifest.get('format')}); this artlens uses {expected!r}",
             _REBUILD.format(root=root),
         )
+
+
+def _refuse_plain_collection(path: Path) -> None:
+    """A collection with works of which none has an owner is a search collection, not a registry."""
+    catalog = Catalog(path / "catalog.sqlite")
+    try:
+        plain = len(catalog) > 0 and not catalog.column(OWNER)
+    finally:
+        catalog.close()
+    if plain:
+        raise CollectionError(
+            f"{path} is an artlens collection, not a copyright registry (its works have no owner)",
+            "make a registry from the same images: artlens registry add IMAGE_FOLDER --owner NAME "
+            "[--licence LICENCE] --registry NEW_PATH")
 
 
 def _read_json(path: Path) -> dict | None:
