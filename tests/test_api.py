@@ -290,6 +290,25 @@ def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collectio
         assert c.get("/api/stats").json()["features"] == {"annotation": True, "copyright": True}
 
 
+def test_copyright_check_passes_the_fast_field_to_the_checker(settings, tiny_collection, dots):
+    asked = []
+
+    def checker(image, k, md5, fast=False):
+        asked.append(fast)
+        return {"verdict": "not-registered", "score": 0.2, "search": "fast" if fast else "exact", "alternatives": []}
+
+    app = create_app(settings, collection=tiny_collection, copyright_checker=checker, warm_up=False)
+    with TestClient(app) as c:
+        files = {"image": ("q.png", dots, "image/png")}
+        assert c.post("/api/copyright/check", files=files).json()["evidence"]["search"] == "exact"
+        assert c.post("/api/copyright/check", files=files, data={"fast": "true"}).json()["evidence"]["search"] == "fast"
+        assert asked == [False, True]
+        assert_error(c.post("/api/copyright/check", files=files, data={"fast": "maybe"}), 422)
+    schema = app.openapi()["components"]["schemas"]
+    form = next(v for name, v in schema.items() if "copyright" in name.lower() and "check" in name.lower())
+    assert "fast" in form["properties"]
+
+
 def test_annotate_with_the_annotation_module(client, dots):
     pytest.importorskip("artlens.annotation")
     response = client.post("/api/annotate", files={"image": ("q.png", dots, "image/png")}, data={"top": "2"})
@@ -319,6 +338,10 @@ def test_copyright_check_against_a_real_registry(settings, tiny_collection, tiny
         assert len(verdict["alternatives"]) == 3  # from the served collection, so with thumbnails here
         assert all(a["thumbnail"] == f"/api/artworks/{a['id']}/thumbnail" for a in verdict["alternatives"])
         assert str(folder) not in response.text and str(registry) not in response.text
+        fast = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")},
+                      data={"k": "3", "fast": "true"}).json()
+        assert fast["evidence"]["search"] == "fast" and verdict["evidence"]["search"] == "exact"
+        assert (fast["verdict"], fast["work"]) == (verdict["verdict"], verdict["work"])
 
 
 def test_normalise_labels_accepts_common_shapes():

@@ -14,7 +14,7 @@ from artlens.copyright.check import CopyrightChecker
 from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
 from artlens.copyright.edits import edited, rng_for
 from artlens.copyright.registry import CopyrightRegistry
-from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.errors import ArtifactMismatchError, ArtlensError, CollectionError
 
 TINY = CopyrightConfig(
     robust=RobustConfig(views=2, epochs=15, hidden=128, dim=32, batch_works=8, threshold=0.85),
@@ -238,6 +238,17 @@ def test_fast_check_agrees_with_the_exact_check(registry_path, pictures, capsys)
     assert [(r["verdict"], r["work_id"]) for r in fast] == [(r["verdict"], r["work_id"]) for r in exact]
     code, _, err = run(argv + ["--fast", "--detector", "cvae"], capsys)
     assert code == 2 and "robust detector" in err
+
+
+def test_the_search_mode_can_be_chosen_per_call(registry_path, pictures):
+    registry = CopyrightRegistry.open(registry_path)
+    checker = CopyrightChecker(registry, shortlist=2)
+    image = Image.open(pictures["queries"] / "crop.jpg")
+    exact, fast = checker.check_images([image], ["q"])[0], checker.check_images([image], ["q"], fast=True)[0]
+    assert (exact.search, fast.search) == ("exact", "fast")
+    assert (fast.verdict, fast.work_id) == (exact.verdict, exact.work_id) and exact.verdict == "registered"
+    with pytest.raises(ArtlensError, match="robust detector"):
+        CopyrightChecker(registry, detector="cvae").check_images([image], ["q"], fast=True)
 
 
 def test_eval_copyright_writes_a_report_folder(registry_path, pictures, tmp_path, capsys):

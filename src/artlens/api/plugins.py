@@ -136,8 +136,8 @@ def open_copyright_checker(registry: Path, free: Collection | None, max_alternat
         return None
     checker = Checker(CopyrightRegistry.open(registry), free, alternatives=max_alternatives)
 
-    def check(image, k: int, md5: str | None = None):
-        result = checker.check_images([image], ["upload"], [md5])[0]
+    def check(image, k: int, md5: str | None = None, fast: bool = False):
+        result = checker.check_images([image], ["upload"], [md5], fast=fast)[0]
         data = result.as_dict()
         data["alternatives"] = data.get("alternatives", [])[:k]
         return data

@@ -313,11 +313,11 @@ class ArtService:
             labels = annotator(image, top)
         return {"labels": normalise_labels(labels)}
 
-    def check_copyright(self, upload: UploadedImage, k: int) -> dict:
+    def check_copyright(self, upload: UploadedImage, k: int, fast: bool = False) -> dict:
         checker = self.require_copyright_checker()
         image = decode_or_422(upload)
         with self.encoding:
-            raw = call_with_accepted(checker, image, k, md5=upload.md5)
+            raw = call_with_accepted(checker, image, k, md5=upload.md5, fast=fast)
         verdict = normalise_verdict(raw)
         free_is_served = self._free_is_served()
         for alt in verdict["alternatives"]:

@@ -140,8 +140,13 @@ class CopyrightChecker:
         return results
 
     def check_images(self, images: Sequence[Image.Image], names: Sequence[str],
-                     md5s: Sequence[str | None] | None = None) -> list[CheckResult]:
-        """Check decoded images (``names`` label the results; ``md5s`` of their files enable the exact stage)."""
+                     md5s: Sequence[str | None] | None = None, fast: bool | None = None) -> list[CheckResult]:
+        """Check decoded images (``names`` label the results; ``md5s`` of their files enable the exact stage).
+        ``fast``: this call's search mode (default: the checker's)."""
+        fast = self.fast if fast is None else bool(fast)
+        if fast and self.detector_name != "robust":
+            raise ArtlensError("the fast (binary shortlist) mode is a mode of the robust detector",
+                               "check without fast, or with the robust detector")
         if not images:
             return []
         prepared = [crop_letterbox(image.convert("RGB")) for image in images]
@@ -150,7 +155,7 @@ class CopyrightChecker:
             extractors.append(thumbnail_extractor(self.registry.config.cvae.image_size))
         features = encode_images(prepared, extractors)
         taps = features[COPY_TAPS]
-        matches = self._match(features)
+        matches = self._match(features, fast)
         alternatives = self._alternatives(content_vectors(taps))
         results = []
         for i, name in enumerate(names):
@@ -160,7 +165,7 @@ class CopyrightChecker:
                 work_id, score, stage, registered = exact, 1.0, "exact", True
             result = CheckResult(str(name), REGISTERED if registered else NOT_REGISTERED, float(score),
                                  stage if registered else None, self.detector_name,
-                                 "fast" if self.fast else "exact", self._threshold(), alternatives=alternatives[i])
+                                 "fast" if fast else "exact", self._threshold(), alternatives=alternatives[i])
             if registered:
                 work = self.registry.work(work_id)
                 result.work_id, result.work_path = int(work_id), work.path
@@ -174,9 +179,9 @@ class CopyrightChecker:
             return self.detector.threshold
         return self.detector.config.cosine_threshold
 
-    def _match(self, features: dict[str, np.ndarray]) -> list[tuple[int, float, str, bool]]:
+    def _match(self, features: dict[str, np.ndarray], fast: bool) -> list[tuple[int, float, str, bool]]:
         if self.detector_name == "robust":
-            scores, ids = self.detector.search(self.detector.describe(features[COPY_TAPS]), 1, fast=self.fast,
+            scores, ids = self.detector.search(self.detector.describe(features[COPY_TAPS]), 1, fast=fast,
                                                shortlist=self.shortlist)
             return [(int(i), float(s), "descriptor", bool(s >= self.detector.threshold and i >= 0))
                     for s, i in zip(scores[:, 0], ids[:, 0])]
