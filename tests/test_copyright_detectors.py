@@ -6,7 +6,14 @@ import torch
 
 from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
 from artlens.copyright.cvae import ConvVAE, CVAEKeyDetector, first_key, second_key, train_cvae
-from artlens.copyright.robust import ProjectionHead, RobustDetector, calibrate_threshold, train_head
+from artlens.copyright.robust import (
+    ProjectionHead,
+    RobustDetector,
+    calibrate_threshold,
+    calibration_folds,
+    train_calibrated_head,
+    train_head,
+)
 from artlens.errors import ArtifactMismatchError, ArtlensError, CollectionError
 
 TINY_CVAE = CVAEConfig(image_size=32, channels=(4, 8, 8, 16, 16), hidden=32, latent=16, epochs=1, batch_size=4)
@@ -83,6 +90,31 @@ def test_robust_head_learns_to_match_edited_views_and_calibrates():
     calibration = calibrate_threshold(head, views[:32, :3], views[:32, 3], views[32:], config)
     assert calibration.threshold > calibration.max_negative
     assert calibration.negatives == 8 * 4 and calibration.positives == 32
+
+
+def test_small_registries_calibrate_on_several_disjoint_folds():
+    config = RobustConfig()
+    folds = calibration_folds(60, config)
+    assert len(folds) == 10 and all(len(held) == 6 and len(kept) == 54 for held, kept in folds)
+    assert sorted(np.concatenate([held for held, _ in folds]).tolist()) == list(range(60))
+    assert all(not set(held) & set(kept) for held, kept in folds)
+    assert len(calibration_folds(403, config)) == 3 and len(calibration_folds(1150, config)) == 1
+    order = np.random.default_rng(config.seed).permutation(403)  # the first fold is the one-split holdout
+    assert folds and np.array_equal(calibration_folds(403, config)[0][0], np.sort(order[:40]))
+
+
+def test_calibration_pools_the_folds_and_counts_unedited_originals():
+    config = RobustConfig(hidden=32, dim=8, epochs=5, batch_works=32, dropout=0.0, calibration_works=12,
+                          holdout=0.1)
+    views = _views(n_works=40, n_views=4)
+    head, calibration = train_calibrated_head(views[:, :3], views[:, 3:], config)
+    held, kept = calibration_folds(40, config)[0]
+    assert calibration.folds == 3 and calibration.heldout_works == 12
+    assert calibration.negatives == 12 * 4 and calibration.positives == 3 * 36  # originals, 2 views, 1 edit
+    assert head.fingerprint() == train_head(views[kept, :3], config).fingerprint()  # the first fold's head
+    one = calibrate_threshold(head, views[kept, :3], views[kept, 3], views[held], config)
+    assert calibration.max_negative >= one.max_negative and calibration.threshold > calibration.max_negative
+    assert -1.0 < calibration.max_unedited_negative <= calibration.max_negative
 
 
 def test_robust_detector_save_load_sync_and_mismatch(tmp_path):

@@ -36,6 +36,7 @@ class RobustConfig:
     target_precision: float = 0.99  # calibration target for the operating threshold
     holdout: float = 0.1  # share of works left out of training, as unregistered queries for calibration
     min_calibration_works: int = 50  # fewer works: the default threshold is kept
+    calibration_works: int = 100  # held-out works wanted: small registries repeat the split (a head per fold)
     threshold: float = 0.6  # operating cosine threshold; replaced by calibration on large enough registries
     margin: float = 0.02  # added above the highest score of a calibration distractor
     code_bits: int = 64  # ITQ codes of the descriptors, for the fast (Hamming shortlist) mode

@@ -28,7 +28,7 @@ from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
 from artlens.copyright.config import DETECTORS, CopyrightConfig
 from artlens.copyright.cvae import CVAEKeyDetector, latent_means, thumbnail_extractor, train_cvae
-from artlens.copyright.robust import RobustDetector, calibrate_threshold, train_head
+from artlens.copyright.robust import RobustDetector, train_calibrated_head, train_head
 from artlens.copyright.taps import COPY_TAPS
 from artlens.copyright.views import compute_views, view_keys
 from artlens.errors import ArtifactMismatchError, CollectionError
@@ -289,12 +289,7 @@ class CopyrightRegistry:
         info: dict = {}
         threshold = cfg.threshold
         if len(ids) >= cfg.min_calibration_works:
-            order = np.random.default_rng(cfg.seed).permutation(len(ids))
-            n_out = max(1, int(round(cfg.holdout * len(ids))))
-            held, kept = np.sort(order[:n_out]), np.sort(order[n_out:])
-            head = train_head(views[kept], cfg, progress=progress)
-            heldout = np.concatenate([views[held], edits[held, cfg.views :]], axis=1)
-            calibration = calibrate_threshold(head, views[kept], edits[kept, cfg.views], heldout, cfg)
+            head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, progress=progress)
             threshold = calibration.threshold
             info["calibration"] = asdict(calibration)
         else:

@@ -6,9 +6,12 @@ registered work is seen as its original and ``views`` seeded edits (``copyright.
 multi-positive InfoNCE loss pulls a work's views together while pushing other works away; a KoLeo
 term spreads the originals over the sphere, which keeps unrelated images' scores low.
 
-Threshold: a share of the works is held out of training; their edited views play unregistered
-queries, and one extra edit of every training work plays a registered copy. The operating threshold is
-the lowest cosine that keeps ``target_precision`` on that mix and stays above every held-out score.
+Threshold: a share of the works is held out of training; their originals (unedited) and edited views
+play unregistered queries, and one extra edit of every training work plays a registered copy. The
+operating threshold is the lowest cosine that keeps ``target_precision`` on that mix and stays above
+every held-out score. A small registry holds out too few works to meet its hardest look-alikes (a
+painting by the same hand), so the split is repeated on further folds, one head each, until about
+``calibration_works`` works have been held out; the scores are pooled and the first fold's head is kept.
 """
 
 from __future__ import annotations
@@ -135,34 +138,97 @@ class Calibration:
     threshold: float
     target_precision: float
     positives: int  # held-out edits of training works
-    negatives: int  # edited views of works left out of training
+    negatives: int  # originals and edited views of works left out of training
     max_negative: float
     threshold_for_precision: float
     recall_at_threshold: float
+    max_unedited_negative: float = -1.0  # the best score of a held-out work's original
+    folds: int = 1  # training splits whose scores were pooled (one head each)
+    heldout_works: int = 0  # works left out of training, over all folds
+
+
+@dataclass
+class CalibrationScores:
+    """Top-1 scores of one training split: registered copies (and whether their top-1 was right) and
+    unregistered queries (whether each is a held-out work's unedited original)."""
+
+    positive: np.ndarray
+    positive_correct: np.ndarray
+    negative: np.ndarray
+    negative_unedited: np.ndarray
+    heldout_works: int
+
+    @classmethod
+    def pooled(cls, parts: list["CalibrationScores"]) -> "CalibrationScores":
+        return cls(*(np.concatenate([getattr(p, f) for p in parts]) for f in
+                     ("positive", "positive_correct", "negative", "negative_unedited")),
+                   sum(p.heldout_works for p in parts))
+
+
+def calibration_scores(head: ProjectionHead, train_views: np.ndarray, calibration_view: np.ndarray,
+                       heldout_views: np.ndarray) -> CalibrationScores:
+    """Scores of one split: ``train_views`` (n, V, D) of the training works (view 0, the original, is
+    indexed); ``calibration_view`` (n, D) one more edit of each; ``heldout_views`` (h, V', D) views of
+    the held-out works, view 0 their unedited original."""
+    index = head.encode(train_views[:, 0])
+    positives = head.encode(calibration_view) @ index.T
+    h, n_views, dim = heldout_views.shape
+    negatives = head.encode(heldout_views.reshape(-1, dim)) @ index.T
+    unedited = np.zeros((h, n_views), bool)
+    unedited[:, 0] = True
+    return CalibrationScores(positives.max(1), positives.argmax(1) == np.arange(len(index)),
+                             negatives.max(1) if len(negatives) else np.zeros(0, np.float32), unedited.reshape(-1), h)
+
+
+def threshold_from_scores(scores: CalibrationScores, config: RobustConfig, folds: int = 1) -> Calibration:
+    """The lowest cosine that keeps ``target_precision`` and stays ``margin`` above every negative."""
+    pos, correct, neg = scores.positive, scores.positive_correct, scores.negative
+    all_scores = np.concatenate([pos, neg])
+    all_correct = np.concatenate([correct, np.zeros(len(neg), bool)])
+    t_precision = threshold_for_precision(all_scores, all_correct, len(pos), config.target_precision)
+    max_negative = float(neg.max()) if len(neg) else -1.0
+    threshold = float(min(max(t_precision, max_negative + config.margin), 1.0))
+    recall = float((correct & (pos >= threshold)).mean())
+    unedited = neg[scores.negative_unedited]
+    return Calibration(threshold, config.target_precision, len(pos), len(neg), max_negative, float(t_precision),
+                       recall, float(unedited.max()) if len(unedited) else -1.0, folds, scores.heldout_works)
 
 
 def calibrate_threshold(head: ProjectionHead, train_views: np.ndarray, calibration_view: np.ndarray,
                         heldout_views: np.ndarray, config: RobustConfig) -> Calibration:
-    """Operating threshold from edits never trained on (see the module docstring).
+    """Operating threshold of one split (see :func:`calibration_scores`)."""
+    return threshold_from_scores(calibration_scores(head, train_views, calibration_view, heldout_views), config)
 
-    ``train_views``: (n, V, D) views of the training works (view 0 = original); ``calibration_view``:
-    (n, D) one more edit of each; ``heldout_views``: (h, V', D) views of the held-out works.
-    """
-    index = head.encode(train_views[:, 0])
-    positives = head.encode(calibration_view) @ index.T
-    pos_best = positives.argmax(1)
-    pos_scores = positives.max(1)
-    pos_correct = pos_best == np.arange(len(index))
-    negatives = head.encode(heldout_views.reshape(-1, heldout_views.shape[-1])) @ index.T
-    neg_scores = negatives.max(1)
-    scores = np.concatenate([pos_scores, neg_scores])
-    correct = np.concatenate([pos_correct, np.zeros(len(neg_scores), bool)])
-    t_precision = threshold_for_precision(scores, correct, len(pos_scores), config.target_precision)
-    max_negative = float(neg_scores.max()) if len(neg_scores) else -1.0
-    threshold = float(min(max(t_precision, max_negative + config.margin), 1.0))
-    recall = float((pos_correct & (pos_scores >= threshold)).mean())
-    return Calibration(threshold, config.target_precision, len(pos_scores), len(neg_scores), max_negative,
-                       float(t_precision), recall)
+
+def calibration_folds(n_works: int, config: RobustConfig) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(held-out, training) rows of each split: ``holdout`` of the works per fold, disjoint folds, as
+    many as it takes to hold out about ``calibration_works`` works (at most every work once)."""
+    order = np.random.default_rng(config.seed).permutation(n_works)
+    n_out = max(1, int(round(config.holdout * n_works)))
+    folds = max(1, min(math.ceil(config.calibration_works / n_out), n_works // n_out))
+    out = []
+    for f in range(folds):
+        held = order[f * n_out : (f + 1) * n_out]
+        out.append((np.sort(held), np.sort(np.setdiff1d(order, held))))
+    return out
+
+
+def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, config: RobustConfig,
+                          progress: bool = False) -> tuple[ProjectionHead, Calibration]:
+    """The head of the first split and the threshold from every split's scores.
+
+    ``views``: (n, 1 + views, D), view 0 the original; ``calibration_view``: (n, E, D) further edits,
+    the first of which plays each training work's registered copy (all of them, the held-out works')."""
+    parts, first = [], None
+    splits = calibration_folds(len(views), config)
+    for f, (held, kept) in enumerate(splits):
+        if progress and len(splits) > 1:
+            print(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out", flush=True)
+        head = train_head(views[kept], config, progress=progress and f == 0)
+        first = head if first is None else first
+        heldout = np.concatenate([views[held], calibration_view[held]], axis=1)
+        parts.append(calibration_scores(head, views[kept], calibration_view[kept, 0], heldout))
+    return first, threshold_from_scores(CalibrationScores.pooled(parts), config, len(splits))
 
 
 class RobustDetector:
