@@ -1,6 +1,7 @@
 """Copyright registry, checks and the CLI, on a registry of six small demo paintings trained with a tiny
 configuration (the real backbone; a few seconds)."""
 
+import gc
 import json
 import shutil
 from pathlib import Path
@@ -295,6 +296,7 @@ def test_a_plain_collection_is_not_taken_for_a_registry(pictures, tmp_path, caps
     collection = tmp_path / "collection"
     code, _, _ = run(["ingest", str(pictures["free"]), "--collection", str(collection), "--no-features"], capsys)
     assert code == 0
+    gc.collect()  # the ingest's databases are closed (and their write-ahead logs checkpointed) now
     before = snapshot(collection)
     for argv in (["eval", "copyright", "--distractors", str(pictures["free"]), "--quiet"],
                  ["copyright", "check", str(pictures["work"])], ["registry", "train", "--quiet"]):
