@@ -43,7 +43,7 @@ def cached_bob_ross(seed: int):
     cfg = registry.config.robust
     _, works, _ = registry_set("bob_ross")
     files = registry.collection.catalog.file_states()
-    md5_of = {i: m for i, m in registry.collection.catalog.md5s().items()}
+    md5_of = registry.collection.catalog.md5s()
     md5s = [md5_of[files[str(Path(w).resolve())].artwork_id] for w in works]
     taps = registry._cached(COPY_TAPS, md5s)
     edits = registry._cached(COPY_TAPS, [k for m in md5s for k in view_keys(m, cfg.views + 1, cfg.seed)])
@@ -53,7 +53,8 @@ def cached_bob_ross(seed: int):
     feats = query_features("bob_ross", queries, seed)
     copies = np.array([q.is_copy for q in queries])
     source = np.array([q.work_id if q.is_copy else -1 for q in queries])
-    return registry.config.robust, taps, views, edits[:, cfg.views :], feats["taps"][copies].astype(np.float32), source[copies]
+    query_taps = feats["taps"][copies].astype(np.float32)
+    return registry.config.robust, taps, views, edits[:, cfg.views :], query_taps, source[copies]
 
 
 def run_draw(cfg, taps, views, extra, query_taps, query_source, n_works: int, draw: int) -> dict:
