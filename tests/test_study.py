@@ -50,6 +50,20 @@ def test_questions_are_seeded_and_within_one_group(coll, tmp_path):
         create_study(coll, "style", 6, 5, out=tmp_path / "d")
 
 
+def test_overwrite_sets_the_old_answers_aside(coll, tmp_path, capsys):
+    old = create_study(coll, "style", 3, 4, seed=1, out=tmp_path / "study")
+    AnswerLog(old.answers_path).append(old, "p", 0, old.questions[0].artworks[:2])
+    assert main(["study", "create", "-c", str(coll.root), "--group-by", "style", "--groups", "3", "--size", "4",
+                 "--seed", "2", "--out", str(tmp_path / "study"), "--overwrite"]) == 0
+    assert "answers of the replaced study moved to" in capsys.readouterr().out
+    new = Study.load(tmp_path / "study")
+    assert AnswerLog(new.answers_path).read() == []  # question 0 of the new study is unanswered
+    aside = list((tmp_path / "study").glob("answers.*.jsonl"))
+    assert len(aside) == 1 and AnswerLog(aside[0]).read()[0].participant == "p"
+    again = create_study(coll, "style", 3, 4, seed=3, out=tmp_path / "study", overwrite=True)
+    assert again.replaced_answers is None  # nothing to move: the new study had no answers
+
+
 def test_draw_uses_each_group_without_repeats_until_it_runs_out():
     drawn = draw_questions({"x": list(range(10)), "y": list(range(10, 16)), "z": [99]}, 4, 5, seed=0)
     assert sorted(g for g, _ in drawn) == ["x", "x", "y", "y"]  # z is too small to ask about

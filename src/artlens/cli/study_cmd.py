@@ -45,7 +45,8 @@ def create(
     size: int = typer.Option(5, "--size", help="Artworks per question (the paper: 5, so 10 pairs)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draw."),
     out: Path = typer.Option(None, "--out", "-o", help="Study folder (default: COLLECTION/study)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the questions of an existing study."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace the questions of an existing study; its "
+                                                              "answers are moved aside to answers.<time>.jsonl."),
     collection: Path = collection_option(),
 ):
     """Draw seeded questions of SIZE artworks, each within one value of --group-by, and save the study.
@@ -54,8 +55,11 @@ def create(
 
     coll = open_collection(collection)
     study = create_study(coll, group_by, groups, size, seed, out, overwrite)
-    Console().print(f"{len(study.questions)} questions of {size} artworks by {group_by!r} "
-                    f"({len({q.group for q in study.questions})} groups) written to {study.root}")
+    console = Console()
+    if study.replaced_answers:
+        console.print(f"answers of the replaced study moved to {study.replaced_answers}")
+    console.print(f"{len(study.questions)} questions of {size} artworks by {group_by!r} "
+                  f"({len({q.group for q in study.questions})} groups) written to {study.root}")
 
 
 @study_app.command("simulate")

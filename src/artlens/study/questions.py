@@ -53,6 +53,7 @@ class Study:
     questions: list[Question]
     created: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S"))
     title: str = "Which two are most alike?"
+    replaced_answers: Path | None = field(default=None, compare=False)  # where --overwrite moved old answers
 
     @property
     def answers_path(self) -> Path:
@@ -128,7 +129,7 @@ def create_study(collection, group_by: str, n_questions: int = 20, size: int = 5
     root = Path(out) if out else collection.root / "study"
     if (root / STUDY_FILE).exists() and not overwrite:
         raise ArtlensError(f"a study already exists at {root}", "pass another --out, or --overwrite to replace it "
-                                                                "(its answers are kept in answers.jsonl)")
+                                                                "(its answers are moved to answers.<time>.jsonl)")
     labels = labels_for(collection.catalog, group_by)
     md5s = collection.catalog.md5s()
     groups: dict[str, list[int]] = {}
@@ -138,5 +139,19 @@ def create_study(collection, group_by: str, n_questions: int = 20, size: int = 5
     drawn = draw_questions(groups, n_questions, size, seed)
     questions = [Question(k, group, tuple(ids), tuple(md5s[i] for i in ids)) for k, (group, ids) in enumerate(drawn)]
     study = Study(root, str(Path(collection.root).resolve()), group_by, size, seed, questions)
+    study.replaced_answers = set_answers_aside(study.answers_path)
     study.save()
     return study
+
+
+def set_answers_aside(path: Path) -> Path | None:
+    """Rename the answers of a replaced study to ``answers.<time>.jsonl`` (one atomic rename), so that
+    they are never counted against the new questions, which reuse the same question ids."""
+    if not path.exists():
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    for k in itertools.count():
+        target = path.with_name(f"{path.stem}.{stamp}{f'-{k}' if k else ''}{path.suffix}")
+        if not target.exists():
+            os.replace(path, target)
+            return target
