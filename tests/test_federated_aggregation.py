@@ -48,15 +48,17 @@ def test_fedstyle_prototypes_average_to_the_global_style_means():
 
     rng = np.random.default_rng(1)
     n_classes, dim = 3, 5
-    emb = [rng.standard_normal((n, dim)) for n in (7, 12, 4)]
-    codes = [np.array([0] * 7), rng.integers(0, 3, 12), np.array([2, 2, 1, 2])]
+    emb = [rng.standard_normal((n, dim)) for n in (7, 12, 6)]
+    codes = [np.array([0] * 7), np.array([1] * 6 + [0] * 2 + [2] * 4), np.array([2, 2, 1, 2, 2, 2])]
     replies = [reply(prototype_statistics(e, c, n_classes), {"num-examples": len(c), "unit-weight": 1})
                for e, c in zip(emb, codes)]
     arrays, _ = create_strategy(FederatedConfig(strategy="fedstyle"), 3).aggregate_train(1, replies)
     got, present = anchors({k: v.numpy() for k, v in arrays.items()})
-    # the third institution's lone artwork of class 1 stays home; every other artwork counts
+    # classes an institution holds fewer than three times stay home (the lone class-1 artwork of the
+    # third, the two class-0 artworks of the second); every other artwork counts
     shared = [shared_classes(c, n_classes) for c in codes]
-    assert shared[2].tolist() == [True, True, False, True]
+    assert shared[2].tolist() == [True, True, False, True, True, True]
+    assert shared[1].tolist() == [True] * 6 + [False] * 2 + [True] * 4
     pooled_emb = np.concatenate([e[s] for e, s in zip(emb, shared)])
     pooled_codes = np.concatenate([c[s] for c, s in zip(codes, shared)])
     for c in range(n_classes):
@@ -67,13 +69,14 @@ def test_fedstyle_prototypes_average_to_the_global_style_means():
     np.testing.assert_allclose(counts, np.bincount(pooled_codes, minlength=n_classes), rtol=1e-5)
 
 
-def test_a_class_held_once_never_leaves_in_per_class_sums():
+def test_a_class_held_fewer_than_three_times_never_leaves_in_per_class_sums():
     rng = np.random.default_rng(3)
-    emb = rng.standard_normal((5, 4))
-    codes = np.array([0, 0, 1, 2, 2])  # one artwork of class 1
+    emb = rng.standard_normal((6, 4))
+    codes = np.array([0, 0, 0, 1, 2, 2])  # one artwork of class 1, two of class 2 (solvable from sum + outer)
     stats = prototype_statistics(emb, codes, 3)
-    assert not stats[PROTO_SUM][1].any() and stats[PROTO_COUNT][1] == 0
-    np.testing.assert_allclose(stats[PROTO_SUM][0], emb[:2].sum(axis=0) / 5, rtol=1e-6)
+    for lonely in (1, 2):
+        assert not stats[PROTO_SUM][lonely].any() and stats[PROTO_COUNT][lonely] == 0
+    np.testing.assert_allclose(stats[PROTO_SUM][0], emb[:3].sum(axis=0) / 6, rtol=1e-6)
     head = make_head(classes=3)
     data = structured_set(12, 11, classes=3)
     data.labels[:, 0] = [0] * 6 + [1] + [2] * 5

@@ -106,7 +106,7 @@ def test_institution_with_too_little_data_is_refused_by_name(collection, tmp_pat
     one.write_text(next(iter(labels_by_key(collection))) + "\n")
     with pytest.raises(ArtlensError) as info:
         load_institution(InstitutionSource("Tiny Gallery", str(collection.root), str(one)), _specs(), "style")
-    assert "Tiny Gallery" in info.value.message and "at least 2" in info.value.message
+    assert "Tiny Gallery" in info.value.message and "at least 3" in info.value.message
     assert "leave it out" in info.value.hint
     with pytest.raises(ArtlensError, match="Nowhere Museum.*no artlens collection"):
         load_institution(InstitutionSource("Nowhere Museum", str(tmp_path / "missing")), _specs(), "style")

@@ -23,7 +23,8 @@ from artlens.train.loop import TrainConfig
 PROTO_SUM = "fedstyle.sum"  # (classes, dim): sum of an institution's embeddings per class / its n
 PROTO_COUNT = "fedstyle.count"  # (classes,): artworks per class / its n
 PROTO_KEYS = (PROTO_SUM, PROTO_COUNT)
-MIN_CLASS_COUNT = 2  # a class an institution holds fewer times stays out of its per-class sums (one artwork's vector)
+MIN_CLASS_COUNT = 3  # a class an institution holds fewer times stays out of its per-class sums: with its sum and
+# sum of outer products, two artworks of a class can be solved for exactly; three leave them undetermined
 
 
 def input_specs(features: Sequence[str], config: TrainConfig, aspects: Mapping | None = None) -> list[InputSpec]:

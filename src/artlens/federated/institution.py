@@ -16,7 +16,7 @@ from artlens.models import InputSpec
 from artlens.models.inputs import FeatureSet, check_extractors, gather_features
 from artlens.train.split import collection_split, stratified_split
 
-MIN_EXAMPLES = 2  # fewer and an institution's sums would be one artwork's own vector
+MIN_EXAMPLES = 3  # below this an institution's sums (and sums of outer products) would give its artworks' vectors away
 
 
 @dataclass

@@ -10,8 +10,10 @@ Stages, each answered by every institution with sums over its own artworks:
    step gives the principal components;
 3. ``moments``: sum and sum of squares of the projected vectors, for the standardisation.
 
-The server never sees one artwork's vector; an institution with a single artwork is refused earlier
-(its sums would be that vector), and per-style sums leave out the styles an institution holds once.
+The server never receives one artwork's vector, nor statistics it could solve for one: an institution
+with fewer than three artworks is refused earlier, and per-style sums (and sums of outer products)
+leave out the styles an institution holds fewer than three times (from the sum and the sum of outer
+products of two vectors, both can be recovered exactly; with three or more they are undetermined).
 """
 
 from __future__ import annotations
