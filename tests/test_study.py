@@ -153,6 +153,16 @@ def test_cli_create_simulate_analyse(coll, tmp_path, capsys):
     assert "Gram (block4)" in (study / "analysis" / "analysis.md").read_text()
 
 
+def test_cli_analyse_when_no_current_question_has_an_answer(coll, tmp_path, capsys):
+    study = create_study(coll, "style", 3, 4, out=tmp_path / "study")
+    # an answer to a question this study does not have (e.g. from a larger study it replaced)
+    study.answers_path.write_text(json.dumps({"participant": "p", "question": 7, "pair": [0, 1]}) + "\n")
+    assert main(["study", "analyse", "--study", str(study.root), "--no-extract"]) == 0
+    out = capsys.readouterr().out
+    assert "0 questions" in out and "consensus n/a" in out
+    assert "can reach): n/a." in (study.root / "analysis" / "analysis.md").read_text()
+
+
 def test_api_serves_questions_and_records_answers(coll, tmp_path):
     from artlens.api import ApiSettings, create_app
 

@@ -103,7 +103,7 @@ def analyse(
     from artlens.study import AnswerLog
     from artlens.study.analysis import analyse as run_analysis
     from artlens.study.methods import study_vectors
-    from artlens.study.report import write_analysis
+    from artlens.study.report import fmt, write_analysis
     from artlens.study.weights import fit_weights
 
     s, coll = _open(resolve_study(study, collection), collection)
@@ -121,9 +121,9 @@ def analyse(
     from rich.table import Table
 
     table = Table("method", "Ps", "Agree", "questions", title=f"{result['answered_questions']} questions, "
-                  f"{result['participants']} participants, consensus {result['overall']['consensus']:.3f}")
+                  f"{result['participants']} participants, consensus {fmt(result['overall']['consensus'])}")
     for m, r in sorted(result["overall"]["methods"].items(), key=lambda kv: -kv[1]["agree"]):
-        table.add_row(result["methods"][m], f"{r['ps']:.3f}", f"{r['agree']:.3f}", str(r["questions"]))
+        table.add_row(result["methods"][m], fmt(r["ps"]), fmt(r["agree"]), str(r["questions"]))
     console = Console()
     console.print(table)
     if "skipped" in weights:

@@ -46,7 +46,7 @@ def render(analysis: dict, weights: dict) -> str:
              + (f" ({analysis['simulated_participants']} simulated by `artlens study simulate`)"
                 if analysis.get("simulated_participants") else "")
              + ". Mean consensus (share "
-             f"choosing the majority pair, the best Ps any method can reach): {_f(overall['consensus'])}.", "",
+             f"choosing the majority pair, the best Ps any method can reach): {fmt(overall['consensus'])}.", "",
              "## Overall", "",
              table(["method", "Ps", "Agree", "questions"],
                    [[names[m], s["ps"], s["agree"], s["questions"]]
@@ -76,5 +76,6 @@ def render(analysis: dict, weights: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _f(v) -> str:
-    return "" if v is None else f"{v:.3f}"
+def fmt(v) -> str:
+    """A score to three decimals; "n/a" where there is none (e.g. no question has an answer)."""
+    return "n/a" if v is None else f"{v:.3f}"
