@@ -128,6 +128,12 @@ def test_search_by_id_with_weights_and_filters(client, tiny_collection):
     assert {r["metadata"]["artist"] for r in both["results"]} == {"artist 0"}
     none = client.post("/api/search", data={"text": "rings", "filters": "style=cubism"}).json()
     assert none["results"] == []
+    # any column matches ignoring case, facet or not (titles are too long to be facets)
+    titled = client.post("/api/search", data={"text": "rings", "filters": "title=RED DOTS SCATTERED 1"}).json()
+    assert [r["metadata"]["title"] for r in titled["results"]] == ["Red dots scattered 1"]
+    # a bounded number of filter values per request
+    many = client.post("/api/search", data={"text": "rings", "filters": json.dumps({"style": [f"s{i}" for i in range(500)]})})
+    assert many.status_code == 422 and "too many filters" in many.json()["error"]
 
 
 def test_recommendations_from_liked_ids_spread_over_artists(client, tiny_collection):

@@ -195,3 +195,11 @@ def test_failed_ingest_into_an_existing_collection_keeps_it(tiny_collection, tmp
     before = sorted(p.name for p in tiny_collection.root.iterdir())
     code, _, err = run_cli(capsys, "ingest", tmp_path / "nope", "--collection", tiny_collection.root, "-q")
     assert code == 2 and sorted(p.name for p in tiny_collection.root.iterdir()) == before
+
+
+def test_filter_values_repeat_without_cost_and_decades_expand():
+    from artlens.search.filters import match_values
+
+    stored = ["1885", "c. 1889", "1890", "Baroque"]
+    matched, unmatched = match_values(stored, ["1880s"] * 10_000 + ["baroque", "nope", "nope"])
+    assert matched == ["1885", "c. 1889", "Baroque"] and unmatched == ["nope"]

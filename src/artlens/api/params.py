@@ -43,6 +43,10 @@ def weights_from_form(text: str | None) -> dict[str, float] | None:
     return weights
 
 
+MAX_FILTER_COLUMNS = 20
+MAX_FILTER_VALUES = 200
+
+
 def filters_from_form(items: Sequence[str] | None) -> dict[str, list[str]] | None:
     """Each item a JSON object ``{"style": ["wave", "dot"]}`` or ``column=value`` (repeatable)."""
     filters: dict[str, list[str]] = {}
@@ -66,6 +70,11 @@ def filters_from_form(items: Sequence[str] | None) -> dict[str, list[str]] | Non
                     filters.setdefault(column, []).extend(values)
             except ArtlensError as exc:
                 raise ApiError(422, exc.message, "write filters as column=value, e.g. style=wave") from None
+    total = sum(len(set(v)) for v in filters.values())
+    if len(filters) > MAX_FILTER_COLUMNS or total > MAX_FILTER_VALUES:
+        raise ApiError(422, f"too many filters ({len(filters)} columns, {total} distinct values; at most "
+                            f"{MAX_FILTER_COLUMNS} columns and {MAX_FILTER_VALUES} values)",
+                       "narrow the filters, e.g. pick a few styles")
     return filters or None
 
 

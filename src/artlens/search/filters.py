@@ -35,16 +35,22 @@ def match_values(stored: Iterable[str], wanted: Sequence[str], decades: bool = T
     by_fold: dict[str, list[str]] = {}
     for value in dict.fromkeys(stored):
         by_fold.setdefault(value.casefold(), []).append(value)
-    matched: list[str] = []
+    by_decade: dict[str, list[str]] | None = None  # built once, on the first decade asked for
+    matched: dict[str, None] = {}
     unmatched: list[str] = []
-    for value in wanted:
-        found = by_fold.get(value.strip().casefold(), [])
-        if not found and decades and is_decade(value.strip()):
-            found = sorted(v for fold in by_fold.values() for v in fold if decade_of(v) == value.strip())
-        matched += [v for v in found if v not in matched]
+    for value in dict.fromkeys(v.strip() for v in wanted):
+        found = by_fold.get(value.casefold(), [])
+        if not found and decades and is_decade(value):
+            if by_decade is None:
+                by_decade = {}
+                for v in sorted(v for fold in by_fold.values() for v in fold):
+                    if (d := decade_of(v)) is not None:
+                        by_decade.setdefault(d, []).append(v)
+            found = by_decade.get(value, [])
+        matched.update(dict.fromkeys(found))
         if not found:
             unmatched.append(value)
-    return matched, unmatched
+    return list(matched), unmatched
 
 
 def check_columns(catalog, columns: Iterable[str]) -> None:
