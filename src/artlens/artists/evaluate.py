@@ -155,6 +155,7 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
 
         bar = tqdm(total=4 + len(epsilons) + (4 if baselines else 0), desc="artist eval", unit="step")
     learned = learned_space(collection, head, labels, query_ids, queries)
+    check_artists(learned.artists, config.min_works, with_features=True)  # artworks without features are left out
     rows = query_rows(learned, query_ids)
     if learned.queryable is not None:
         rows = rows[learned.queryable[rows]]

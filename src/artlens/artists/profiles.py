@@ -299,8 +299,9 @@ def build_profile(name: str, vectors: np.ndarray, config: ProfileConfig = Profil
     return ArtistProfile(name, centres[keep], counts[keep], len(x))
 
 
-def check_artists(labels: Sequence[str], min_works: int = 2) -> dict[str, int]:
-    """Works per artist; a clear error naming every artist with too few works."""
+def check_artists(labels: Sequence[str], min_works: int = 2, with_features: bool = False) -> dict[str, int]:
+    """Works per artist; a clear error naming every artist with too few works (``with_features``:
+    ``labels`` are those of the artworks that have features, the others having been left out)."""
     counts: dict[str, int] = {}
     for value in labels:
         counts[value] = counts.get(value, 0) + 1
@@ -308,10 +309,11 @@ def check_artists(labels: Sequence[str], min_works: int = 2) -> dict[str, int]:
     if few:
         shown = ", ".join(repr(a) for a in few[:5]) + (f" and {len(few) - 5} more" if len(few) > 5 else "")
         raise ArtlensError(
-            f"{len(few)} artist(s) have fewer than {min_works} works: {shown}; a profile of a single work would "
-            "publish that work's embedding",
-            "leave those artists out (remove their rows from the labels, or their value in the artist column), "
-            "or add more of their works")
+            f"{len(few)} artist(s) have fewer than {min_works} works{' with features' if with_features else ''}: "
+            f"{shown}; a profile of a single work would publish that work's embedding",
+            ("extract the features of their other works (artlens ingest DIR --collection PATH), or " if with_features
+             else "") + "leave those artists out (remove their rows from the labels, or their value in the artist "
+            "column), or add more of their works")
     if len(counts) < 1:
         raise ArtlensError("no artwork has a value in the artist column", "choose a column that names the artist")
     return counts
