@@ -161,6 +161,17 @@ def test_references_combine_by_the_mean_of_best_prototype_similarities():
     assert by["two manners"] == pytest.approx(1 + 0.1 * np.log(0.5), abs=1e-3) and by["two manners"] > by["one manner"]
 
 
+def test_the_score_is_described_as_the_soft_maximum_it_is():
+    from pathlib import Path
+
+    import artlens.web
+    from artlens.api.routes.artists import ArtistResult, search_artists
+
+    for text in (ArtistResult.model_fields["score"].description, search_artists.__doc__,
+                 (Path(artlens.web.__file__).parent / "static" / "app.js").read_text()):
+        assert "soft maximum" in text and "best prototype similarity" not in text
+
+
 def test_soft_maximum_goes_to_the_best_prototype_as_temperature_falls():
     sims = np.array([[0.9, 0.2, 0.1]])
     counts = np.array([1, 10, 10])

@@ -49,7 +49,8 @@ class ReferenceMatch(BaseModel):
 
 class ArtistResult(BaseModel):
     artist: str
-    score: float = Field(description="Mean over references of the best prototype similarity")
+    score: float = Field(description="Mean over references of the soft maximum (temperature 0.1) of the "
+                                     "similarities to the artist's prototypes, weighted by the works behind each")
     works: int
     matches: list[ReferenceMatch]
 
@@ -123,9 +124,10 @@ async def search_artists(
     text: str | None = Form(None, max_length=1000, description="A reference text (when the profiles' head reads text)"),
     k: int = Form(5, ge=1, le=100, description="Number of artists"),
 ):
-    """Artists ranked by how well their profile matches the references: each reference is matched
-    with each artist's closest prototype and the similarities are averaged; every result says which
-    reference matched which prototype."""
+    """Artists ranked by how well their profile matches the references: each reference is scored
+    against each artist's prototypes by a soft maximum of the similarities (temperature 0.1), weighted
+    by the works behind each prototype, and those scores are averaged over the references; every
+    result says which prototype matched each reference best."""
     images = [f for f in image or [] if f is not None and (f.filename or f.size)]
     text = text if text and text.strip() else None
     if not images and text is None:

@@ -687,7 +687,7 @@ async function api(path, form) {
     $("artists-results").replaceChildren(...answer.results.map((r, i) => el("li", { "data-artist": r.artist },
       el("span", { class: "rank", text: String(i + 1) }),
       el("span", { class: "name", text: r.artist }),
-      el("span", { class: "score", title: "mean over references of the best prototype similarity", text: r.score.toFixed(3) }),
+      el("span", { class: "score", title: "mean over references of the soft maximum (temperature 0.1) of the similarities to the artist's prototypes, weighted by their works", text: r.score.toFixed(3) }),
       el("span", { class: "bar", "aria-hidden": "true" }, el("span", { style: `width:${scoreWidth(r.score)}` })),
       el("span", { class: "why", text: `${r.works} works · ` + r.matches.map((m) =>
         `${refName(answer, m.reference)} → style ${m.prototype + 1} (${m.prototype_works} works, ${m.similarity.toFixed(2)})`).join("; ") }),
