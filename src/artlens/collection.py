@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -22,6 +23,8 @@ from artlens.features import Extractor, ImageExtractor, create_extractor
 from artlens.features.cache import FeatureCache
 from artlens.features.extract import ExtractionReport, artwork_text, extract_images, extract_texts, text_key
 from artlens.index import AspectIndex
+
+log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = Path("artlens-collection")
 LEARNED_ASPECT = "learned"  # the aspect whose vectors come from a trained head over several extractors
@@ -187,7 +190,10 @@ class Collection:
         index = self.index(aspect)
         if index.codes is None and index.add_codes(self.config.index.hash_bits) \
                 and (self.index_dir(aspect) / "manifest.json").exists():
-            index.save(self.index_dir(aspect))
+            try:
+                index.save(self.index_dir(aspect))
+            except OSError as exc:  # e.g. a read-only collection: the codes stay in memory for this process
+                log.warning("could not save the fast-search codes of %s (%s); they are kept in memory", aspect, exc)
         return index
 
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:

@@ -8,8 +8,8 @@ written beside the old one and swapped in with renames, so a reader never sees h
 from __future__ import annotations
 
 import json
-import os
 import shutil
+import tempfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -206,17 +206,21 @@ class AspectIndex:
         """Write atomically: a complete new folder is swapped in with renames."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        faiss.write_index(self.index, str(tmp / "index.faiss"))
-        if self.components is not None:
-            np.savez(tmp / "transform.npz", mean=self.mean, components=self.components)
-        if self.codes is not None:
-            self.hasher.save(tmp / "hasher.npz")
-            self.codes.save(tmp / "codes.npz")
-        (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
-        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        try:
+            tmp.chmod(0o755)
+            faiss.write_index(self.index, str(tmp / "index.faiss"))
+            if self.components is not None:
+                np.savez(tmp / "transform.npz", mean=self.mean, components=self.components)
+            if self.codes is not None:
+                self.hasher.save(tmp / "hasher.npz")
+                self.codes.save(tmp / "codes.npz")
+            (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+        old.rmdir()  # a free name for the old folder
         if folder.exists():
             folder.rename(old)
         tmp.rename(folder)
@@ -262,19 +266,22 @@ class AspectIndex:
 
     def add_codes(self, bits: int, seed: int = 0) -> bool:
         """Fit the hasher of fast search on the stored vectors and encode them (an index built without
-        codes, or with another length). Returns whether codes exist afterwards."""
+        codes, or with another length). Returns whether codes exist afterwards. The new hasher and
+        codes replace the old ones together, once complete (readers never see half of them)."""
         from artlens.hashing import HammingIndex
 
+        if min(int(bits), self.manifest.dim, len(self)) // 8 < 1:  # no code possible: don't read the vectors
+            return self.codes is not None
         ids, vectors = self.all_vectors()
-        self.hasher = _fit_hasher(vectors, bits, self.manifest.extractor_id, seed) if len(ids) >= 2 else None
-        self.codes = None
-        self.manifest.hash_bits = 0
-        if self.hasher is not None:
-            self.codes = HammingIndex(self.hasher.bits)
+        hasher = _fit_hasher(vectors, bits, self.manifest.extractor_id, seed)
+        codes = None
+        if hasher is not None:
+            codes = HammingIndex(hasher.bits)
             for start in range(0, len(ids), 65536):
-                self.codes.add(self.hasher.encode(vectors[start : start + 65536]), ids[start : start + 65536])
-            self.manifest.hash_bits = self.hasher.bits
-        return self.codes is not None
+                codes.add(hasher.encode(vectors[start : start + 65536]), ids[start : start + 65536])
+        self.hasher, self.codes = hasher, codes
+        self.manifest.hash_bits = hasher.bits if hasher is not None else 0
+        return codes is not None
 
 
 def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index:
