@@ -114,6 +114,37 @@ def test_no_extract_skips_rows_whose_features_are_not_cached(tiny_collection, tm
     assert coll.cache.count(create_extractor("gramcos-block4").id) == 0
 
 
+@pytest.mark.parametrize("failing", ["fedavg", "fedstyle", "both"])
+def test_each_federated_strategy_is_tried_and_the_stage_ran_if_one_did(failing, tiny_collection, tmp_path,
+                                                                       monkeypatch):
+    from artlens.evaluation import report_learned
+
+    tried = []
+
+    def fake_scores(collection, label, strategy, *args):
+        tried.append(strategy)
+        if failing in (strategy, "both"):
+            raise ArtlensError(f"{strategy} cannot run here", "")
+        return {"accuracy": 0.5}
+
+    monkeypatch.setattr(report_module, "flower_available", lambda: None)
+    monkeypatch.setattr(report_learned, "federated_scores", fake_scores)
+    config = ReportConfig(label="style")
+    report = report_module.Report(str(tiny_collection.root), config)
+    if failing == "both":
+        with pytest.raises(report_module._Skip, match="fedavg cannot run here.*fedstyle cannot run here"):
+            report_module._federated_stage(tiny_collection, config, report, tmp_path)
+    else:
+        report_module._federated_stage(tiny_collection, config, report, tmp_path)  # ran: no _Skip
+    assert tried == ["fedavg", "fedstyle"]
+    rows = {r["model"].split(":")[0]: r for r in report.aicrs}
+    for strategy, name in (("fedavg", "federated FedAvg"), ("fedstyle", "federated FedStyle")):
+        if failing in (strategy, "both"):
+            assert rows[name] == {"model": rows[name]["model"], "skipped": f"{strategy} cannot run here"}
+        else:
+            assert rows[name]["accuracy"] == 0.5 and "skipped" not in rows[name]
+
+
 @pytest.mark.slow
 def test_federated_stage_runs_fedavg_and_fedstyle(tiny_collection, tmp_path):
     pytest.importorskip("flwr.simulation")

@@ -250,25 +250,27 @@ def _text_stage(collection, config: ReportConfig, report: Report, has_text: bool
 def _federated_stage(collection, config: ReportConfig, report: Report, out: Path) -> None:
     from artlens.evaluation.report_learned import federated_scores
 
-    reason = flower_available()
-    if reason is None and len(set(collection.catalog.column(config.label).values())) < 2:
-        reason = "fewer than two label values to make institutions of"
+    common = flower_available()
+    if common is None and len(set(collection.catalog.column(config.label).values())) < 2:
+        common = "fewer than two label values to make institutions of"
+    reasons = []  # one per strategy that did not run; each strategy is tried on its own
     for strategy, name in (("fedavg", "FedAvg"), ("fedstyle", "FedStyle")):
         model = (f"federated {name}: one institution per {config.label}, {config.rounds} rounds x "
                  f"{config.local_epochs} local epochs")
+        reason = common
+        if reason is None:
+            try:
+                scores = federated_scores(collection, config.label, strategy, config.rounds, config.local_epochs,
+                                          config.seed, out / "federated" / strategy, config.cpus)
+            except ArtlensError as exc:  # e.g. too few artworks per institution for the federated PCA
+                reason = exc.message
         if reason:
-            report.aicrs.append({"model": model, "skipped": reason})
-            continue
-        try:
-            scores = federated_scores(collection, config.label, strategy, config.rounds, config.local_epochs,
-                                      config.seed, out / "federated" / strategy, config.cpus)
-        except ArtlensError as exc:  # e.g. too few artworks per institution for the federated PCA
-            reason = exc.message
+            reasons.append(f"{name}: {reason}" if common is None else reason)
             report.aicrs.append({"model": model, "skipped": reason})
             continue
         report.aicrs.append({"model": model, **scores})
-    if reason:
-        raise _Skip(reason)
+    if len(reasons) == 2:  # the stage ran when at least one strategy did
+        raise _Skip(common or "; ".join(reasons))
 
 
 def _map_stage(collection, config: ReportConfig, report: Report, held, labels, heads: dict, out: Path) -> None:
