@@ -248,6 +248,8 @@ def test_the_search_mode_can_be_chosen_per_call(registry_path, pictures):
     exact, fast = checker.check_images([image], ["q"])[0], checker.check_images([image], ["q"], fast=True)[0]
     assert (exact.search, fast.search) == ("exact", "fast")
     assert (fast.verdict, fast.work_id) == (exact.verdict, exact.work_id) and exact.verdict == "registered"
+    # fewer works than the default shortlist: every work is scored, and the result says so
+    assert CopyrightChecker(registry).check_images([image], ["q"], fast=True)[0].search == "exact"
     with pytest.raises(ArtlensError, match="robust detector"):
         CopyrightChecker(registry, detector="cvae").check_images([image], ["q"], fast=True)
 

@@ -156,6 +156,8 @@ class CopyrightChecker:
         features = encode_images(prepared, extractors)
         taps = features[COPY_TAPS]
         matches = self._match(features, fast)
+        searched = "fast" if self.detector_name == "robust" and self.detector.uses_shortlist(fast, 1, self.shortlist) \
+            else "exact"
         alternatives = self._alternatives(content_vectors(taps))
         results = []
         for i, name in enumerate(names):
@@ -165,7 +167,7 @@ class CopyrightChecker:
                 work_id, score, stage, registered = exact, 1.0, "exact", True
             result = CheckResult(str(name), REGISTERED if registered else NOT_REGISTERED, float(score),
                                  stage if registered else None, self.detector_name,
-                                 "fast" if fast else "exact", self._threshold(), alternatives=alternatives[i])
+                                 searched, self._threshold(), alternatives=alternatives[i])
             if registered:
                 work = self.registry.work(work_id)
                 result.work_id, result.work_path = int(work_id), work.path

@@ -15,6 +15,7 @@ Every work's owner and licence are metadata columns ``owner`` and ``licence`` of
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
 from collections import Counter
 from dataclasses import asdict
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.catalog.db import Catalog
 from artlens.catalog.ingest import file_md5, ingest_folder, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
@@ -346,12 +346,19 @@ def _check_manifest(root: Path, manifest: dict) -> None:
 
 def _refuse_plain_collection(path: Path) -> None:
     """A collection with works of which none has an owner is a search collection, not a registry."""
-    catalog = Catalog(path / "catalog.sqlite")
-    try:
-        plain = len(catalog) > 0 and not catalog.column(OWNER)
-    finally:
-        catalog.close()
-    if plain:
+    db = path / "catalog.sqlite"
+    if not db.is_file():
+        return
+    try:  # read-only: nothing in the collection is created or migrated by looking
+        conn = sqlite3.connect(f"{db.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            works = conn.execute("SELECT COUNT(*) FROM artworks").fetchone()[0]
+            owned = conn.execute("SELECT COUNT(*) FROM metadata WHERE key = ?", (OWNER,)).fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return  # not a catalog this check can read; opening the registry reports it
+    if works > 0 and not owned:
         raise CollectionError(
             f"{path} is an artlens collection, not a copyright registry (its works have no owner)",
             "make a registry from the same images: artlens registry add IMAGE_FOLDER --owner NAME "

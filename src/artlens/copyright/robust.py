@@ -31,7 +31,7 @@ from torch import nn
 from artlens.copyright.config import RobustConfig
 from artlens.copyright.metrics import threshold_for_precision
 from artlens.copyright.shortlist import BinaryShortlist
-from artlens.errors import ArtifactMismatchError
+from artlens.errors import ArtifactMismatchError, ArtlensError
 
 HEAD_FORMAT = 1
 
@@ -302,11 +302,16 @@ class RobustDetector:
             self._refresh_codes()
         return self._codes
 
+    def uses_shortlist(self, fast: bool, k: int = 1, shortlist: int = 100) -> bool:
+        """Whether :meth:`search` answers through the binary shortlist: asked for, more works than the
+        shortlist holds, and codes available (otherwise every work is scored)."""
+        return bool(fast) and len(self.ids) > max(shortlist, k) and self.codes is not None
+
     def search(self, descriptors: np.ndarray, k: int = 1, fast: bool = False, shortlist: int = 100
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` cosine scores and work ids (-1 pads when fewer works). ``fast``: score only the
         ``shortlist`` works nearest in Hamming distance of the binary codes (see ``copyright.shortlist``)."""
-        if fast and len(self.ids) > max(shortlist, k) and self.codes is not None:
+        if self.uses_shortlist(fast, k, shortlist):
             return self._search_shortlist(descriptors, k, shortlist)
         if self._index is None:
             self._index = faiss.IndexFlatIP(self.vectors.shape[1])
@@ -367,8 +372,8 @@ class RobustDetector:
         detector.vectors = stored["vectors"].astype(np.float32)
         try:
             detector._codes = BinaryShortlist.load(folder, detector.descriptor_id, detector.ids)
-        except ArtifactMismatchError:
-            detector._codes = None  # stale or missing codes are rebuilt from the descriptors on first use
+        except ArtlensError:  # mismatched, missing or unreadable codes
+            detector._codes = None  # are rebuilt from the descriptors on first use
         return detector
 
 

@@ -17,6 +17,7 @@ Flower and Opacus are imported lazily, inside the functions that need them.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +41,9 @@ def rdp_to_epsilon(rdp: np.ndarray, delta: float, orders=DEFAULT_ORDERS) -> tupl
     """(epsilon, best order) for a target delta (Opacus's conversion)."""
     from opacus.accountants.analysis.rdp import get_privacy_spent
 
-    eps, best = get_privacy_spent(orders=list(orders), rdp=np.asarray(rdp, dtype=np.float64), delta=delta)
+    with warnings.catch_warnings():  # Opacus warns when the best order is at the edge of the list
+        warnings.simplefilter("ignore", UserWarning)
+        eps, best = get_privacy_spent(orders=list(orders), rdp=np.asarray(rdp, dtype=np.float64), delta=delta)
     return max(0.0, float(eps)), float(best)
 
 
