@@ -38,11 +38,13 @@ def diversify(hits: Sequence[Hit], k: int, group: Callable[[Hit], str | None], m
 
 def recommend(engine: SearchEngine, liked: Sequence[int], k: int = 10, weights: Mapping[str, float] | None = None,
               filters: Mapping[str, Sequence[str]] | None = None, group_column: str | None = "artist",
-              max_share: float = 0.25, penalty: float = 0.05, pool: int = 4) -> SearchResult:
+              max_share: float = 0.25, penalty: float = 0.05, pool: int = 4, fast: bool = False) -> SearchResult:
     """Artworks like the liked ones (never the liked ones themselves): at most ``max_share`` of the
     ``k`` from one value of ``group_column`` while other candidates exist, and each further work of
-    an artist ranked as if ``penalty`` lower, so the first rows show several artists."""
-    result = engine.search(liked=list(liked), k=k * pool if group_column else k, weights=weights, filters=filters)
+    an artist ranked as if ``penalty`` lower, so the first rows show several artists. ``fast``: candidates
+    from the binary shortlist (see :meth:`SearchEngine.rank`)."""
+    result = engine.search(liked=list(liked), k=k * pool if group_column else k, weights=weights, filters=filters,
+                           fast=fast)
     if group_column:
         limit = max(1, math.ceil(max_share * k))
         result.hits = diversify(result.hits, k, lambda h: h.metadata.get(group_column), limit, penalty)

@@ -153,7 +153,7 @@ class ArtService:
             liked = self._known_liked(liked)
             weights = {aspect: 1.0} if aspect else weights
             result = recommend(self.engine, liked, k, weights=weights, filters=filters,
-                               group_column=s.diversity_column or None, max_share=s.diversity_share)
+                               group_column=s.diversity_column or None, max_share=s.diversity_share, fast=fast)
         else:
             result = self.engine.search(image=image, text=text, artwork_id=artwork_id, k=k, aspect=aspect,
                                         weights=weights, filters=filters, fast=fast)
