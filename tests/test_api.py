@@ -198,6 +198,11 @@ def test_upload_limits(client, settings, tiny_collection, dots):
         # A declared body far over the limit is refused before it is read.
         huge = strict.post("/api/search", content=b"x" * 400_000, headers={"content-type": "multipart/form-data; boundary=x"})
         assert_error(huge, 413, "larger")
+        # the artist search takes several references: its body may hold several uploads' worth
+        form = {"content-type": "multipart/form-data; boundary=x"}  # limits: 2,000 + 256 KiB; 8 x 2,000 + 256 KiB
+        assert_error(strict.post("/api/search", content=b"x" * 270_000, headers=form), 413, "larger")
+        assert strict.post("/api/artists/search", content=b"x" * 270_000, headers=form).status_code != 413
+        assert_error(strict.post("/api/artists/search", content=b"x" * 300_000, headers=form), 413, "larger")
 
 
 def test_upload_in_another_format_and_orientation(client, tiny_folder):

@@ -46,5 +46,6 @@ def create_app(settings: ApiSettings, collection: Collection | None = None, anno
     for module in (search, artworks, collection_routes, annotate, copyright, artists, study):
         app.include_router(module.router)
     app.include_router(page_router(settings.title, with_page=settings.serve_page))
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD,
+                       per_path={"/api/artists/search": artists.MAX_REFERENCES * settings.max_upload_bytes + _FORM_OVERHEAD})
     return app
