@@ -71,6 +71,14 @@ def test_iid_and_counts_are_checked(collection):
         dirichlet(dict(list(labels.items())[:5]), 4, 0.5)
 
 
+def test_an_unreadable_dirichlet_alpha_is_a_clear_error(collection):
+    labels = labels_by_key(collection)
+    with pytest.raises(ArtlensError, match="'abc'.*dirichlet alpha") as caught:
+        make_partition("dirichlet:abc", labels, institutions=3)
+    assert "dirichlet:0.3" in caught.value.hint
+    assert len(make_partition("dirichlet:0.3", labels, institutions=3).institutions) == 3
+
+
 def test_explicit_csv_and_json_files(collection, tmp_path):
     md5s = collection.catalog.md5s()
     ids = sorted(md5s)

@@ -171,7 +171,11 @@ def make_partition(spec: str, labels: Mapping[str, str], columns: Mapping[str, M
         raise ArtlensError("no partition given", f"--partition takes {PARTITION_HELP}")
     name, _, arg = spec.partition(":")
     if name == "dirichlet":
-        alpha = float(arg or 0.5)
+        try:
+            alpha = float(arg or 0.5)
+        except ValueError:
+            raise ArtlensError(f"cannot read {arg!r} in --partition {spec!r} as a dirichlet alpha (a number)",
+                               f"use e.g. dirichlet:0.3 or dirichlet (alpha 0.5); --partition takes {PARTITION_HELP}") from None
         return dirichlet(labels, institutions or 5, alpha, seed)
     if name == "iid":
         return iid(list(labels), institutions or 5, seed)
