@@ -154,3 +154,56 @@ def test_client_refuses_a_remote_server_without_tls(tmp_path, capsys):
                  "--server", "10.255.255.1:9093"])
     err = capsys.readouterr().err
     assert code == 2 and "Remote Gallery" in err and "--root-certificates" in err
+
+
+class FakeProcess:
+    def __init__(self, code: int = 0):
+        self.code = code
+
+    def wait(self):
+        return self.code
+
+
+def fake_launched(on_run):
+    """A stand-in for deploy.Launched whose `flwr run` only calls ``on_run`` and exits with code 0."""
+    from pathlib import Path
+
+    class Launched:
+        def __init__(self):
+            self.logs: dict[str, Path] = {}
+
+        def start(self, name, args, log_dir, env):
+            self.logs[name] = Path(log_dir) / f"{name}.log"
+            if name == "run":
+                on_run()
+            return FakeProcess(0)
+
+        def stop(self, *a, **k):
+            pass
+
+    return Launched
+
+
+def test_the_server_reports_the_server_apps_own_error_not_an_exit_code(tmp_path, capsys, monkeypatch):
+    pytest.importorskip("flwr")
+    from artlens.cli import main
+    from artlens.federated import deploy
+    from artlens.federated.server_app import record_error
+
+    run_dir = tmp_path / "run"
+    failure = ArtlensError("only 0 institution(s) connected within 5 s; 2 expected",
+                           "start their clients with `artlens federate client`")
+    monkeypatch.setattr(deploy, "Launched", fake_launched(lambda: record_error(run_dir, failure)))
+    monkeypatch.setattr(deploy, "reachable", lambda *a, **k: False)
+    monkeypatch.setattr(deploy, "wait_until_reachable", lambda *a, **k: None)
+    code = main(["federate", "server", "--port", "1", "--wait", "5", "--run-dir", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "only 0 institution(s) connected within 5 s" in err and "artlens federate client" in err
+    assert "exit code" not in err
+
+    # no error recorded and no metrics: a failure, said without a misleading exit code
+    monkeypatch.setattr(deploy, "Launched", fake_launched(lambda: None))
+    code = main(["federate", "server", "--port", "1", "--run-dir", str(run_dir)])
+    err = capsys.readouterr().err
+    assert code == 2 and "wrote no metrics.json" in err and "exit code 0" not in err

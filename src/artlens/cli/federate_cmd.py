@@ -163,6 +163,8 @@ def server(
     from artlens.federated import deploy
     from artlens.federated.coordinator import ServerSettings
 
+    from artlens.federated.server_app import ERROR_FILE, read_error
+
     config = federation_config(strategy, rounds, local_epochs, label, features, lr, batch_size, proximal_mu, server_lr,
                                dp_epsilon, dp_delta, dp_clip, secagg, min_clients, round_timeout, seed, virtual_styles,
                                reduce)
@@ -175,6 +177,8 @@ def server(
     address = f"{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
     if deploy.reachable(address, 1.0):
         raise ArtlensError(f"port {port} on {host} is already in use", "choose another --port")
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier run's error is not this run's
+    started = time.time()
     app_dir = deploy.write_flower_app(run_dir / "app", settings)
     home = deploy.write_flower_home(run_dir / "flwr-home", address, plain, str(tls_ca or ""))
     env = deploy.flower_env(home)
@@ -187,10 +191,14 @@ def server(
                       f"{address}\n  logs in {run_dir / 'logs'}")
         run = launched.start("run", deploy.run_args(app_dir), run_dir / "logs", env)
         code = run.wait()
+        logs = f"{launched.logs['run']} and {launched.logs['superlink']}"
+        failure = read_error(run_dir)
+        if failure is not None:
+            raise ArtlensError(failure.message, (f"{failure.hint}; " if failure.hint else "") + f"logs: {logs}")
         metrics = run_dir / "metrics.json"
-        if code != 0 or not metrics.exists():
-            raise ArtlensError(f"the federated run failed (exit code {code})",
-                               f"see {launched.logs['run']} and {launched.logs['superlink']}")
+        if code != 0 or not metrics.exists() or metrics.stat().st_mtime < started - 1:
+            why = f"`flwr run` exited with code {code}" if code != 0 else "the server app wrote no metrics.json"
+            raise ArtlensError(f"the federated run failed: {why}", f"see {logs}")
         show(json.loads(metrics.read_text()), False)
     except KeyboardInterrupt:
         console.print("stopping the server")

@@ -4,12 +4,41 @@ hands the grid to the :class:`~artlens.federated.coordinator.Coordinator`."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from flwr.app import Context
 from flwr.serverapp import Grid, ServerApp
 
+from artlens.errors import ArtlensError
 from artlens.federated.coordinator import Coordinator, FederatedResult, ServerSettings
+
+ERROR_FILE = "error.json"  # in the run folder: why the server app failed, for `artlens federate server`
+
+
+def record_error(run_dir: str | Path, exc: BaseException) -> Path:
+    """Write ``exc`` (message and hint) as JSON into the run folder, atomically."""
+    path = Path(run_dir) / ERROR_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(exc, ArtlensError):
+        body = {"message": exc.message, "hint": exc.hint}
+    else:
+        body = {"message": f"the server app failed: {type(exc).__name__}: {exc}", "hint": None}
+    tmp = path.with_name(f".{ERROR_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps(body))
+    tmp.replace(path)
+    return path
+
+
+def read_error(run_dir: str | Path) -> ArtlensError | None:
+    """The error the server app recorded in ``run_dir`` (None where it recorded none)."""
+    try:
+        body = json.loads((Path(run_dir) / ERROR_FILE).read_text())
+        return ArtlensError(str(body["message"]), body.get("hint"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def create_server_app(settings: ServerSettings | None = None, heldout=None, aspects=None,
@@ -20,7 +49,11 @@ def create_server_app(settings: ServerSettings | None = None, heldout=None, aspe
     @app.main()
     def main(grid: Grid, context: Context) -> None:
         chosen = settings or ServerSettings.from_run_config(context.run_config)
-        result = Coordinator(chosen, heldout, aspects).run(grid, context)
+        try:
+            result = Coordinator(chosen, heldout, aspects).run(grid, context)
+        except Exception as exc:
+            record_error(chosen.run_dir, exc)
+            raise
         if on_result is not None:
             on_result(result)
 
