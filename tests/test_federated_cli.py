@@ -207,3 +207,13 @@ def test_the_server_reports_the_server_apps_own_error_not_an_exit_code(tmp_path,
     code = main(["federate", "server", "--port", "1", "--run-dir", str(run_dir)])
     err = capsys.readouterr().err
     assert code == 2 and "wrote no metrics.json" in err and "exit code 0" not in err
+
+
+def test_the_kept_round_line_says_why_it_has_no_scores():
+    from artlens.cli.federate_cmd import kept_line
+
+    bare = kept_line({"kept_round": 2, "map": None, "accuracy": None, "epsilon": None})
+    assert bare.startswith("kept round 2: not scored") and "--eval-collection" in bare
+    assert "mAP ," not in bare
+    scored = kept_line({"kept_round": 3, "map": 0.5, "accuracy": 0.25, "epsilon": 1.5, "delta": 1e-5})
+    assert scored == "kept round 3: test mAP 0.5000, accuracy 0.2500, epsilon 1.50 (delta 1e-05)"

@@ -81,10 +81,18 @@ def show(summary: dict, as_json: bool) -> None:
     Console().print(table)
     for reason in (summary.get("rejected") or {}).values():
         console.print(f"  [yellow]left out:[/] {reason}")
+    console.print(f"  {kept_line(summary)}; head {summary.get('head')}")
+
+
+def kept_line(summary: dict) -> str:
+    """What is known of the kept round: its held-out scores, or why there are none, and the privacy spent."""
+    scores = [f"{name} {_f(summary.get(key))}" for name, key in (("test mAP", "map"), ("accuracy", "accuracy"))
+              if summary.get(key) is not None]
+    line = f"kept round {summary.get('kept_round')}: " + (", ".join(scores) if scores else
+                                                          "not scored (no held-out collection was given: pass "
+                                                          "--eval-collection PATH to score every round)")
     eps = summary.get("epsilon")
-    console.print(f"  kept round {summary.get('kept_round')}: test mAP {_f(summary.get('map'))}, accuracy "
-                  f"{_f(summary.get('accuracy'))}" + (f", epsilon {eps:.2f} (delta {summary.get('delta')})" if eps else "")
-                  + f"; head {summary.get('head')}")
+    return line + (f", epsilon {eps:.2f} (delta {summary.get('delta')})" if eps else "")
 
 
 def _f(value) -> str:
