@@ -81,6 +81,9 @@ def test_cli_rejects_unknown_stage(tiny_collection, tmp_path, capsys):
     assert main(["eval", "report", "-c", str(tiny_collection.root), "--label", "style", "--out", str(tmp_path),
                  "--skip", "retrieval,nonsense"]) == 2
     assert "nonsense" in capsys.readouterr().err
+    assert main(["eval", "report", "-c", str(tiny_collection.root), "--label", "style", "--out", str(tmp_path / "r"),
+                 "--text-column", "nosuch"]) == 2
+    assert "unknown text column" in capsys.readouterr().err and not (tmp_path / "r").exists()
     with pytest.raises(ArtlensError):
         ReportConfig(label="style", k=0)
 

@@ -34,6 +34,7 @@ def eval_report(
     training curves, and an embedding map. Stages that cannot run are reported as skipped with the
     reason. Features already cached are reused; nothing is written into the collection but missing
     features."""
+    from artlens.errors import ArtlensError
     from artlens.evaluation.report import ReportConfig, run_report
 
     config = ReportConfig(label=label, text_columns=tuple(text_columns or ()), seed=seed, k=k, layer=layer,
@@ -42,6 +43,10 @@ def eval_report(
     console = Console(stderr=True)
     coll = open_collection(collection)
     try:
+        columns = coll.catalog.metadata_columns()
+        unknown = sorted(set(config.text_columns) - set(columns))
+        if unknown:
+            raise ArtlensError(f"unknown text column(s) {unknown}", f"columns of this collection: {', '.join(columns)}")
         run_report(coll, config, out, say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
     finally:
         coll.close()

@@ -13,9 +13,10 @@ from artlens.cli import app, collection_option, default_collection
 console = Console(stderr=True)
 
 
-def announce(url: str, to: Console | None = None) -> None:
+def announce(url: str, to: Console | None = None, page: str = "") -> None:
+    """Say where the page (``url`` + ``page``) and the API reference (``url`` + ``docs``) are."""
     out = to or console
-    out.print(f"\n[bold green]artlens is serving[/] at [bold]{url}[/]", soft_wrap=True)
+    out.print(f"\n[bold green]artlens is serving[/] at [bold]{url}{page}[/]", soft_wrap=True)
     out.print(f"API docs at {url}docs · Ctrl+C stops it", soft_wrap=True, style="dim")
 
 

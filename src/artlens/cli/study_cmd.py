@@ -148,6 +148,7 @@ def serve(
     from artlens.cli.serve_cmd import announce
 
     s, coll = _open(resolve_study(study, collection), collection)
-    app_ = create_app(ApiSettings(collection=coll.root), collection=coll)
+    app_ = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
+    app_.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
     app_.state.study_dir = s.root
-    serve_app(app_, host, port, on_ready=lambda url: announce(url + "study"))
+    serve_app(app_, host, port, on_ready=lambda url: announce(url, page="study"))

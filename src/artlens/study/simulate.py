@@ -18,10 +18,16 @@ def simulate_answers(study, mv, rule: str, participants: int = 10, noise: float 
         raise ArtlensError(f"unknown rule {rule!r} for this study", f"choose one of: {', '.join(mv.vectors)}")
     if not 0.0 <= noise <= 1.0:
         raise ArtlensError(f"--noise {noise} is not a probability", "pass a number from 0 to 1")
+    if participants < 1:
+        raise ArtlensError(f"--participants {participants}: at least one is needed", "pass e.g. --participants 10")
     rng = np.random.default_rng(seed)
     log = AnswerLog(study.answers_path)
+    taken = {a.participant for a in log.read(latest_only=False)}
+    first = 0  # new participants: a second run appends to the first instead of replacing its answers
+    while any(f"{prefix}-{first + p}" in taken for p in range(participants)):
+        first += participants
     written = 0
-    for p in range(participants):
+    for p in range(first, first + participants):
         for q in study.questions:
             d = distance_matrix(rule, q.artworks, mv)
             if d is None:
