@@ -146,3 +146,19 @@ def _specs():
     from artlens.federated.head import input_specs
 
     return input_specs(("colour-hist", "gram-block4"), FederatedConfig(reduce_dims=4).train_config())
+
+
+def test_an_institution_whose_artworks_were_held_out_is_told_so(collection, tmp_path):
+    md5s = collection.catalog.md5s()
+    ids = sorted(md5s)
+    held_out = ids[0]  # the simulation leaves the test split out of the pool it partitions
+    pool = {k: v for k, v in labels_by_key(collection).items() if k != md5s[held_out]}
+    csv_path = tmp_path / "who.csv"
+    csv_path.write_text("institution,id\n" + f"tiny,{held_out}\n" + "".join(f"big,{i}\n" for i in ids[1:]))
+    part = make_partition(str(csv_path), pool, md5s=md5s)
+    assert part.sizes()["tiny"] == 0 and part.listed["tiny"] == 1
+    files = part.write_institution_files(tmp_path / "keys")
+    source = InstitutionSource("tiny", str(collection.root), str(files["tiny"]), listed=part.listed["tiny"])
+    with pytest.raises(ArtlensError) as info:
+        load_institution(source, _specs(), "style")
+    assert "1 artwork(s) in its partition, 0 left for training after holding out the test split" in info.value.message

@@ -28,6 +28,7 @@ class InstitutionSource:
     keys_file: str = ""  # one content key per line; empty: every labelled artwork of the collection
     features: tuple[str, ...] = ()  # what this institution is set up for (empty: whatever the server asks)
     attach: bool = True  # make the federation's final head this collection's `learned` aspect
+    listed: int = 0  # artworks its partition named before the held-out test ones were left out (0: unknown)
 
 
 @dataclass
@@ -94,8 +95,10 @@ def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], labe
         features = _gather(collection, specs, ids, who) if ids else None
         if features is None or len(features) < MIN_EXAMPLES:
             n = 0 if features is None else len(features)
-            raise ArtlensError(f"{who} has {n} labelled artwork(s) with {', '.join(wanted)} features; "
-                               f"at least {MIN_EXAMPLES} are needed",
+            held = (f"{source.listed} artwork(s) in its partition, {n} left for training after holding out the "
+                    f"test split and unlabelled ones, with {', '.join(wanted)} features" if source.listed > n else
+                    f"{n} labelled artwork(s) with {', '.join(wanted)} features")
+            raise ArtlensError(f"{who} has {held}; at least {MIN_EXAMPLES} are needed",
                                "label and ingest more of its artworks (artlens ingest DIR --labels CSV), "
                                "or leave it out of the federation; the others go on without it")
         names, notes = _split(collection, label, features, values, seed)

@@ -38,6 +38,9 @@ class Partition:
     institutions: dict[str, list[str]]
     scheme: str = ""
     notes: list[str] = field(default_factory=list)
+    # artworks named for each institution before unlabelled and held-out test ones were left out
+    # (empty: nothing was left out)
+    listed: dict[str, int] = field(default_factory=dict)
 
     @property
     def names(self) -> list[str]:
@@ -192,7 +195,8 @@ def make_partition(spec: str, labels: Mapping[str, str], columns: Mapping[str, M
 
 def _restrict(part: Partition, keep: Mapping[str, str]) -> Partition:
     dropped = sum(1 for keys in part.institutions.values() for k in keys if k not in keep)
-    out = Partition({n: [k for k in keys if k in keep] for n, keys in part.institutions.items()}, part.scheme, part.notes)
+    out = Partition({n: [k for k in keys if k in keep] for n, keys in part.institutions.items()}, part.scheme, part.notes,
+                    part.sizes())
     if dropped:
         out.notes.append(f"{dropped} artwork(s) unlabelled or held out for testing; left out")
     return out

@@ -74,7 +74,8 @@ def simulate(collection_path: str | Path, config: FederatedConfig, partition: st
         part.save(run_dir / "partition.json")
         for note in part.notes:
             log.warning(note)
-        sources = [InstitutionSource(name, str(collection.root), str(files[name]), attach=False) for name in part.names]
+        sources = [InstitutionSource(name, str(collection.root), str(files[name]), attach=False,
+                                     listed=part.listed.get(name, 0)) for name in part.names]
         specs = input_specs(config.features, config.train_config(), collection.config.aspects)
         heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test", config.seed)
         aspects = collection.config.aspects
