@@ -240,7 +240,7 @@ def _aicrs_stage(collection, config: ReportConfig, report: Report, heads: dict, 
 def _text_stage(collection, config: ReportConfig, report: Report, has_text: bool) -> None:
     from artlens.evaluation.report_learned import text_lstm_scores
 
-    name = "text-only: LSTM over description tokens"
+    name = f"text-only: LSTM over {' + '.join(collection.config.text_columns)} tokens"
     if not has_text:
         report.aicrs.append({"model": name, "skipped": _no_text(collection)})
         raise _Skip(_no_text(collection))
