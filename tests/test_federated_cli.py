@@ -217,3 +217,44 @@ def test_the_kept_round_line_says_why_it_has_no_scores():
     assert "mAP ," not in bare
     scored = kept_line({"kept_round": 3, "map": 0.5, "accuracy": 0.25, "epsilon": 1.5, "delta": 1e-5})
     assert scored == "kept round 3: test mAP 0.5000, accuracy 0.2500, epsilon 1.50 (delta 1e-05)"
+
+
+def test_stopping_ends_children_that_outlived_their_parent(tmp_path):
+    import time
+
+    from artlens.federated import deploy
+
+    launched = deploy.Launched()
+    pid_file = tmp_path / "orphan.pid"
+    # the shell exits at once; its `sleep` is re-parented but stays in the group the shell leads
+    proc = launched.start("parent", ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; exit 0"], tmp_path, {})
+    proc.wait(timeout=10)
+    while not pid_file.read_text().strip():
+        time.sleep(0.05)
+    orphan = int(pid_file.read_text())
+    assert deploy._alive(orphan)
+    launched.stop(grace=5.0)
+    assert not deploy._alive(orphan)
+
+
+def test_a_client_whose_supernode_gave_up_stops_it_and_says_so(tmp_path, capsys, monkeypatch):
+    import sys
+
+    pytest.importorskip("flwr")
+    from artlens.cli import main
+    from artlens.federated import deploy
+
+    coll = make_feature_collection(tmp_path / "c", per_class=3, extractors=("colour-hist",))
+    coll.close()
+    pid_file = tmp_path / "supernode.pid"
+    # a SuperNode that gives up reconnecting and then hangs, as Flower's does
+    script = (f"import os, sys, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+              "print('WARNING: Giving up reconnection after 10.00 seconds and 6 tries.', flush=True); time.sleep(60)")
+    monkeypatch.setattr(deploy, "reachable", lambda *a, **k: True)
+    monkeypatch.setattr(deploy, "supernode_args", lambda *a, **k: [sys.executable, "-c", script])
+    code = main(["federate", "client", "--collection", str(tmp_path / "c"), "--institution", "Musée Test",
+                 "--server", "127.0.0.1:1"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "Musée Test" in err and "gave up reconnecting" in err
+    assert not deploy._alive(int(pid_file.read_text()))

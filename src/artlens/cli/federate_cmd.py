@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import ipaddress
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -249,13 +250,55 @@ def client(
                                  str(partition.resolve()) if partition else "", features, plain,
                                  str(root_certificates or ""), max_wait)
     console.print(f"[bold green]{institution}[/] joined the federation at {server_address} with {root}; Ctrl+C leaves")
+    seen = SupernodeWatch()
+    previous = signal.signal(signal.SIGTERM, _leave)  # SIGTERM stops the SuperNode and its children too
     try:
-        code = launched.start_foreground("supernode", args, deploy.flower_env()).wait()
-    except KeyboardInterrupt:
+        supernode = launched.start_foreground("supernode", args, deploy.flower_env(), seen)
+        # the SuperNode does not exit once it gives up reconnecting: watch for that as well as for its exit
+        while supernode.poll() is None and not seen.gave_up.wait(0.5):
+            pass
+        code = supernode.poll()
+    except (KeyboardInterrupt, Leave) as exc:
         console.print(f"{institution} leaves the federation")
-        raise
+        launched.stop(grace=5.0)
+        raise typer.Exit(130 if isinstance(exc, KeyboardInterrupt) else 143) from None
     finally:
-        launched.stop()
-    if code not in (0, None):
-        raise ArtlensError(f"institution {institution!r}: the Flower SuperNode stopped (exit code {code})",
-                           "check that the server is running and reachable, then start the client again")
+        launched.stop(grace=5.0)  # the SuperNode and what it left behind (flower-superexec, flwr-clientapp)
+        signal.signal(signal.SIGTERM, previous)
+    if seen.got_result:
+        console.print(f"{institution}: the federation finished (the server sent its final head) and the server "
+                      "is gone; the client ends")
+        return
+    why = (f"lost the server at {server_address} and gave up reconnecting" if seen.gave_up.is_set()
+           else f"stopped (exit code {code})")
+    raise ArtlensError(f"institution {institution!r}: the Flower SuperNode {why} before the federation finished",
+                       "check that the server is running and reachable, then start the client again"
+                       + ("" if max_wait is None else " (a larger --max-wait rides out longer outages)"))
+
+
+class SupernodeWatch:
+    """Reads the SuperNode's log lines: did it receive the final head, did it give up reconnecting?"""
+
+    def __init__(self):
+        import threading
+
+        self.gave_up = threading.Event()
+        self.got_result = False
+
+    def __call__(self, line: str) -> bool:
+        """Whether to show the line: not what the SuperNode prints while it is stopped after giving up."""
+        if self.gave_up.is_set():
+            return False
+        if "Receiving: query.result" in line:
+            self.got_result = True
+        if "Giving up reconnection" in line:
+            self.gave_up.set()
+        return True
+
+
+class Leave(Exception):
+    """SIGTERM reached the client."""
+
+
+def _leave(signum, frame):
+    raise Leave()

@@ -14,7 +14,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -107,22 +109,42 @@ def write_flower_home(folder: str | Path, address: str, insecure: bool, root_cer
 
 
 # -- processes ------------------------------------------------------------------------------------
-def _children(pid: int) -> list[int]:
-    """Ids of the processes descended from ``pid`` (read from /proc; empty where there is none)."""
-    parents: dict[int, int] = {}
+def _process_table() -> dict[int, tuple[int, int]]:
+    """{pid: (parent pid, process group)} of every process (read from /proc; empty where there is none)."""
+    table: dict[int, tuple[int, int]] = {}
     for entry in Path("/proc").glob("[0-9]*"):
         try:
             fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            parents[int(entry.name)] = int(fields[1])
+            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
         except (OSError, IndexError, ValueError):
             continue
+    return table
+
+
+def _children(pid: int) -> list[int]:
+    """Ids of the processes descended from ``pid``."""
+    table = _process_table()
     out, frontier = [], [pid]
     while frontier:
         current = frontier.pop()
-        kids = [p for p, parent in parents.items() if parent == current]
+        kids = [p for p, (parent, _) in table.items() if parent == current]
         out += kids
         frontier += kids
     return out
+
+
+def _family(pid: int) -> list[int]:
+    """``pid``, its descendants and every process still in the process group it leads. Each process is
+    started here in a new session, so its group holds only what it spawned, including children that
+    outlived it and were re-parented (Flower's ``flower-superexec`` and ``flwr-clientapp``)."""
+    table = _process_table()
+    out, frontier = [pid], [pid]
+    while frontier:
+        current = frontier.pop()
+        kids = [p for p, (parent, _) in table.items() if parent == current and p not in out]
+        out += kids
+        frontier += kids
+    return out + [p for p, (_, group) in table.items() if group == pid and p not in out]
 
 
 @dataclass
@@ -142,9 +164,17 @@ class Launched:
         self.logs[name] = log
         return proc
 
-    def start_foreground(self, name: str, args: list[str], env: dict[str, str]) -> subprocess.Popen:
-        """A process whose output goes to this terminal (its own session: Ctrl+C reaches us, and we stop it)."""
-        proc = subprocess.Popen(args, env=env, start_new_session=True)
+    def start_foreground(self, name: str, args: list[str], env: dict[str, str],
+                         on_line: Callable[[str], None] | None = None) -> subprocess.Popen:
+        """A process whose output goes to this terminal (its own session: Ctrl+C reaches us, and we stop it).
+        With ``on_line``, its output passes through this process and each line is handed to ``on_line``
+        (which returns False for a line not to show)."""
+        if on_line is None:
+            proc = subprocess.Popen(args, env=env, start_new_session=True)
+        else:
+            proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
+            threading.Thread(target=_relay, args=(proc.stdout, on_line), daemon=True).start()
         self.processes[name] = proc
         return proc
 
@@ -153,13 +183,14 @@ class Launched:
         return {name: [p.pid] + _children(p.pid) for name, p in self.processes.items() if p.poll() is None}
 
     def stop(self, name: str | None = None, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-        """End one started process (or all), and its descendants, by process id."""
+        """End one started process (or all), its descendants and what is left of its process group, by
+        process id (also once the process itself has exited: its children may live on)."""
         names = [name] if name else list(self.processes)
         targets: list[int] = []
         for key in names:
             proc = self.processes.get(key)
-            if proc is not None and proc.poll() is None:
-                targets += [proc.pid] + _children(proc.pid)
+            if proc is not None:
+                targets += [p for p in _family(proc.pid) if p != proc.pid or proc.poll() is None]
         for pid in targets:
             _signal(pid, sig)
         deadline = time.monotonic() + grace
@@ -175,6 +206,13 @@ class Launched:
                     proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
                     pass
+
+
+def _relay(stream, on_line: Callable[[str], None]) -> None:
+    for line in stream:
+        if on_line(line) is not False:
+            sys.stderr.write(line)
+            sys.stderr.flush()
 
 
 def _signal(pid: int, sig: int) -> None:
