@@ -69,6 +69,9 @@ def test_draw_uses_each_group_without_repeats_until_it_runs_out():
     assert sorted(g for g, _ in drawn) == ["x", "x", "y", "y"]  # z is too small to ask about
     xs = [ids for g, ids in drawn if g == "x"]
     assert not set(xs[0]) & set(xs[1])
+    # many questions from small groups: no set of artworks is asked about twice while others remain
+    many = draw_questions({"x": list(range(8)), "y": list(range(10, 18))}, 40, 5, seed=1)  # 56 sets each
+    assert len({(g, tuple(ids)) for g, ids in many}) == 40
 
 
 def test_answers_append_validate_and_latest_wins(vectors, tmp_path):

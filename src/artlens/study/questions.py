@@ -106,14 +106,19 @@ def draw_questions(groups: dict[str, list[int]], n_questions: int, size: int, se
     rng = np.random.default_rng(seed)
     order = [eligible[i] for i in rng.permutation(len(eligible))]
     pools = {g: [] for g in eligible}
-    out = []
+    out, seen = [], set()
     for q in range(n_questions):
         group = order[q % len(order)]
-        if len(pools[group]) < size:  # (re)shuffle the group's artworks
-            members = sorted(groups[group])
-            pools[group] = [members[i] for i in rng.permutation(len(members))]
-        out.append((group, sorted(pools[group][:size])))
-        pools[group] = pools[group][size:]
+        for _ in range(20):  # a set of artworks asked about before is drawn again (small groups, many questions)
+            if len(pools[group]) < size:  # (re)shuffle the group's artworks
+                members = sorted(groups[group])
+                pools[group] = [members[i] for i in rng.permutation(len(members))]
+            chosen = tuple(sorted(pools[group][:size]))
+            pools[group] = pools[group][size:]
+            if chosen not in seen:
+                break
+        seen.add(chosen)
+        out.append((group, list(chosen)))
     return out
 
 
