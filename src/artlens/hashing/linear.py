@@ -27,16 +27,8 @@ def pca_basis(x: np.ndarray, dims: int) -> tuple[np.ndarray, np.ndarray]:
     return mean, vecs * flip
 
 
-@register_hasher
-class LSHHasher(BaseHasher):
-    """Sign of Gaussian random projections of the mean-centred features (Charikar's SimHash)."""
-
-    name = "lsh"
-
-    def _fit(self, x, seed, progress):
-        rng = np.random.default_rng(seed)
-        self.mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
-        self.projection = rng.standard_normal((x.shape[1], self.bits)).astype(np.float32)
+class _LinearHasher(BaseHasher):
+    """Bits are the signs of a centred linear projection: ``(x - mean) @ projection``."""
 
     def _project(self, x):
         return (x - self.mean) @ self.projection
@@ -50,7 +42,19 @@ class LSHHasher(BaseHasher):
 
 
 @register_hasher
-class ITQHasher(BaseHasher):
+class LSHHasher(_LinearHasher):
+    """Sign of Gaussian random projections of the mean-centred features (Charikar's SimHash)."""
+
+    name = "lsh"
+
+    def _fit(self, x, seed, progress):
+        rng = np.random.default_rng(seed)
+        self.mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
+        self.projection = rng.standard_normal((x.shape[1], self.bits)).astype(np.float32)
+
+
+@register_hasher
+class ITQHasher(_LinearHasher):
     """PCA to ``bits`` dimensions, then Iterative Quantization (Gong & Lazebnik, CVPR 2011)."""
 
     name = "itq"
@@ -79,13 +83,3 @@ class ITQHasher(BaseHasher):
             rotation = wt.T @ u.T
         self.mean = mean.astype(np.float32)
         self.projection = (basis @ rotation).astype(np.float32)
-
-    def _project(self, x):
-        return (x - self.mean) @ self.projection
-
-    def _arrays(self):
-        return {"mean": self.mean, "projection": self.projection}
-
-    def _set_arrays(self, arrays):
-        self.mean = arrays["mean"].astype(np.float32)
-        self.projection = arrays["projection"].astype(np.float32)
