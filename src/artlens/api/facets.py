@@ -74,17 +74,17 @@ class FacetIndex:
     def expand(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
         """Filters with each value of a facet column replaced by the stored values it stands for:
         matched ignoring case, and a decade of a decade facet by the values of that decade
-        (:func:`artlens.search.filters.match_values`). A value that matches nothing is kept, so the
-        search answers no results; other columns are kept as given."""
+        (:func:`artlens.search.filters.match_values`); other columns ignoring case too, read from the
+        catalog. A value that matches nothing is kept, so the search answers no results."""
         facets = self.facets()
         out: dict[str, list[str]] = {}
         for column, wanted in filters.items():
             facet = facets.get(column)
-            if facet is None:
-                out[column] = list(wanted)
-                continue
-            matched, unmatched = match_values(self._values.get(column, {}).values(), list(wanted),
-                                              decades=facet.kind == "decades")
+            if facet is not None:
+                stored, decades = self._values.get(column, {}).values(), facet.kind == "decades"
+            else:
+                stored, decades = self.catalog.column(column).values(), False
+            matched, unmatched = match_values(stored, list(wanted), decades=decades)
             out[column] = matched + unmatched
         return out
 

@@ -23,7 +23,7 @@ from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
-from artlens.search.filters import resolve_filters
+from artlens.search.filters import check_columns
 from artlens.thumbnails import ThumbnailCache
 
 log = logging.getLogger("artlens.api")
@@ -74,9 +74,10 @@ class QueryEngine(SearchEngine):
         return vectors
 
     def resolve_filters(self, filters: Mapping[str, Sequence[str]]) -> dict[str, list[str]]:
-        """Unknown columns are errors; values match ignoring case as in the CLI (facet columns were
-        already expanded through the facet index), and a value that matches nothing answers no results."""
-        return resolve_filters(self.collection.catalog, filters, strict=False)
+        """Unknown columns are errors; values are kept: ArtService expanded them through its facet
+        index (any case, as in the CLI), and a value that matches nothing answers no results."""
+        check_columns(self.collection.catalog, filters)
+        return {c: list(v) for c, v in filters.items()}
 
     def text_vectors(self, text: str) -> dict[str, np.ndarray]:
         key = ("text", text)
