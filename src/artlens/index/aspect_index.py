@@ -180,19 +180,20 @@ class AspectIndex:
         k = max(1, min(k, len(self)))
         scores = np.full((len(q), k), -np.inf, dtype=np.float32)
         out = np.full((len(q), k), -1, dtype=np.int64)
-        if allowed_ids is not None:
-            from artlens.hashing import hamming_distances
-
+        # the shortlists of every query at once: Hamming top-N over all codes, or over the allowed ones
+        if allowed_ids is None:
+            _, ranked = self.codes.search(qcodes, shortlist)
+            shortlists = [row[row >= 0] for row in ranked]
+        else:
             allowed = np.intersect1d(np.asarray(allowed_ids, dtype=np.int64), self.codes.ids)
-        for row in range(len(q)):
-            if allowed_ids is None:
-                _, cand = self.codes.search(qcodes[row : row + 1], shortlist)
-                cand = cand[0][cand[0] >= 0]
-            elif len(allowed) <= shortlist:
-                cand = allowed
+            if len(allowed) <= shortlist:
+                shortlists = [allowed] * len(q)
             else:
-                dist = hamming_distances(qcodes[row : row + 1], self.codes.codes_of(allowed))[0]
-                cand = allowed[np.argpartition(dist, shortlist - 1)[:shortlist]]
+                from artlens.hashing import hamming_distances
+
+                dist = hamming_distances(qcodes, self.codes.codes_of(allowed))
+                shortlists = [allowed[np.argpartition(d, shortlist - 1)[:shortlist]] for d in dist]
+        for row, cand in enumerate(shortlists):
             if not len(cand):
                 continue
             sims = self.vectors(cand) @ q[row]
