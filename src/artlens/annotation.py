@@ -146,7 +146,7 @@ def evaluate_annotation(collection, columns: Sequence[str], split: str = "test",
     """Top-1 / top-3 accuracy per column on a held-out split; probes learn from the other splits.
     With a ``skipped`` dict, a column that cannot be split or learned (a class of one artwork, say)
     is left out with its reason recorded there, and only a run that scores no column fails."""
-    from artlens.evaluation.metrics import topk_accuracy
+    from artlens.metrics import topk_accuracy
     from artlens.train.split import collection_split
 
     annotator = Annotator(collection, head)

@@ -1,15 +1,13 @@
-"""Typed settings. Every option has one default, here; the CLI and the API map onto these."""
+"""The collection's typed settings (``collection.toml``): what it extracts and indexes. Every option
+has one default, here; the CLI and the API map onto these. Weights and filters as users write
+them are parsed in ``artlens.search.options``."""
 
 from __future__ import annotations
 
-import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomli_w
-
-from artlens.errors import CollectionError
+from artlens import settings
 
 ASPECTS = ("content", "style", "colour", "text")
 
@@ -63,69 +61,9 @@ class CollectionConfig:
     def extractor_names(self) -> list[str]:
         return list(dict.fromkeys(a.extractor for a in self.aspects.values()))
 
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["text_columns"] = list(self.text_columns)
-        return _drop_none(d)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "CollectionConfig":
-        d = dict(d)
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise CollectionError(f"unknown settings in collection config: {sorted(unknown)}", f"known: {sorted(known)}")
-        if "aspects" in d:
-            d["aspects"] = {k: AspectConfig(**v) for k, v in d["aspects"].items()}
-        if "index" in d:
-            d["index"] = IndexConfig(**d["index"])
-        if "text_columns" in d:
-            d["text_columns"] = tuple(d["text_columns"])
-        return cls(**d)
-
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(tomli_w.dumps(self.to_dict()).encode())
-        tmp.replace(path)
+        settings.save_toml(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "CollectionConfig":
-        try:
-            return cls.from_dict(tomllib.loads(Path(path).read_text()))
-        except (OSError, tomllib.TOMLDecodeError, TypeError) as exc:
-            raise CollectionError(f"cannot read collection config {path}: {exc}", "fix or delete the file") from exc
-
-
-def _drop_none(value):
-    """TOML has no null: unset options are left out and take their defaults when read back."""
-    if isinstance(value, dict):
-        return {k: _drop_none(v) for k, v in value.items() if v is not None}
-    return value
-
-
-def parse_weights(text: str | None) -> dict[str, float] | None:
-    """``content=0.5,style=0.5`` -> {"content": 0.5, "style": 0.5}."""
-    if not text:
-        return None
-    weights: dict[str, float] = {}
-    for part in text.split(","):
-        if "=" not in part:
-            raise CollectionError(f"bad weight {part!r}", "write weights as aspect=number, e.g. content=0.5,style=0.5")
-        name, value = part.split("=", 1)
-        try:
-            weights[name.strip()] = float(value)
-        except ValueError:
-            raise CollectionError(f"bad weight value in {part!r}", "weights must be numbers, e.g. style=0.7") from None
-    return weights
-
-
-def parse_filters(items: list[str] | None) -> dict[str, list[str]]:
-    """``["style=Baroque", "style=Rococo", "genre=Portrait"]`` -> {"style": [...], "genre": [...]}."""
-    filters: dict[str, list[str]] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise CollectionError(f"bad filter {item!r}", "write filters as column=value, e.g. --filter style=Baroque")
-        key, value = item.split("=", 1)
-        filters.setdefault(key.strip(), []).append(value.strip())
-    return filters
+        return settings.load_toml(cls, path)

@@ -7,7 +7,7 @@ import math
 from collections.abc import Sequence
 
 from artlens.api.errors import ApiError
-from artlens.config import parse_filters, parse_weights
+from artlens.search.options import parse_filters, parse_weights
 from artlens.errors import ArtlensError
 
 

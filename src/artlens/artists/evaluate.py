@@ -120,7 +120,7 @@ def nearest_artwork_scores(space: ArtistSpace, queries: np.ndarray, vote: int = 
 
 def ranking(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """top-1, top-3 and MRR of the true artists (``truth``: column index per row) in ``scores``."""
-    from artlens.evaluation.metrics import reciprocal_rank, topk_accuracy
+    from artlens.metrics import reciprocal_rank, topk_accuracy
 
     order = np.argsort(-scores, axis=1, kind="stable")
     mrr = float(np.mean([reciprocal_rank(order[i] == truth[i]) for i in range(len(truth))])) if len(truth) else 0.0

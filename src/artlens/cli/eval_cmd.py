@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from artlens.cli import collection_option, eval_app, open_collection
-from artlens.config import parse_weights
+from artlens.search.options import parse_weights
 
 
 def read_id_file(path: Path) -> list[int]:

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from artlens.cli import app, collection_option, open_collection
-from artlens.config import parse_filters, parse_weights
+from artlens.search.options import parse_filters, parse_weights
 
 LABEL_COLUMNS = ("title", "artist", "style", "genre")
 

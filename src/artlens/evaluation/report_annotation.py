@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.annotation import fit_probe
-from artlens.evaluation.metrics import topk_accuracy
+from artlens.metrics import topk_accuracy
 from artlens.evaluation.report_retrieval import indexed_vectors
 from artlens.train.split import collection_split
 

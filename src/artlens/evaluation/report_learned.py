@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.evaluation.metrics import cross_entropy
+from artlens.metrics import cross_entropy
 from artlens.train.loop import TrainConfig
 
 
@@ -48,9 +48,9 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
     ids, vectors = collection.learned_vectors(head, [i for i in sorted(labels) if md5s.get(i) in held])
     truth = np.array([head.config.classes.index(labels[int(i)]) for i in ids])
     proba = head.predict_proba(vectors)
-    from artlens.train.loop import embedding_map
+    from artlens.metrics import leave_self_out_map
 
-    scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)), "map": embedding_map(vectors, truth),
+    scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)), "map": leave_self_out_map(vectors, truth),
               "loss": cross_entropy(proba, truth),
               "train_s": run.history.seconds, "epochs": len(run.history.epochs), "n_test": len(ids),
               "n_train": run.counts["train"], "features": list(features), "notes": run.notes}

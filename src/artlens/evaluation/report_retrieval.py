@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.config import IndexConfig
-from artlens.evaluation.retrieval import evaluate_vectors
+from artlens.metrics import evaluate_vectors
 from artlens.features import create_extractor
 from artlens.index import AspectIndex
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from artlens.errors import ArtlensError
-from artlens.evaluation.metrics import batch_retrieval_metrics
+from artlens.metrics import evaluate_vectors
 
 
 def labels_for(catalog, column: str) -> dict[int, str]:
@@ -23,40 +23,6 @@ def labels_for(catalog, column: str) -> dict[int, str]:
     if len(set(labels.values())) < 2:
         raise ArtlensError(f"label column {column!r} has fewer than two classes", "choose a column with several values")
     return labels
-
-
-def evaluate_vectors(
-    vectors: Mapping[str, np.ndarray],
-    weights: Mapping[str, float],
-    labels: Sequence[str],
-    ks=(10, 60),
-    query_mask: np.ndarray | None = None,
-    block: int = 256,
-) -> dict[str, float]:
-    """Leave-self-out metrics for aligned per-aspect vector matrices (rows = items, L2-normalised).
-    ``query_mask`` restricts which items query (all items are searched)."""
-    labels = np.asarray(labels)
-    n = len(labels)
-    _, codes = np.unique(labels, return_inverse=True)
-    class_sizes = np.bincount(codes)
-    queries = np.flatnonzero(query_mask) if query_mask is not None else np.arange(n)
-    sums: dict[str, float] = {}
-    count = 0
-    for start in range(0, len(queries), block):
-        q = queries[start : start + block]
-        scores = np.zeros((len(q), n), dtype=np.float32)
-        for aspect, w in weights.items():
-            scores += w * (vectors[aspect][q] @ vectors[aspect].T)
-        scores[np.arange(len(q)), q] = -np.inf
-        order = np.argsort(-scores, axis=1, kind="stable")[:, : n - 1]  # ties broken by position (id)
-        rel = codes[order] == codes[q][:, None]
-        metrics = batch_retrieval_metrics(rel, class_sizes[codes[q]] - 1, ks)
-        for name, values in metrics.items():
-            sums[name] = sums.get(name, 0.0) + float(values.sum())
-        count += len(q)
-    result = {name: total / max(count, 1) for name, total in sums.items()}
-    result["n_queries"] = count
-    return result
 
 
 def evaluate_collection(

@@ -15,7 +15,7 @@ from torch.nn import functional as F
 
 from artlens.errors import ArtlensError
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.train.loop import embedding_map
+from artlens.metrics import leave_self_out_map
 from artlens.train.split import SPLITS, collection_split
 
 
@@ -60,7 +60,7 @@ class HeldOut:
         data = self.coded(head.config.classes)
         emb = head.embed(data.inputs, data.present)
         codes = data.labels[:, 0]
-        out = {"test-map": embedding_map(emb, codes), "test-n": float(len(data))}
+        out = {"test-map": leave_self_out_map(emb, codes), "test-n": float(len(data))}
         if head.has_classifier:
             with torch.no_grad():
                 logits = head.logits(torch.from_numpy(emb))

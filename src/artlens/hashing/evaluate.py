@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from artlens.errors import ArtlensError
-from artlens.evaluation.metrics import average_precision
+from artlens.metrics import average_precision
 
 from .codes import as_codes, hamming_distances
 

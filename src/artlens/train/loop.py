@@ -18,6 +18,7 @@ import torch
 from tqdm.auto import tqdm
 
 from artlens.errors import ArtlensError
+from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet
 from artlens.train.objectives import Objective, Prepared, create_objective
 
@@ -145,7 +146,7 @@ def evaluate_head(head, data: FeatureSet | Prepared, objective: Objective,
         total, count = total + loss.item() * n, count + n
     emb = data.embed(head)
     codes = data.labels[:, 0]
-    out = {"loss": total / max(count, 1), "map": embedding_map(emb, codes)}
+    out = {"loss": total / max(count, 1), "map": leave_self_out_map(emb, codes)}
     if objective.trains_classifier:
         out["acc"] = float(np.mean(head.predict_proba(emb).argmax(axis=1) == codes))
     elif reference is not None:
@@ -229,27 +230,6 @@ def fit_classifier(head, data: FeatureSet | Prepared, seed: int = 0) -> None:
         if head.classifier.bias is not None:
             head.classifier.bias.copy_(torch.from_numpy(bias))
     head.weights_changed()
-
-
-def embedding_map(emb: np.ndarray, codes: np.ndarray, block: int = 512) -> float:
-    """Leave-self-out mAP of L2-normalised embeddings, relevant = same code."""
-    codes = np.asarray(codes)
-    n = len(codes)
-    if n < 2:
-        return 0.0
-    sizes = np.bincount(codes[codes >= 0])
-    ranks = np.arange(1, n, dtype=np.float64)
-    total = 0.0
-    for start in range(0, n, block):
-        q = np.arange(start, min(start + block, n))
-        sims = emb[q] @ emb.T
-        sims[np.arange(len(q)), q] = -np.inf
-        order = np.argsort(-sims, axis=1, kind="stable")[:, : n - 1]
-        rel = codes[order] == codes[q][:, None]
-        hits = np.cumsum(rel, axis=1)
-        denom = np.maximum(sizes[codes[q]] - 1, 1)
-        total += float(((rel * hits / ranks).sum(axis=1) / denom).sum())
-    return total / n
 
 
 def class_centroids(emb: np.ndarray, codes: np.ndarray) -> np.ndarray:

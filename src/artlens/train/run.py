@@ -15,7 +15,8 @@ from artlens.errors import ArtlensError
 from artlens.features import create_extractor
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.train.loop import History, TrainConfig, cpu_threads, embedding_map, train_head
+from artlens.metrics import leave_self_out_map
+from artlens.train.loop import History, TrainConfig, cpu_threads, train_head
 from artlens.train.split import SPLITS, collection_split
 
 DEFAULT_FEATURES = ("content", "style", "text")
@@ -115,7 +116,7 @@ def score_head(head, data: FeatureSet) -> dict[str, float]:
     """Retrieval mAP within ``data`` and top-1 / top-3 accuracy of the head's classifier."""
     emb = head.embed(data.inputs, data.present)
     codes = data.labels[:, 0]
-    out = {"map": embedding_map(emb, codes), "n": len(data)}
+    out = {"map": leave_self_out_map(emb, codes), "n": len(data)}
     if head.has_classifier:
         proba = head.predict_proba(emb)
         top = np.argsort(-proba, axis=1)[:, :3]

@@ -1,4 +1,4 @@
-"""Ranking and classification metrics as pure functions.
+"""Ranking metrics as pure functions.
 
 Every ranking metric takes ``relevant``: a boolean (or 0/1) vector of the ranked list, best first,
 for one query. Batched helpers take a 2-D array, one row per query.
@@ -68,24 +68,6 @@ def reciprocal_rank(relevant) -> float:
     return float(1.0 / (hits[0] + 1)) if len(hits) else 0.0
 
 
-def topk_accuracy(scores, labels, k: int) -> float:
-    """Share of rows whose true label index is among the ``k`` highest scores."""
-    scores = np.asarray(scores)
-    labels = np.asarray(labels)
-    if len(scores) == 0:
-        return 0.0
-    k = min(k, scores.shape[1])
-    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    return float(np.mean(np.any(top == labels[:, None], axis=1)))
-
-
-def cross_entropy(proba, labels) -> float:
-    """Mean negative log of the probability each row gives its true label index (clipped at 1e-12)."""
-    proba = np.asarray(proba)
-    labels = np.asarray(labels)
-    return float(-np.mean(np.log(np.maximum(proba[np.arange(len(labels)), labels], 1e-12))))
-
-
 def retrieval_summary(rel_rows, n_relevant, ks=(10, 60)) -> dict[str, float]:
     """Mean retrieval metrics over queries.
 
@@ -129,3 +111,12 @@ def batch_retrieval_metrics(rel, n_relevant, ks=(10, 60)) -> dict[str, np.ndarra
         idcg = ideal_cum[np.minimum(k, total).astype(int)]
         out[f"ndcg@{k}"] = np.where(idcg > 0, dcg / np.where(idcg > 0, idcg, 1), 0.0)
     return out
+
+
+def leave_self_out_relevance(scores: np.ndarray, queries: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """Ranked relevance (Q, n - 1) of query rows ``queries`` whose ``scores`` (Q, n) cover all n items:
+    each query itself left out, ties broken by position, relevant = same code. ``scores`` is changed."""
+    n = scores.shape[1]
+    scores[np.arange(len(queries)), queries] = -np.inf
+    order = np.argsort(-scores, axis=1, kind="stable")[:, : n - 1]
+    return codes[order] == codes[queries][:, None]
