@@ -34,9 +34,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import print_table, write_result
 from PIL import Image, ImageFilter
 
-from _common import print_table, write_result
+from artlens.progress import Reporter
 
 TEXTS = ["blue waves over a landscape", "dotted portrait", "still life with fruit", "a quiet evening sea",
          "grid of red squares", "concentric circles in gold", "a wash of soft colours", "stormy sky at night",
@@ -46,7 +47,6 @@ TEXTS = ["blue waves over a landscape", "dotted portrait", "still life with frui
 # -- the collection --------------------------------------------------------------------------------
 def build_collection(workdir: Path, n: int, seed: int) -> Path:
     """A collection of ``n`` artworks in ``workdir/collection-N`` (made once)."""
-    from artlens.cli.collection_cmds import run_ingest
     from artlens.collection import Collection
     from artlens.demo.generate import generate_demo_collection
     from artlens.errors import CollectionError
@@ -67,7 +67,7 @@ def build_collection(workdir: Path, n: int, seed: int) -> Path:
     t = time.perf_counter()
     labels = generate_demo_collection(workdir / "pictures", n=360, seed=seed, progress=True)
     coll = Collection.open(root, create=True)
-    run_ingest(coll, labels.parent, labels, progress=True)
+    coll.ingest(labels.parent, labels, reporter=Reporter())
     print(f"demo collection ingested in {time.perf_counter() - t:.0f} s; adding {n - len(coll.catalog)} neighbours")
     rng = np.random.default_rng(seed)
     base_ids = coll.catalog.ids()

@@ -26,7 +26,6 @@ import dataclasses
 import time
 
 import numpy as np
-
 from _common import RESULTS, print_table, write_result
 
 from artlens.artists.evaluate import evaluate_artists, ranking

@@ -20,9 +20,8 @@ import time
 from collections.abc import Callable
 
 import torch
-from PIL import Image
-
 from _common import dataset, print_table, write_result
+from PIL import Image
 
 from artlens.features.effnet import load_effnet_lite0, preprocess_effnet
 

@@ -35,10 +35,21 @@ sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import RESULTS, print_table, write_result  # noqa: E402
-from copyright_data import CACHE, perceptual_hash, query_features, query_set, registry_set, sscd_features  # noqa: E402
+from copyright_data import (  # noqa: E402
+    CACHE,
+    perceptual_hash,
+    query_features,
+    query_set,
+    registry_set,
+    sscd_features,
+)
 
 from artlens.copyright.config import CopyrightConfig  # noqa: E402
-from artlens.copyright.evaluate import distractor_counts, evaluate_detectors, score_method  # noqa: E402
+from artlens.copyright.evaluate import (  # noqa: E402
+    distractor_counts,
+    evaluate_detectors,
+    score_method,
+)
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
 from artlens.copyright.report import operating_recall, write_copyright_report  # noqa: E402
 

@@ -28,7 +28,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _common import DATA, RESULTS  # noqa: E402
 
-from artlens.copyright.queries import UNEDITED, EditedQuery, edited_queries, iter_rendered, sample_paths  # noqa: E402
+from artlens.copyright.queries import (  # noqa: E402
+    UNEDITED,
+    EditedQuery,
+    edited_queries,
+    iter_rendered,
+    sample_paths,
+)
 
 CACHE = RESULTS / "cache" / "copyright"
 N_DISTRACTORS = 1000

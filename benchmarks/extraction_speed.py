@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import torch
-
 from _common import dataset, print_table, write_result
 
 from artlens.catalog.ingest import ingest_folder
@@ -42,9 +41,9 @@ def main(argv=None) -> int:
         for name, extractors in configs:
             coll = Collection.open(Path(tmp) / name.replace(" ", "_"), create=True)
             t0 = time.perf_counter()
-            ingest_folder(coll.catalog, folder, progress=False)
+            ingest_folder(coll.catalog, folder)
             t1, c1 = time.perf_counter(), time.process_time()
-            coll.extract(extractors, progress=False)
+            coll.extract(extractors)
             t2, c2 = time.perf_counter(), time.process_time()
             n = len(coll.catalog)
             rows.append({"config": name, "images": n, "ingest_img_s": n / (t1 - t0), "extract_img_s": n / (t2 - t1),

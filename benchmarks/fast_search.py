@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import REPO, print_table, write_result
 from query_latency import clustered
 
 from artlens.collection import Collection
 from artlens.config import IndexConfig
-from artlens.evaluation.metrics import average_precision
 from artlens.index import AspectIndex
+from artlens.metrics import average_precision
 from artlens.search import SearchEngine
 
 

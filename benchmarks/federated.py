@@ -23,12 +23,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
-from pathlib import Path
 
 import numpy as np
-
 from _common import RESULTS, print_table, write_result
 
 from artlens.collection import Collection

@@ -23,18 +23,15 @@ import sys
 import time
 
 import numpy as np
-
 from _common import RESULTS, dataset, print_table, write_result
 
 from artlens.annotation import fit_probe
-from artlens.cli.collection_cmds import run_ingest
 from artlens.collection import Collection
 from artlens.config import IndexConfig
-from artlens.evaluation.metrics import cross_entropy
 from artlens.evaluation.report_learned import text_lstm_scores
-from artlens.evaluation.retrieval import evaluate_vectors
 from artlens.features import create_extractor
 from artlens.index import AspectIndex
+from artlens.metrics import cross_entropy, evaluate_vectors
 from artlens.train.loop import TrainConfig, cpu_threads
 from artlens.train.run import resolve_inputs, train_collection_head
 from artlens.train.split import collection_split
@@ -159,7 +156,7 @@ def run(args) -> int:
     feature_sets = [[f for f in fs.split(",") if f] for fs in args.feature_sets.split(";")]
     base = TrainConfig(epochs=args.epochs)
     if len(coll.catalog) == 0:
-        run_ingest(coll, root, root / "labels.csv", features=False)
+        coll.ingest(root, root / "labels.csv", features=False)
     needed = {s.extractor for fs in feature_sets for s in resolve_inputs(coll, fs, base)[0]}
     needed |= {"effnet-lite0", "gram-block4", "colour-hist"} | ({"minilm"} if coll.texts() else set())
     t = time.perf_counter()

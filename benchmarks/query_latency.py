@@ -15,7 +15,6 @@ import time
 
 import faiss
 import numpy as np
-
 from _common import print_table, write_result
 
 from artlens.config import IndexConfig

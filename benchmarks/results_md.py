@@ -125,7 +125,11 @@ def section_retrieval(results: Path) -> list[str] | None:
 
 # -- the evaluation reports and the study ----------------------------------------------------------
 def section_reports(results: Path) -> list[str] | None:
-    from artlens.evaluation.report_markdown import aicrs_table, annotation_table, retrieval_table
+    from artlens.evaluation.report_markdown import (
+        aicrs_table,
+        annotation_table,
+        retrieval_table,
+    )
 
     found = load_each(results, "report_*/report.json")
     if not found:

@@ -14,14 +14,13 @@ import sys
 import time
 
 import numpy as np
-
 from _common import RESULTS, dataset, print_table, write_result
 
-from artlens.cli.collection_cmds import run_ingest
 from artlens.collection import Collection
 from artlens.config import IndexConfig
-from artlens.evaluation.retrieval import evaluate_vectors, labels_for
+from artlens.evaluation.retrieval import labels_for
 from artlens.index import AspectIndex
+from artlens.metrics import evaluate_vectors
 
 STYLE_CANDIDATES = [f"{kind}-{layer}" for kind in ("gram", "cosine", "gramcos") for layer in ("block3", "block4", "block5")]
 STYLE_CANDIDATES.append("gram-block4+block5")
@@ -47,7 +46,7 @@ def main(argv=None) -> int:
     coll = Collection.open(RESULTS / "collections" / args.dataset, create=True)
     styles = args.styles.split(",")
     t0 = time.perf_counter()
-    run_ingest(coll, root, root / "labels.csv", features=False)
+    coll.ingest(root, root / "labels.csv", features=False)
     coll.extract(["effnet-lite0", "colour-hist", *styles])
     print(f"ingest + extraction: {time.perf_counter() - t0:.1f} s")
 

@@ -69,12 +69,11 @@ def tiny_folder(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_collection(tiny_folder, tmp_path_factory):
     """A collection of the tiny folder, ingested with all default extractors (shared, read-only)."""
-    from artlens.cli.collection_cmds import run_ingest
     from artlens.collection import Collection
 
     folder, labels = tiny_folder
     coll = Collection.open(tmp_path_factory.mktemp("coll") / "c", create=True)
-    run_ingest(coll, folder, labels, progress=False)
+    coll.ingest(folder, labels)
     return coll
 
 

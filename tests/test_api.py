@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import draw_picture
-
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from artlens.api import ApiSettings, create_app  # noqa: E402
-from artlens.api import plugins  # noqa: E402
+from artlens.api import (  # noqa: E402
+    ApiSettings,
+    create_app,
+    plugins,  # noqa: E402
+)
 from artlens.api.facets import FacetIndex  # noqa: E402
 from artlens.catalog.db import Catalog  # noqa: E402
 from artlens.recommend import diversify  # noqa: E402

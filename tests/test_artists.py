@@ -13,8 +13,15 @@ import pytest
 from artlens.artists.evaluate import nearest_artwork_scores, profile_scores, ranking
 from artlens.artists.portfolio import ArtistSpace, learned_space
 from artlens.artists.profiles import (
-    ArtistProfile, ProfileConfig, ProfileSet, build_profiles, cluster_works, gaussian_sigma, merge_profiles,
-    spherical_kmeans, unit_rows,
+    ArtistProfile,
+    ProfileConfig,
+    ProfileSet,
+    build_profiles,
+    cluster_works,
+    gaussian_sigma,
+    merge_profiles,
+    spherical_kmeans,
+    unit_rows,
 )
 from artlens.artists.search import ArtistSearch, combine_prototypes, score_profiles
 from artlens.cli import main

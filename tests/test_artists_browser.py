@@ -5,7 +5,6 @@ from the tiny collection (its styles stand in for artists)."""
 import dataclasses
 
 import pytest
-
 from browser_support import expect  # skips this module without Chromium
 
 from artlens.api import ApiSettings, create_app

@@ -5,7 +5,13 @@ import pytest
 import torch
 
 from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
-from artlens.copyright.cvae import ConvVAE, CVAEKeyDetector, first_key, second_key, train_cvae
+from artlens.copyright.cvae import (
+    ConvVAE,
+    CVAEKeyDetector,
+    first_key,
+    second_key,
+    train_cvae,
+)
 from artlens.copyright.robust import (
     ProjectionHead,
     RobustDetector,

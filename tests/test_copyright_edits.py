@@ -2,19 +2,26 @@
 
 import numpy as np
 import pytest
+from conftest import draw_picture
 from PIL import Image
 
-from artlens.copyright.edits import EDITS, FAMILIES, edit_plan, edited, random_edit, rng_for
+from artlens.copyright.edits import (
+    EDITS,
+    FAMILIES,
+    edit_plan,
+    edited,
+    random_edit,
+    rng_for,
+)
+from artlens.copyright.evaluate import distractor_counts, score_method
 from artlens.copyright.metrics import (
     copy_detection_summary,
     micro_average_precision,
     recall_at_precision,
     verdict_summary,
 )
-from artlens.copyright.evaluate import distractor_counts, score_method
 from artlens.copyright.queries import UNEDITED, edited_queries, render_query
 from artlens.errors import ArtlensError
-from conftest import draw_picture
 
 
 @pytest.fixture(scope="module")

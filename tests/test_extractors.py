@@ -4,15 +4,14 @@
 import numpy as np
 import pytest
 import torch
+from conftest import draw_picture
 from torch import nn
 
 from artlens.errors import ArtlensError
-from artlens.features import create_extractor, list_extractors
 from artlens.features import backbone as backbone_mod
+from artlens.features import create_extractor, list_extractors
 from artlens.features.extract import encode_images
 from artlens.features.style import style_matrices
-
-from conftest import draw_picture
 
 
 def test_registry_names_and_dims():
@@ -101,8 +100,9 @@ def test_hub_backbone_without_torchvision_says_what_to_install(monkeypatch):
 def test_text_encoder_loads_without_progress_bars_or_deprecation_warnings(capfd):
     import warnings
 
-    from artlens.features.text import SentenceEncoderExtractor
     from transformers.utils import logging as hf_logging
+
+    from artlens.features.text import SentenceEncoderExtractor
 
     encoder = SentenceEncoderExtractor("minilm")  # a fresh instance: its model loads here
     with warnings.catch_warnings():

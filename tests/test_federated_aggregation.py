@@ -8,10 +8,24 @@ import pytest
 import torch
 
 from artlens.federated.config import FederatedConfig
-from artlens.federated.head import (PROTO_COUNT, PROTO_SUM, anchors, build_head, head_arrays, head_config, input_specs,
-                                    prototype_statistics, shared_classes)
+from artlens.federated.head import (
+    PROTO_COUNT,
+    PROTO_SUM,
+    anchors,
+    build_head,
+    head_arrays,
+    head_config,
+    input_specs,
+    prototype_statistics,
+    shared_classes,
+)
 from artlens.federated.local import ProximalObjective, VirtualStyles, fedstyle_loss
-from artlens.federated.transforms import fit_transforms, local_statistics, local_style_statistics, style_statistics
+from artlens.federated.transforms import (
+    fit_transforms,
+    local_statistics,
+    local_style_statistics,
+    style_statistics,
+)
 from artlens.models.inputs import FeatureSet
 from artlens.train.objectives import ClassifierObjective, Prepared
 

@@ -8,7 +8,15 @@ import pytest
 from artlens.errors import ArtlensError
 from artlens.federated.config import FederatedConfig
 from artlens.federated.institution import InstitutionSource, load_institution
-from artlens.federated.partition import Partition, by_column, dirichlet, from_file, iid, make_partition, read_keys
+from artlens.federated.partition import (
+    Partition,
+    by_column,
+    dirichlet,
+    from_file,
+    iid,
+    make_partition,
+    read_keys,
+)
 from artlens.federated.synthetic import make_feature_collection
 
 CLASSES = ("baroque", "cubism", "impressionism", "ukiyo-e")

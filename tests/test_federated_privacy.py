@@ -6,8 +6,14 @@ import numpy as np
 import pytest
 
 from artlens.errors import ArtlensError
-from artlens.federated.privacy import (DEFAULT_ORDERS, RdpAccountant, calibrate_noise, epsilon_after, rdp_gaussian,
-                                       rdp_to_epsilon)
+from artlens.federated.privacy import (
+    DEFAULT_ORDERS,
+    RdpAccountant,
+    calibrate_noise,
+    epsilon_after,
+    rdp_gaussian,
+    rdp_to_epsilon,
+)
 
 
 def test_gaussian_mechanism_rdp_closed_form():

@@ -6,7 +6,13 @@ import numpy as np
 import pytest
 
 from artlens.errors import ArtlensError
-from artlens.hashing import default_query_count, float_map_at_k, hashing_map_at_k, pack_bits, stratified_queries
+from artlens.hashing import (
+    default_query_count,
+    float_map_at_k,
+    hashing_map_at_k,
+    pack_bits,
+    stratified_queries,
+)
 
 
 def _codes(values):

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
-from artlens.hashing import HammingIndex, MultiIndexHammingIndex, hamming_distances, load_index
+from artlens.hashing import (
+    HammingIndex,
+    MultiIndexHammingIndex,
+    hamming_distances,
+    load_index,
+)
 
 
 @pytest.fixture(autouse=True)

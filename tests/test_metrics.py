@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from artlens.evaluation import metrics as m
+from artlens import metrics as m
 
 
 def test_average_precision_hand_computed():

@@ -4,7 +4,6 @@ participant answers every question and the answers land in the study's answers.j
 import shutil
 
 import pytest
-
 from browser_support import expect, open_page  # skips this module without Chromium
 
 from artlens.api import ApiSettings, create_app

@@ -9,11 +9,17 @@ import torch
 
 from artlens.cli import main
 from artlens.errors import ArtlensError
+from artlens.metrics import leave_self_out_map
 from artlens.models import HeadConfig, InputSpec, create_head, load_head
 from artlens.models.inputs import FeatureSet
 from artlens.train import TrainConfig, fit_local_epochs, stratified_split, train_head
-from artlens.train.loop import embedding_map
-from artlens.train.report import plot_curves, pyplot, save_figure, write_json, write_metrics
+from artlens.train.report import (
+    plot_curves,
+    pyplot,
+    save_figure,
+    write_json,
+    write_metrics,
+)
 from artlens.train.split import column_split
 
 SPECS = (InputSpec("img", "img/v1", "image", 32), InputSpec("txt", "txt/v1", "text", 8, optional=True))
@@ -56,7 +62,7 @@ def test_every_loss_learns_a_better_embedding_than_the_inputs(loss):
     rows = np.random.default_rng(0).permutation(len(data))
     train, val = data.subset(np.sort(rows[:160])), data.subset(np.sort(rows[160:]))
     raw = val.inputs["img"] / np.linalg.norm(val.inputs["img"], axis=1, keepdims=True)
-    before = embedding_map(raw, val.labels[:, 0])
+    before = leave_self_out_map(raw, val.labels[:, 0])
     head = fitted_head(train, loss=loss)
     history = train_head(head, train, val, TrainConfig(loss=loss, **FAST), progress=False)
     assert history.epochs and history.best_epoch >= 1
@@ -85,7 +91,7 @@ def test_early_stopping_keeps_the_best_epoch():
     history = train_head(head, train, val, TrainConfig(loss="ce", **dict(FAST, epochs=40, patience=2)), progress=False)
     assert history.stopped_early and len(history.epochs) < 40
     assert len(history.epochs) == history.best_epoch + 2
-    kept = embedding_map(head.embed(val.inputs, val.present), val.labels[:, 0])
+    kept = leave_self_out_map(head.embed(val.inputs, val.present), val.labels[:, 0])
     assert kept == pytest.approx(history.best["val_map"], abs=1e-6)
 
 

@@ -6,9 +6,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from browser_support import expect, open_page  # skips this module without Chromium
+from PIL import Image
 
 from artlens.api import ApiSettings, create_app
 from artlens.api.server import BackgroundServer

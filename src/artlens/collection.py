@@ -10,19 +10,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from artlens.catalog.db import Catalog
+from artlens.catalog.ingest import ingest_folder
 from artlens.config import AspectConfig, CollectionConfig
 from artlens.errors import CollectionError
 from artlens.features import Extractor, ImageExtractor, create_extractor
 from artlens.features.cache import FeatureCache
-from artlens.features.extract import ExtractionReport, artwork_text, extract_images, extract_texts, text_key
+from artlens.features.extract import (
+    ExtractionReport,
+    artwork_text,
+    extract_images,
+    extract_texts,
+    text_key,
+)
 from artlens.index import AspectIndex
+from artlens.progress import QUIET, Reporter
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +64,6 @@ class Collection:
 
     def set_extractors(self, choices: dict[str, str]) -> None:
         """Point aspects at other extractors; their indexes are rebuilt on the next update."""
-        import dataclasses
-
         aspects = dict(self.config.aspects)
         for aspect, name in choices.items():
             create_extractor(name)
@@ -87,7 +93,7 @@ class Collection:
                 by_id.setdefault(artwork_id, {})[column] = value
         return {i: t for i, meta in by_id.items() if (t := artwork_text(meta, self.config.text_columns))}
 
-    def extract(self, extractor_names: list[str] | None = None, progress: bool = True) -> ExtractionReport:
+    def extract(self, extractor_names: list[str] | None = None, reporter: Reporter = QUIET) -> ExtractionReport:
         """Compute every missing feature of the configured (or given) extractors."""
         names = extractor_names or self.config.extractor_names() + self._head_extractors()
         for name in names:
@@ -96,13 +102,13 @@ class Collection:
         items = [(md5, path) for _, md5, path in self.catalog.iter_artworks()]
         image_names = [n for n in names if isinstance(create_extractor(n), ImageExtractor)]
         extract_images(items, image_names, self.cache, self.config.batch_size, self.config.max_pixels,
-                       self.config.crop_letterbox, progress, report)
+                       self.config.crop_letterbox, reporter, report)
         text_names = [n for n in names if n not in image_names]
         if text_names:
-            extract_texts(list(self.texts().values()), text_names, self.cache, progress=progress, report=report)
+            extract_texts(list(self.texts().values()), text_names, self.cache, reporter=reporter, report=report)
         return report
 
-    def ensure_features(self, extractor_names: list[str], ids: list[int] | None = None, progress: bool = True,
+    def ensure_features(self, extractor_names: list[str], ids: list[int] | None = None, reporter: Reporter = QUIET,
                         reason: str = "") -> ExtractionReport | None:
         """Compute the features of ``extractor_names`` that artworks (all by default) lack, from the
         catalogued image files (or texts), cached like any other; None when nothing was missing.
@@ -124,22 +130,21 @@ class Collection:
                 lacking_images[name] = todo
         if not lacking_images and not lacking_texts:
             return None
-        if progress:
-            counts = {**{n: len(v) for n, v in lacking_images.items()}, **{n: len(v) for n, v in lacking_texts.items()}}
-            what = ", ".join(f"{n} ({c} artwork{'s' if c != 1 else ''})" for n, c in counts.items())
-            print(f"{reason or 'computing'} features not extracted in {self.root} yet: {what}; "
-                  "extracting them once (cached for next time)", file=sys.stderr, flush=True)
+        counts = {**{n: len(v) for n, v in lacking_images.items()}, **{n: len(v) for n, v in lacking_texts.items()}}
+        what = ", ".join(f"{n} ({c} artwork{'s' if c != 1 else ''})" for n, c in counts.items())
+        reporter.notice(f"{reason or 'computing'} features not extracted in {self.root} yet: {what}; "
+                        "extracting them once (cached for next time)")
         report = ExtractionReport()
         if lacking_images:
             wanted = set().union(*lacking_images.values())
             items = [(md5, path) for _, md5, path in self.catalog.iter_artworks() if md5 in wanted]
             extract_images(items, list(lacking_images), self.cache, self.config.batch_size, self.config.max_pixels,
-                           self.config.crop_letterbox, progress, report)
+                           self.config.crop_letterbox, reporter, report)
         for name, todo in lacking_texts.items():
-            extract_texts(todo, [name], self.cache, progress=progress, report=report)
-        if report.failed and progress:
+            extract_texts(todo, [name], self.cache, reporter=reporter, report=report)
+        if report.failed:
             path, why = report.failed[0]
-            print(f"{len(report.failed)} image file(s) could not be read, e.g. {why}", file=sys.stderr, flush=True)
+            reporter.notice(f"{len(report.failed)} image file(s) could not be read, e.g. {why}")
         return report
 
     def raw_vectors(self, extractor_name: str, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -156,6 +161,20 @@ class Collection:
             keys = [md5s[i] for i in ids]
         vectors, found = self.cache.get(extractor.id, keys)
         return np.asarray(ids, dtype=np.int64)[found], vectors
+
+    def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
+               reindex: bool = False, reporter: Reporter = QUIET) -> dict:
+        """Catalog a folder (and its metadata CSV), then extract missing features and bring every index
+        up to date: the one ingest that the CLI, the API, the demo and the registries run. Returns the
+        report as ``artlens ingest --json`` prints it."""
+        report = ingest_folder(self.catalog, folder, labels, self.config.max_pixels, reporter=reporter)
+        summary: dict = {"ingest": report.as_dict()}
+        if features:
+            extraction = self.extract(reporter=reporter)
+            summary["features"] = {"computed": extraction.computed, "failed": [
+                {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
+            summary["indexes"] = self.update_indexes(rebuild=reindex)
+        return summary
 
     # -- indexes --------------------------------------------------------------------------------
     def index_dir(self, aspect: str) -> Path:

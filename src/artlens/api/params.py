@@ -7,8 +7,8 @@ import math
 from collections.abc import Sequence
 
 from artlens.api.errors import ApiError
-from artlens.search.options import parse_filters, parse_weights
 from artlens.errors import ArtlensError
+from artlens.search.options import parse_filters, parse_weights
 
 
 def _json(text: str, what: str, example: str):

@@ -15,7 +15,11 @@ import numpy as np
 from artlens.api.errors import ApiError
 from artlens.api.facets import FacetIndex
 from artlens.api.plugins import (
-    call_with_accepted, normalise_labels, normalise_verdict, open_annotator, open_copyright_checker,
+    call_with_accepted,
+    normalise_labels,
+    normalise_verdict,
+    open_annotator,
+    open_copyright_checker,
 )
 from artlens.api.settings import ApiSettings
 from artlens.api.uploads import UploadedImage, UploadRef, decode_or_422

@@ -7,7 +7,12 @@ published, merged across institutions, and searched with a customer's references
 """
 
 from artlens.artists.profiles import (
-    PROFILES_SCHEMA_VERSION, ArtistProfile, ProfileConfig, ProfileSet, build_profiles, merge_profiles,
+    PROFILES_SCHEMA_VERSION,
+    ArtistProfile,
+    ProfileConfig,
+    ProfileSet,
+    build_profiles,
+    merge_profiles,
 )
 from artlens.artists.search import ArtistSearch, ArtistSearchResult
 

@@ -25,11 +25,22 @@ Methods, all on the same queries:
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 import numpy as np
 
-from artlens.artists.portfolio import ArtistSpace, artist_labels, learned_space, pretrained_space
+from artlens.artists.portfolio import (
+    ArtistSpace,
+    artist_labels,
+    learned_space,
+    pretrained_space,
+)
 from artlens.artists.profiles import (
-    ProfileConfig, check_artists, cluster_works, gaussian_sigma, mean_sensitivity, unit_rows,
+    ProfileConfig,
+    check_artists,
+    cluster_works,
+    gaussian_sigma,
+    mean_sensitivity,
+    unit_rows,
 )
 from artlens.artists.search import DEFAULT_TEMPERATURE, combine_prototypes
 from artlens.errors import ArtlensError

@@ -22,7 +22,6 @@ from artlens.artists.profiles import ProfileSet
 from artlens.config import CollectionConfig
 from artlens.errors import ArtlensError
 
-
 DEFAULT_TEMPERATURE = 0.1  # of the soft maximum over an artist's prototypes (0: the best one); chosen on val splits
 
 

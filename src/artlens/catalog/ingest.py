@@ -12,12 +12,11 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from artlens.catalog.db import Catalog
 from artlens.catalog.metadata import MetadataTable, read_metadata
 from artlens.errors import CollectionError, ImageDecodeError, MetadataError
 from artlens.imaging import IMAGE_SUFFIXES, load_image
+from artlens.progress import QUIET, Reporter
 
 # Files that commonly sit beside images and are not meant as artworks: not reported as skipped.
 _QUIET_SUFFIXES = {".csv", ".tsv", ".md", ".txt", ".json", ".toml", ".yaml", ".yml", ".db", ".sqlite", ".npz"}
@@ -85,7 +84,7 @@ def ingest_folder(
     labels: str | Path | None = None,
     max_pixels: int = 89_478_485,
     batch_size: int = 256,
-    progress: bool = True,
+    reporter: Reporter = QUIET,
 ) -> IngestReport:
     """Bring the catalog in line with ``folder`` (and the metadata CSV ``labels``)."""
     folder = check_ingest_inputs(folder)
@@ -120,7 +119,7 @@ def ingest_folder(
     with catalog.transaction():
         for path in others:
             catalog.record_skipped(str(path), "not an image file type", None, None)
-    bar = tqdm(total=len(images), desc="ingest", unit="file", disable=not progress)
+    bar = reporter.bar(total=len(images), desc="ingest", unit="file")
     for start in range(0, len(images), batch_size):
         with catalog.transaction():
             for path in images[start : start + batch_size]:

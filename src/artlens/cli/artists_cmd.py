@@ -10,7 +10,13 @@ import typer
 from rich.console import Console
 from rich.table import Column, Table
 
-from artlens.cli import app, collection_option, default_collection, eval_app, open_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    default_collection,
+    eval_app,
+    open_collection,
+)
 
 artists_app = typer.Typer(help="Publish artists' style profiles (no works leave) and find artists by style.",
                           no_args_is_help=True)

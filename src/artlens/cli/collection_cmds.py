@@ -10,23 +10,9 @@ from rich.console import Console
 from rich.table import Table
 
 from artlens.cli import app, collection_option, default_collection, open_collection
+from artlens.progress import Reporter
 
 console = Console(stderr=True)
-
-
-def run_ingest(collection, folder: Path, labels: Path | None, features: bool = True, reindex: bool = False,
-               progress: bool = True) -> dict:
-    """Catalog a folder, then extract missing features and update the indexes."""
-    from artlens.catalog.ingest import ingest_folder
-
-    report = ingest_folder(collection.catalog, folder, labels, collection.config.max_pixels, progress=progress)
-    summary = {"ingest": report.as_dict()}
-    if features:
-        extraction = collection.extract(progress=progress)
-        summary["features"] = {"computed": extraction.computed, "failed": [
-            {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
-        summary["indexes"] = collection.update_indexes(rebuild=reindex)
-    return summary
 
 
 def _check_extractor_choices(items: list[str]) -> None:
@@ -91,7 +77,7 @@ def ingest(
     try:
         if extractors:
             coll.set_extractors(dict(e.split("=", 1) for e in extractors))
-        summary = run_ingest(coll, folder, labels, features=not no_features, reindex=reindex, progress=not quiet)
+        summary = coll.ingest(folder, labels, features=not no_features, reindex=reindex, reporter=Reporter(not quiet))
     except ArtlensError:
         if created is not None and len(coll.catalog) == 0:
             coll.close()

@@ -8,6 +8,7 @@ import typer
 from rich.console import Console
 
 from artlens.cli import app
+from artlens.progress import Reporter
 
 console = Console()
 
@@ -26,7 +27,6 @@ def demo(
 ):
     """Draw a demo art collection (seeded, no downloads), ingest and index it, run example searches, and
     serve the web page on localhost (Ctrl+C stops it)."""
-    from artlens.cli.collection_cmds import run_ingest
     from artlens.cli.search_cmd import print_hits
     from artlens.collection import Collection
     from artlens.demo.generate import generate_demo_collection
@@ -40,7 +40,7 @@ def demo(
     labels = generate_demo_collection(out / "pictures", n=n, seed=seed, progress=not quiet)
     console.print(f"[bold]2. Ingesting and indexing[/] into {out / 'collection'}")
     coll = Collection.open(out / "collection", create=True)
-    summary = run_ingest(coll, labels.parent, labels, progress=not quiet)
+    summary = coll.ingest(labels.parent, labels, reporter=Reporter(not quiet))
     console.print(f"   {len(coll.catalog)} artworks; indexes: {summary['indexes']}")
     engine = SearchEngine(coll)
 

@@ -34,8 +34,14 @@ def eval_hashing(
 
     from artlens.errors import ArtlensError
     from artlens.evaluation.retrieval import labels_for
-    from artlens.hashing import (create_hasher, default_query_count, float_map_at_k, hashing_map_at_k, list_hashers,
-                                 stratified_queries)
+    from artlens.hashing import (
+        create_hasher,
+        default_query_count,
+        float_map_at_k,
+        hashing_map_at_k,
+        list_hashers,
+        stratified_queries,
+    )
 
     if method not in list_hashers():
         raise ArtlensError(f"unknown hashing method {method!r}", f"choose one of: {', '.join(list_hashers())}")

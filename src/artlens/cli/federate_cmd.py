@@ -134,7 +134,7 @@ def simulate(
     result = run_simulation(root, config, partition, institutions, run_dir, str(out or ""), save, cpus, monitor, verbose)
     show(result.summary, as_json)
     if not as_json:
-        console.print(f"  metrics and curves in {run_dir}" + (f"; the collection's `learned` aspect is this head" if save else ""))
+        console.print(f"  metrics and curves in {run_dir}" + ("; the collection's `learned` aspect is this head" if save else ""))
 
 
 def loopback(host: str) -> bool:
@@ -171,7 +171,6 @@ def server(
     require_flower()
     from artlens.federated import deploy
     from artlens.federated.coordinator import ServerSettings
-
     from artlens.federated.server_app import ERROR_FILE, read_error
 
     config = federation_config(strategy, rounds, local_epochs, label, features, lr, batch_size, proximal_mu, server_lr,

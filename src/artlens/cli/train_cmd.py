@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from artlens.cli import app, collection_option, open_collection
+from artlens.progress import Reporter
 
 console = Console(stderr=True)
 
@@ -53,7 +54,7 @@ def train(
     coll = open_collection(collection)
     if extract:
         specs, _ = resolve_inputs(coll, names, config)
-        coll.extract([s.extractor for s in specs], progress=not quiet)
+        coll.extract([s.extractor for s in specs], reporter=Reporter(not quiet))
     run = train_collection_head(coll, label, names, config, progress=not quiet)
     count = coll.attach_head(run.head, persist=True)
     targets = [coll.head_file()] + ([out] if out else [])

@@ -19,7 +19,12 @@ from PIL import Image
 
 from artlens.collection import Collection
 from artlens.copyright.cvae import thumbnail_extractor
-from artlens.copyright.registry import CONTENT_EXTRACTOR, LICENCE, OWNER, CopyrightRegistry
+from artlens.copyright.registry import (
+    CONTENT_EXTRACTOR,
+    LICENCE,
+    OWNER,
+    CopyrightRegistry,
+)
 from artlens.copyright.taps import COPY_TAPS, content_vectors
 from artlens.errors import ArtlensError, CollectionError, ImageDecodeError
 from artlens.features import create_extractor

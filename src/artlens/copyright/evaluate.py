@@ -14,8 +14,17 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.copyright.cvae import thumbnail_extractor
-from artlens.copyright.metrics import copy_detection_summary, curve_points, verdict_summary
-from artlens.copyright.queries import UNEDITED, EditedQuery, edited_queries, iter_rendered
+from artlens.copyright.metrics import (
+    copy_detection_summary,
+    curve_points,
+    verdict_summary,
+)
+from artlens.copyright.queries import (
+    UNEDITED,
+    EditedQuery,
+    edited_queries,
+    iter_rendered,
+)
 from artlens.copyright.registry import CONTENT_EXTRACTOR, CopyrightRegistry
 from artlens.copyright.taps import COPY_TAPS, content_vectors
 from artlens.errors import CollectionError

@@ -27,12 +27,18 @@ from artlens.catalog.ingest import file_md5, ingest_folder, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
 from artlens.copyright.config import DETECTORS, CopyrightConfig
-from artlens.copyright.cvae import CVAEKeyDetector, latent_means, thumbnail_extractor, train_cvae
+from artlens.copyright.cvae import (
+    CVAEKeyDetector,
+    latent_means,
+    thumbnail_extractor,
+    train_cvae,
+)
 from artlens.copyright.robust import RobustDetector, train_calibrated_head, train_head
 from artlens.copyright.taps import COPY_TAPS
 from artlens.copyright.views import compute_views, view_keys
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
+from artlens.progress import Reporter
 
 MANIFEST_FORMAT = 1
 OWNER, LICENCE = "owner", "licence"
@@ -121,7 +127,7 @@ class CopyrightRegistry:
         folder = check_image_folder(folder)
         self._refuse_other_owners(folder, owner.strip())
         catalog = self.collection.catalog
-        report = ingest_folder(catalog, folder, labels, self.collection.config.max_pixels, progress=progress)
+        report = ingest_folder(catalog, folder, labels, self.collection.config.max_pixels, reporter=Reporter(progress))
         files = catalog.file_states(under=folder)
         with catalog.transaction():
             for artwork_id in sorted({f.artwork_id for f in files.values()}):
@@ -235,7 +241,7 @@ class CopyrightRegistry:
         """Compute missing features, update the content index, and index new works in the trained
         detectors (training the detectors first if there are none yet and ``train``)."""
         extraction = self.collection.extract(
-            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), progress=progress)
+            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=Reporter(progress))
         self.collection.update_indexes(aspects=["content"])
         out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed]}
         if train and not self.trained():
@@ -263,7 +269,7 @@ class CopyrightRegistry:
         if len(ids) < 2:
             raise CollectionError(f"{self.root} holds {len(ids)} work(s); training needs at least two",
                                   "register more works with `artlens registry add`")
-        self.collection.extract(self._extractor_names(detectors), progress=progress)
+        self.collection.extract(self._extractor_names(detectors), reporter=Reporter(progress))
         report: dict = {}
         manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
         for name in detectors:

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.progress import Reporter
 
 STAGES = ("retrieval", "learned", "annotation", "aicrs", "text", "federated", "map")
 REPORT_VERSION = 1
@@ -176,7 +177,7 @@ def _prepare_features(collection, config: ReportConfig, has_text: bool, say, pro
     if has_text and "text" in collection.config.aspects:
         needed.add(collection.config.aspects["text"].extractor)
     t = time.perf_counter()
-    collection.extract(sorted(needed), progress=progress)  # only what the cache lacks is computed
+    collection.extract(sorted(needed), reporter=Reporter(progress))  # only what the cache lacks is computed
     say(f"features ready ({time.perf_counter() - t:.1f} s)")
 
 
@@ -188,7 +189,11 @@ def _learned_stage(collection, config: ReportConfig, report: Report, progress: b
 
 
 def _retrieval_stage(collection, config: ReportConfig, report: Report, held, labels, heads: dict) -> None:
-    from artlens.evaluation.report_retrieval import indexed_vectors, pretrained_rows, retrieval_row
+    from artlens.evaluation.report_retrieval import (
+        indexed_vectors,
+        pretrained_rows,
+        retrieval_row,
+    )
 
     content = collection.config.aspects.get("content")
     for name, extractor, pca in pretrained_rows(config.layer, content.extractor if content else "effnet-lite0"):
@@ -299,7 +304,10 @@ def _map_stage(collection, config: ReportConfig, report: Report, held, labels, h
 
 
 def _figures(report: Report, out: Path) -> None:
-    from artlens.evaluation.report_figures import plot_precision_curves, plot_training_curves
+    from artlens.evaluation.report_figures import (
+        plot_precision_curves,
+        plot_training_curves,
+    )
 
     rows = [r for r in report.retrieval if "curve" in r]
     if rows:

@@ -89,7 +89,6 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
     collection's train + val artworks; the kept head is scored on the same test split."""
     from artlens.federated.config import FederatedConfig
     from artlens.federated.simulation import simulate
-
     from artlens.train.split import collection_split
 
     # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks

@@ -10,9 +10,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.config import IndexConfig
-from artlens.metrics import evaluate_vectors
 from artlens.features import create_extractor
 from artlens.index import AspectIndex
+from artlens.metrics import evaluate_vectors
 
 CURVE_KS = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100)
 # exact vectors only: no approximate structure (nor binary codes, where indexes fit them) is needed here

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import numpy as np
-
 from artlens.errors import ArtlensError
 from artlens.metrics import evaluate_vectors
 

@@ -4,19 +4,20 @@ and cache what was computed. Used for collections (resumable, with a progress ba
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
 
 from artlens.errors import ImageDecodeError
 from artlens.features import ImageExtractor, TextExtractor, create_extractor
 from artlens.features.backbone import get_backbone
 from artlens.features.cache import FeatureCache
 from artlens.imaging import crop_letterbox, load_image
+from artlens.progress import QUIET, Reporter
 
 
 def artwork_text(metadata: Mapping[str, str], columns: Sequence[str]) -> str | None:
@@ -64,12 +65,10 @@ def extract_images(
     batch_size: int = 32,
     max_pixels: int = 89_478_485,
     crop: bool = True,
-    progress: bool = True,
+    reporter: Reporter = QUIET,
     report: ExtractionReport | None = None,
 ) -> ExtractionReport:
     """Compute and cache image features for ``items`` = [(md5, path)], only what is missing."""
-    import time
-
     report = report or ExtractionReport()
     extractors = [e for e in (create_extractor(n) for n in extractor_names) if isinstance(e, ImageExtractor)]
     if not extractors:
@@ -81,7 +80,7 @@ def extract_images(
         missing_by[ex.name] = {md5 for md5, _ in items if md5 not in have}
     todo = [(md5, path) for md5, path in dict(items).items() if any(md5 in m for m in missing_by.values())]
     start = time.perf_counter()
-    bar = tqdm(total=len(todo), desc="features", unit="img", disable=not progress or not todo)
+    bar = reporter.bar(total=len(todo), desc="features", unit="img")
 
     def decode(item):
         md5, path = item
@@ -117,7 +116,7 @@ def extract_texts(
     extractor_names: Sequence[str],
     cache: FeatureCache,
     batch_size: int = 64,
-    progress: bool = True,
+    reporter: Reporter = QUIET,
     report: ExtractionReport | None = None,
 ) -> ExtractionReport:
     """Compute and cache text features for distinct ``texts`` not cached yet (keyed by text hash)."""
@@ -129,7 +128,7 @@ def extract_texts(
         cache.register(ex.id, ex.dim, ex.describe())
         have = cache.keys(ex.id)
         todo = [(k, t) for k, t in unique.items() if k not in have]
-        for i in tqdm(range(0, len(todo), batch_size), desc=f"text ({ex.name})", disable=not progress or not todo):
+        for i in reporter.bar(range(0, len(todo), batch_size), desc=f"text ({ex.name})"):
             chunk = todo[i : i + batch_size]
             cache.put(ex.id, [k for k, _ in chunk], ex.encode_texts([t for _, t in chunk]))
             report.computed[ex.name] = report.computed.get(ex.name, 0) + len(chunk)

@@ -22,7 +22,16 @@ import logging
 from collections.abc import Callable
 
 import numpy as np
-from flwr.app import Array, ArrayRecord, ConfigRecord, Context, Error, Message, MetricRecord, RecordDict
+from flwr.app import (
+    Array,
+    ArrayRecord,
+    ConfigRecord,
+    Context,
+    Error,
+    Message,
+    MetricRecord,
+    RecordDict,
+)
 from flwr.clientapp import ClientApp
 
 from artlens.errors import ArtlensError
@@ -178,7 +187,13 @@ def _train_legacy(msg: Message, participant: Participant) -> Message:
     """Training in Flower's FitIns/FitRes record format, which the SecAgg+ workflow speaks: the arrays
     travel as an ordered list, in the order of ``wire_keys``."""
     import flwr.compat.common.recorddict_compat as compat
-    from flwr.common import Code, FitRes, Status, ndarrays_to_parameters, parameters_to_ndarrays
+    from flwr.common import (
+        Code,
+        FitRes,
+        Status,
+        ndarrays_to_parameters,
+        parameters_to_ndarrays,
+    )
 
     from artlens.federated.head import wire_keys
 

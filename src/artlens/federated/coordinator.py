@@ -27,13 +27,32 @@ from flwr.serverapp import Grid
 from artlens.errors import ArtlensError
 from artlens.federated.client_app import to_arrays, to_record
 from artlens.federated.config import FederatedConfig
-from artlens.federated.head import (PROTO_KEYS, anchors, build_head, config_to_json, fingerprint, head_arrays,
-                                    head_config, input_specs, load_head_arrays, transform_arrays, wire_keys)
+from artlens.federated.head import (
+    PROTO_KEYS,
+    build_head,
+    config_to_json,
+    fingerprint,
+    head_arrays,
+    head_config,
+    input_specs,
+    load_head_arrays,
+    transform_arrays,
+    wire_keys,
+)
 from artlens.federated.heldout import HeldOut
 from artlens.federated.participant import Settings
-from artlens.federated.privacy import RdpAccountant, calibrate_noise, secagg_workflow, with_differential_privacy
+from artlens.federated.privacy import (
+    RdpAccountant,
+    calibrate_noise,
+    secagg_workflow,
+    with_differential_privacy,
+)
 from artlens.federated.report import RoundLog, TrafficMeter, plot_rounds
-from artlens.federated.strategies import Observed, create_legacy_strategy, create_strategy
+from artlens.federated.strategies import (
+    Observed,
+    create_legacy_strategy,
+    create_strategy,
+)
 from artlens.federated.transforms import fit_transforms, style_statistics
 
 log = logging.getLogger("artlens.federated")

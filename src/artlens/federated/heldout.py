@@ -14,8 +14,8 @@ import torch
 from torch.nn import functional as F
 
 from artlens.errors import ArtlensError
-from artlens.models.inputs import FeatureSet, gather_features
 from artlens.metrics import leave_self_out_map
+from artlens.models.inputs import FeatureSet, gather_features
 from artlens.train.split import SPLITS, collection_split
 
 

@@ -25,7 +25,12 @@ from artlens.federated.head import prototype_statistics
 from artlens.federated.transforms import STYLE_COUNT, STYLE_FACTOR, STYLE_MEAN
 from artlens.models.inputs import FeatureSet
 from artlens.train.loop import evaluate_head, fit_local_epochs
-from artlens.train.objectives import Objective, Prepared, create_objective, drop_modalities
+from artlens.train.objectives import (
+    Objective,
+    Prepared,
+    create_objective,
+    drop_modalities,
+)
 
 
 class ProximalObjective(Objective):

@@ -19,10 +19,27 @@ import torch
 
 from artlens.errors import ArtlensError
 from artlens.federated.config import FederatedConfig
-from artlens.federated.head import (anchors, build_head, config_from_json, config_to_json, fingerprint, head_arrays,
-                                    load_head_arrays, load_transforms)
-from artlens.federated.institution import InstitutionData, InstitutionSource, load_institution
-from artlens.federated.local import VirtualStyles, evaluate_locally, local_prototypes, train_locally
+from artlens.federated.head import (
+    anchors,
+    build_head,
+    config_from_json,
+    config_to_json,
+    fingerprint,
+    head_arrays,
+    load_head_arrays,
+    load_transforms,
+)
+from artlens.federated.institution import (
+    InstitutionData,
+    InstitutionSource,
+    load_institution,
+)
+from artlens.federated.local import (
+    VirtualStyles,
+    evaluate_locally,
+    local_prototypes,
+    train_locally,
+)
 from artlens.federated.transforms import local_statistics, local_style_statistics
 from artlens.train.objectives import Prepared
 

@@ -28,8 +28,9 @@ class FedStyle(FedAvg):
     by n_i); their weighted mean gives the global style prototypes the institutions align to."""
 
     def summary(self) -> None:
-        from flwr.supercore import log
         from logging import INFO
+
+        from flwr.supercore import log
 
         log(INFO, "\t├──> FedStyle: weights and style prototypes averaged by sample count")
         super().summary()

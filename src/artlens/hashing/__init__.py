@@ -9,9 +9,21 @@ Search: :class:`HammingIndex` (exact linear scan) and :class:`MultiIndexHammingI
 (exact radius search with substring tables, Norouzi et al.'s multi-index hashing).
 """
 
-from .base import BaseHasher, Hasher, create_hasher, list_hashers, load_hasher, register_hasher
+from .base import (
+    BaseHasher,
+    Hasher,
+    create_hasher,
+    list_hashers,
+    load_hasher,
+    register_hasher,
+)
 from .codes import as_codes, hamming_distances, pack_bits, unpack_bits
-from .evaluate import default_query_count, float_map_at_k, hashing_map_at_k, stratified_queries
+from .evaluate import (
+    default_query_count,
+    float_map_at_k,
+    hashing_map_at_k,
+    stratified_queries,
+)
 from .index import HammingIndex, MultiIndexHammingIndex, load_index
 from .linear import ITQHasher, LSHHasher
 from .tbh import TBHHasher, TBHSimHasher

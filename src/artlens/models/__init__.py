@@ -9,7 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from artlens.errors import ArtlensError
-from artlens.models.fusion import HEAD_SCHEMA_VERSION, FusionHead, HeadConfig, InputSpec, read_head_payload
+from artlens.models.fusion import (
+    HEAD_SCHEMA_VERSION,
+    FusionHead,
+    HeadConfig,
+    InputSpec,
+    read_head_payload,
+)
 from artlens.models.losses import LOSSES
 
 _HEADS: dict[str, type] = {"fusion": FusionHead}

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from artlens.progress import Reporter
+
 STYLE_MATRICES = {"gram": "Gram", "cosine": "Cosine", "gramcos": "Gram·Cosine"}
 MIX = "mix"
 TIE_TOLERANCE = 1e-6  # distances closer than this (relative) are a tie
@@ -46,7 +48,7 @@ def study_vectors(collection, study, layer: str = "block4", extract: bool = True
     if extract:
         items = [(md5s[i], paths[i]) for i in ids if i in md5s and i in paths]
         cfg = collection.config
-        extract_images(items, names, collection.cache, cfg.batch_size, cfg.max_pixels, cfg.crop_letterbox, progress)
+        extract_images(items, names, collection.cache, cfg.batch_size, cfg.max_pixels, cfg.crop_letterbox, Reporter(progress))
     for kind, name in zip(STYLE_MATRICES, names):
         got, raw = collection.raw_vectors(name, ids)
         if len(got) == 0:

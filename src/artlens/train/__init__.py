@@ -1,7 +1,15 @@
 """Training of heads over cached features, in plain PyTorch (``federated`` wraps this, never the reverse)."""
 
-from artlens.train.loop import (DEFAULT_LOSS, History, TrainConfig, evaluate_head, fit_classifier, fit_local_epochs,
-                                make_optimizer, train_head)
+from artlens.train.loop import (
+                                DEFAULT_LOSS,
+                                History,
+                                TrainConfig,
+                                evaluate_head,
+                                fit_classifier,
+                                fit_local_epochs,
+                                make_optimizer,
+                                train_head,
+)
 from artlens.train.split import SPLITS, collection_split, split_ids, stratified_split
 
 __all__ = ["DEFAULT_LOSS", "History", "SPLITS", "TrainConfig", "collection_split", "evaluate_head", "fit_classifier",

@@ -9,8 +9,12 @@ import torch
 
 from artlens.errors import ArtlensError
 from artlens.models.inputs import FeatureSet
-from artlens.models.losses import (LOSSES, classification_loss, cosine_triplet_loss,
-                                   supervised_contrastive_loss)
+from artlens.models.losses import (
+    LOSSES,
+    classification_loss,
+    cosine_triplet_loss,
+    supervised_contrastive_loss,
+)
 from artlens.models.sampling import TwoStageTripletSampler, relevance
 
 

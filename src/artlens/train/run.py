@@ -13,9 +13,9 @@ import torch
 
 from artlens.errors import ArtlensError
 from artlens.features import create_extractor
+from artlens.metrics import leave_self_out_map
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.metrics import leave_self_out_map
 from artlens.train.loop import History, TrainConfig, cpu_threads, train_head
 from artlens.train.split import SPLITS, collection_split
 

@@ -72,7 +72,11 @@ class ArtistFinder:
         self._search = None
 
     def current(self, required: bool = True):
-        from artlens.artists.locate import COLLECTION_PROFILES, load_head_for, profiles_path
+        from artlens.artists.locate import (
+            COLLECTION_PROFILES,
+            load_head_for,
+            profiles_path,
+        )
         from artlens.artists.profiles import ProfileSet
         from artlens.artists.search import ArtistSearch
 

@@ -7,8 +7,8 @@ from typing import Literal
 from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
-from artlens.api.routes._common import MAX_ID, errors, service
 from artlens.api.params import filters_from_form
+from artlens.api.routes._common import MAX_ID, errors, service
 from artlens.api.schemas import ArtworkDetail, ArtworkPage
 
 router = APIRouter(tags=["artworks"])
