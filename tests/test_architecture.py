@@ -1,0 +1,143 @@
+"""The import direction of docs/ARCHITECTURE.md, checked on the code: this file holds the rules.
+
+Data flows one way. A module may import its own top-level package and any package of a lower layer;
+never one of its own layer or a higher one. A function-local import of artlens code is allowed only
+for modules that need an optional extra (and in the CLI, whose commands load their libraries when
+they run, so that ``artlens --help`` starts fast).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+SRC = Path(__file__).resolve().parents[1] / "src" / "artlens"
+
+LAYERS: list[set[str]] = [  # lowest first
+    {"artlens", "errors"},
+    {"files", "vectors"},
+    {"settings", "progress", "metrics"},
+    {"config", "imaging"},
+    {"catalog", "features", "thumbnails", "demo"},
+    {"models", "hashing"},
+    {"train"},
+    {"index"},
+    {"collection"},
+    {"federated", "search"},
+    {"recommend", "annotation", "copyright", "artists", "study"},
+    {"reports", "evaluation"},  # evaluation: being split into metrics (leaf) and reports (top)
+    {"api", "web"},
+    {"cli"},
+    {"__main__"},
+]
+LAYER = {name: rank for rank, names in enumerate(LAYERS) for name in names}
+
+# Modules that need an optional extra: importing them inside a function keeps the base install working.
+OPTIONAL = ("artlens.federated", "artlens.features.hub", "artlens.copyright.sscd")
+
+# Arrows against the direction that are still being straightened out: (importer, imported) packages.
+KNOWN_VIOLATIONS: set[tuple[str, str]] = {("study", "evaluation")}
+
+# Files whose function-local artlens imports still hide an arrow: move the imports up, then drop the file.
+KNOWN_LOCAL: set[str] = {
+    "artlens/annotation.py",
+    "artlens/api/plugins.py",
+    "artlens/api/routes/artists.py",
+    "artlens/api/routes/study.py",
+    "artlens/api/service.py",
+    "artlens/artists/evaluate.py",
+    "artlens/artists/locate.py",
+    "artlens/artists/portfolio.py",
+    "artlens/artists/search.py",
+    "artlens/collection.py",
+    "artlens/evaluation/report.py",
+    "artlens/evaluation/report_learned.py",
+    "artlens/features/backbone.py",
+    "artlens/federated/heldout.py",
+    "artlens/federated/institution.py",
+    "artlens/federated/participant.py",
+    "artlens/federated/simulation.py",
+    "artlens/federated/synthetic.py",
+    "artlens/index/aspect_index.py",
+    "artlens/models/text_lstm.py",
+    "artlens/study/methods.py",
+    "artlens/study/questions.py",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path):
+    """(imported artlens module, line, function-local?) for every import in a file."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+    tree = ast.parse(path.read_text())
+    top_level = set()
+    for node in tree.body:
+        nodes = ast.walk(node) if isinstance(node, (ast.If, ast.Try)) else [node]
+        top_level.update(id(n) for n in nodes)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                names = [".".join(base + ([node.module] if node.module else []))]
+            else:
+                names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            if name == "artlens" or name.startswith("artlens."):
+                yield name, node.lineno, id(node) not in top_level
+
+
+def _group(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "artlens"
+
+
+def _files():
+    return sorted(p for p in SRC.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_package_has_a_layer():
+    groups = {_group(_module_name(p)) for p in _files()}
+    assert groups <= set(LAYER), f"give these a layer in LAYERS: {sorted(groups - set(LAYER))}"
+
+
+def test_imports_point_down():
+    wrong = []
+    seen = set()
+    for path in _files():
+        importer = _group(_module_name(path))
+        for name, line, _ in _imports(path):
+            imported = _group(name)
+            if importer == imported or LAYER[imported] < LAYER[importer]:
+                continue
+            seen.add((importer, imported))
+            if (importer, imported) not in KNOWN_VIOLATIONS:
+                wrong.append(f"{path.relative_to(SRC.parent)}:{line} {importer} -> {imported}")
+    assert not wrong, "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(wrong)
+    assert not KNOWN_VIOLATIONS - seen, f"fixed, remove from KNOWN_VIOLATIONS: {sorted(KNOWN_VIOLATIONS - seen)}"
+
+
+def test_function_local_imports_only_for_optional_extras():
+    wrong = []
+    for path in _files():
+        module = _module_name(path)
+        if _group(module) == "cli" or str(path.relative_to(SRC.parent)) in KNOWN_LOCAL:
+            continue
+        for name, line, local in _imports(path):
+            if local and not name.startswith(OPTIONAL):
+                wrong.append(f"{path.relative_to(SRC.parent)}:{line} imports {name} inside a function")
+    assert not wrong, "move these imports to the top of the module:\n" + "\n".join(wrong)
+
+
+def test_known_local_files_still_have_local_imports():
+    clean = [f for f in sorted(KNOWN_LOCAL)
+             if not any(local and not n.startswith(OPTIONAL) for n, _, local in _imports(SRC.parent / f))]
+    assert not clean, f"no function-local imports left, remove from KNOWN_LOCAL: {clean}"
