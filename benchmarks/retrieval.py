@@ -18,7 +18,6 @@ from _common import RESULTS, dataset, print_table, write_result
 
 from artlens.collection import Collection
 from artlens.config import IndexConfig
-from artlens.evaluation.retrieval import labels_for
 from artlens.index import AspectIndex
 from artlens.metrics import evaluate_vectors
 
@@ -50,7 +49,7 @@ def main(argv=None) -> int:
     coll.extract(["effnet-lite0", "colour-hist", *styles])
     print(f"ingest + extraction: {time.perf_counter() - t0:.1f} s")
 
-    labels = labels_for(coll.catalog, args.label)
+    labels = coll.catalog.labels(args.label)
     ids = sorted(labels)
     y = [labels[i] for i in ids]
     vecs = {"content": aspect_vectors(coll, "effnet-lite0", ids, None),

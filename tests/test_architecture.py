@@ -61,7 +61,6 @@ KNOWN_LOCAL: set[str] = {
     "artlens/index/aspect_index.py",
     "artlens/models/text_lstm.py",
     "artlens/study/methods.py",
-    "artlens/study/questions.py",
 }
 
 

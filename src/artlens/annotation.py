@@ -79,10 +79,9 @@ class Annotator:
     def fit(self, columns: Sequence[str], train_ids: dict[str, Sequence[int]] | None = None, seed: int = 0) -> None:
         """Prepare a model per column; a probe learns from ``train_ids[column]`` (all labelled artworks
         by default)."""
-        from artlens.train.run import read_labels
 
         for column in columns:
-            labels = read_labels(self.collection.catalog, column)
+            labels = self.collection.catalog.labels(column)
             if self.head is not None and self.head.has_classifier and self.head.config.label == column:
                 self.models[column] = ColumnModel(column, "head", list(self.head.config.classes), [LEARNED_ASPECT],
                                                   self.head, len(self.head.split.get("train", [])))

@@ -202,6 +202,19 @@ class Catalog:
             values = {i: v for i, v in values.items() if i in wanted}
         return values
 
+    def labels(self, column: str) -> dict[int, str]:
+        """A label column (classes for training, relevance for evaluation) as {artwork id: value}; an
+        error that says what to do when it is missing or has a single class."""
+        columns = self.metadata_columns()
+        if column not in columns:
+            raise CollectionError(f"label column {column!r} not found in this collection",
+                                  f"columns available: {', '.join(columns) or 'none (ingest with --labels CSV)'}")
+        labels = self.column(column)
+        if len(set(labels.values())) < 2:
+            raise CollectionError(f"label column {column!r} has fewer than two classes",
+                                  "choose a column with several values")
+        return labels
+
     def facet_counts(self, key: str, limit: int = 50) -> list[tuple[str, int]]:
         rows = self.conn.execute(
             "SELECT value, COUNT(*) AS n FROM metadata WHERE key = ? GROUP BY value ORDER BY n DESC, value LIMIT ?",

@@ -33,7 +33,6 @@ def eval_hashing(
     import numpy as np
 
     from artlens.errors import ArtlensError
-    from artlens.evaluation.retrieval import labels_for
     from artlens.hashing import (
         create_hasher,
         default_query_count,
@@ -52,7 +51,7 @@ def eval_hashing(
     if any(b <= 0 or b % 8 for b in lengths):
         raise ArtlensError(f"code lengths must be positive multiples of 8, got {bits}", "use e.g. --bits 16,32,64")
     coll = open_collection(collection)
-    labels = labels_for(coll.catalog, label)
+    labels = coll.catalog.labels(label)
     ids, vectors = coll.raw_vectors(features, sorted(labels))
     if len(ids) < 2:
         raise ArtlensError(f"no cached {features} features for labelled artworks",

@@ -105,14 +105,13 @@ def run_report(collection, config: ReportConfig, out: str | Path,
     """Run every stage not skipped on ``collection`` and write the report into ``out``."""
     from artlens.annotation import label_columns
     from artlens.evaluation.report_learned import test_ids
-    from artlens.evaluation.retrieval import labels_for
 
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     if config.text_columns:  # in memory only: the collection's settings are not changed
         collection.config = dataclasses.replace(collection.config, text_columns=tuple(config.text_columns))
-    labels = labels_for(collection.catalog, config.label)
+    labels = collection.catalog.labels(config.label)
     report = Report(str(collection.root), config, n_labelled=len(labels))
     held = test_ids(collection, config.label, config.seed)
     report.n_test = len(held)

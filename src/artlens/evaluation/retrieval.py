@@ -9,20 +9,6 @@ from artlens.errors import ArtlensError
 from artlens.metrics import evaluate_vectors
 
 
-def labels_for(catalog, column: str) -> dict[int, str]:
-    """The label column as {id: value}, with a clear error when it is missing or has one class."""
-    columns = catalog.metadata_columns()
-    if column not in columns:
-        raise ArtlensError(
-            f"label column {column!r} not found in this collection",
-            f"columns available: {', '.join(columns) or 'none (ingest with --labels CSV)'}",
-        )
-    labels = catalog.column(column)
-    if len(set(labels.values())) < 2:
-        raise ArtlensError(f"label column {column!r} has fewer than two classes", "choose a column with several values")
-    return labels
-
-
 def evaluate_collection(
     collection,
     label: str,
@@ -32,7 +18,7 @@ def evaluate_collection(
     ks=(10, 60),
 ) -> dict:
     """Leave-self-out retrieval over the collection (or over ``ids`` only, e.g. a test split)."""
-    labels = labels_for(collection.catalog, label)
+    labels = collection.catalog.labels(label)
     if aspect is not None:
         chosen = {aspect: 1.0}
     elif weights:

@@ -125,7 +125,6 @@ def draw_questions(groups: dict[str, list[int]], n_questions: int, size: int, se
 def create_study(collection, group_by: str, n_questions: int = 20, size: int = 5, seed: int = 0,
                  out: str | Path | None = None, overwrite: bool = False) -> Study:
     """Draw the questions from the collection's artworks labelled in ``group_by`` and save the study."""
-    from artlens.evaluation.retrieval import labels_for
 
     if size < 3:
         raise ArtlensError(f"--size {size} is too small", "a question needs at least 3 artworks (the paper used 5)")
@@ -135,7 +134,7 @@ def create_study(collection, group_by: str, n_questions: int = 20, size: int = 5
     if (root / STUDY_FILE).exists() and not overwrite:
         raise ArtlensError(f"a study already exists at {root}", "pass another --out, or --overwrite to replace it "
                                                                 "(its answers are moved to answers.<time>.jsonl)")
-    labels = labels_for(collection.catalog, group_by)
+    labels = collection.catalog.labels(group_by)
     md5s = collection.catalog.md5s()
     groups: dict[str, list[int]] = {}
     for artwork, value in labels.items():

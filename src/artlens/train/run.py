@@ -39,19 +39,6 @@ class TrainingRun:
                 "test": self.test, "notes": self.notes, "seconds": round(self.seconds, 2)}
 
 
-def read_labels(catalog, column: str) -> dict[int, str]:
-    """A label column as {id: value}; an error that says what to do when it is missing or has one class."""
-    columns = catalog.metadata_columns()
-    if column not in columns:
-        raise ArtlensError(f"label column {column!r} not found in this collection",
-                           f"columns available: {', '.join(columns) or 'none (ingest with --labels CSV)'}")
-    labels = catalog.column(column)
-    if len(set(labels.values())) < 2:
-        raise ArtlensError(f"label column {column!r} has fewer than two classes",
-                           "train on a column with several values")
-    return labels
-
-
 def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> tuple[list[InputSpec], list[str]]:
     """Aspect names (content, style, text, ...) or extractor names -> input specs. Text is left out,
     with a note, when no artwork of the collection has any."""
@@ -76,7 +63,7 @@ def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> 
 
 def labelled_features(collection, specs: Sequence[InputSpec], columns: Sequence[str]) -> tuple[FeatureSet, list[list[str]]]:
     """Features of the artworks labelled in the first column, with integer codes of every column."""
-    labels = [read_labels(collection.catalog, c) for c in columns]
+    labels = [collection.catalog.labels(c) for c in columns]
     features = gather_features(collection, specs, sorted(labels[0]), extract=False)
     for spec in specs:
         if spec.optional and not features.present[spec.extractor].any():
