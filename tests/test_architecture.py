@@ -45,20 +45,14 @@ KNOWN_LOCAL: set[str] = {
     "artlens/api/routes/artists.py",
     "artlens/api/routes/study.py",
     "artlens/api/service.py",
-    "artlens/artists/evaluate.py",
     "artlens/artists/locate.py",
-    "artlens/artists/portfolio.py",
-    "artlens/artists/search.py",
-    "artlens/collection.py",
     "artlens/evaluation/report.py",
     "artlens/evaluation/report_learned.py",
-    "artlens/features/backbone.py",
     "artlens/federated/heldout.py",
     "artlens/federated/institution.py",
     "artlens/federated/participant.py",
     "artlens/federated/simulation.py",
     "artlens/federated/synthetic.py",
-    "artlens/index/aspect_index.py",
     "artlens/models/text_lstm.py",
     "artlens/study/methods.py",
 }
@@ -84,9 +78,10 @@ def _imports(path: Path):
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package.split(".")[: len(package.split(".")) - node.level + 1]
-                names = [".".join(base + ([node.module] if node.module else []))]
+                source = ".".join(base + ([node.module] if node.module else []))
             else:
-                names = [node.module or ""]
+                source = node.module or ""
+            names = [f"{source}.{a.name}" for a in node.names]  # `from artlens.features import hub` names the module
         else:
             continue
         for name in names:
@@ -95,8 +90,11 @@ def _imports(path: Path):
 
 
 def _group(module: str) -> str:
+    """The top-level package or module of ``artlens`` a name belongs to (``artlens`` for its own names)."""
     parts = module.split(".")
-    return parts[1] if len(parts) > 1 else "artlens"
+    if len(parts) > 1 and ((SRC / parts[1]).is_dir() or (SRC / f"{parts[1]}.py").exists()):
+        return parts[1]
+    return "artlens"
 
 
 def _files():

@@ -410,9 +410,9 @@ def test_cli_bad_input_for_search_and_eval(published, tiny_collection, heads, ti
 
 
 def test_eval_counts_only_the_works_with_features(tiny_collection, heads, monkeypatch, capsys):
-    import artlens.models.inputs as inputs
+    import artlens.artists.portfolio as portfolio
 
-    gather = inputs.gather_features
+    gather = portfolio.gather_features
 
     def without_most_dots(collection, specs, ids=None, extract=True):  # one 'dots' work keeps its features
         features = gather(collection, specs, ids, extract)
@@ -420,7 +420,7 @@ def test_eval_counts_only_the_works_with_features(tiny_collection, heads, monkey
         dots = [r for r, i in enumerate(features.ids) if styles[int(i)] == "dots"]
         return features.subset(np.array([r for r in range(len(features.ids)) if r not in dots[1:]]))
 
-    monkeypatch.setattr(inputs, "gather_features", without_most_dots)
+    monkeypatch.setattr(portfolio, "gather_features", without_most_dots)
     code, _, err = run_cli(capsys, "eval", "artists", "--collection", tiny_collection.root, "--artist-column", "style",
                            "--head", heads[0], "--split", "all", "--dp-repeats", 1, "-q")
     assert code == 2 and "fewer than 2 works with features: 'dots'" in err and "artlens ingest" in err

@@ -30,6 +30,8 @@ from artlens.features.extract import (
     text_key,
 )
 from artlens.index import AspectIndex
+from artlens.models import load_head
+from artlens.models.inputs import embed_features, gather_features
 from artlens.progress import QUIET, Reporter
 
 log = logging.getLogger(__name__)
@@ -261,16 +263,12 @@ class Collection:
         """The head behind the ``learned`` aspect: one attached with :meth:`attach_head`, else the
         collection's ``heads/learned.pt``, else None."""
         if self._head is None and self.head_file().exists():
-            from artlens.models import load_head
-
             self._head = load_head(self.head_file())
         return self._head
 
     def learned_vectors(self, head, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings by ``head`` of the artworks (all by default) that have its input features.
         Fails when the head was trained on other extractors or its features are not extracted here."""
-        from artlens.models.inputs import embed_features, gather_features
-
         features = gather_features(self, head.config.inputs, ids)
         return features.ids, embed_features(head, features)
 

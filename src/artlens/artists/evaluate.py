@@ -44,6 +44,9 @@ from artlens.artists.profiles import (
 )
 from artlens.artists.search import DEFAULT_TEMPERATURE, combine_prototypes
 from artlens.errors import ArtlensError
+from artlens.metrics import reciprocal_rank, topk_accuracy
+from artlens.progress import QUIET, Reporter
+from artlens.train.split import split_ids
 
 
 # -- scores (queries x artists) -----------------------------------------------------------------
@@ -131,8 +134,6 @@ def nearest_artwork_scores(space: ArtistSpace, queries: np.ndarray, vote: int = 
 
 def ranking(scores: np.ndarray, truth: np.ndarray) -> dict[str, float]:
     """top-1, top-3 and MRR of the true artists (``truth``: column index per row) in ``scores``."""
-    from artlens.metrics import reciprocal_rank, topk_accuracy
-
     order = np.argsort(-scores, axis=1, kind="stable")
     mrr = float(np.mean([reciprocal_rank(order[i] == truth[i]) for i in range(len(truth))])) if len(truth) else 0.0
     return {"top1": topk_accuracy(scores, truth, 1), "top3": topk_accuracy(scores, truth, 3), "mrr": mrr}
@@ -147,24 +148,18 @@ def query_rows(space: ArtistSpace, query_ids: Sequence[int] | None) -> np.ndarra
 
 def evaluate_artists(collection, artist_column: str, head, split: str = "test", epsilons: Sequence[float] = (8.0,),
                      config: ProfileConfig = ProfileConfig(), dp_repeats: int = 5, baselines: bool = True,
-                     queries: str = "image+text", vote: int = 10, seed: int = 0, progress: bool = False) -> dict:
+                     queries: str = "image+text", vote: int = 10, seed: int = 0, reporter: Reporter = QUIET) -> dict:
     """Leave-one-artwork-out artist retrieval over a collection (see the module docstring).
 
     ``split``: which artworks query, from the head's stored split (``test``: artworks it never saw;
     a head without one uses the collection's stratified split seeded by ``seed``), or ``all``.
     """
-    from artlens.train.split import split_ids
-
     labels = artist_labels(collection, artist_column)
     check_artists(list(labels.values()), config.min_works)
     query_ids = split_ids(collection, artist_column, split, head if head.split else None, seed)
     if query_ids is not None and not query_ids:
         raise ArtlensError(f"the {split} split has no labelled artwork to query", "use --split all")
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=4 + len(epsilons) + (4 if baselines else 0), desc="artist eval", unit="step")
+    bar = reporter.bar(total=4 + len(epsilons) + (4 if baselines else 0), desc="artist eval", unit="step")
     learned = learned_space(collection, head, labels, query_ids, queries)
     check_artists(learned.artists, config.min_works, with_features=True)  # artworks without features are left out
     rows = query_rows(learned, query_ids)
@@ -178,8 +173,7 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
 
     def record(name: str, scores: np.ndarray | None, **extra) -> None:
         methods[name] = {**(ranking(scores, truth) if scores is not None else {}), **extra}
-        if bar is not None:
-            bar.update(1)
+        bar.update(1)
 
     record("profiles", profile_scores(learned, rows, config), space="learned")
     record("profiles-mean", profile_scores(learned, rows, ProfileConfig(max_prototypes=1, seed=config.seed)),
@@ -209,8 +203,7 @@ def evaluate_artists(collection, artist_column: str, head, split: str = "test", 
         record("pretrained-nearest-artwork", nearest_artwork_scores(pretrained, p_rows), space=pretrained.name)
         record(f"pretrained-nearest-artwork-vote{vote}", nearest_artwork_scores(pretrained, p_rows, vote),
                space=pretrained.name)
-    if bar is not None:
-        bar.close()
+    bar.close()
     return {"collection": str(collection.root), "artist_column": artist_column, "head": head.id,
             "head_label": head.config.label, "split": split if head.split or split == "all" else f"{split} (stratified, seed {seed})",
             "queries": queries, "n_queries": int(len(rows)), "n_artists": len(names), "n_works": int(len(learned.ids)),

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from artlens.artists.profiles import unit_rows
+from artlens.artists.search import embed_text_inputs
+from artlens.config import IndexConfig
 from artlens.errors import ArtlensError
+from artlens.features import ImageExtractor
+from artlens.index import AspectIndex
+from artlens.models.inputs import embed_features, gather_features
 
 
 @dataclass
@@ -50,9 +55,6 @@ def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[
     artworks may be embedded from fewer inputs than the others: ``image`` (a customer's picture: no
     text) or ``text`` (their description alone, as ``artists search --text`` embeds it); artworks
     without text then cannot query (``queryable``)."""
-    from artlens.artists.search import embed_text_inputs
-    from artlens.models.inputs import embed_features, gather_features
-
     if queries not in QUERY_INPUTS:
         raise ArtlensError(f"unknown query inputs {queries!r}", f"use one of: {', '.join(QUERY_INPUTS)}")
     features = gather_features(collection, head.config.inputs, sorted(labels))
@@ -85,10 +87,6 @@ def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[
 def pretrained_space(collection, labels: dict[int, str], seed: int = 0) -> ArtistSpace:
     """The collection's default mix of image aspects as one unit vector per artwork: per aspect the
     cached vectors, L2-normalised and PCA-reduced as its index does, scaled by sqrt(weight)."""
-    from artlens.config import IndexConfig
-    from artlens.features import ImageExtractor
-    from artlens.index import AspectIndex
-
     weights = {a: w for a, w in collection.config.weights.items()
                if w > 0 and a in collection.config.aspects and isinstance(collection.extractor(a), ImageExtractor)}
     if not weights:

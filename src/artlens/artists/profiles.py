@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,8 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.files import write_json
+from artlens.progress import QUIET, Reporter
 
 PROFILES_SCHEMA_VERSION = 1
 PROFILES_KIND = "artlens-artist-profiles"
@@ -133,12 +134,7 @@ class ProfileSet:
 
     def save(self, path: str | Path) -> Path:
         """Write the file atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict()))
-        tmp.replace(path)
-        return path
+        return write_json(self.to_dict(), path, indent=None)
 
     @classmethod
     def load(cls, path: str | Path) -> "ProfileSet":
@@ -320,7 +316,7 @@ def check_artists(labels: Sequence[str], min_works: int = 2, with_features: bool
 
 
 def build_profiles(vectors: np.ndarray, labels: Sequence[str], head_id: str, config: ProfileConfig = ProfileConfig(),
-                   head_label: str = "", progress: bool = False) -> ProfileSet:
+                   head_label: str = "", reporter: Reporter = QUIET) -> ProfileSet:
     """Profiles of every artist from the embeddings of their works (row i is by ``labels[i]``)."""
     labels = [str(v) for v in labels]
     check_artists(labels, config.min_works)
@@ -330,11 +326,8 @@ def build_profiles(vectors: np.ndarray, labels: Sequence[str], head_id: str, con
         by_artist.setdefault(value, []).append(row)
     rng = np.random.default_rng(None if config.epsilon is not None else config.seed)  # DP noise must not be replayable
     names = sorted(by_artist)
-    if progress:
-        from tqdm import tqdm
-
-        names = tqdm(names, desc="profiles", unit="artist")
-    profiles = {n: build_profile(n, x[by_artist[n]], config, rng) for n in names}
+    profiles = {n: build_profile(n, x[by_artist[n]], config, rng)
+                for n in reporter.bar(names, desc="profiles", unit="artist")}
     published = ProfileSet(head_id, x.shape[1], profiles, config.to_dict(), (), head_label)
     published.sources = (published.content_id(),)
     return published

@@ -21,6 +21,8 @@ import numpy as np
 from artlens.artists.profiles import ProfileSet
 from artlens.config import CollectionConfig
 from artlens.errors import ArtlensError
+from artlens.features import ImageExtractor, create_extractor
+from artlens.features.extract import encode_images, prepare_image
 
 DEFAULT_TEMPERATURE = 0.1  # of the soft maximum over an artist's prototypes (0: the best one); chosen on val splits
 
@@ -135,8 +137,6 @@ class ArtistSearch:
         search: the head's image extractors, no text (its text input marked missing)."""
         from PIL import Image
 
-        from artlens.features import ImageExtractor, create_extractor
-        from artlens.features.extract import encode_images, prepare_image
 
         decoded = [im if isinstance(im, Image.Image) else
                    prepare_image(im, self.config.max_pixels, self.config.crop_letterbox) for im in images]
@@ -151,8 +151,6 @@ class ArtistSearch:
 
     def embed_texts(self, texts: Sequence[str]) -> np.ndarray:
         """Head embeddings of texts through its text encoder (see :func:`embed_text_inputs`)."""
-        from artlens.features import create_extractor
-
         if not self.has_text:
             raise ArtlensError(
                 "the profiles' head has no text input, so it cannot place a text in its style space",

@@ -17,6 +17,7 @@ from artlens.cli import (
     eval_app,
     open_collection,
 )
+from artlens.progress import Reporter
 
 artists_app = typer.Typer(help="Publish artists' style profiles (no works leave) and find artists by style.",
                           no_args_is_help=True)
@@ -86,7 +87,7 @@ def publish(
 
     check_artists(list(labels.values()), config.min_works)
     space = learned_space(coll, model, labels)
-    profiles = build_profiles(space.vectors, space.artists, model.id, config, model.config.label, progress=not quiet)
+    profiles = build_profiles(space.vectors, space.artists, model.id, config, model.config.label, reporter=Reporter(not quiet))
     profiles.save(out)
     summary = {"profiles": str(out), "head": model.id, "artists": len(profiles), "works": len(space.ids),
                "prototypes": sum(len(p.counts) for p in profiles.profiles.values()), "epsilon": config.epsilon,
@@ -220,7 +221,7 @@ def eval_artists(
     config = ProfileConfig() if max_prototypes is None else dataclasses.replace(ProfileConfig(),
                                                                                  max_prototypes=max_prototypes)
     result = evaluate_artists(coll, artist_column, model, split, parse_epsilons(epsilon), config, dp_repeats,
-                              baselines, queries=queries, progress=not quiet and not as_json)
+                              baselines, queries=queries, reporter=Reporter(not quiet))
     if as_json:
         print(json.dumps(result, indent=2))
         return

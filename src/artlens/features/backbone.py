@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from artlens.errors import ArtlensError
+from artlens.features.effnet import load_effnet_lite0, preprocess_effnet
 
 
 @dataclass
@@ -27,8 +28,6 @@ class Backbone:
 
 
 def _effnet_lite0() -> Backbone:
-    from artlens.features.effnet import load_effnet_lite0, preprocess_effnet
-
     model = load_effnet_lite0()
     return Backbone("effnet-lite0", model, preprocess_effnet, dict(model.layer_channels))
 

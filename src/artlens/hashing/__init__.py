@@ -24,8 +24,9 @@ from .evaluate import (
     hashing_map_at_k,
     stratified_queries,
 )
-from .index import HammingIndex, MultiIndexHammingIndex, load_index
+from .hamming import HammingIndex, load_index
 from .linear import ITQHasher, LSHHasher
+from .multi_index import MultiIndexHammingIndex
 from .tbh import TBHHasher, TBHSimHasher
 
 __all__ = [

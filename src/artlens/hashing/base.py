@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.files import write_bytes
 
 from .codes import check_bits, pack_bits
 
@@ -70,32 +69,13 @@ def load_hasher(path, **expect) -> "BaseHasher":
     return BaseHasher.load(path, **expect)
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def save_npz_atomic(path, arrays: dict[str, np.ndarray], config: dict[str, Any]) -> None:
     """Save ``arrays`` and a JSON ``config`` into one ``.npz`` file, atomically."""
     buf = io.BytesIO()
     payload = dict(arrays)
     payload[_CONFIG_KEY] = np.frombuffer(json.dumps(config, sort_keys=True).encode(), dtype=np.uint8)
     np.savez(buf, **payload)
-    atomic_write_bytes(path, buf.getvalue())
+    write_bytes(buf.getvalue(), path)
 
 
 def load_npz(path, what: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -19,6 +19,8 @@ import numpy as np
 
 from artlens.config import IndexConfig
 from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.hashing import HammingIndex, ITQHasher, hamming_distances, load_hasher
+from artlens.vectors import l2_normalise
 
 INDEX_SCHEMA_VERSION = 1
 
@@ -37,12 +39,6 @@ class IndexManifest:
     built_at: float
     schema_version: int = INDEX_SCHEMA_VERSION
     hash_bits: int = 0  # length of the binary codes kept for fast search (0: none)
-
-
-def l2_normalise(x: np.ndarray) -> np.ndarray:
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 class AspectIndex:
@@ -90,8 +86,6 @@ class AspectIndex:
         if n >= 2 and config.hash_bits:
             built.hasher = _fit_hasher(built.project(raw), config.hash_bits, extractor_id, seed)
             if built.hasher is not None:
-                from artlens.hashing import HammingIndex
-
                 built.codes = HammingIndex(built.hasher.bits)
                 built.manifest.hash_bits = built.hasher.bits
         if n:
@@ -189,8 +183,6 @@ class AspectIndex:
             if len(allowed) <= shortlist:
                 shortlists = [allowed] * len(q)
             else:
-                from artlens.hashing import hamming_distances
-
                 dist = hamming_distances(qcodes, self.codes.codes_of(allowed))
                 shortlists = [allowed[np.argpartition(d, shortlist - 1)[:shortlist]] for d in dist]
         for row, cand in enumerate(shortlists):
@@ -257,8 +249,6 @@ class AspectIndex:
                 ivf.make_direct_map()
         hasher = codes = None
         if manifest.hash_bits and (folder / "codes.npz").exists():
-            from artlens.hashing import HammingIndex, load_hasher
-
             hasher = load_hasher(folder / "hasher.npz", bits=manifest.hash_bits)
             codes = HammingIndex.load(folder / "codes.npz")
         loaded = cls(manifest, index, mean, components, hasher, codes)
@@ -269,8 +259,6 @@ class AspectIndex:
         """Fit the hasher of fast search on the stored vectors and encode them (an index built without
         codes, or with another length). Returns whether codes exist afterwards. The new hasher and
         codes replace the old ones together, once complete (readers never see half of them)."""
-        from artlens.hashing import HammingIndex
-
         if min(int(bits), self.manifest.dim, len(self)) // 8 < 1:  # no code possible: don't read the vectors
             return self.codes is not None
         ids, vectors = self.all_vectors()
@@ -301,8 +289,6 @@ def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index
 
 def _fit_hasher(vectors: np.ndarray, bits: int, feature_id: str, seed: int, max_samples: int = 65_536):
     """PCA-ITQ codes of at most ``bits`` bits (no more than the vector dimension, a multiple of 8)."""
-    from artlens.hashing import ITQHasher
-
     bits = min(int(bits), vectors.shape[1], len(vectors)) // 8 * 8
     if bits < 8:
         return None
