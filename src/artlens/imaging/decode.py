@@ -1,13 +1,9 @@
-"""Decode artwork images robustly and crop letterbox padding.
+"""Decode artwork images robustly.
 
 ``load_image`` turns whatever an institution hands over (JPEG, PNG, WebP, TIFF, ...; CMYK, 16-bit,
 greyscale, palette, alpha, animated, EXIF-rotated) into one predictable thing: an 8-bit RGB
 ``PIL.Image`` the right way up. Failures become :class:`~artlens.errors.ImageDecodeError` with a
 one-line reason and a hint, never a bare Pillow exception.
-
-``crop_letterbox`` removes the uniform bands that datasets add around non-square paintings (black
-bars on WikiArt 224x224 squares, white 500x500 backgrounds on Louvre scrapes) so that features see
-the painting, not its aspect ratio.
 """
 
 from __future__ import annotations
@@ -25,17 +21,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from artlens.errors import ImageDecodeError
-
-__all__ = [
-    "DEFAULT_MAX_PIXELS",
-    "IMAGE_SUFFIXES",
-    "ImageSource",
-    "crop_letterbox",
-    "image_size",
-    "is_image_path",
-    "letterbox_box",
-    "load_image",
-]
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default decompression-bomb limit
 IMAGE_SUFFIXES: frozenset[str] = frozenset(
@@ -206,7 +191,7 @@ def _too_many(label: str, size: tuple[int, int] | None, pixels: int | None, limi
 
 
 @contextmanager
-def _our_pixel_limit() -> Iterator[None]:
+def our_pixel_limit() -> Iterator[None]:
     """Silence Pillow's soft-limit DecompressionBombWarning: artlens checks the caller's ``max_pixels``
     itself (and Pillow still refuses images over twice its own limit)."""
     with warnings.catch_warnings():
@@ -226,7 +211,7 @@ def _open_image(source: ImageSource, max_pixels: int | None) -> Iterator[tuple[I
             raise ImageDecodeError(f"{label}: unreadable ({e})", "check the disk or network share") from None
         kind = _sniff(prefix)
         try:
-            with _our_pixel_limit():
+            with our_pixel_limit():
                 im = Image.open(stream, formats=_allowed_formats())
         except Image.DecompressionBombError as e:
             m = _BOMB_PIXELS.search(str(e))
@@ -382,7 +367,7 @@ def load_image(source: ImageSource, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ValueError("max_pixels must be a positive number of pixels")
     with _open_image(source, max_pixels) as (im, label):
         try:
-            with _our_pixel_limit():
+            with our_pixel_limit():
                 if getattr(im, "n_frames", 1) > 1:
                     im.seek(0)
                 im.load()
@@ -429,152 +414,3 @@ def image_size(source: ImageSource) -> tuple[int, int]:
         if _orientation(im, header_only=True) in _SWAPS_AXES:
             w, h = h, w
         return int(w), int(h)
-
-
-# --------------------------------------------------------------------------------------------
-# Letterbox cropping
-# --------------------------------------------------------------------------------------------
-
-# A row/column is padding when 98% of its pixels are within NOISE_FACTOR * tolerance of the
-# padding colour and 90% within tolerance: JPEG ringing puts a few percent of the pixels of the
-# 8x8 blocks next to a painting's edge 15-30 levels off black, and a strict 98%-within-tolerance
-# rule stops up to a block short of the edge (measured on the WikiArt 224x224 letterboxes).
-_PAD_SHARE = 0.98
-_PAD_SHARE_NEAR = 0.90
-_NOISE_FACTOR = 3
-_CHUNK = 16  # rows/columns tested per numpy call while walking inwards
-_NEUTRAL_SLACK = 3  # near-black/near-white: every channel within 3*tolerance of 0 / 255
-
-
-def _padding_mask(lines: np.ndarray, colour: np.ndarray, tolerance: int) -> np.ndarray:
-    """lines: (k, n, c) uint8 (any strides). True for each line that is (nearly) all ``colour``."""
-    dev = None
-    for ch in range(lines.shape[2]):
-        d = np.abs(lines[:, :, ch].astype(np.int16) - int(colour[ch]))
-        dev = d if dev is None else np.maximum(dev, d, out=dev)
-    n = lines.shape[1]
-    near = np.count_nonzero(dev <= tolerance, axis=1) >= _PAD_SHARE_NEAR * n
-    fair = np.count_nonzero(dev <= _NOISE_FACTOR * tolerance, axis=1) >= _PAD_SHARE * n
-    return near & fair
-
-
-def _scan(strip_at, limit: int, colour: np.ndarray, tolerance: int) -> int:
-    """Number of leading padding lines; ``strip_at(i, j)`` returns lines i..j-1 as (k, n, c)."""
-    i = 0
-    step = _CHUNK
-    while i < limit:
-        j = min(limit, i + step)
-        ok = _padding_mask(strip_at(i, j), colour, tolerance)
-        if not ok.all():
-            return i + int(np.argmin(ok))
-        i = j
-        step *= 2
-    return limit
-
-
-def _corner_colour(a: np.ndarray, rows: slice, cols: slice) -> np.ndarray:
-    return np.median(a[rows, cols].reshape(-1, a.shape[2]), axis=0)
-
-
-def crop_letterbox(img: Image.Image, tolerance: int = 12, min_keep: float = 0.5) -> Image.Image:
-    """Crop uniform padding bands (see :func:`letterbox_box` for the rules) from the four sides.
-
-    Returns ``img`` itself when there is nothing to crop, including for images of one uniform
-    colour; otherwise a cropped copy.
-    """
-    box = letterbox_box(img, tolerance=tolerance, min_keep=min_keep)
-    if box == (0, 0, img.size[0], img.size[1]):
-        return img
-    with _our_pixel_limit():
-        return img.crop(box)
-
-
-def letterbox_box(img: Image.Image, tolerance: int = 12, min_keep: float = 0.5) -> tuple[int, int, int, int]:
-    """The (left, top, right, bottom) box that :func:`crop_letterbox` keeps: the image minus
-    uniform padding bands (letterbox/pillarbox bars, mats) from the four sides.
-
-    The padding colour of a side is taken from its two corners (3x3 medians), which must agree
-    within ``tolerance``. Near-black and near-white padding is cropped on any side; any other
-    uniform colour only when all four corners agree (a mat around the painting), so that a flat
-    sky or wall touching one edge of a painting is not mistaken for padding. A row/column is
-    padding when at least 98% of its pixels are within ``tolerance`` (max channel difference) of
-    that colour, which tolerates JPEG noise. Sides are walked inwards until the first row/column
-    that is not padding.
-
-    At most ``1 - min_keep`` of the width and of the height is removed (when the bands found are
-    larger, both sides are shrunk in proportion). The full box when there is nothing to crop,
-    including for images of one uniform colour. Works on any mode (non-RGB/L images are
-    compared in RGB); about 0.1-0.5 ms for a 500x500 RGB image.
-    """
-    if not 0.0 < min_keep <= 1.0:
-        raise ValueError("min_keep must be in (0, 1]")
-    if tolerance < 0:
-        raise ValueError("tolerance must be >= 0")
-    w, h = img.size
-    full = (0, 0, w, h)
-    if w < 8 or h < 8 or min_keep >= 1.0:
-        return full
-    ref = img if img.mode in ("RGB", "L") else img.convert("RGB")
-    a = np.asarray(ref)
-    if a.ndim == 2:
-        a = a[:, :, None]
-
-    k = 3
-    tl = _corner_colour(a, slice(0, k), slice(0, k))
-    tr = _corner_colour(a, slice(0, k), slice(w - k, w))
-    bl = _corner_colour(a, slice(h - k, h), slice(0, k))
-    br = _corner_colour(a, slice(h - k, h), slice(w - k, w))
-
-    def agree(c1: np.ndarray, c2: np.ndarray) -> bool:
-        return float(np.abs(c1 - c2).max()) <= tolerance
-
-    all_four = (
-        agree(tl, tr)
-        and agree(tl, bl)
-        and agree(tl, br)
-        and agree(tr, bl)
-        and agree(tr, br)
-        and agree(bl, br)
-    )
-    slack = _NEUTRAL_SLACK * tolerance
-
-    def side_colour(c1: np.ndarray, c2: np.ndarray) -> np.ndarray | None:
-        if not agree(c1, c2):
-            return None
-        c = (c1 + c2) / 2.0
-        neutral = bool(c.max() <= slack) or bool(c.min() >= 255 - slack)
-        if not (neutral or all_four):
-            return None
-        return np.rint(c).astype(np.int16)
-
-    max_h = int(h * (1.0 - min_keep))
-    max_w = int(w * (1.0 - min_keep))
-
-    top = bottom = left = right = 0
-    c = side_colour(tl, tr)
-    if c is not None:
-        top = _scan(lambda i, j: a[i:j], h, c, tolerance)
-        if top >= h:
-            return full  # the whole image is one colour: nothing to tell apart
-        top = min(top, max_h)
-    c = side_colour(bl, br)
-    if c is not None:
-        bottom = _scan(lambda i, j: a[h - j : h - i][::-1], max_h, c, tolerance)
-    c = side_colour(tl, bl)
-    if c is not None:
-        left = _scan(lambda i, j: a[:, i:j].transpose(1, 0, 2), max_w, c, tolerance)
-    c = side_colour(tr, br)
-    if c is not None:
-        right = _scan(lambda i, j: a[:, w - j : w - i][:, ::-1].transpose(1, 0, 2), max_w, c, tolerance)
-
-    top, bottom = _fit(top, bottom, max_h)
-    left, right = _fit(left, right, max_w)
-    return (left, top, w - right, h - bottom)
-
-
-def _fit(a: int, b: int, budget: int) -> tuple[int, int]:
-    """Shrink two band widths in proportion so that they sum to at most ``budget``."""
-    if a + b <= budget:
-        return a, b
-    a2 = (a * budget) // (a + b)
-    return a2, budget - a2
