@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +32,6 @@ from artlens.index import AspectIndex
 from artlens.models import load_head
 from artlens.models.inputs import embed_features, gather_features
 from artlens.progress import QUIET, Reporter
-
-log = logging.getLogger(__name__)
 
 DEFAULT_COLLECTION = Path("artlens-collection")
 LEARNED_ASPECT = "learned"  # the aspect whose vectors come from a trained head over several extractors
@@ -200,7 +197,7 @@ class Collection:
             self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), extractor.id, self.config.index)
         return self._indexes[aspect]
 
-    def fast_index(self, aspect: str) -> AspectIndex:
+    def fast_index(self, aspect: str, reporter: Reporter = QUIET) -> AspectIndex:
         """The aspect's index with the binary codes of fast search. Codes missing from an index built
         before they existed are made now from its stored vectors and saved with it."""
         if not self.config.index.hash_bits:
@@ -214,7 +211,7 @@ class Collection:
             try:
                 index.save(self.index_dir(aspect))
             except OSError as exc:  # e.g. a read-only collection: the codes stay in memory for this process
-                log.warning("could not save the fast-search codes of %s (%s); they are kept in memory", aspect, exc)
+                reporter.notice(f"could not save the fast-search codes of {aspect} ({exc}); they are kept in memory")
         return index
 
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:
