@@ -21,18 +21,18 @@ from artlens.artists.profiles import (
     gaussian_sigma,
     merge_profiles,
     spherical_kmeans,
-    unit_rows,
 )
 from artlens.artists.search import ArtistSearch, combine_prototypes, score_profiles
 from artlens.cli import main
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.vectors import l2_normalise
 
 
 def clustered(seed=0, per=(12, 12), dim=16, spread=0.15):
     """Unit vectors around one random direction per group."""
     rng = np.random.default_rng(seed)
-    centres = unit_rows(rng.normal(size=(len(per), dim)))
-    rows = [unit_rows(c + spread * rng.normal(size=(n, dim))) for c, n in zip(centres, per)]
+    centres = l2_normalise(rng.normal(size=(len(per), dim)))
+    rows = [l2_normalise(c + spread * rng.normal(size=(n, dim))) for c, n in zip(centres, per)]
     return np.concatenate(rows).astype(np.float32), centres
 
 
@@ -78,9 +78,9 @@ def test_dp_profile_is_one_noisy_mean_calibrated_to_the_works():
     assert gaussian_sigma(1, 1e-5, 2 / 50) > 4 * privacy["sigma"]
     # the noise is drawn afresh: two releases differ, and stay close to the true mean
     again = build_profiles(x, ["a"] * 50, "fusion-x", config).profiles["a"]
-    mean = unit_rows(x.mean(axis=0, keepdims=True))[0]
+    mean = l2_normalise(x.mean(axis=0, keepdims=True))[0]
     assert not np.allclose(profile.prototypes, again.prototypes)
-    assert float(unit_rows(profile.prototypes)[0] @ mean) > 0.5
+    assert float(l2_normalise(profile.prototypes)[0] @ mean) > 0.5
     with pytest.raises(ArtlensError, match="epsilon must be a positive number"):
         gaussian_sigma(0, 1e-5, 0.1)
 
@@ -231,7 +231,7 @@ def test_incremental_leave_one_out_equals_rebuilding_the_profile():
 
 def test_nearest_artwork_never_counts_the_query_and_ranking_metrics():
     x = np.eye(3, dtype=np.float32)[[0, 0, 1, 2]]
-    space = ArtistSpace(np.arange(4), unit_rows(x + 1e-3), ["a", "b", "b", "c"], "test")
+    space = ArtistSpace(np.arange(4), l2_normalise(x + 1e-3), ["a", "b", "b", "c"], "test")
     scores = nearest_artwork_scores(space, np.array([0]))
     assert np.argmax(scores[0]) == 1  # its twin by artist b, not itself
     metrics = ranking(np.array([[0.9, 0.5, 0.1], [0.2, 0.3, 0.1]]), np.array([0, 0]))

@@ -40,13 +40,13 @@ from artlens.artists.profiles import (
     cluster_works,
     gaussian_sigma,
     mean_sensitivity,
-    unit_rows,
 )
 from artlens.artists.search import DEFAULT_TEMPERATURE, combine_prototypes
 from artlens.errors import ArtlensError
 from artlens.metrics import reciprocal_rank, topk_accuracy
 from artlens.progress import QUIET, Reporter
 from artlens.train.split import split_ids
+from artlens.vectors import l2_normalise
 
 
 # -- scores (queries x artists) -----------------------------------------------------------------
@@ -71,7 +71,7 @@ def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfi
         sums = np.zeros((assign.max() + 1, x.shape[1]))
         np.add.at(sums, assign, x[rows])
         counts = np.bincount(assign)
-        prototypes = unit_rows(sums)
+        prototypes = l2_normalise(sums)
         scores[:, a] = combine_prototypes(q @ prototypes.T, counts, temperature)
         for row, cluster in zip(rows, assign):
             j = query_pos.get(int(row))
@@ -81,7 +81,7 @@ def profile_scores(space: ArtistSpace, queries: np.ndarray, config: ProfileConfi
             held_counts[cluster] -= 1
             held = prototypes.copy()
             if held_counts[cluster]:
-                held[cluster] = unit_rows(sums[cluster] - x[row])  # the work as profiled, not as it queries
+                held[cluster] = l2_normalise(sums[cluster] - x[row])  # the work as profiled, not as it queries
             keep = held_counts > 0
             scores[j, a] = combine_prototypes((held[keep] @ q[j])[None, :], held_counts[keep], temperature)[0]
     return scores

@@ -10,13 +10,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artlens.artists.profiles import unit_rows
 from artlens.artists.search import embed_text_inputs
 from artlens.config import IndexConfig
 from artlens.errors import ArtlensError
 from artlens.features import ImageExtractor
 from artlens.index import AspectIndex
 from artlens.models.inputs import embed_features, gather_features
+from artlens.vectors import l2_normalise
 
 
 @dataclass
@@ -65,20 +65,20 @@ def learned_space(collection, head, labels: dict[int, str], query_ids: Sequence[
         raise ArtlensError(f"the head has no text input, so {queries} queries are the same as image+text"
                            if queries == "image" else "the head has no text input, so it cannot embed text queries",
                            "evaluate with the default queries, or use a head trained with text")
-    vectors = unit_rows(embed_features(head, features))
+    vectors = l2_normalise(embed_features(head, features))
     query_vectors, queryable = vectors, None
     if queries == "image":
         present = {n: m & ~rows for n, m in features.present.items()}
         query_vectors = vectors.copy()
         if rows.any():
             subset = features.subset(np.flatnonzero(rows))
-            query_vectors[rows] = unit_rows(head.embed(subset.inputs, {n: m[rows] for n, m in present.items()}))
+            query_vectors[rows] = l2_normalise(head.embed(subset.inputs, {n: m[rows] for n, m in present.items()}))
     elif queries == "text":
         queryable = np.all([features.present.get(n, np.ones(len(rows), bool)) for n in text_inputs], axis=0)
         chosen = np.flatnonzero(rows & queryable)
         query_vectors = vectors.copy()
         if len(chosen):
-            query_vectors[chosen] = unit_rows(
+            query_vectors[chosen] = l2_normalise(
                 embed_text_inputs(head, {n: features.inputs[n][chosen] for n in text_inputs}))
     return ArtistSpace(features.ids, vectors, [labels[int(i)] for i in features.ids], "learned", queryable,
                        query_vectors)
@@ -107,5 +107,5 @@ def pretrained_space(collection, labels: dict[int, str], seed: int = 0) -> Artis
         raise ArtlensError("no pretrained features are cached for the labelled artworks",
                            "run `artlens ingest DIR --collection PATH` first")
     vectors = np.concatenate([scale * index.vectors(ids) for _, scale, index in parts], axis=1)
-    return ArtistSpace(ids, unit_rows(vectors), [labels[int(i)] for i in ids],
+    return ArtistSpace(ids, l2_normalise(vectors), [labels[int(i)] for i in ids],
                        "pretrained: " + ", ".join(f"{a} {s * s:.2f}" for a, s, _ in parts))

@@ -15,6 +15,7 @@ twice is refused, since its works would count twice.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -27,6 +28,7 @@ import numpy as np
 from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.files import write_json
 from artlens.progress import QUIET, Reporter
+from artlens.vectors import l2_normalise
 
 PROFILES_SCHEMA_VERSION = 1
 PROFILES_KIND = "artlens-artist-profiles"
@@ -62,10 +64,7 @@ class ProfileConfig:
         return int(max(1, min(self.max_prototypes, works // max(1, self.works_per_prototype))))
 
     def to_dict(self) -> dict:
-        return {"max_prototypes": self.max_prototypes, "works_per_prototype": self.works_per_prototype,
-                "min_works": self.min_works, "min_prototype_works": self.min_prototype_works,
-                "kmeans_iterations": self.kmeans_iterations, "seed": self.seed,
-                "epsilon": self.epsilon, "delta": self.delta}
+        return dataclasses.asdict(self)
 
 
 @dataclass
@@ -94,7 +93,7 @@ class ArtistProfile:
                                "publish it again with `artlens artists publish`")
         privacy = d.get("privacy")
         # exact prototypes are unit vectors; a DP profile's noisy mean keeps its length (see private_mean)
-        return cls(str(d["name"]), prototypes if privacy else unit_rows(prototypes), counts, int(d["works"]), privacy)
+        return cls(str(d["name"]), prototypes if privacy else l2_normalise(prototypes), counts, int(d["works"]), privacy)
 
 
 @dataclass
@@ -181,7 +180,7 @@ def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0,
                      weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Unit centres (k, dim) and the assignment of each row, by cosine similarity (k-means++ seeding,
     Lloyd iterations on the sphere). Rows may carry ``weights`` (counts, when merging prototypes)."""
-    x = unit_rows(np.asarray(x, dtype=np.float32))
+    x = l2_normalise(x, dtype=np.float32)
     n = len(x)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     k = int(min(k, n))
@@ -199,7 +198,7 @@ def spherical_kmeans(x: np.ndarray, k: int, iterations: int = 25, seed: int = 0,
         sums = np.zeros(centres.shape, dtype=np.float64)
         np.add.at(sums, assign, x * w[:, None])
         used = np.bincount(assign, minlength=len(centres)) > 0
-        centres = unit_rows(sums[used].astype(np.float32))
+        centres = l2_normalise(sums[used].astype(np.float32))
         new = np.argmax(x @ centres.T, axis=1)
         if used.all() and np.array_equal(new, assign):
             break
@@ -211,7 +210,7 @@ def cluster_works(x: np.ndarray, config: "ProfileConfig") -> tuple[np.ndarray, n
     """An artist's prototypes (unit centres) and each work's prototype: spherical k-means with
     ``config.prototypes_for(n)`` clusters, then clusters of fewer than ``min_prototype_works`` works
     dissolved into the others, smallest first, so no prototype is (nearly) a single work."""
-    x = unit_rows(np.asarray(x, dtype=np.float32))
+    x = l2_normalise(x, dtype=np.float32)
     centres, assign = spherical_kmeans(x, config.prototypes_for(len(x)), config.kmeans_iterations, config.seed)
     while len(centres) > 1:
         counts = np.bincount(assign, minlength=len(centres))
@@ -222,7 +221,7 @@ def cluster_works(x: np.ndarray, config: "ProfileConfig") -> tuple[np.ndarray, n
         assign = np.argmax(x @ centres.T, axis=1)
         sums = np.zeros(centres.shape, dtype=np.float64)
         np.add.at(sums, assign, x)
-        centres = unit_rows(sums.astype(np.float32))
+        centres = l2_normalise(sums.astype(np.float32))
     return centres, assign
 
 
@@ -265,7 +264,7 @@ def private_mean(vectors: np.ndarray, epsilon: float, delta: float, rng: np.rand
     The noisy mean is published as it is, not rescaled to unit length: its dot product with a query
     is an unbiased estimate of the query's similarity to the true mean (noise of std sigma), while
     normalising would shrink the scores of artists with few works, whose noise is larger."""
-    x = unit_rows(np.asarray(vectors, dtype=np.float64))
+    x = l2_normalise(vectors, dtype=np.float64)
     n = len(x)
     sensitivity = mean_sensitivity(n)
     sigma = gaussian_sigma(epsilon, delta, sensitivity)
@@ -396,7 +395,7 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
             k = cap
         if k == 1:  # DP: the pooled noisy mean, weighted by works (left unnormalised, as published)
             mean = (prototypes * counts[:, None]).sum(axis=0, keepdims=True) / counts.sum()
-            centres, assign = (mean if privacy else unit_rows(mean)), np.zeros(len(counts), int)
+            centres, assign = (mean if privacy else l2_normalise(mean)), np.zeros(len(counts), int)
         elif k == len(prototypes):
             centres, assign = prototypes, np.arange(len(prototypes))
         else:
@@ -409,7 +408,3 @@ def merge_profiles(sets: Sequence[ProfileSet], max_prototypes: int | None = None
     config["max_prototypes"] = cap
     sources = tuple(source for s in sets for source in s.publications())
     return ProfileSet(first.head_id, first.dim, merged, config, sources, first.head_label)
-
-
-def unit_rows(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)

@@ -103,7 +103,7 @@ class AspectIndex:
             )
         if self.components is not None:
             x = (x - self.mean) @ self.components.T
-        return l2_normalise(x)
+        return l2_normalise(x, dtype=np.float32)
 
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
         ids = np.asarray(ids, dtype=np.int64)
@@ -148,7 +148,7 @@ class AspectIndex:
 
     def search(self, queries: np.ndarray, k: int, allowed_ids=None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` cosine scores and artwork ids for projected query vectors (-1 ids pad short lists)."""
-        q = l2_normalise(np.atleast_2d(queries))
+        q = l2_normalise(np.atleast_2d(queries), dtype=np.float32)
         k = max(1, min(k, len(self)))
         selector = None if allowed_ids is None else faiss.IDSelectorBatch(np.asarray(allowed_ids, dtype=np.int64))
         kind, cfg = self.manifest.kind, self.search_config
@@ -168,7 +168,7 @@ class AspectIndex:
         distance, re-ranked by exact cosine on the stored vectors. Without codes, the plain search."""
         if self.codes is None:
             return self.search(queries, k, allowed_ids)
-        q = l2_normalise(np.atleast_2d(queries))
+        q = l2_normalise(np.atleast_2d(queries), dtype=np.float32)
         shortlist = max(int(shortlist or self.search_config.fast_shortlist), k)
         qcodes = self.hasher.encode(q)
         k = max(1, min(k, len(self)))
