@@ -67,7 +67,7 @@ def test_hub_backbone_through_the_registry(monkeypatch):
     from artlens.features import hub
 
     torch.manual_seed(0)
-    monkeypatch.setattr(hub, "load_vgg19", lambda: hub.VGGBackbone(_tiny_vgg19()))
+    monkeypatch.setitem(hub.HUB_IMAGE_BACKBONES, "vgg19", lambda: hub.VGGBackbone(_tiny_vgg19()))
     monkeypatch.setattr(hub, "preprocess_imagenet", lambda images, size=224: torch.stack(
         [torch.from_numpy(np.asarray(im.resize((32, 32)), dtype=np.float32)).permute(2, 0, 1) / 255 for im in images]))
     backbone_mod._LOADED.pop("vgg19", None)

@@ -63,7 +63,7 @@ def test_semart_latin1_with_images_folder(tmp_path):
     assert "description" not in third.fields and "technique" not in third.fields
     assert third.fields["artist"] == "DÜRER, Albrecht"
     assert t.source == csv_path
-    assert set(t.by_path()) == {first.path, second.path, third.path}
+    assert {row.path for row in t.rows} == {first.path, second.path, third.path}
 
 
 def test_semart_cp1252_punctuation(tmp_path):

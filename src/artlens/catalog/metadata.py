@@ -80,10 +80,6 @@ class MetadataTable:
     #: Human-readable notes on what was skipped or ignored (duplicates, empty paths, ragged rows).
     notes: tuple[str, ...] = field(default=())
 
-    def by_path(self) -> dict[Path, MetadataRow]:
-        """Rows keyed by their absolute image path."""
-        return {row.path: row for row in self.rows}
-
     def __len__(self) -> int:
         return len(self.rows)
 

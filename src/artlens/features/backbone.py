@@ -70,20 +70,22 @@ def _vgg_channels(blocks: tuple[int, ...]) -> dict[str, int]:
     return {**channels, "pool": 512}
 
 
-def _hub(name: str, loader_name: str) -> Callable[[], Backbone]:
+def _hub(name: str) -> Callable[[], Backbone]:
     def factory() -> Backbone:
-        from artlens.features import hub
+        from artlens.features import (
+            hub,  # needs the `hub` extra (torchvision, transformers)
+        )
 
-        model = getattr(hub, loader_name)()
+        model = hub.load_hub_backbone(name)
         return Backbone(name, model, model.preprocess, dict(model.layer_channels))
 
     return factory
 
 
 # The papers' backbones, for users with torchvision and network (the ``hub`` extra).
-register_backbone("resnet50", _hub("resnet50", "load_resnet50"),
+register_backbone("resnet50", _hub("resnet50"),
                   {"layer1": 256, "layer2": 512, "layer3": 1024, "layer4": 2048, "pool": 2048})
-register_backbone("vgg16", _hub("vgg16", "load_vgg16"), _vgg_channels((2, 2, 3, 3, 3)))
-register_backbone("vgg19", _hub("vgg19", "load_vgg19"), _vgg_channels((2, 2, 4, 4, 4)))
-register_backbone("vit-b16", _hub("vit-b16", "load_vit_b16"),
+register_backbone("vgg16", _hub("vgg16"), _vgg_channels((2, 2, 3, 3, 3)))
+register_backbone("vgg19", _hub("vgg19"), _vgg_channels((2, 2, 4, 4, 4)))
+register_backbone("vit-b16", _hub("vit-b16"),
                   {**{f"block{i}": 768 for i in range(12)}, "pool": 768})

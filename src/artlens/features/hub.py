@@ -223,7 +223,7 @@ HUB_IMAGE_BACKBONES: dict[str, Callable[..., HubBackbone]] = {
     "resnet50": load_resnet50,
     "vgg16": load_vgg16,
     "vgg19": load_vgg19,
-    "vit_b16": load_vit_b16,
+    "vit-b16": load_vit_b16,
 }
 
 
