@@ -51,7 +51,7 @@ from artlens.copyright.evaluate import (  # noqa: E402
     score_method,
 )
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
-from artlens.copyright.report import operating_recall, write_copyright_report  # noqa: E402
+from artlens.reports.copyright import operating_recall, write_copyright_report  # noqa: E402
 
 PER_WORK = {"louvre": 2, "bob_ross": 4}
 

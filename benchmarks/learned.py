@@ -28,10 +28,10 @@ from _common import RESULTS, dataset, print_table, write_result
 from artlens.annotation import fit_probe
 from artlens.collection import Collection
 from artlens.config import IndexConfig
-from artlens.evaluation.report_learned import text_lstm_scores
 from artlens.features import create_extractor
 from artlens.index import AspectIndex
 from artlens.metrics import cross_entropy, evaluate_vectors
+from artlens.reports.learned import text_lstm_scores
 from artlens.train.loop import TrainConfig, cpu_threads
 from artlens.train.run import resolve_inputs, train_collection_head
 from artlens.train.split import collection_split

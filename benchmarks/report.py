@@ -20,7 +20,8 @@ from pathlib import Path
 from _common import RESULTS, print_table, write_result
 
 from artlens.collection import Collection
-from artlens.evaluation.report import STAGES, ReportConfig, run_report
+from artlens.progress import Reporter
+from artlens.reports.papers import STAGES, ReportConfig, run_report
 
 TARGET_MINUTES = 20
 
@@ -45,7 +46,7 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     coll = Collection.open(root)
     try:
-        report = run_report(coll, config, RESULTS / f"report_{args.dataset}", say=lambda line: print(line, flush=True))
+        report = run_report(coll, config, RESULTS / f"report_{args.dataset}", reporter=Reporter())
     finally:
         coll.close()
     minutes = (time.perf_counter() - start) / 60

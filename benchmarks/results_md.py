@@ -5,7 +5,7 @@
 
 Each section is built from one family of result files; a section whose files are missing is left
 out, and the end of the document lists the commands that would produce it. Next to our figures
-stand the figures the seed papers reported on their own data (``artlens.evaluation.references``)
+stand the figures the seed papers reported on their own data (``artlens.reports.references``)
 and the remarks that explain the differences.
 """
 
@@ -20,8 +20,14 @@ from pathlib import Path
 
 from _common import REPO, RESULTS
 
-from artlens.evaluation.references import RETRIEVAL, RETRIEVAL_LOUVRE
-from artlens.evaluation.report_markdown import fmt, table
+from artlens.reports.markdown import (
+    aicrs_table,
+    annotation_table,
+    fmt,
+    retrieval_table,
+    table,
+)
+from artlens.reports.references import RETRIEVAL, RETRIEVAL_LOUVRE
 
 DOCS = REPO / "docs"
 FIGURES = DOCS / "figures"
@@ -125,12 +131,6 @@ def section_retrieval(results: Path) -> list[str] | None:
 
 # -- the evaluation reports and the study ----------------------------------------------------------
 def section_reports(results: Path) -> list[str] | None:
-    from artlens.evaluation.report_markdown import (
-        aicrs_table,
-        annotation_table,
-        retrieval_table,
-    )
-
     found = load_each(results, "report_*/report.json")
     if not found:
         return None

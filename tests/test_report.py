@@ -8,8 +8,9 @@ import pytest
 from artlens.cli import main
 from artlens.collection import Collection
 from artlens.errors import ArtlensError
-from artlens.evaluation import report as report_module
-from artlens.evaluation.report import ReportConfig, run_report
+from artlens.reports import learned as report_learned
+from artlens.reports import papers as report_module
+from artlens.reports.papers import ReportConfig, run_report
 
 
 def private_copy(tiny_collection, root):
@@ -22,7 +23,7 @@ def full(tiny_collection, tmp_path_factory):
     base = tmp_path_factory.mktemp("report")
     coll = private_copy(tiny_collection, base / "c")
     config = ReportConfig(label="style", skip=frozenset({"federated", "text"}), epochs=3)
-    run_report(coll, config, base / "out", say=lambda line: None, progress=False)
+    run_report(coll, config, base / "out")
     return base / "out", json.loads((base / "out" / "report.json").read_text())
 
 
@@ -54,7 +55,7 @@ def test_stages_that_cannot_run_say_why(tiny_collection, tmp_path, monkeypatch):
     coll = private_copy(tiny_collection, tmp_path / "c")
     config = ReportConfig(label="style", text_columns=("no_such_column",), epochs=2,
                           skip=frozenset({"retrieval", "annotation", "map"}))
-    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    report = run_report(coll, config, tmp_path / "out").as_dict()
     rows = {r["model"].split(":")[0]: r for r in report["aicrs"]}
     assert "--text-column" in rows["centralised fused (L-MFEA)"]["skipped"]
     assert "--text-column" in rows["text-only"]["skipped"]
@@ -70,7 +71,7 @@ def test_annotation_without_aspect_indexes_probes_the_cached_features(tiny_colle
     shutil.rmtree(coll.root / "index")
     coll = Collection.open(coll.root)
     config = ReportConfig(label="style", epochs=2, skip=frozenset({"retrieval", "aicrs", "text", "federated", "map"}))
-    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    report = run_report(coll, config, tmp_path / "out").as_dict()
     assert report["annotation"]["style"]["method"] == "head"
     artist = report["annotation"]["artist"]
     assert artist["method"] == "probe" and artist["n_test"] > 0 and 0.0 <= artist["top1"] <= artist["top3"] <= 1.0
@@ -91,7 +92,7 @@ def test_cli_rejects_unknown_stage(tiny_collection, tmp_path, capsys):
 def test_embedding_map_separates_clusters(tmp_path):
     import numpy as np
 
-    from artlens.evaluation.report_figures import embedding_map, plot_embedding_map
+    from artlens.reports.figures import embedding_map, plot_embedding_map
 
     rng = np.random.default_rng(0)
     x = np.vstack([rng.normal(0, 0.1, (20, 64)), rng.normal(3, 0.1, (20, 64))])
@@ -109,7 +110,7 @@ def test_no_extract_skips_rows_whose_features_are_not_cached(tiny_collection, tm
     coll = private_copy(tiny_collection, tmp_path / "c")
     assert coll.cache.count(create_extractor("gramcos-block4").id) == 0
     config = ReportConfig(label="style", extract=False, skip=frozenset({"learned", "annotation", "text", "federated"}))
-    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    report = run_report(coll, config, tmp_path / "out").as_dict()
     rows = {r["method"]: r for r in report["retrieval"]}
     assert rows["style: Gram·Cosine block4"] == {"method": "style: Gram·Cosine block4",
                                                  "skipped": "no cached gramcos-block4 features"}
@@ -120,8 +121,6 @@ def test_no_extract_skips_rows_whose_features_are_not_cached(tiny_collection, tm
 @pytest.mark.parametrize("failing", ["fedavg", "fedstyle", "both"])
 def test_each_federated_strategy_is_tried_and_the_stage_ran_if_one_did(failing, tiny_collection, tmp_path,
                                                                        monkeypatch):
-    from artlens.evaluation import report_learned
-
     tried = []
 
     def fake_scores(collection, label, strategy, *args):
@@ -154,7 +153,7 @@ def test_federated_stage_runs_fedavg_and_fedstyle(tiny_collection, tmp_path):
     coll = private_copy(tiny_collection, tmp_path / "c")
     config = ReportConfig(label="style", epochs=2, rounds=2, local_epochs=1, cpus=1,
                           skip=frozenset({"retrieval", "annotation", "text", "map"}))
-    report = run_report(coll, config, tmp_path / "out", say=lambda line: None, progress=False).as_dict()
+    report = run_report(coll, config, tmp_path / "out").as_dict()
     rows = {r["model"].split(":")[0]: r for r in report["aicrs"]}
     for name in ("federated FedAvg", "federated FedStyle"):
         assert "skipped" not in rows[name], rows[name]

@@ -256,7 +256,7 @@ def eval_copyright(
     result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed, progress=not quiet,
                                fast=fast)
     if out is not None:
-        from artlens.copyright.report import write_copyright_report
+        from artlens.reports.copyright import write_copyright_report
 
         write_copyright_report(result, out)
         err.print(f"report written to {out / 'report.md'}")

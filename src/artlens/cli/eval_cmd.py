@@ -37,8 +37,8 @@ def eval_retrieval(
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object: map, p@10, p@60, ndcg@60, n_queries."),
 ):
     """Leave-self-out retrieval: each labelled artwork queries the rest; relevant = same label."""
-    from artlens.evaluation.retrieval import evaluate_collection
     from artlens.models import load_head
+    from artlens.search.evaluate import evaluate_collection
     from artlens.train.split import split_ids
 
     coll = open_collection(collection)

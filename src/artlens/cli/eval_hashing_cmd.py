@@ -76,7 +76,7 @@ def eval_hashing(
         rows.append({"method": method, "bits": b, "map@k": score, "k": k, "n_queries": len(q_idx),
                      "float_map@k": bound, "features": features, "label": label})
     if out is not None:
-        from artlens.evaluation.report_hashing import write_hashing_report
+        from artlens.reports.hashing import write_hashing_report
 
         write_hashing_report(rows, out, str(coll.root))
     if as_json:

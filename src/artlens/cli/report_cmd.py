@@ -35,19 +35,19 @@ def eval_report(
     reason. Features already cached are reused; nothing is written into the collection but missing
     features."""
     from artlens.errors import ArtlensError
-    from artlens.evaluation.report import ReportConfig, run_report
+    from artlens.progress import Reporter
+    from artlens.reports.papers import ReportConfig, run_report
 
     config = ReportConfig(label=label, text_columns=tuple(text_columns or ()), seed=seed, k=k, layer=layer,
                           skip=frozenset(s.strip() for s in skip.split(",") if s.strip()), epochs=epochs,
                           rounds=rounds, local_epochs=local_epochs, cpus=cpus, extract=extract)
-    console = Console(stderr=True)
     coll = open_collection(collection)
     try:
         columns = coll.catalog.metadata_columns()
         unknown = sorted(set(config.text_columns) - set(columns))
         if unknown:
             raise ArtlensError(f"unknown text column(s) {unknown}", f"columns of this collection: {', '.join(columns)}")
-        run_report(coll, config, out, say=lambda line: console.print(line, highlight=False, markup=False, soft_wrap=True))
+        run_report(coll, config, out, reporter=Reporter())
     finally:
         coll.close()
     Console().print(f"{out / 'report.md'}")

@@ -100,10 +100,10 @@ def analyse(
     matrices and of every aspect of the collection; questions ranked by difficulty; cumulative curves;
     and aspect weights fitted to the human majority, scored on held-out questions."""
     from artlens.errors import ArtlensError
+    from artlens.reports.study import fmt, write_analysis
     from artlens.study import AnswerLog
     from artlens.study.analysis import analyse as run_analysis
     from artlens.study.methods import study_vectors
-    from artlens.study.report import fmt, write_analysis
     from artlens.study.weights import fit_weights
 
     s, coll = _open(resolve_study(study, collection), collection)

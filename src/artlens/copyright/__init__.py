@@ -9,8 +9,8 @@
 - :mod:`~artlens.copyright.check`: ``CopyrightChecker``, verdicts plus free alternatives.
 - :mod:`~artlens.copyright.edits` and :mod:`~artlens.copyright.queries`: the seeded edited-copy generator.
 - :mod:`~artlens.copyright.metrics`: µAP, recall at precision, per-transform recall.
-- :mod:`~artlens.copyright.evaluate` and :mod:`~artlens.copyright.report`: ``artlens eval copyright`` and its
-  report folder (``report.md``, ``report.json``, PNG figures).
+- :mod:`~artlens.copyright.evaluate`: ``artlens eval copyright`` (its report folder, ``report.md``,
+  ``report.json`` and PNG figures, is written by :mod:`artlens.reports.copyright`).
 """
 
 from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig

@@ -6,6 +6,7 @@ import numpy as np
 
 from artlens.errors import ArtlensError
 from artlens.metrics import average_precision
+from artlens.vectors import l2_normalise
 
 from .codes import as_codes, hamming_distances
 
@@ -72,11 +73,6 @@ def hashing_map_at_k(query_codes, db_codes, query_labels, db_labels, k: int = 10
     return _map_from_rankings(rank, len(q), len(db), rel_fn, k, block)
 
 
-def _l2n(x):
-    x = np.asarray(x, dtype=np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 def float_map_at_k(
     query_feats, db_feats, query_labels, db_labels, k: int = 1000, center: bool = False, block: int = 256
 ) -> float:
@@ -94,7 +90,7 @@ def float_map_at_k(
     if center:
         mu = dbf.mean(axis=0)
         qf, dbf = qf - mu, dbf - mu
-    qn, dn = _l2n(qf), _l2n(dbf)
+    qn, dn = l2_normalise(qf), l2_normalise(dbf)
     rel_fn = _relevance(query_labels, db_labels)
 
     def rank(rows, kk):

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from artlens.progress import Reporter
+from artlens.features import create_extractor
+from artlens.features.extract import extract_images
+from artlens.progress import QUIET, Reporter
+from artlens.vectors import l2_normalise
 
 STYLE_MATRICES = {"gram": "Gram", "cosine": "Cosine", "gramcos": "Gram·Cosine"}
 MIX = "mix"
@@ -33,12 +36,10 @@ class MethodVectors:
     notes: list[str]
 
 
-def study_vectors(collection, study, layer: str = "block4", extract: bool = True, progress: bool = False) -> MethodVectors:
+def study_vectors(collection, study, layer: str = "block4", extract: bool = True,
+                  reporter: Reporter = QUIET) -> MethodVectors:
     """Gather every method's vectors for the artworks of ``study``; style matrices missing from the
-    feature cache are computed for those artworks only (``extract``)."""
-    from artlens.features import create_extractor
-    from artlens.features.extract import extract_images
-
+    feature cache are computed for those artworks only (``extract``, with progress on ``reporter``)."""
     ids = sorted({a for q in study.questions for a in q.artworks})
     paths = {i: path for i, _, path in collection.catalog.iter_artworks()}
     md5s = collection.catalog.md5s()
@@ -48,7 +49,7 @@ def study_vectors(collection, study, layer: str = "block4", extract: bool = True
     if extract:
         items = [(md5s[i], paths[i]) for i in ids if i in md5s and i in paths]
         cfg = collection.config
-        extract_images(items, names, collection.cache, cfg.batch_size, cfg.max_pixels, cfg.crop_letterbox, Reporter(progress))
+        extract_images(items, names, collection.cache, cfg.batch_size, cfg.max_pixels, cfg.crop_letterbox, reporter)
     for kind, name in zip(STYLE_MATRICES, names):
         got, raw = collection.raw_vectors(name, ids)
         if len(got) == 0:
@@ -67,8 +68,7 @@ def study_vectors(collection, study, layer: str = "block4", extract: bool = True
             continue
         got, raw = collection.raw_vectors(spec.extractor, ids)  # cached but never indexed: raw, L2-normalised
         if len(got):
-            raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-            aspects[aspect] = dict(zip(got.tolist(), raw))
+            aspects[aspect] = dict(zip(got.tolist(), l2_normalise(raw)))
             notes.append(f"{aspect}: no index; compared on raw {spec.extractor} vectors")
     vectors.update(aspects)
     weights = {a: float(w) for a, w in collection.config.weights.items() if w > 0 and a in aspects}

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.files import write_json
 
 STUDY_VERSION = 1
 STUDY_FILE = "study.json"
@@ -70,12 +71,8 @@ class Study:
                 "questions": [{**asdict(q), "artworks": list(q.artworks), "md5s": list(q.md5s)} for q in self.questions]}
 
     def save(self) -> Path:
-        self.root.mkdir(parents=True, exist_ok=True)
-        path = self.root / STUDY_FILE
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2))
-        tmp.replace(path)
-        return path
+        """``study.json``, written atomically."""
+        return write_json(self.as_dict(), self.root / STUDY_FILE)
 
     @classmethod
     def load(cls, root: str | Path) -> "Study":
@@ -125,7 +122,6 @@ def draw_questions(groups: dict[str, list[int]], n_questions: int, size: int, se
 def create_study(collection, group_by: str, n_questions: int = 20, size: int = 5, seed: int = 0,
                  out: str | Path | None = None, overwrite: bool = False) -> Study:
     """Draw the questions from the collection's artworks labelled in ``group_by`` and save the study."""
-
     if size < 3:
         raise ArtlensError(f"--size {size} is too small", "a question needs at least 3 artworks (the paper used 5)")
     if n_questions < 1:

@@ -18,14 +18,25 @@ import dataclasses
 import os
 import platform
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from artlens.annotation import evaluate_annotation, label_columns
 from artlens.errors import ArtlensError
-from artlens.progress import Reporter
+from artlens.files import write_json, write_text
+from artlens.progress import QUIET, Reporter
+from artlens.reports import learned
+from artlens.reports.annotation import evaluate_annotation_unindexed
+from artlens.reports.figures import (
+    embedding_map,
+    plot_embedding_map,
+    plot_precision_curves,
+    plot_training_curves,
+)
+from artlens.reports.markdown import render_report
+from artlens.reports.retrieval import indexed_vectors, pretrained_rows, retrieval_row
 
 STAGES = ("retrieval", "learned", "annotation", "aicrs", "text", "federated", "map")
 REPORT_VERSION = 1
@@ -100,12 +111,9 @@ def flower_available() -> str | None:
     return None
 
 
-def run_report(collection, config: ReportConfig, out: str | Path,
-               say: Callable[[str], None] = print, progress: bool = True) -> Report:
-    """Run every stage not skipped on ``collection`` and write the report into ``out``."""
-    from artlens.annotation import label_columns
-    from artlens.evaluation.report_learned import test_ids
-
+def run_report(collection, config: ReportConfig, out: str | Path, reporter: Reporter = QUIET) -> Report:
+    """Run every stage not skipped on ``collection`` and write the report into ``out``. Stage lines and
+    progress bars go to ``reporter`` (progress), a stage skipped and where the report went are notices."""
     start = time.perf_counter()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -113,54 +121,53 @@ def run_report(collection, config: ReportConfig, out: str | Path,
         collection.config = dataclasses.replace(collection.config, text_columns=tuple(config.text_columns))
     labels = collection.catalog.labels(config.label)
     report = Report(str(collection.root), config, n_labelled=len(labels))
-    held = test_ids(collection, config.label, config.seed)
+    held = learned.test_ids(collection, config.label, config.seed)
     report.n_test = len(held)
-    say(f"{collection.root}: {len(labels)} artworks labelled by {config.label!r}, {len(held)} in the held-out test split")
+    reporter.step(f"{collection.root}: {len(labels)} artworks labelled by {config.label!r}, {len(held)} in the "
+                  "held-out test split")
     texts = collection.texts()
     if config.extract:
-        _prepare_features(collection, config, bool(texts), say, progress)
+        _prepare_features(collection, config, bool(texts), reporter)
 
-    heads = _timed(report, "learned", say, lambda: _learned_stage(collection, config, report, progress))
-    _timed(report, "retrieval", say, lambda: _retrieval_stage(collection, config, report, held, labels, heads or {}))
+    heads = _timed(report, "learned", reporter, lambda: _learned_stage(collection, config, report, reporter))
+    _timed(report, "retrieval", reporter,
+           lambda: _retrieval_stage(collection, config, report, held, labels, heads or {}))
     columns = [config.label] + [c for c in label_columns(collection.catalog) if c != config.label]
-    _timed(report, "annotation", say, lambda: _annotation_stage(collection, columns, config, report, heads or {}))
-    _timed(report, "aicrs", say, lambda: _aicrs_stage(collection, config, report, heads or {}, bool(texts)))
-    _timed(report, "text", say, lambda: _text_stage(collection, config, report, bool(texts)))
-    _timed(report, "federated", say, lambda: _federated_stage(collection, config, report, out))
-    _timed(report, "map", say, lambda: _map_stage(collection, config, report, held, labels, heads or {}, out))
+    _timed(report, "annotation", reporter, lambda: _annotation_stage(collection, columns, config, report, heads or {}))
+    _timed(report, "aicrs", reporter, lambda: _aicrs_stage(collection, config, report, heads or {}, bool(texts)))
+    _timed(report, "text", reporter, lambda: _text_stage(collection, config, report, bool(texts)))
+    _timed(report, "federated", reporter, lambda: _federated_stage(collection, config, report, out))
+    _timed(report, "map", reporter, lambda: _map_stage(collection, config, report, held, labels, heads or {}, out))
     _figures(report, out)
     report.seconds = time.perf_counter() - start
     write_report(report, out)
-    say(f"report written to {out} in {report.seconds / 60:.1f} min")
+    reporter.notice(f"report written to {out} in {report.seconds / 60:.1f} min")
     return report
 
 
 def write_report(report: Report, out: Path) -> None:
-    from artlens.evaluation.report_markdown import render_report
-    from artlens.train.report import write_json, write_text
-
     write_json(report.as_dict(), out / "report.json")
     write_text(render_report(report.as_dict()), out / "report.md")
 
 
 # -- stages ---------------------------------------------------------------------------------------
-def _timed(report: Report, stage: str, say, run):
+def _timed(report: Report, stage: str, reporter: Reporter, run):
     if stage in report.config.skip:
         report.skipped(stage, "skipped by --skip")
-        say(f"[{stage}] skipped (--skip)")
+        reporter.step(f"[{stage}] skipped (--skip)")
         return None
-    say(f"[{stage}] ...")
+    reporter.step(f"[{stage}] ...")
     t = time.perf_counter()
     try:
         result = run()
     except (_Skip, ArtlensError) as reason:
         reason = str(reason) if isinstance(reason, _Skip) else reason.message
         report.skipped(stage, reason)
-        say(f"[{stage}] skipped: {reason}")
+        reporter.notice(f"[{stage}] skipped: {reason}")
         return None
     seconds = round(time.perf_counter() - t, 1)
     report.stages[stage] = {"status": "ran", "seconds": seconds}
-    say(f"[{stage}] done in {seconds} s")
+    reporter.step(f"[{stage}] done in {seconds} s")
     return result
 
 
@@ -168,32 +175,22 @@ class _Skip(Exception):
     """A stage that cannot run on this collection or machine; the message says why."""
 
 
-def _prepare_features(collection, config: ReportConfig, has_text: bool, say, progress: bool) -> None:
-    from artlens.evaluation.report_retrieval import pretrained_rows
-
+def _prepare_features(collection, config: ReportConfig, has_text: bool, reporter: Reporter) -> None:
     needed = {e for _, e, _ in pretrained_rows(config.layer)}
     needed |= {collection.config.aspects[a].extractor for a in ("content", "style") if a in collection.config.aspects}
     if has_text and "text" in collection.config.aspects:
         needed.add(collection.config.aspects["text"].extractor)
     t = time.perf_counter()
-    collection.extract(sorted(needed), reporter=Reporter(progress))  # only what the cache lacks is computed
-    say(f"features ready ({time.perf_counter() - t:.1f} s)")
+    collection.extract(sorted(needed), reporter=reporter)  # only what the cache lacks is computed
+    reporter.step(f"features ready ({time.perf_counter() - t:.1f} s)")
 
 
-def _learned_stage(collection, config: ReportConfig, report: Report, progress: bool) -> dict:
-    from artlens.evaluation.report_learned import train_scored_head
-
-    return {loss: train_scored_head(collection, config.label, ("content", "style"), loss, config.epochs, config.seed,
-                                    progress) for loss in ("ce", "triplet")}
+def _learned_stage(collection, config: ReportConfig, report: Report, reporter: Reporter) -> dict:
+    return {loss: learned.train_scored_head(collection, config.label, ("content", "style"), loss, config.epochs,
+                                            config.seed, reporter) for loss in ("ce", "triplet")}
 
 
 def _retrieval_stage(collection, config: ReportConfig, report: Report, held, labels, heads: dict) -> None:
-    from artlens.evaluation.report_retrieval import (
-        indexed_vectors,
-        pretrained_rows,
-        retrieval_row,
-    )
-
     content = collection.config.aspects.get("content")
     for name, extractor, pca in pretrained_rows(config.layer, content.extractor if content else "effnet-lite0"):
         ids, vectors = indexed_vectors(collection, extractor, held, pca)
@@ -208,22 +205,16 @@ def _retrieval_stage(collection, config: ReportConfig, report: Report, held, lab
 
 
 def _annotation_stage(collection, columns, config: ReportConfig, report: Report, heads: dict) -> None:
-    from artlens.annotation import evaluate_annotation
-
     head = heads["ce"].head if "ce" in heads else None
     if all(a in collection.indexed_aspects() for a in ("content", "style")):
         report.annotation = evaluate_annotation(collection, columns, "test", head, config.seed)
         return
     # no aspect indexes to probe (features cached but never indexed): the same probe on the vectors an
     # index would hold, so that the collection is left as it is
-    from artlens.evaluation.report_annotation import evaluate_annotation_unindexed
-
     report.annotation = evaluate_annotation_unindexed(collection, columns, heads.get("ce"), config.seed)
 
 
 def _aicrs_stage(collection, config: ReportConfig, report: Report, heads: dict, has_text: bool) -> None:
-    from artlens.evaluation.report_learned import train_scored_head
-
     if "ce" not in heads:
         raise _Skip("needs the learned stage (the image-only model is its cross-entropy head)")
     ce = heads["ce"]
@@ -231,8 +222,8 @@ def _aicrs_stage(collection, config: ReportConfig, report: Report, heads: dict, 
                          "curve": [{"epoch": e["epoch"], "val_acc": e.get("val_acc"), "val_loss": e.get("val_loss")}
                                    for e in ce.history]})
     if has_text:
-        fused = train_scored_head(collection, config.label, ("content", "style", "text"), "ce", config.epochs,
-                                  config.seed)
+        fused = learned.train_scored_head(collection, config.label, ("content", "style", "text"), "ce",
+                                          config.epochs, config.seed)
         report.aicrs.append({"model": "centralised fused (L-MFEA): content + style + text (ce)", **fused.scores,
                              "curve": [{"epoch": e["epoch"], "val_acc": e.get("val_acc"), "val_loss": e.get("val_loss")}
                                        for e in fused.history]})
@@ -242,18 +233,14 @@ def _aicrs_stage(collection, config: ReportConfig, report: Report, heads: dict, 
 
 
 def _text_stage(collection, config: ReportConfig, report: Report, has_text: bool) -> None:
-    from artlens.evaluation.report_learned import text_lstm_scores
-
     name = f"text-only: LSTM over {' + '.join(collection.config.text_columns)} tokens"
     if not has_text:
         report.aicrs.append({"model": name, "skipped": _no_text(collection)})
         raise _Skip(_no_text(collection))
-    report.aicrs.append({"model": name, **text_lstm_scores(collection, config.label, config.seed)})
+    report.aicrs.append({"model": name, **learned.text_lstm_scores(collection, config.label, config.seed)})
 
 
 def _federated_stage(collection, config: ReportConfig, report: Report, out: Path) -> None:
-    from artlens.evaluation.report_learned import federated_scores
-
     common = flower_available()
     if common is None and len(set(collection.catalog.column(config.label).values())) < 2:
         common = "fewer than two label values to make institutions of"
@@ -264,8 +251,9 @@ def _federated_stage(collection, config: ReportConfig, report: Report, out: Path
         reason = common
         if reason is None:
             try:
-                scores = federated_scores(collection, config.label, strategy, config.rounds, config.local_epochs,
-                                          config.seed, out / "federated" / strategy, config.cpus)
+                scores = learned.federated_scores(collection, config.label, strategy, config.rounds,
+                                                  config.local_epochs, config.seed, out / "federated" / strategy,
+                                                  config.cpus)
             except ArtlensError as exc:  # e.g. too few artworks per institution for the federated PCA
                 reason = exc.message
         if reason:
@@ -278,9 +266,6 @@ def _federated_stage(collection, config: ReportConfig, report: Report, out: Path
 
 
 def _map_stage(collection, config: ReportConfig, report: Report, held, labels, heads: dict, out: Path) -> None:
-    from artlens.evaluation.report_figures import embedding_map, plot_embedding_map
-    from artlens.evaluation.report_retrieval import indexed_vectors
-
     if heads:
         best = max(heads.values(), key=lambda h: h.scores["accuracy"])
         ids, vectors, source = best.ids, best.vectors, f"learned {best.name} head"
@@ -303,11 +288,6 @@ def _map_stage(collection, config: ReportConfig, report: Report, held, labels, h
 
 
 def _figures(report: Report, out: Path) -> None:
-    from artlens.evaluation.report_figures import (
-        plot_precision_curves,
-        plot_training_curves,
-    )
-
     rows = [r for r in report.retrieval if "curve" in r]
     if rows:
         report.figures["precision_at_k"] = plot_precision_curves(

@@ -10,9 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from artlens.metrics import cross_entropy
+from artlens.metrics import cross_entropy, leave_self_out_map
+from artlens.models.text_lstm import MiniLMTokens
+from artlens.progress import QUIET, Reporter
 from artlens.train.loop import TrainConfig
+from artlens.train.run import train_collection_head
+from artlens.train.split import collection_split
+from artlens.train.text_lstm import evaluate_text_lstm, train_text_lstm
 
 
 @dataclass
@@ -28,19 +34,16 @@ class TrainedHead:
 
 
 def test_ids(collection, label: str, seed: int) -> list[int]:
-    from artlens.train.split import collection_split
-
+    """The ids of the report's held-out test split."""
     return sorted(i for i, s in collection_split(collection, label, seed=seed).items() if s == "test")
 
 
 def train_scored_head(collection, label: str, features: Sequence[str], loss: str, epochs: int, seed: int,
-                      progress: bool = False) -> TrainedHead:
+                      reporter: Reporter = QUIET) -> TrainedHead:
     """Train a head (nothing is written to the collection) and score it on its test split: top-1,
     cross-entropy loss of its classifier, and training seconds."""
-    from artlens.train.run import train_collection_head
-
     config = TrainConfig(loss=loss, epochs=epochs, seed=seed)
-    run = train_collection_head(collection, label, list(features), config, progress=progress)
+    run = train_collection_head(collection, label, list(features), config, progress=reporter.progress)
     head = run.head
     md5s = collection.catalog.md5s()
     held = set(head.split["test"])
@@ -48,8 +51,6 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
     ids, vectors = collection.learned_vectors(head, [i for i in sorted(labels) if md5s.get(i) in held])
     truth = np.array([head.config.classes.index(labels[int(i)]) for i in ids])
     proba = head.predict_proba(vectors)
-    from artlens.metrics import leave_self_out_map
-
     scores = {"accuracy": float(np.mean(proba.argmax(axis=1) == truth)), "map": leave_self_out_map(vectors, truth),
               "loss": cross_entropy(proba, truth),
               "train_s": run.history.seconds, "epochs": len(run.history.epochs), "n_test": len(ids),
@@ -59,12 +60,6 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
 
 def text_lstm_scores(collection, label: str, seed: int) -> dict:
     """The AICRS text-only baseline: an LSTM over description tokens, trained on train, stopped on val."""
-    import torch
-
-    from artlens.models.text_lstm import MiniLMTokens
-    from artlens.train.split import collection_split
-    from artlens.train.text_lstm import evaluate_text_lstm, train_text_lstm
-
     texts = collection.texts()
     labels = collection.catalog.column(label)
     split = collection_split(collection, label, seed=seed)
@@ -87,9 +82,9 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
                      run_dir: Path, cpus: int) -> dict:
     """A federated simulation with one institution per label value (the report's label), on the
     collection's train + val artworks; the kept head is scored on the same test split."""
+    # artlens.federated needs the optional Flower extra: imported here so that the rest of the report runs without it
     from artlens.federated.config import FederatedConfig
     from artlens.federated.simulation import simulate
-    from artlens.train.split import collection_split
 
     # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks
     pooled = sum(1 for s in collection_split(collection, label, seed=seed).values() if s == "train")

@@ -1,5 +1,6 @@
-"""Leave-self-out retrieval evaluation: every labelled artwork queries all the others; relevant
-means same label. Scores mix aspects exactly as search does."""
+"""Leave-self-out retrieval evaluation of a collection (``artlens eval retrieval``): every labelled
+artwork queries all the others; relevant means same label. Scores mix the indexed aspects exactly as
+search does."""
 
 from __future__ import annotations
 

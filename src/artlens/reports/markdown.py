@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from artlens.evaluation.references import retrieval_reference
+from artlens.reports.references import retrieval_reference
 
 
 def fmt(value, digits: int = 4) -> str:

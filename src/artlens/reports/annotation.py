@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.annotation import fit_probe
-from artlens.evaluation.report_retrieval import indexed_vectors
 from artlens.metrics import topk_accuracy
+from artlens.reports.retrieval import indexed_vectors
 from artlens.train.split import collection_split
 
 PROBE_INPUTS = ("content", "style")

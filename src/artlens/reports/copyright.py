@@ -1,5 +1,5 @@
-"""The copyright evaluation report: ``report.json``, ``report.md`` and PNG figures in one folder, the
-layout of the other evaluation reports (``artlens eval report``).
+"""The copyright evaluation report (``artlens eval copyright --out DIR``): ``report.json``, ``report.md``
+and PNG figures in one folder, the layout of the other evaluation reports (``artlens eval report``).
 
 Figures: the precision-recall curve of every method (``precision_recall.png``) and the recall of every
 method per edit family at its operating point (``recall_per_transform.png``). Files are written
@@ -8,11 +8,11 @@ atomically; matplotlib runs headless (Agg).
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
+
+from artlens.files import pyplot, save_figure, write_json, write_text
 
 SUMMARY_COLUMNS = (("micro_ap", "µAP"), ("recall@p90", "R@P90"), ("recall@p99", "R@P99"),
                    ("top1_on_copies", "top-1"), ("recall", "recall@op"),
@@ -28,8 +28,8 @@ def write_copyright_report(result: dict, out: str | Path) -> dict[str, Path]:
                "recall_per_transform": plot_recall_per_transform(result["methods"], out / "recall_per_transform.png")}
     payload = {**result, "figures": {k: p.name for k, p in figures.items()}}
     paths = {"report.json": out / "report.json", "report.md": out / "report.md"}
-    _atomic_text(paths["report.json"], json.dumps(payload, indent=2, default=_jsonable))
-    _atomic_text(paths["report.md"], render_markdown(payload))
+    write_json(payload, paths["report.json"])
+    write_text(render_markdown(payload), paths["report.md"])
     return {**paths, **figures}
 
 
@@ -84,7 +84,7 @@ def render_markdown(result: dict) -> str:
 
 
 def plot_precision_recall(methods: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for name, m in methods.items():
         curve = m.get("pr_curve")
@@ -99,11 +99,11 @@ def plot_precision_recall(methods: dict, path: Path) -> Path:
     ax.legend(fontsize=8, loc="lower left")
     ax.set_title("Edited-copy detection: precision against recall")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_recall_per_transform(methods: dict, path: Path) -> Path:
-    plt = _pyplot()
+    plt = pyplot()
     families = sorted({f for m in methods.values() for f in operating_recall(m)})
     fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(families) + 2), 4.5))
     width = 0.8 / max(1, len(methods))
@@ -118,30 +118,7 @@ def plot_recall_per_transform(methods: dict, path: Path) -> Path:
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("Recall per edit family")
     fig.tight_layout()
-    return _save(fig, path)
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig, path: Path) -> Path:
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")
-    fig.savefig(tmp, dpi=100)
-    _pyplot().close(fig)
-    tmp.replace(path)
-    return path
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
+    return save_figure(fig, path)
 
 
 def _cell(value) -> str:
@@ -149,12 +126,4 @@ def _cell(value) -> str:
         return "–"
     if isinstance(value, float):
         return "∞" if not np.isfinite(value) else f"{value:.4f}"
-    return str(value)
-
-
-def _jsonable(value):
-    if isinstance(value, (np.floating, np.integer)):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
     return str(value)

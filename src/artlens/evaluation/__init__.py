@@ -1,1 +1,0 @@
-"""Evaluation: pure metric functions and harnesses that read from every stage."""
