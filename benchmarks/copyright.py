@@ -44,6 +44,7 @@ from copyright_data import (  # noqa: E402
     sscd_features,
 )
 
+from artlens import settings  # noqa: E402
 from artlens.copyright.config import CopyrightConfig  # noqa: E402
 from artlens.copyright.evaluate import (  # noqa: E402
     distractor_counts,
@@ -51,6 +52,7 @@ from artlens.copyright.evaluate import (  # noqa: E402
     score_method,
 )
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
+from artlens.progress import Reporter  # noqa: E402
 from artlens.reports.copyright import operating_recall, write_copyright_report  # noqa: E402
 
 PER_WORK = {"louvre": 2, "bob_ross": 4}
@@ -61,12 +63,13 @@ def build_registry(name: str, config: CopyrightConfig, retrain: tuple[str, ...] 
     path = CACHE / f"registry-{name}"
     registry = CopyrightRegistry.open(path, create=True, config=config)
     if len(registry) == 0:
-        registry.add(folder, owner=f"{name} (benchmark)", licence="all rights reserved", train=False, progress=True)
+        registry.add(folder, owner=f"{name} (benchmark)", licence="all rights reserved", train=False,
+                     reporter=Reporter())
     for detector in config.detectors:
         if detector not in registry.trained() or detector in retrain:
             started = time.perf_counter()
             print(f"training the {detector} detector of {path} ...", flush=True)
-            registry.train((detector,), progress=True)
+            registry.train((detector,), reporter=Reporter())
             print(f"  trained in {time.perf_counter() - started:.0f} s", flush=True)
     return registry
 
@@ -136,11 +139,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--report", action="store_true", help="also write results/copyright_SET_report/ (md, json, PNGs)")
     args = ap.parse_args(argv)
 
-    changes = {}
-    changes["cvae__epochs"] = args.cvae_epochs
-    if args.views is not None:
-        changes["robust__views"] = args.views
-    config = CopyrightConfig().replace(**changes)
+    config = settings.with_changes(CopyrightConfig(), {"cvae__epochs": args.cvae_epochs, "robust__views": args.views})
     results, heads = {}, {}
     for name in args.sets:
         retrain = tuple(d for d in args.retrain.split(",") if d)
@@ -165,7 +164,7 @@ def main(argv=None) -> dict:
                for f in fam]
         print("\nrecall per edit family at each method's operating point (baselines: at their 99 % precision threshold)")
         print_table(per, ["family", *results[name]["methods"]])
-        write_result(f"copyright_{name}", {"config": config.to_dict(), **results[name]})
+        write_result(f"copyright_{name}", {"config": settings.to_dict(config), **results[name]})
         if args.report:
             write_copyright_report(results[name], RESULTS / f"copyright_{name}_report")
     return results

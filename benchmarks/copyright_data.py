@@ -35,6 +35,7 @@ from artlens.copyright.queries import (  # noqa: E402
     iter_rendered,
     sample_paths,
 )
+from artlens.files import write_arrays  # noqa: E402
 
 CACHE = RESULTS / "cache" / "copyright"
 N_DISTRACTORS = 1000
@@ -138,9 +139,7 @@ def _query_features(name: str, queries: list[EditedQuery], seed: int, progress: 
         print(file=sys.stderr)
     out = {"taps": np.concatenate(taps), "thumbs": np.concatenate(thumbs), "phash": np.concatenate(hashes),
            "edits": np.array(edits)}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(path)
+    write_arrays(path, **out)
     return out
 
 
@@ -175,9 +174,7 @@ def _sscd_features(name: str, queries: list[EditedQuery], seed: int, progress: b
             print(f"\r{name} sscd {done}/{len(queries)} ({done / (time.perf_counter() - start):.1f}/s)",
                   end="", file=sys.stderr, flush=True)
     out = {"works": np.concatenate(registered), "queries": np.concatenate(encoded)}
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **out)
-    tmp.replace(path)
+    write_arrays(path, **out)
     return out
 
 

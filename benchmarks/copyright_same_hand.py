@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from _common import print_table, write_result  # noqa: E402
 from copyright_data import CACHE, query_features, query_set, registry_set  # noqa: E402
 
-from artlens.copyright.metrics import recall_at_precision  # noqa: E402
 from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
 from artlens.copyright.robust import train_calibrated_head  # noqa: E402
 from artlens.copyright.taps import COPY_TAPS  # noqa: E402
 from artlens.copyright.views import view_keys  # noqa: E402
+from artlens.metrics.copy_detection import recall_at_precision  # noqa: E402
 
 
 def cached_bob_ross(seed: int):

@@ -154,11 +154,13 @@ def robust_scale(n: int, queries: int, shortlist: int, bits: int, rng) -> tuple[
 def end_to_end(detector: RobustDetector, files: list[str], shortlist: int) -> dict:
     """One check of an image file, as ``artlens copyright check`` does it: decode, letterbox crop,
     backbone pass (pooled taps), head, search."""
+    from artlens.copyright.extractors import register_extractors
     from artlens.copyright.taps import COPY_TAPS
     from artlens.features import create_extractor
     from artlens.features.extract import encode_images
     from artlens.imaging import crop_letterbox, load_image
 
+    register_extractors()
     extractor = create_extractor(COPY_TAPS)
     out = {}
     for fast in (False, True):

@@ -45,9 +45,12 @@ def pictures(tmp_path_factory) -> dict[str, Path]:
     (root / "free").mkdir()
     for i in (9, 10, 11):
         shutil.copy(demo[i], root / "free" / f"free{i}.jpg")
+    (root / "free-labels.csv").write_text("path,title,artist\nfree/free9.jpg,Dots at dusk,Ada Free\n"
+                                          "free/free10.jpg,Stripes,Bo Free\n")  # free11.jpg has no metadata
     (root / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
     return {"root": root, "ann": root / "ann", "bob": root / "bob", "queries": root / "queries",
-            "free": root / "free", "broken": root / "broken.jpg", "work": root / "ann" / "ann1.jpg"}
+            "free": root / "free", "free_labels": root / "free-labels.csv", "broken": root / "broken.jpg",
+            "work": root / "ann" / "ann1.jpg"}
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +61,7 @@ def registry_path(pictures, tmp_path_factory) -> Path:
     registry.add(pictures["bob"], owner="Bob")
     registry.close()
     free = CopyrightRegistry.open(path.parent / "free", create=True, config=TINY)
-    free.add(pictures["free"], owner="Public", licence="CC0", train=False)
+    free.add(pictures["free"], owner="Public", licence="CC0", labels=pictures["free_labels"], train=False)
     free.close()
     return path
 
@@ -101,6 +104,19 @@ def test_edited_copies_are_found_and_a_distractor_is_not(registry_path, pictures
     assert (exact.verdict, exact.stage, exact.score) == ("registered", "exact", 1.0)
 
 
+def test_alternatives_carry_title_and_artist_where_the_free_collection_has_them(registry_path, pictures):
+    free = CopyrightRegistry.open(registry_path.parent / "free").collection
+    checker = CopyrightChecker(CopyrightRegistry.open(registry_path), free, alternatives=3)
+    result = checker.check_files([pictures["queries"] / "other.jpg"])[0]
+    by_file = {Path(a.path).name: a for a in result.alternatives}
+    assert set(by_file) == {"free9.jpg", "free10.jpg", "free11.jpg"}
+    assert (by_file["free9.jpg"].title, by_file["free9.jpg"].artist) == ("Dots at dusk", "Ada Free")
+    assert (by_file["free11.jpg"].title, by_file["free11.jpg"].artist) == (None, None)
+    alternatives = result.as_dict()["alternatives"]
+    assert all({"id", "path", "score", "owner", "licence", "title", "artist"} <= set(a) for a in alternatives)
+    assert {a["artist"] for a in alternatives} == {"Ada Free", "Bo Free", None}
+
+
 def test_the_paper_detector_answers_with_its_stages(registry_path, pictures):
     checker = CopyrightChecker(CopyrightRegistry.open(registry_path), detector="cvae")
     result = checker.check_files([pictures["queries"] / "jpeg.jpg"])[0]
@@ -112,7 +128,7 @@ def test_the_paper_detector_answers_with_its_stages(registry_path, pictures):
 def test_check_json_lines_for_many_files_and_a_folder(registry_path, pictures, capsys):
     free = str(registry_path.parent / "free")
     code, out, _ = run(["copyright", "check", str(pictures["queries"]), str(pictures["work"]), "--registry",
-                        str(registry_path), "--free", free, "-k", "1", "--json"], capsys)
+                        str(registry_path), "--free", free, "--alternatives", "1", "--json"], capsys)
     assert code == 0
     rows = [json.loads(line) for line in out.splitlines()]
     assert [Path(r["file"]).name for r in rows] == ["crop.jpg", "jpeg.jpg", "other.jpg", "ann1.jpg"]
@@ -126,7 +142,7 @@ def test_check_json_lines_for_many_files_and_a_folder(registry_path, pictures, c
 def test_check_text_output_names_every_licence(registry_path, pictures, capsys):
     free = str(registry_path.parent / "free")
     code, out, _ = run(["copyright", "check", str(pictures["queries"] / "crop.jpg"), "--registry", str(registry_path),
-                        "--free", free, "-k", "1"], capsys)
+                        "--free", free, "--alternatives", "1"], capsys)
     assert code == 0
     lines = out.splitlines()
     assert "of Ann [all rights reserved], score " in lines[0]
@@ -168,6 +184,36 @@ def test_registry_built_with_another_descriptor_is_refused_unchanged(registry_pa
     assert snapshot(other) == before
     with pytest.raises(ArtifactMismatchError):
         CopyrightRegistry.open(other)
+
+
+def test_registry_commands_print_one_json_object_and_progress_on_stderr(pictures, tmp_path, capsys):
+    path = tmp_path / "reg"
+    CopyrightRegistry.open(path, create=True, config=TINY).close()  # tiny detectors: trained in seconds
+    code, out, err = run(["registry", "add", str(pictures["bob"]), "--owner", "Bob", "--registry", str(path),
+                          "--json"], capsys)
+    assert code == 0
+    summary = json.loads(out)  # nothing but the one object on stdout
+    assert summary["works"] == 2 and set(summary["trained"]) == {"robust", "cvae"}
+    assert summary["ingest"]["added"] == 2
+    assert "robust head epoch" in err and "cvae epoch" in err  # progress went to stderr
+    code, out, _ = run(["registry", "train", "--detectors", "robust", "--registry", str(path), "--json",
+                        "--quiet"], capsys)
+    assert code == 0 and set(json.loads(out)["trained"]) == {"robust"}
+    code, out, _ = run(["registry", "update", "--owner", "Bob", "--licence", "CC0", "--registry", str(path),
+                        "--json"], capsys)
+    assert code == 0 and json.loads(out) == {"registry": str(path), "owner": "Bob", "new_owner": None,
+                                             "licence": "CC0", "updated": 2}
+    code, out, _ = run(["registry", "remove", "--owner", "Bob", "--registry", str(path), "--json"], capsys)
+    assert code == 0 and json.loads(out) == {"registry": str(path), "owner": "Bob", "removed": 2, "works": 0}
+
+
+def test_dropped_short_flags_are_refused(registry_path, pictures, capsys):
+    check = ["copyright", "check", str(pictures["work"])]
+    registry = ["--registry", str(registry_path)]
+    for argv in (check + ["-r", str(registry_path)], check + registry + ["-d", "cvae"], check + registry + ["-k", "1"],
+                 ["registry", "update", "-o", "Nobody", "--new-owner", "X"] + registry):
+        code, out, err = run(argv, capsys)
+        assert code == 2 and not out and "No such option" in err, argv
 
 
 def test_registry_add_of_a_missing_folder_creates_nothing(tmp_path, capsys):
@@ -229,7 +275,8 @@ def test_eval_copyright_reports_every_method(registry_path, pictures, capsys):
 
 
 def test_fast_check_agrees_with_the_exact_check(registry_path, pictures, capsys):
-    argv = ["copyright", "check", str(pictures["queries"]), "--registry", str(registry_path), "-k", "0", "--json"]
+    argv = ["copyright", "check", str(pictures["queries"]), "--registry", str(registry_path), "--alternatives", "0",
+            "--json"]
     code, exact, _ = run(argv, capsys)
     assert code == 0
     code, fast, _ = run(argv + ["--fast", "--shortlist", "2"], capsys)

@@ -1,5 +1,10 @@
 """The paper's CVAE keys and the robust head, on synthetic data (no backbone)."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +15,10 @@ from artlens.copyright.cvae import (
     CVAEKeyDetector,
     first_key,
     second_key,
+    thumbnail_extractor,
     train_cvae,
 )
+from artlens.copyright.extractors import register_extractors
 from artlens.copyright.robust import (
     ProjectionHead,
     RobustDetector,
@@ -20,7 +27,12 @@ from artlens.copyright.robust import (
     train_calibrated_head,
     train_head,
 )
+from artlens.copyright.taps import COPY_TAPS
 from artlens.errors import ArtifactMismatchError, ArtlensError, CollectionError
+from artlens.features import create_extractor
+from artlens.settings import with_changes
+
+SRC = Path(__file__).resolve().parents[1] / "src"
 
 TINY_CVAE = CVAEConfig(image_size=32, channels=(4, 8, 8, 16, 16), hidden=32, latent=16, epochs=1, batch_size=4)
 
@@ -139,10 +151,22 @@ def test_robust_detector_save_load_sync_and_mismatch(tmp_path):
 
 
 def test_config_round_trip_and_validation(tmp_path):
-    config = CopyrightConfig().replace(robust__views=3, cvae__epochs=2, detectors=("cvae",))
+    config = with_changes(CopyrightConfig(), {"robust__views": 3, "cvae__epochs": 2, "detectors": ("cvae",)})
     config.save(tmp_path / "c.toml")
     assert CopyrightConfig.load(tmp_path / "c.toml") == config
     with pytest.raises(CollectionError, match="unknown detectors"):
         CopyrightConfig.from_dict({"detectors": ["sift"]})
     with pytest.raises(CollectionError, match="bad copyright settings"):
         CopyrightConfig.from_dict({"robust": {"nope": 1}})
+
+
+def test_detector_extractors_are_registered_explicitly_and_once():
+    code = ("import artlens.copyright.check, artlens.copyright.evaluate\n"
+            "from artlens.features import list_extractors\n"
+            "assert 'copy-taps' not in list_extractors(), 'registered at import'\n")
+    subprocess.run([sys.executable, "-c", code], check=True, env={**os.environ, "PYTHONPATH": str(SRC)})
+    register_extractors([32])
+    taps, thumbs = create_extractor(COPY_TAPS), create_extractor("thumb-32")
+    register_extractors([32])  # again: the same instances
+    assert create_extractor(COPY_TAPS) is taps and create_extractor("thumb-32") is thumbs
+    assert thumbs.dim == 32 * 32 * 3 and thumbnail_extractor(32) is thumbs

@@ -14,14 +14,14 @@ from artlens.copyright.edits import (
     rng_for,
 )
 from artlens.copyright.evaluate import distractor_counts, score_method
-from artlens.copyright.metrics import (
+from artlens.copyright.queries import UNEDITED, edited_queries, render_query
+from artlens.errors import ArtlensError
+from artlens.metrics.copy_detection import (
     copy_detection_summary,
     micro_average_precision,
     recall_at_precision,
     verdict_summary,
 )
-from artlens.copyright.queries import UNEDITED, edited_queries, render_query
-from artlens.errors import ArtlensError
 
 
 @pytest.fixture(scope="module")

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
+from artlens.copyright.code_shortlist import META_FILE, CodeShortlist
 from artlens.copyright.robust import ProjectionHead, RobustDetector
-from artlens.copyright.shortlist import META_FILE, BinaryShortlist
 
 
 def _detector(n=400, dim=32, seed=0) -> tuple[RobustDetector, np.ndarray]:
@@ -75,4 +75,4 @@ def test_codes_are_saved_versioned_and_rebuilt_when_the_works_change(tmp_path):
 
 def test_shortlist_needs_two_works():
     with pytest.raises(Exception, match="at least two"):
-        BinaryShortlist.build(np.ones((1, 8), np.float32), np.array([1]), "d", 8)
+        CodeShortlist.build(np.ones((1, 8), np.float32), np.array([1]), "d", 8)

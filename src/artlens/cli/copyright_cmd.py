@@ -13,6 +13,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from artlens.cli import app, eval_app
+from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
+from artlens.progress import Reporter
 
 registry_app = typer.Typer(help="Manage a registry of protected (or free-to-use) works and their owners.",
                            no_args_is_help=True)
@@ -28,61 +30,65 @@ def default_registry() -> Path:
 
 
 def registry_option():
-    return typer.Option(None, "--registry", "-r", show_default=False,
+    return typer.Option(None, "--registry", show_default=False,
                         help="Registry folder (default: $ARTLENS_REGISTRY or ./artlens-registry).")
 
 
-def _config_changes(detectors, views, epochs, cvae_epochs, threshold) -> dict:
-    changes = {}
-    if detectors:
-        changes["detectors"] = tuple(d.strip() for d in detectors.split(",") if d.strip())
-    for key, value in (("robust__views", views), ("robust__epochs", epochs), ("cvae__epochs", cvae_epochs),
-                       ("robust__threshold", threshold)):
-        if value is not None:
-            changes[key] = value
-    return changes
+def _config_changes(detectors: str | None, views: int | None, epochs: int | None, cvae_epochs: int | None) -> dict:
+    """The options given, as :func:`artlens.settings.with_changes` takes them (None: not given)."""
+    chosen = tuple(d.strip() for d in detectors.split(",") if d.strip()) if detectors else None
+    return {"detectors": chosen, "robust__views": views, "robust__epochs": epochs, "cvae__epochs": cvae_epochs}
 
 
 def _open(path: Path | None, create: bool = False, changes: dict | None = None, allow_rebuild: bool = False):
-    from artlens.copyright.config import CopyrightConfig
     from artlens.copyright.registry import CopyrightRegistry
+    from artlens.settings import with_changes
 
     path = path or default_registry()
     config = None
-    if changes:
+    if changes and any(v is not None for v in changes.values()):
         settings = path / "copyright" / "config.toml"
         base = CopyrightConfig.load(settings) if settings.exists() else CopyrightConfig()
-        config = CopyrightConfig.from_dict(base.replace(**changes).to_dict())  # validates detector names
+        config = with_changes(base, changes)  # CopyrightConfig checks the detector names
     return CopyrightRegistry.open(path, create=create, config=config, allow_rebuild=allow_rebuild)
 
 
-DETECTORS_HELP = "Detectors to train, comma-separated: robust, cvae (default: both)."
+def _print_json(payload: dict) -> None:
+    print(json.dumps(payload, indent=2, default=str), flush=True)
+
+
+DETECTORS_HELP = f"Detectors to train, comma-separated: robust, cvae (default: {','.join(CopyrightConfig.detectors)})."
+VIEWS_HELP = f"Edited views per work for the robust descriptor (default {RobustConfig.views})."
+EPOCHS_HELP = f"Training epochs of the robust projection head (default {RobustConfig.epochs})."
+CVAE_EPOCHS_HELP = f"Training epochs of the paper's CVAE (default {CVAEConfig.epochs})."
+QUIET_HELP = "No progress output."
 
 
 @registry_app.command("add")
 def registry_add(
     folder: Path = typer.Argument(..., help="Folder of images to register (searched recursively)."),
-    owner: str = typer.Option(..., "--owner", "-o", help="Who holds the rights to these works."),
-    licence: str = typer.Option(None, "--licence", help="Licence of these works, e.g. 'all rights reserved', CC0, CC-BY-4.0."),
-    labels: Path = typer.Option(None, "--labels", "-l", help="Metadata CSV (title, artist, ...) with a path column."),
+    owner: str = typer.Option(..., "--owner", help="Who holds the rights to these works."),
+    licence: str = typer.Option(None, "--licence", help="Licence of these works, e.g. 'all rights reserved', CC0, "
+                                "CC-BY-4.0 (default: the work's licence so far, else 'all rights reserved')."),
+    labels: Path = typer.Option(None, "--labels", help="Metadata CSV (title, artist, ...) with a path column."),
     registry: Path = registry_option(),
     no_train: bool = typer.Option(False, "--no-train", help="Do not train detectors now (`artlens registry train` later)."),
     detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
-    views: int = typer.Option(None, "--views", help="Edited views per work for the robust descriptor."),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs of the robust projection head."),
-    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help="Training epochs of the paper's CVAE."),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    views: int = typer.Option(None, "--views", help=VIEWS_HELP),
+    epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
+    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ):
     """Register a folder of works under an owner and licence (a free-to-use collection is a registry
     with a free licence). Re-running is incremental; new works are indexed in the trained detectors."""
     from artlens.copyright.registry import check_image_folder
 
     check_image_folder(folder)  # before anything is created
-    reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs, None))
-    summary = reg.add(folder, owner, licence, labels, train=not no_train, progress=not quiet)
+    reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs))
+    summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet))
     if as_json:
-        print(json.dumps(summary, indent=2, default=str))
+        _print_json(summary)
         return
     r = summary["ingest"]
     err.print(f"[bold]{reg.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
@@ -96,21 +102,27 @@ def registry_add(
 
 @registry_app.command("remove")
 def registry_remove(
-    owner: str = typer.Option(..., "--owner", "-o", help="Owner whose works are removed."),
+    owner: str = typer.Option(..., "--owner", help="Owner whose works are removed."),
     registry: Path = registry_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print what was removed as one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ):
     """Remove every work of an owner from the registry and its detectors."""
     reg = _open(registry)
-    n = reg.remove_owner(owner)
+    n = reg.remove_owner(owner, reporter=Reporter(not quiet))
+    if as_json:
+        _print_json({"registry": str(reg.root), "owner": owner, "removed": n, "works": len(reg)})
+        return
     err.print(f"removed {n} works of {owner!r}; {len(reg)} remain")
 
 
 @registry_app.command("update")
 def registry_update(
-    owner: str = typer.Option(..., "--owner", "-o", help="Owner whose works are updated."),
+    owner: str = typer.Option(..., "--owner", help="Owner whose works are updated."),
     new_owner: str = typer.Option(None, "--new-owner", help="New owner name."),
     licence: str = typer.Option(None, "--licence", help="New licence of all the owner's works."),
     registry: Path = registry_option(),
+    as_json: bool = typer.Option(False, "--json", help="Print what was updated as one JSON object."),
 ):
     """Rename an owner or change the licence of all their works."""
     from artlens.errors import ArtlensError
@@ -119,19 +131,23 @@ def registry_update(
         raise ArtlensError("nothing to update", "pass --new-owner NAME and/or --licence LICENCE")
     reg = _open(registry)
     n = reg.update_owner(owner, new_owner, licence)
+    if as_json:
+        _print_json({"registry": str(reg.root), "owner": owner, "new_owner": new_owner, "licence": licence,
+                     "updated": n})
+        return
     err.print(f"updated {n} works of {owner!r}")
 
 
 @registry_app.command("list")
 def registry_list(
     registry: Path = registry_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print owners and detectors as JSON."),
+    as_json: bool = typer.Option(False, "--json", help="Print owners and detectors as one JSON object."),
 ):
     """Owners, their number of works and licences, and the trained detectors."""
     reg = _open(registry)
     info = {"registry": str(reg.root), "works": len(reg), "owners": reg.owners(), "detectors": reg.trained()}
     if as_json:
-        print(json.dumps(info, indent=2))
+        _print_json(info)
         return
     table = Table("owner", "works", "licences", title=f"{reg.root}: {len(reg)} works, detectors: "
                   f"{', '.join(info['detectors']) or 'none trained'}")
@@ -144,16 +160,19 @@ def registry_list(
 def registry_train(
     registry: Path = registry_option(),
     detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
-    views: int = typer.Option(None, "--views", help="Edited views per work for the robust descriptor."),
-    epochs: int = typer.Option(None, "--epochs", help="Training epochs of the robust projection head."),
-    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help="Training epochs of the paper's CVAE."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    views: int = typer.Option(None, "--views", help=VIEWS_HELP),
+    epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
+    cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print what was trained as one JSON object."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ):
     """(Re)train the registry's detectors on its works; also rebuilds a registry made by another version."""
-    changes = _config_changes(detectors, views, epochs, cvae_epochs, None)
+    changes = _config_changes(detectors, views, epochs, cvae_epochs)
     reg = _open(registry, changes=changes, allow_rebuild=True)
-    chosen = changes.get("detectors")
-    report = reg.train(chosen, progress=not quiet)
+    report = reg.train(changes["detectors"], reporter=Reporter(not quiet))
+    if as_json:
+        _print_json({"registry": str(reg.root), "trained": report})
+        return
     for name, info in report.items():
         err.print(f"trained {name} on {info['works']} works in {info['seconds']} s: {info['descriptor_id']}" +
                   (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
@@ -165,12 +184,15 @@ def copyright_check(
     registry: Path = registry_option(),
     free: Path = typer.Option(None, "--free", help="Free-to-use collection to suggest alternatives from "
                               "(default: $ARTLENS_FREE, if set)."),
-    detector: str = typer.Option(None, "--detector", "-d", help="robust (default) or cvae (the KOLAA paper's keys)."),
-    k: int = typer.Option(None, "-k", "--alternatives", help="Number of alternatives (default 5)."),
+    detector: str = typer.Option(None, "--detector", help="robust or cvae (the KOLAA paper's keys); default: the "
+                                 "registry's first trained detector (robust, unless changed)."),
+    alternatives: int = typer.Option(None, "--alternatives", min=0, help="Number of free alternatives per file "
+                                     f"(default: the registry's setting, {CopyrightConfig.alternatives} unless changed)."),
     fast: bool = typer.Option(False, "--fast", help="Robust detector only: score just the works whose binary "
                               "codes are nearest in Hamming distance, then re-rank them with the float "
                               "descriptor (same threshold; for very large registries)."),
-    shortlist: int = typer.Option(None, "--shortlist", min=1, help="Works re-ranked in --fast mode (default 100)."),
+    shortlist: int = typer.Option(None, "--shortlist", min=1, help="Works re-ranked in --fast mode (default: the "
+                                  f"registry's setting, {RobustConfig.shortlist} unless changed)."),
     as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
 ):
     """Is each image a registered work (even cropped, recompressed, recoloured, screenshotted)? Prints
@@ -185,7 +207,7 @@ def copyright_check(
     reg = _open(registry)
     free_path = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
     free_collection = Collection.open(free_path) if free_path else None
-    checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=k, fast=fast,
+    checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=alternatives, fast=fast,
                                shortlist=shortlist)
     failed = 0
     out = Console(soft_wrap=True)  # one line per result, whatever the terminal width
@@ -228,7 +250,7 @@ def eval_copyright(
     out: Path = typer.Option(None, "--out", "-o", help="Folder for report.md, report.json and PNG figures "
                              "(precision-recall curves, recall per edit family)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every method's metrics."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
 ):
     """Edited-copy benchmark on a registry: µAP, recall at 90/99 % precision, top-1, false positives on
     the distractors (each unedited and edited once) and recall per edit family, for every trained
@@ -253,8 +275,8 @@ def eval_copyright(
         raise CollectionError(f"the registry {reg.root} holds no works",
                               "register works with `artlens registry add DIR --owner NAME`")
     pool = [str(p) for p in image_files([distractors])]
-    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed, progress=not quiet,
-                               fast=fast)
+    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed,
+                               reporter=Reporter(not quiet), fast=fast)
     if out is not None:
         from artlens.reports.copyright import write_copyright_report
 

@@ -4,7 +4,7 @@ used instead?
 Stages, first hit wins: ``exact`` (the file's bytes are a registered file), then the chosen detector:
 ``descriptor`` (robust cosine >= its calibrated threshold) or the paper's ``hamming`` / ``cosine``
 stages. Every result also lists the ``alternatives`` most similar in content from the free collection.
-With ``fast=True`` the robust detector scores only a Hamming shortlist of its works (``copyright.shortlist``).
+With ``fast=True`` the robust detector scores only a Hamming shortlist of its works (``copyright.code_shortlist``).
 """
 
 from __future__ import annotations
@@ -36,12 +36,15 @@ REGISTERED, NOT_REGISTERED, ERROR = "registered", "not-registered", "error"
 
 @dataclass
 class Alternative:
+    """A work of the free collection similar in content; ``title`` and ``artist`` as its metadata has them."""
+
     id: int
     path: str
     score: float
     owner: str | None
     licence: str | None
     title: str | None
+    artist: str | None = None
 
 
 @dataclass
@@ -210,6 +213,6 @@ class CopyrightChecker:
                     continue
                 w = works[int(i)]
                 row.append(Alternative(int(i), w.path, float(s), w.metadata.get(OWNER), w.metadata.get(LICENCE),
-                                       w.metadata.get("title")))
+                                       w.metadata.get("title"), w.metadata.get("artist")))
             out.append(row)
         return out

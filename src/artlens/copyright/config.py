@@ -1,18 +1,17 @@
 """Settings of a copyright registry's detectors, stored as ``copyright/config.toml`` in the registry.
 
-Every option has its one default here; the CLI maps its flags onto these dataclasses.
+Every option has its one default here; the CLI maps its flags onto these dataclasses with
+:func:`artlens.settings.with_changes`, and :mod:`artlens.settings` reads and writes the TOML.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomli_w
-
-from artlens.errors import CollectionError
+from artlens import settings
+from artlens.errors import ArtlensError, CollectionError
 
 DETECTORS = ("robust", "cvae")
 
@@ -69,52 +68,29 @@ class CopyrightConfig:
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
     alternatives: int = 5  # works from the free collection suggested with every verdict
 
-    def replace(self, **changes) -> "CopyrightConfig":
-        """A copy with top-level fields or ``robust__field`` / ``cvae__field`` changed."""
-        top = {k: v for k, v in changes.items() if "__" not in k}
-        for part in ("robust", "cvae"):
-            sub = {k.split("__", 1)[1]: v for k, v in changes.items() if k.startswith(part + "__")}
-            if sub:
-                top[part] = dataclasses.replace(getattr(self, part), **sub)
-        return dataclasses.replace(self, **top)
-
-    def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
-        d["detectors"] = list(self.detectors)
-        d["cvae"]["channels"] = list(self.cvae.channels)
-        return d
+    def __post_init__(self):
+        unknown = set(self.detectors) - set(DETECTORS)
+        if unknown or not self.detectors:
+            raise CollectionError(f"unknown detectors {sorted(unknown)}", f"choose from: {', '.join(DETECTORS)}")
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CopyrightConfig":
+    def from_dict(cls, data: dict, where: str = "copyright/config.toml") -> "CopyrightConfig":
+        """Settings as :func:`artlens.settings.to_dict` writes them; unknown keys and bad values are errors."""
         try:
-            d = dict(d)
-            if "robust" in d:
-                d["robust"] = RobustConfig(**d["robust"])
-            if "cvae" in d:
-                cvae = dict(d["cvae"])
-                if "channels" in cvae:
-                    cvae["channels"] = tuple(cvae["channels"])
-                d["cvae"] = CVAEConfig(**cvae)
-            if "detectors" in d:
-                d["detectors"] = tuple(d["detectors"])
-            config = cls(**d)
-        except TypeError as exc:
-            raise CollectionError(f"bad copyright settings: {exc}", "fix or delete copyright/config.toml") from exc
-        unknown = set(config.detectors) - set(DETECTORS)
-        if unknown or not config.detectors:
-            raise CollectionError(f"unknown detectors {sorted(unknown)}", f"choose from: {', '.join(DETECTORS)}")
-        return config
+            return settings.from_dict(cls, data, where)
+        except CollectionError:
+            raise
+        except ArtlensError as exc:
+            raise CollectionError(f"bad copyright settings: {exc.message}",
+                                  exc.hint or "fix or delete copyright/config.toml") from exc
 
     def save(self, path: str | Path) -> None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_bytes(tomli_w.dumps(self.to_dict()).encode())
-        tmp.replace(path)
+        settings.save_toml(self, path)
 
     @classmethod
     def load(cls, path: str | Path) -> "CopyrightConfig":
         try:
-            return cls.from_dict(tomllib.loads(Path(path).read_text()))
+            data = tomllib.loads(Path(path).read_text())
         except (OSError, tomllib.TOMLDecodeError) as exc:
             raise CollectionError(f"cannot read copyright settings {path}: {exc}", "fix or delete the file") from exc
+        return cls.from_dict(data, str(path))

@@ -12,7 +12,6 @@ wins if it reaches 0.9. Both thresholds come from :class:`~artlens.copyright.con
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,11 +21,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artlens import settings
 from artlens.copyright.config import CVAEConfig
 from artlens.errors import ArtifactMismatchError, ArtlensError
-from artlens.features import create_extractor, register_extractor
+from artlens.features import create_extractor
 from artlens.features.base import ImageExtractor
 from artlens.features.effnet import images_to_uint8
+from artlens.files import save_torch, write_arrays, write_json
+from artlens.progress import QUIET, Reporter
+from artlens.vectors import l2_normalise
 
 CVAE_FORMAT = 1
 
@@ -77,7 +80,7 @@ def to_input(images_uint8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(images_uint8)).permute(0, 3, 1, 2).float().div_(255.0)
 
 
-def train_cvae(images_uint8: np.ndarray, config: CVAEConfig, progress: bool = False) -> ConvVAE:
+def train_cvae(images_uint8: np.ndarray, config: CVAEConfig, reporter: Reporter = QUIET) -> ConvVAE:
     """Fit the VAE on the registry's works ((N, S, S, 3) uint8, S = ``config.image_size``)."""
     torch.manual_seed(config.seed)
     gen = torch.Generator().manual_seed(config.seed)
@@ -100,8 +103,8 @@ def train_cvae(images_uint8: np.ndarray, config: CVAEConfig, progress: bool = Fa
                 torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
                 optimiser.step()
                 total += loss.item() * len(x)
-            if progress and (epoch + 1) % max(1, config.epochs // 10) == 0:
-                print(f"  cvae epoch {epoch + 1}/{config.epochs}: loss {total / len(data):.1f}", flush=True)
+            if (epoch + 1) % max(1, config.epochs // 10) == 0:
+                reporter.step(f"  cvae epoch {epoch + 1}/{config.epochs}: loss {total / len(data):.1f}")
     model.eval()
     return model
 
@@ -165,7 +168,7 @@ class CVAEKeyDetector:
     def _set_keys(self, keys1: np.ndarray, keys2: np.ndarray) -> None:
         self.keys1 = np.asarray(keys1, np.uint8).reshape(len(self.ids), self.config.latent // 8)
         self.keys2 = np.asarray(keys2, np.int64)
-        self._unit2 = _unit(self.keys2)
+        self._unit2 = l2_normalise(self.keys2, axis=1)
         self._index = faiss.IndexBinaryFlat(self.config.latent)  # exact Hamming scan; rows = positions in ids
         if len(self.ids):
             self._index.add(np.ascontiguousarray(self.keys1))
@@ -203,7 +206,7 @@ class CVAEKeyDetector:
         lims, _, positions = self._index.range_search(first_key(mu, self.registry_mean),
                                                       self.config.hamming_radius + 1)
         found = self.ids[positions]
-        q2 = _unit(second_key(mu))
+        q2 = l2_normalise(second_key(mu), axis=1)
         out = []
         for i in range(len(mu)):
             candidates = found[lims[i] : lims[i + 1]]
@@ -223,20 +226,13 @@ class CVAEKeyDetector:
     # -- persistence ----------------------------------------------------------------------------
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         payload = {"format": CVAE_FORMAT, "config": asdict(self.config), "state_dict": self.model.state_dict()}
-        tmp = folder / ".model.pt.tmp"
-        torch.save(payload, tmp)
-        tmp.replace(folder / "model.pt")
-        tmp = folder / ".keys.npz.tmp"
-        with open(tmp, "wb") as fh:
-            np.savez(fh, ids=self.ids, keys2=self.keys2, registry_mean=self.registry_mean,
+        save_torch(payload, folder / "model.pt")
+        write_arrays(folder / "keys.npz", ids=self.ids, keys2=self.keys2, registry_mean=self.registry_mean,
                      keys1=self.keys1)
-        tmp.replace(folder / "keys.npz")
         meta = {"descriptor_id": self.descriptor_id, "count": len(self.ids),
                 "hamming_radius": self.config.hamming_radius, "cosine_threshold": self.config.cosine_threshold}
-        (folder / ".detector.json.tmp").write_text(json.dumps(meta, indent=2))
-        (folder / ".detector.json.tmp").replace(folder / "detector.json")
+        write_json(meta, folder / "detector.json")
 
     @classmethod
     def load(cls, folder: str | Path, config: CVAEConfig) -> "CVAEKeyDetector":
@@ -248,7 +244,11 @@ class CVAEKeyDetector:
         except (OSError, ValueError, RuntimeError) as exc:
             raise ArtifactMismatchError(f"cannot read the CVAE detector in {folder}: {exc}",
                                         "retrain it: artlens registry train --registry PATH") from exc
-        saved = CVAEConfig(**{**payload["config"], "channels": tuple(payload["config"]["channels"])})
+        try:
+            saved = settings.from_dict(CVAEConfig, payload["config"], f"the CVAE settings in {folder / 'model.pt'}")
+        except ArtlensError as exc:
+            raise ArtifactMismatchError(
+                exc.message, "retrain it: artlens registry train --registry PATH --detectors cvae") from exc
         arch = ("image_size", "channels", "hidden", "latent")
         if payload.get("format") != CVAE_FORMAT or any(getattr(saved, a) != getattr(config, a) for a in arch):
             raise ArtifactMismatchError(
@@ -264,11 +264,6 @@ class CVAEKeyDetector:
         return detector
 
 
-def _unit(keys: np.ndarray) -> np.ndarray:
-    x = np.asarray(keys, np.float32)
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
 class ThumbnailExtractor(ImageExtractor):
     """The CVAE's input: the (letterbox-cropped) image resized whole to a square, flattened uint8.
     Cached like any feature, so training and re-keying never decode the registry again."""
@@ -279,7 +274,7 @@ class ThumbnailExtractor(ImageExtractor):
 
     def __init__(self, size: int):
         self.size = size
-        self.name = f"thumb-{size}"
+        self.name = thumbnail_name(size)
         self.dim = size * size * 3
 
     def from_taps(self, taps, images) -> np.ndarray:
@@ -289,11 +284,10 @@ class ThumbnailExtractor(ImageExtractor):
         return np.asarray(vectors).astype(np.uint8).reshape(-1, self.size, self.size, 3)
 
 
+def thumbnail_name(size: int) -> str:
+    return f"thumb-{size}"
+
+
 def thumbnail_extractor(size: int) -> ThumbnailExtractor:
-    """The registered ``thumb-SIZE`` extractor (registered on first use)."""
-    name = f"thumb-{size}"
-    try:
-        return create_extractor(name)
-    except ArtlensError:
-        register_extractor(name, lambda: ThumbnailExtractor(size))
-        return create_extractor(name)
+    """The ``thumb-SIZE`` extractor (registered by :func:`artlens.copyright.extractors.register_extractors`)."""
+    return create_extractor(thumbnail_name(size))

@@ -2,23 +2,17 @@
 
 Used by ``artlens eval copyright`` and ``benchmarks/copyright.py``. Every query goes through what a
 check does (letterbox crop, one backbone pass); each method's top-1 prediction is scored with
-:func:`~artlens.copyright.metrics.copy_detection_summary`.
+:func:`~artlens.metrics.copy_detection.copy_detection_summary`.
 """
 
 from __future__ import annotations
 
-import sys
 import time
 from collections.abc import Sequence
 
 import numpy as np
 
 from artlens.copyright.cvae import thumbnail_extractor
-from artlens.copyright.metrics import (
-    copy_detection_summary,
-    curve_points,
-    verdict_summary,
-)
 from artlens.copyright.queries import (
     UNEDITED,
     EditedQuery,
@@ -31,6 +25,13 @@ from artlens.errors import CollectionError
 from artlens.features import create_extractor
 from artlens.features.extract import encode_images
 from artlens.imaging import crop_letterbox
+from artlens.metrics.copy_detection import (
+    copy_detection_summary,
+    curve_points,
+    verdict_summary,
+)
+from artlens.progress import QUIET, Reporter
+from artlens.vectors import l2_normalise
 
 
 def registry_queries(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int, seed: int
@@ -43,28 +44,26 @@ def registry_queries(registry: CopyrightRegistry, distractors: Sequence[str], pe
 
 
 def encode_queries(queries: Sequence[EditedQuery], seed: int, thumb_size: int | None = None,
-                   progress: bool = False) -> dict[str, np.ndarray]:
+                   reporter: Reporter = QUIET) -> dict[str, np.ndarray]:
     """Pooled taps (and CVAE thumbnails) of every rendered query, and the edit made."""
     extractors = [create_extractor(COPY_TAPS)]
     if thumb_size:
         extractors.append(thumbnail_extractor(thumb_size))
     parts: dict[str, list] = {e.name: [] for e in extractors}
     edits: list[str] = []
-    started, done = time.perf_counter(), 0
-    for batch in iter_rendered(queries, seed):
-        images = [crop_letterbox(image) for _, image, _ in batch]
-        for name, vectors in encode_images(images, extractors).items():
-            parts[name].append(vectors)
-        edits += [e for _, _, e in batch]
-        done += len(batch)
-        if progress:
-            print(f"\rqueries {done}/{len(queries)} ({done / (time.perf_counter() - started):.1f}/s)",
-                  end="", file=sys.stderr, flush=True)
-    if progress:
-        print(file=sys.stderr)
+    started = time.perf_counter()
+    with reporter.bar(total=len(queries), desc="queries", unit="query") as bar:
+        for batch in iter_rendered(queries, seed):
+            images = [crop_letterbox(image) for _, image, _ in batch]
+            for name, vectors in encode_images(images, extractors).items():
+                parts[name].append(vectors)
+            edits += [e for _, _, e in batch]
+            bar.update(len(batch))
+    reporter.step(f"  {len(queries)} queries in {time.perf_counter() - started:.0f} s")
     out = {"taps": np.concatenate(parts[COPY_TAPS]).astype(np.float32), "edits": np.array(edits)}
     if thumb_size:
-        out["thumbs"] = thumbnail_extractor(thumb_size).unflatten(np.concatenate(parts[f"thumb-{thumb_size}"]))
+        thumbs = thumbnail_extractor(thumb_size)
+        out["thumbs"] = thumbs.unflatten(np.concatenate(parts[thumbs.name]))
     return out
 
 
@@ -75,7 +74,7 @@ def query_truth(queries: Sequence[EditedQuery]) -> np.ndarray:
 
 def score_method(scores, predicted, truth: np.ndarray, families: Sequence[str], threshold: float | None = None,
                  accepted=None, extra: dict | None = None) -> dict:
-    """Metrics of one method from its top-1 prediction and score per query (see ``copyright.metrics``),
+    """Metrics of one method from its top-1 prediction and score per query (see ``artlens.metrics.copy_detection``),
     with its precision-recall curve; ``accepted`` for a method that gives verdicts of its own."""
     is_copy = truth >= 0
     correct = (np.asarray(predicted) == truth) & is_copy
@@ -132,8 +131,7 @@ def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuer
                    extra={"shortlist": shortlist, "code_bits": robust.codes.bits if robust.codes else None,
                           "agreement_with_exact": float((exact_verdict == fast_verdict).mean())})
     ids, raw = registry.collection.raw_vectors(CONTENT_EXTRACTOR)
-    raw = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
-    sims = content_vectors(taps) @ raw.T
+    sims = content_vectors(taps) @ l2_normalise(raw, axis=1).T
     best = sims.argmax(1)
     record("effnet-pooled", sims[np.arange(len(sims)), best], ids[best])
     if "cvae" in trained and "thumbs" in features:
@@ -150,12 +148,12 @@ def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuer
 
 
 def evaluate_registry(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int = 2, seed: int = 2024,
-                      progress: bool = False, fast: bool = False) -> dict:
+                      reporter: Reporter = QUIET, fast: bool = False) -> dict:
     """Edit every registered work ``per_work`` times, add the distractors (each edited once and as it
     is), and score every detector."""
     queries = registry_queries(registry, distractors, per_work, seed)
     thumb = registry.config.cvae.image_size if "cvae" in registry.trained() else None
-    features = encode_queries(queries, seed, thumb, progress)
+    features = encode_queries(queries, seed, thumb, reporter)
     return {"registry": str(registry.root), "works": len(registry), "copies": sum(q.is_copy for q in queries),
             **distractor_counts(queries), "seed": seed, "per_work": per_work,
             "methods": evaluate_detectors(registry, queries, features, fast=fast)}

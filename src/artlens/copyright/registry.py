@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.catalog.ingest import file_md5, ingest_folder, scan_folder
+from artlens.catalog.ingest import file_md5, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
 from artlens.copyright.config import DETECTORS, CopyrightConfig
@@ -33,12 +33,14 @@ from artlens.copyright.cvae import (
     thumbnail_extractor,
     train_cvae,
 )
+from artlens.copyright.extractors import register_extractors
 from artlens.copyright.robust import RobustDetector, train_calibrated_head, train_head
 from artlens.copyright.taps import COPY_TAPS
 from artlens.copyright.views import compute_views, view_keys
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
-from artlens.progress import Reporter
+from artlens.files import write_json
+from artlens.progress import QUIET, Reporter
 
 MANIFEST_FORMAT = 1
 OWNER, LICENCE = "owner", "licence"
@@ -60,6 +62,7 @@ def check_image_folder(folder: str | Path) -> Path:
 
 class CopyrightRegistry:
     def __init__(self, collection: Collection, config: CopyrightConfig):
+        register_extractors([config.cvae.image_size])
         self.collection = collection
         self.config = config
         self._detectors: dict[str, object] = {}
@@ -79,6 +82,7 @@ class CopyrightRegistry:
         """Open a registry (``create`` makes it). Fails, changing nothing, when the registry's detectors
         were built from features this artlens does not compute, unless ``allow_rebuild``."""
         path = Path(path)
+        register_extractors()  # the manifest check below names the copy-taps extractor
         if not (path / "collection.toml").exists() and not create:
             raise CollectionError(f"no copyright registry at {path}",
                                   "create one with `artlens registry add DIR --owner NAME --registry PATH`")
@@ -119,7 +123,7 @@ class CopyrightRegistry:
         return {o: {"works": e["works"], "licences": dict(e["licences"])} for o, e in sorted(out.items())}
 
     def add(self, folder: str | Path, owner: str, licence: str | None = None, labels: str | Path | None = None,
-            train: bool = True, progress: bool = False) -> dict:
+            train: bool = True, reporter: Reporter = QUIET) -> dict:
         """Register (or refresh) every image under ``folder`` as ``owner``'s, then bring the features and
         detectors up to date. Unreadable files are skipped and reported."""
         if not owner.strip():
@@ -127,7 +131,8 @@ class CopyrightRegistry:
         folder = check_image_folder(folder)
         self._refuse_other_owners(folder, owner.strip())
         catalog = self.collection.catalog
-        report = ingest_folder(catalog, folder, labels, self.collection.config.max_pixels, reporter=Reporter(progress))
+        # catalogued as any collection is; the registry's own features and indexes follow in refresh
+        summary = self.collection.ingest(folder, labels, features=False, reporter=reporter)
         files = catalog.file_states(under=folder)
         with catalog.transaction():
             for artwork_id in sorted({f.artwork_id for f in files.values()}):
@@ -137,8 +142,8 @@ class CopyrightRegistry:
                     fields[LICENCE] = licence
                 fields.setdefault(LICENCE, "all rights reserved")
                 catalog.set_metadata(artwork_id, fields)
-        summary = {"ingest": report.as_dict(), "works": len(self)}
-        summary.update(self.refresh(train=train, progress=progress))
+        summary["works"] = len(self)
+        summary.update(self.refresh(train=train, reporter=reporter))
         return summary
 
     def _refuse_other_owners(self, folder: Path, owner: str) -> None:
@@ -175,7 +180,7 @@ class CopyrightRegistry:
                 "--registry PATH (all of that owner's works), or registry remove --owner ... first",
             )
 
-    def remove_owner(self, owner: str, progress: bool = False) -> int:
+    def remove_owner(self, owner: str, reporter: Reporter = QUIET) -> int:
         """Forget every work of ``owner``; returns how many."""
         catalog = self.collection.catalog
         ids = [i for i, o in catalog.column(OWNER).items() if o == owner]
@@ -187,7 +192,7 @@ class CopyrightRegistry:
         with catalog.transaction():
             catalog.remove_files(paths)
             catalog.drop_orphans()
-        self.refresh(train=False, progress=progress)
+        self.refresh(train=False, reporter=reporter)
         return len(ids)
 
     def update_owner(self, owner: str, new_owner: str | None = None, licence: str | None = None) -> int:
@@ -237,15 +242,15 @@ class CopyrightRegistry:
         order = list(dict.fromkeys([*self.config.detectors, *DETECTORS]))
         return [d for d in order if d in manifest.get("detectors", {})]
 
-    def refresh(self, train: bool = True, progress: bool = False) -> dict:
+    def refresh(self, train: bool = True, reporter: Reporter = QUIET) -> dict:
         """Compute missing features, update the content index, and index new works in the trained
         detectors (training the detectors first if there are none yet and ``train``)."""
         extraction = self.collection.extract(
-            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=Reporter(progress))
+            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=reporter)
         self.collection.update_indexes(aspects=["content"])
         out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed]}
         if train and not self.trained():
-            out["trained"] = self.train(progress=progress)
+            out["trained"] = self.train(reporter=reporter)
             return out
         ids, md5s = self.works()
         md5_of = dict(zip(ids.tolist(), md5s))
@@ -262,19 +267,19 @@ class CopyrightRegistry:
         out["indexed"] = {name: len(self.detector(name)) for name in self.trained()}
         return out
 
-    def train(self, detectors: tuple[str, ...] | None = None, progress: bool = False) -> dict:
+    def train(self, detectors: tuple[str, ...] | None = None, reporter: Reporter = QUIET) -> dict:
         """Train (or retrain) detectors on the registered works; returns what was fitted."""
         detectors = tuple(detectors or self.config.detectors)
         ids, md5s = self.works()
         if len(ids) < 2:
             raise CollectionError(f"{self.root} holds {len(ids)} work(s); training needs at least two",
                                   "register more works with `artlens registry add`")
-        self.collection.extract(self._extractor_names(detectors), reporter=Reporter(progress))
+        self.collection.extract(self._extractor_names(detectors), reporter=reporter)
         report: dict = {}
         manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
         for name in detectors:
             started = time.perf_counter()
-            detector, info = (self._train_robust if name == "robust" else self._train_cvae)(ids, md5s, progress)
+            detector, info = (self._train_robust if name == "robust" else self._train_cvae)(ids, md5s, reporter)
             detector.save(self.folder / name)
             self._detectors[name] = detector
             info = {"descriptor_id": detector.descriptor_id, "works": len(ids),
@@ -282,24 +287,24 @@ class CopyrightRegistry:
             manifest["detectors"][name] = info
             report[name] = info
         manifest.update({"format": MANIFEST_FORMAT, "taps_id": create_extractor(COPY_TAPS).id})
-        _write_json(self.folder / "manifest.json", manifest)
+        write_json(manifest, self.folder / "manifest.json")
         return report
 
-    def _train_robust(self, ids: np.ndarray, md5s: list[str], progress: bool):
+    def _train_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter):
         cfg = self.config.robust
         taps = self._cached(COPY_TAPS, md5s)
-        compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, progress=progress)
+        compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, reporter=reporter)
         edits = self._cached(COPY_TAPS, [k for m in md5s for k in view_keys(m, cfg.views + 1, cfg.seed)])
         edits = edits.reshape(len(md5s), cfg.views + 1, -1)
         views = np.concatenate([taps[:, None, :], edits[:, : cfg.views]], axis=1).astype(np.float16)
         info: dict = {}
         threshold = cfg.threshold
         if len(ids) >= cfg.min_calibration_works:
-            head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, progress=progress)
+            head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, reporter=reporter)
             threshold = calibration.threshold
             info["calibration"] = asdict(calibration)
         else:
-            head = train_head(views, cfg, progress=progress)
+            head = train_head(views, cfg, reporter=reporter)
             info["calibration"] = None
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,
                                   {"views": cfg.views, "calibration": info["calibration"]}, code_bits=cfg.code_bits)
@@ -307,11 +312,11 @@ class CopyrightRegistry:
         info["threshold"] = threshold
         return detector, info
 
-    def _train_cvae(self, ids: np.ndarray, md5s: list[str], progress: bool):
+    def _train_cvae(self, ids: np.ndarray, md5s: list[str], reporter: Reporter):
         cfg = self.config.cvae
         thumbs = thumbnail_extractor(cfg.image_size)
         images = thumbs.unflatten(self._cached(thumbs.name, md5s))
-        model = train_cvae(images, cfg, progress=progress)
+        model = train_cvae(images, cfg, reporter=reporter)
         mu = latent_means(model, images)
         detector = CVAEKeyDetector(model, cfg, mu.mean(0))
         detector.set_works(ids, mu)
@@ -379,9 +384,3 @@ def _read_json(path: Path) -> dict | None:
     except (OSError, json.JSONDecodeError) as exc:
         raise ArtifactMismatchError(f"cannot read {path}: {exc}", "restore or delete the file and retrain") from exc
 
-
-def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(path)

@@ -28,10 +28,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from artlens.copyright.code_shortlist import CodeShortlist
 from artlens.copyright.config import RobustConfig
-from artlens.copyright.metrics import threshold_for_precision
-from artlens.copyright.shortlist import BinaryShortlist
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.files import save_torch, write_arrays, write_json
+from artlens.metrics.copy_detection import threshold_for_precision
+from artlens.progress import QUIET, Reporter
 
 HEAD_FORMAT = 1
 
@@ -91,7 +93,7 @@ def koleo(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return -torch.log((z - z[nearest]).norm(dim=1) + eps).mean()
 
 
-def train_head(views: np.ndarray, config: RobustConfig, progress: bool = False) -> ProjectionHead:
+def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUIET) -> ProjectionHead:
     """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original."""
     n_works, n_views, in_dim = views.shape
     if n_works < 2 or n_views < 2:
@@ -127,8 +129,8 @@ def train_head(views: np.ndarray, config: RobustConfig, progress: bool = False) 
                 optimiser.step()
                 schedule.step()
                 step += 1
-            if progress and (epoch + 1) % max(1, config.epochs // 10) == 0:
-                print(f"  robust head epoch {epoch + 1}/{config.epochs}: loss {loss.item():.4f}", flush=True)
+            if (epoch + 1) % max(1, config.epochs // 10) == 0:
+                reporter.step(f"  robust head epoch {epoch + 1}/{config.epochs}: loss {loss.item():.4f}")
     head.eval()
     return head
 
@@ -214,7 +216,7 @@ def calibration_folds(n_works: int, config: RobustConfig) -> list[tuple[np.ndarr
 
 
 def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, config: RobustConfig,
-                          progress: bool = False) -> tuple[ProjectionHead, Calibration]:
+                          reporter: Reporter = QUIET) -> tuple[ProjectionHead, Calibration]:
     """The head of the first split and the threshold from every split's scores.
 
     ``views``: (n, 1 + views, D), view 0 the original; ``calibration_view``: (n, E, D) further edits,
@@ -222,9 +224,9 @@ def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, confi
     parts, first = [], None
     splits = calibration_folds(len(views), config)
     for f, (held, kept) in enumerate(splits):
-        if progress and len(splits) > 1:
-            print(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out", flush=True)
-        head = train_head(views[kept], config, progress=progress and f == 0)
+        if len(splits) > 1:
+            reporter.step(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out")
+        head = train_head(views[kept], config, reporter if f == 0 else QUIET)
         first = head if first is None else first
         heldout = np.concatenate([views[held], calibration_view[held]], axis=1)
         parts.append(calibration_scores(head, views[kept], calibration_view[kept, 0], heldout))
@@ -247,7 +249,7 @@ class RobustDetector:
         self.ids = np.zeros(0, np.int64)
         self.vectors = np.zeros((0, head.config["dim"]), np.float32)
         self._index: faiss.Index | None = None
-        self._codes: BinaryShortlist | None = None
+        self._codes: CodeShortlist | None = None
         self._descriptor_id: str | None = None
 
     @property
@@ -292,11 +294,11 @@ class RobustDetector:
         hasher = self._codes.hasher if self._codes is not None else None
         self._codes = None
         if len(self.ids) >= 2:
-            self._codes = BinaryShortlist.build(self.vectors, self.ids, self.descriptor_id, self.code_bits,
+            self._codes = CodeShortlist.build(self.vectors, self.ids, self.descriptor_id, self.code_bits,
                                                 hasher=hasher)
 
     @property
-    def codes(self) -> BinaryShortlist | None:
+    def codes(self) -> CodeShortlist | None:
         """The binary codes of the indexed works (built on first use; None with fewer than two works)."""
         if self._codes is None or len(self._codes) != len(self.ids):
             self._refresh_codes()
@@ -310,7 +312,7 @@ class RobustDetector:
     def search(self, descriptors: np.ndarray, k: int = 1, fast: bool = False, shortlist: int = 100
                ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` cosine scores and work ids (-1 pads when fewer works). ``fast``: score only the
-        ``shortlist`` works nearest in Hamming distance of the binary codes (see ``copyright.shortlist``)."""
+        ``shortlist`` works nearest in Hamming distance of the binary codes (see ``copyright.code_shortlist``)."""
         if self.uses_shortlist(fast, k, shortlist):
             return self._search_shortlist(descriptors, k, shortlist)
         if self._index is None:
@@ -336,11 +338,11 @@ class RobustDetector:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         payload = {"format": HEAD_FORMAT, "config": self.head.config, "state_dict": self.head.state_dict()}
-        _atomic(folder / "head.pt", lambda p: torch.save(payload, p))
-        _atomic(folder / "index.npz", lambda p: _savez(p, ids=self.ids, vectors=self.vectors.astype(np.float16)))
+        save_torch(payload, folder / "head.pt")
+        write_arrays(folder / "index.npz", ids=self.ids, vectors=self.vectors.astype(np.float16))
         meta = {"descriptor_id": self.descriptor_id, "taps_id": self.taps_id, "threshold": self.threshold,
                 "count": len(self.ids), **self.info}
-        _atomic(folder / "detector.json", lambda p: Path(p).write_text(json.dumps(meta, indent=2)))
+        write_json(meta, folder / "detector.json")
         if self.codes is not None:
             self.codes.save(folder)
 
@@ -371,19 +373,8 @@ class RobustDetector:
         detector.ids = stored["ids"].astype(np.int64)
         detector.vectors = stored["vectors"].astype(np.float32)
         try:
-            detector._codes = BinaryShortlist.load(folder, detector.descriptor_id, detector.ids)
+            detector._codes = CodeShortlist.load(folder, detector.descriptor_id, detector.ids)
         except ArtlensError:  # mismatched, missing or unreadable codes
             detector._codes = None  # are rebuilt from the descriptors on first use
         return detector
 
-
-def _atomic(path: Path, write) -> None:
-    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    tmp.replace(path)
-
-
-def _savez(path: Path, **arrays) -> None:
-    with open(path, "wb") as fh:  # a file object, so numpy does not append ".npz" to the name
-        np.savez(fh, **arrays)

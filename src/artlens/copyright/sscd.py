@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 
 from artlens.errors import ArtlensError
+from artlens.vectors import l2_normalise
 
 SSCD_INPUT_SIZE = 320  # SSCD's fixed-size inference setting (whole image resized to a square)
 
@@ -52,5 +53,4 @@ class SSCDDescriptor:
     def encode(self, images: Sequence[Image.Image]) -> np.ndarray:
         batch = np.stack([np.asarray(im.convert("RGB").resize((self.size, self.size), Image.Resampling.BILINEAR))
                           for im in images]).astype(np.uint8)
-        out = self.session.run(None, {"image": batch})[0].astype(np.float32)
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return l2_normalise(self.session.run(None, {"image": batch})[0], axis=1)

@@ -6,7 +6,8 @@ four maps of one forward pass (mean and max of stages 4-6, mean and GeM of the 1
 map). The mean of the head map is exactly the default ``effnet-lite0`` content vector before its L2
 normalisation, so a check also gets the content query for the free collection from the same pass.
 
-Registered as the extractor ``copy-taps`` so that collections cache it like any other feature.
+Registered as the extractor ``copy-taps`` (by :func:`artlens.copyright.extractors.register_extractors`)
+so that collections cache it like any other feature.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from artlens.features import register_extractor
 from artlens.features.backbone import KNOWN_CHANNELS, get_backbone
 from artlens.features.base import ImageExtractor
+from artlens.vectors import l2_normalise
 
 COPY_TAPS = "copy-taps"
 _BACKBONE = "effnet-lite0"
@@ -76,8 +77,4 @@ class CopyTapsExtractor(ImageExtractor):
 
 def content_vectors(taps: np.ndarray) -> np.ndarray:
     """The L2-normalised ``effnet-lite0`` content vectors contained in pooled taps."""
-    x = np.asarray(taps, dtype=np.float32)[:, CONTENT_SLICE]
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-
-
-register_extractor(COPY_TAPS, CopyTapsExtractor)
+    return l2_normalise(np.asarray(taps, dtype=np.float32)[:, CONTENT_SLICE], axis=1)

@@ -11,7 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from artlens.collection import Collection
 from artlens.copyright.edits import random_edit, rng_for
@@ -20,6 +19,7 @@ from artlens.errors import ImageDecodeError
 from artlens.features import create_extractor
 from artlens.features.extract import encode_images
 from artlens.imaging import crop_letterbox, load_image
+from artlens.progress import QUIET, Reporter
 
 
 def view_keys(md5: str, n_views: int, seed: int) -> list[str]:
@@ -43,7 +43,7 @@ def render_views(path: str, md5: str, n_views: int | list[int], seed: int, max_p
 
 
 def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: int, batch_works: int = 8,
-                  progress: bool = False) -> int:
+                  reporter: Reporter = QUIET) -> int:
     """Cache the pooled taps of ``n_views`` edited views of each work that lacks them; returns how many
     views were computed. Works whose file cannot be decoded any more are skipped."""
     extractor = create_extractor(COPY_TAPS)
@@ -66,7 +66,7 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
                 continue
         return rendered
 
-    bar = tqdm(total=sum(len(missing[m]) for m in todo), desc="edited views", unit="view", disable=not progress)
+    bar = reporter.bar(total=sum(len(missing[m]) for m in todo), desc="edited views", unit="view")
     done = 0
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=1) as pool:
@@ -84,6 +84,5 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
             done += len(keys)
             bar.update(len(keys))
     bar.close()
-    if progress:
-        print(f"  {done} edited views in {time.perf_counter() - started:.0f} s", flush=True)
+    reporter.step(f"  {done} edited views in {time.perf_counter() - started:.0f} s")
     return done

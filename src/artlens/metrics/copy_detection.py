@@ -1,4 +1,4 @@
-"""Copy-detection metrics as pure functions of predictions.
+"""Copy-detection metrics (µAP, recall at precision, per-group recall) as pure functions of predictions.
 
 A prediction is one (query, predicted work, score) triple; ``correct`` says whether the predicted
 work is the query's true source. Queries that are not copies (distractors) only ever give wrong

@@ -1,5 +1,5 @@
-"""The fast mode of the robust detector: a Hamming shortlist of compact binary codes, re-ranked with
-the float descriptors.
+"""The fast mode of the robust detector: a shortlist of registered works by the Hamming distance of
+compact binary codes of their descriptors, re-ranked with the float descriptors.
 
 Every registered descriptor also gets a ``bits``-bit ITQ code (``artlens.hashing``). A fast check ranks
 all codes by Hamming distance to the query's code (an exact FAISS binary scan: ~1 ns per code), keeps
@@ -21,14 +21,16 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.files import write_json
 from artlens.hashing import HammingIndex, ITQHasher, load_hasher
 
 SHORTLIST_FORMAT = 1
 HASHER_FILE, CODES_FILE, META_FILE = "hasher.npz", "codes.npz", "codes.json"
 
 
-class BinaryShortlist:
-    """ITQ codes of the registered descriptors (rows of the detector's index) in a Hamming index."""
+class CodeShortlist:
+    """ITQ codes of the registered works' descriptors (rows of the detector's index), searched by
+    Hamming distance for the works worth scoring with the float descriptor."""
 
     def __init__(self, hasher: ITQHasher, index: HammingIndex, ids_digest: str):
         self.hasher = hasher
@@ -48,7 +50,7 @@ class BinaryShortlist:
 
     @classmethod
     def build(cls, vectors: np.ndarray, ids: np.ndarray, descriptor_id: str, bits: int, seed: int = 0,
-              hasher: ITQHasher | None = None) -> "BinaryShortlist":
+              hasher: ITQHasher | None = None) -> "CodeShortlist":
         """Codes of ``vectors`` (one row per id); fits an ITQ hasher unless a fitted ``hasher`` of the same
         descriptor is given."""
         vectors = np.ascontiguousarray(vectors, np.float32)
@@ -75,12 +77,10 @@ class BinaryShortlist:
         self.index.save(folder / CODES_FILE)
         meta = {"format": SHORTLIST_FORMAT, "method": self.hasher.name, "bits": self.bits,
                 "descriptor_id": self.descriptor_id, "ids_digest": self.ids_digest, "count": len(self)}
-        tmp = folder / f".{META_FILE}.tmp"
-        tmp.write_text(json.dumps(meta, indent=2))
-        tmp.replace(folder / META_FILE)
+        write_json(meta, folder / META_FILE)
 
     @classmethod
-    def load(cls, folder: str | Path, descriptor_id: str, ids: np.ndarray) -> "BinaryShortlist | None":
+    def load(cls, folder: str | Path, descriptor_id: str, ids: np.ndarray) -> "CodeShortlist | None":
         """The stored codes if they were made by this descriptor for exactly these works; None when there
         are none. A stale hasher or codes raise ArtifactMismatchError (the caller rebuilds them)."""
         folder = Path(folder)
