@@ -130,3 +130,28 @@ def test_eval_annotation_skips_a_default_column_with_a_class_of_one(own_collecti
     assert code == 2 and "1 labelled artwork" in err
     with pytest.raises(Exception, match="no label column can be scored"):
         evaluate_annotation(own_collection, ["medium"], "test", skipped={})
+
+
+def test_a_weak_match_is_flagged_from_a_threshold_measured_on_the_collection(tiny_collection, tiny_folder):
+    from PIL import Image
+
+    folder, _ = tiny_folder
+    annotator = Annotator.for_collection(tiny_collection)
+    near = annotator.annotate_image(str(folder / "images" / "dots_2.png"), k=2)["style"]
+    assert near["weak"] is False and near["nearest"] == pytest.approx(1.0, abs=1e-3)  # a labelled work itself
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8))
+    far = annotator.annotate_image(noise, k=2)["style"]
+    assert far["weak"] is True and far["nearest"] < far["threshold"] == near["threshold"]
+    assert annotator.familiarity("style") is annotator.familiarity("artist")  # measured once for both columns
+    assert -1.0 < near["threshold"] < 1.0
+
+
+def test_why_a_column_is_not_a_label_column(tiny_collection):
+    from artlens.annotation import label_column_problem, no_label_columns_error
+
+    assert label_column_problem("style", tiny_collection.catalog.column("style")) is None
+    assert "single value ('Hokusai')" in label_column_problem("artist", {i: "Hokusai" for i in range(12)})
+    assert "3 artworks per value" in label_column_problem("title", tiny_collection.catalog.column("title"))
+    assert label_column_problem("year", {i: str(1900 + i % 3) for i in range(12)}) == "holds numbers"
+    error = no_label_columns_error(tiny_collection.catalog)
+    assert "'title' has 12 values for 12 artworks" in error.message and "--labels" in error.hint

@@ -1,9 +1,9 @@
 """The REST API in-process (FastAPI TestClient) on the tiny collection."""
 
-import hashlib
 import io
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,14 +14,17 @@ from PIL import Image
 
 pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
+from registry_support import LICENCE, OWNER, tiny_registry  # noqa: E402
 
-from artlens.api import (  # noqa: E402
-    ApiSettings,
-    create_app,
-    plugins,  # noqa: E402
-)
+from artlens.annotation import Annotator as CollectionAnnotator  # noqa: E402
+from artlens.api import ApiSettings, create_app  # noqa: E402
 from artlens.api.facets import FacetIndex  # noqa: E402
+from artlens.api.protocols import Annotator, CopyrightChecker  # noqa: E402
+from artlens.api.settings import ENVIRONMENT  # noqa: E402
 from artlens.catalog.db import Catalog  # noqa: E402
+from artlens.collection import Collection  # noqa: E402
+from artlens.copyright.check import CopyrightChecker as RegistryChecker  # noqa: E402
+from artlens.copyright.registry import CopyrightRegistry  # noqa: E402
 from artlens.recommend import diversify  # noqa: E402
 from artlens.search import Hit  # noqa: E402
 
@@ -253,114 +256,124 @@ def test_no_request_path_reaches_the_file_system(client, path):
 
 
 # -- optional services --------------------------------------------------------------------------
-def test_annotate_and_copyright_answer_501_without_their_modules(settings, tiny_collection, dots, monkeypatch):
-    from artlens.api import service
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory, tiny_folder) -> Path:
+    return tiny_registry(tmp_path_factory, tiny_folder)
 
-    monkeypatch.setattr(service, "open_annotator", lambda collection: None)  # module not installed
+
+@pytest.fixture(scope="module")
+def unlabelled(tiny_collection, tmp_path_factory) -> Collection:
+    """A copy of the tiny collection whose only metadata are titles, one artist for every work, and
+    numbered editions: nothing to annotate, and a numeric facet."""
+    root = tmp_path_factory.mktemp("unlabelled") / "c"
+    shutil.copytree(tiny_collection.root, root)
+    coll = Collection.open(root)
+    arts = coll.catalog.get_many(coll.catalog.ids())
+    with coll.catalog.transaction():
+        for n, (i, art) in enumerate(sorted(arts.items()), start=1):
+            coll.catalog.set_metadata(i, {"title": art.metadata["title"], "artist": "Hokusai", "edition": str(n)})
+    return coll
+
+
+def noise_png() -> bytes:
+    """A picture unlike any of the tiny collection's."""
+    return png_bytes(Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)))
+
+
+def test_the_real_components_implement_the_protocols(tiny_collection, registry):
+    assert isinstance(CollectionAnnotator(tiny_collection), Annotator)
+    assert isinstance(RegistryChecker(CopyrightRegistry.open(registry), tiny_collection), CopyrightChecker)
+
+
+def test_optional_services_answer_501_saying_what_is_missing(settings, unlabelled, dots):
     files = {"image": ("q.png", dots, "image/png")}
-    with TestClient(create_app(settings, collection=tiny_collection, warm_up=False)) as c:
-        assert_error(c.post("/api/annotate", files=files), 501, "annotation")
+    plain = ApiSettings(collection=unlabelled.root, thumbnail_dir=settings.thumbnail_dir)
+    with TestClient(create_app(plain, collection=unlabelled, warm_up=False)) as c:
+        body = assert_error(c.post("/api/annotate", files=files), 501, "annotation", "single value")
+        assert "'artist'" in body["error"] and "hokusai" in body["error"].lower() and "--labels" in body["hint"]
         assert_error(c.post("/api/copyright/check", files=files), 501, "not set up")  # no registry given
-        assert c.get("/api/stats").json()["features"] == {"annotation": False, "copyright": False}
+        assert c.get("/api/stats").json()["features"] == {"annotation": False, "copyright": False, "artists": False}
     with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
                                 copyright_registry=settings.collection.parent / "no-registry")
-    with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
+    with TestClient(create_app(with_registry, collection=unlabelled, warm_up=False)) as c:
         assert_error(c.post("/api/copyright/check", files=files), 501, "no copyright registry")  # the module's own error
-        monkeypatch.setattr(service, "open_copyright_checker", lambda registry, free: None)  # module not installed
-        assert_error(c.post("/api/copyright/check", files=files), 501, "not available")
+        assert c.get("/api/stats").json()["features"]["copyright"] is False
 
 
-def test_annotate_and_copyright_wired_to_given_services(settings, tiny_collection, dots):
-    ids = tiny_collection.catalog.ids()
+def test_annotate_says_when_the_nearest_labelled_works_are_far(client, dots):
+    response = client.post("/api/annotate", files={"image": ("q.png", dots, "image/png")}, data={"top": "2"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    labels = answer["labels"]
+    assert set(labels) == {"style", "artist"}  # the label columns of the tiny collection
+    assert labels["style"][0]["label"] == "dots" and len(labels["style"]) == 2
+    assert sum(p["probability"] for p in labels["style"]) <= 1.0 + 1e-6
+    assert answer["weak"] is False and answer["columns"]["style"]["method"] == "probe"
+    assert answer["columns"]["style"]["nearest"] > answer["columns"]["style"]["threshold"]
+    far = client.post("/api/annotate", files={"image": ("noise.png", noise_png(), "image/png")}).json()
+    assert far["weak"] is True and far["columns"]["style"]["weak"] is True
+    assert far["columns"]["style"]["nearest"] < far["columns"]["style"]["threshold"]
+    assert client.get("/api/stats").json()["features"]["annotation"] is True
 
-    def annotator(image, top):
-        assert isinstance(image, Image.Image) and top == 2
-        return {"style": [("dots", 0.9), ("rings", 0.1)], "artist": {"artist 1": 0.6, "artist 0": 0.4}}
 
-    def checker(image, k, md5):
-        assert md5 == hashlib.md5(dots).hexdigest()
-        return {"file": "upload", "verdict": "registered", "work_id": 7, "work_path": "/secret/registry/7.jpg",
-                "owner": "Museum X", "licence": "all rights reserved", "title": "Sunflowers",
-                "score": np.float32(0.97), "stage": "descriptor", "detector": "robust", "threshold": 0.8,
-                "alternatives": [{"id": ids[0], "score": 0.8, "path": "/secret/a.jpg"}, {"id": ids[1], "score": 0.7}][:k]}
-
-    app = create_app(settings, collection=tiny_collection, annotator=annotator, copyright_checker=checker, warm_up=False)
-    with TestClient(app) as c:
-        files = {"image": ("q.png", dots, "image/png")}
-        labels = c.post("/api/annotate", files=files, data={"top": "2"}).json()["labels"]
-        assert labels["style"] == [{"label": "dots", "probability": 0.9}, {"label": "rings", "probability": 0.1}]
-        assert labels["artist"][0] == {"label": "artist 1", "probability": 0.6}
-        response = c.post("/api/copyright/check", files=files, data={"k": "2"})
+def test_copyright_check_against_a_real_registry(settings, tiny_collection, tiny_folder, registry, dots):
+    folder, _ = tiny_folder
+    with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
+                                copyright_registry=registry)
+    with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
+        response = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")}, data={"k": "3"})
+        assert response.status_code == 200, response.text
         verdict = response.json()
-        assert verdict["verdict"] == "registered" and verdict["registered"] and verdict["owner"] == "Museum X"
-        assert verdict["work"] == {"id": 7, "owner": "Museum X", "licence": "all rights reserved", "title": "Sunflowers"}
-        assert verdict["score"] == pytest.approx(0.97) and verdict["stage"] == "descriptor"
-        assert verdict["evidence"] == {"detector": "robust", "threshold": 0.8}
-        assert [a["thumbnail"] for a in verdict["alternatives"]] == [f"/api/artworks/{i}/thumbnail" for i in ids[:2]]
-        assert "/secret" not in response.text
+        assert verdict["verdict"] == "registered" and verdict["registered"] and verdict["stage"] == "exact"
+        assert verdict["owner"] == OWNER and verdict["score"] == pytest.approx(1.0)
+        assert verdict["work"] == {"id": verdict["work"]["id"], "owner": OWNER, "licence": LICENCE,
+                                   "title": "Red dots scattered 1"}
+        assert set(verdict["evidence"]) == {"detector", "search", "threshold"}
+        alternatives = verdict["alternatives"]
+        assert len(alternatives) == 3  # from the served collection, so with thumbnails here
+        assert all(a["thumbnail"] == f"/api/artworks/{a['id']}/thumbnail" for a in alternatives)
+        assert alternatives[0]["title"] == "Red dots scattered 1"  # the upload itself is a free work too
+        assert set(alternatives[0]) >= {"id", "score", "title", "artist", "owner", "licence", "thumbnail"}
+        assert str(folder) not in response.text and str(registry) not in response.text and "path" not in response.text
         assert_error(c.post("/api/copyright/check", files={"image": ("q.txt", b"text", "text/plain")}), 415)
-        assert c.get("/api/stats").json()["features"] == {"annotation": True, "copyright": True}
+        assert c.get("/api/stats").json()["features"]["copyright"] is True
+        other = c.post("/api/copyright/check", files={"image": ("n.png", noise_png(), "image/png")}).json()
+        assert other["verdict"] == "not-registered" and other["work"] is None and other["owner"] is None
 
 
-def test_copyright_check_passes_the_fast_field_to_the_checker(settings, tiny_collection, dots):
-    asked = []
-
-    def checker(image, k, md5, fast=False):
-        asked.append(fast)
-        return {"verdict": "not-registered", "score": 0.2, "search": "fast" if fast else "exact", "alternatives": []}
-
+def test_copyright_check_passes_the_fast_field_to_the_checker(settings, tiny_collection, registry, dots):
+    # a shortlist smaller than the registry, so that the fast mode really answers
+    checker = RegistryChecker(CopyrightRegistry.open(registry), tiny_collection, alternatives=6, shortlist=4)
     app = create_app(settings, collection=tiny_collection, copyright_checker=checker, warm_up=False)
     with TestClient(app) as c:
         files = {"image": ("q.png", dots, "image/png")}
-        assert c.post("/api/copyright/check", files=files).json()["evidence"]["search"] == "exact"
-        assert c.post("/api/copyright/check", files=files, data={"fast": "true"}).json()["evidence"]["search"] == "fast"
-        assert asked == [False, True]
+        exact = c.post("/api/copyright/check", files=files).json()
+        fast = c.post("/api/copyright/check", files=files, data={"fast": "true"}).json()
+        assert exact["evidence"]["search"] == "exact" and fast["evidence"]["search"] == "fast"
+        assert (fast["verdict"], fast["work"]) == (exact["verdict"], exact["work"])
         assert_error(c.post("/api/copyright/check", files=files, data={"fast": "maybe"}), 422)
     schema = app.openapi()["components"]["schemas"]
     form = next(v for name, v in schema.items() if "copyright" in name.lower() and "check" in name.lower())
     assert "fast" in form["properties"]
 
 
-def test_annotate_with_the_annotation_module(client, dots):
-    pytest.importorskip("artlens.annotation")
-    response = client.post("/api/annotate", files={"image": ("q.png", dots, "image/png")}, data={"top": "2"})
-    assert response.status_code == 200, response.text
-    labels = response.json()["labels"]
-    assert set(labels) == {"style", "artist"}  # the label columns of the tiny collection
-    assert labels["style"][0]["label"] == "dots" and len(labels["style"]) == 2
-    assert sum(p["probability"] for p in labels["style"]) <= 1.0 + 1e-6
-
-
-@pytest.mark.slow
-def test_copyright_check_against_a_real_registry(settings, tiny_collection, tiny_folder, dots, tmp_path):
-    pytest.importorskip("artlens.copyright.check")
-    from artlens.cli import main
-
-    folder, _ = tiny_folder
-    registry = tmp_path / "registry"
-    assert main(["registry", "add", str(folder / "images"), "--owner", "Museum X", "--licence", "all rights reserved",
-                 "--registry", str(registry), "--detectors", "robust", "--views", "2", "--epochs", "2", "-q"]) == 0
-    with_registry = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
-                                copyright_registry=registry)
-    with TestClient(create_app(with_registry, collection=tiny_collection, warm_up=False)) as c:
-        response = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")}, data={"k": "3"})
-        verdict = response.json()
-        assert verdict["verdict"] == "registered" and verdict["stage"] == "exact" and verdict["owner"] == "Museum X"
-        assert verdict["work"]["licence"] == "all rights reserved"
-        assert len(verdict["alternatives"]) == 3  # from the served collection, so with thumbnails here
-        assert all(a["thumbnail"] == f"/api/artworks/{a['id']}/thumbnail" for a in verdict["alternatives"])
-        assert str(folder) not in response.text and str(registry) not in response.text
-        fast = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")},
-                      data={"k": "3", "fast": "true"}).json()
-        assert fast["evidence"]["search"] == "fast" and verdict["evidence"]["search"] == "exact"
-        assert (fast["verdict"], fast["work"]) == (verdict["verdict"], verdict["work"])
-
-
-def test_normalise_labels_accepts_common_shapes():
-    want = {"style": [{"label": "dots", "probability": 0.75}]}
-    assert plugins.normalise_labels({"labels": {"style": [{"label": "dots", "prob": 0.75}]}}) == want
-    assert plugins.normalise_labels([{"column": "style", "top": [["dots", 0.75]]}]) == want
-    assert plugins.normalise_labels({"style": {"dots": 0.75}}) == want
+def test_alternatives_from_another_free_collection_have_thumbnails_here(settings, tiny_collection, unlabelled,
+                                                                        registry, dots):
+    free = ApiSettings(collection=settings.collection, thumbnail_dir=settings.thumbnail_dir,
+                       copyright_registry=registry, copyright_free=unlabelled.root)
+    with TestClient(create_app(free, collection=tiny_collection, warm_up=False)) as c:
+        response = c.post("/api/copyright/check", files={"image": ("q.png", dots, "image/png")}, data={"k": "2"})
+        alternatives = response.json()["alternatives"]
+        assert [a["thumbnail"] for a in alternatives] == [f"/api/copyright/free/{a['id']}/thumbnail" for a in alternatives]
+        assert alternatives[0]["artist"] in (None, "Hokusai")  # read when the check gives it
+        assert str(unlabelled.root) not in response.text
+        thumb = c.get(alternatives[0]["thumbnail"])
+        assert thumb.status_code == 200 and thumb.headers["content-type"] == "image/jpeg"
+        assert c.get(alternatives[0]["thumbnail"], headers={"If-None-Match": thumb.headers["etag"]}).status_code == 304
+        assert_error(c.get("/api/copyright/free/999999/thumbnail"), 404, "free works")
+    with TestClient(create_app(settings, collection=tiny_collection, warm_up=False)) as c:  # the served one is free
+        first = tiny_collection.catalog.ids()[0]
+        assert c.get(f"/api/copyright/free/{first}/thumbnail").content == c.get(f"/api/artworks/{first}/thumbnail").content
 
 
 # -- facets -------------------------------------------------------------------------------------
@@ -379,6 +392,18 @@ def test_year_columns_become_decade_facets(tmp_path):
     assert catalog.filter_ids(index.expand({"date": ["1890s"]})) == [4, 5]
     assert index.expand({"style": ["a", "cubism"]}) == {"style": ["A", "cubism"]}  # any case; no match kept
     catalog.close()
+
+
+def test_numbers_sort_as_numbers(settings, unlabelled):
+    plain = ApiSettings(collection=unlabelled.root, thumbnail_dir=settings.thumbnail_dir)
+    with TestClient(create_app(plain, collection=unlabelled, warm_up=False)) as c:
+        facets = {f["column"]: f for f in c.get("/api/facets").json()["facets"]}
+        assert [v["value"] for v in facets["edition"]["values"]] == [str(n) for n in range(1, 13)]
+        answer = c.post("/api/search", data={"text": "dots", "k": "12"}).json()
+        assert [v["value"] for v in answer["facets"]["edition"]] == [str(n) for n in range(1, 13)]  # equal counts
+    index = FacetIndex(unlabelled.catalog, text_columns=("title",))
+    counts = index.counts([{"edition": "10"}, {"edition": "2"}, {"edition": "10"}, {"edition": "9"}, {"edition": "x"}])
+    assert [v["value"] for v in counts["edition"]] == ["10", "2", "9", "x"]  # by count, then numbers in order
 
 
 # -- the page -----------------------------------------------------------------------------------
@@ -407,6 +432,26 @@ def test_serve_command_maps_flags_onto_settings(tiny_collection, monkeypatch, tm
     settings = seen["app"].state.settings
     assert settings.thumbnail_dir == tmp_path and settings.max_upload_bytes == 5 * 2**20
     assert main(["serve", "--collection", str(tmp_path / "missing")]) == 2
+    # the environment fills what the flags leave out, and the help names it and the defaults
+    monkeypatch.setenv("ARTLENS_REGISTRY", str(tmp_path / "registry"))
+    monkeypatch.setenv("ARTLENS_STUDY", str(tmp_path / "study"))
+    assert main(["serve", "--collection", str(tiny_collection.root), "--thumbnails", str(tmp_path)]) == 0
+    settings = seen["app"].state.settings
+    assert settings.copyright_registry == tmp_path / "registry" and settings.study_dir == tmp_path / "study"
+    assert settings.max_upload_bytes == ApiSettings.max_upload_bytes
+    from artlens.cli import serve_cmd
+
+    assert serve_cmd.DEFAULT_UPLOAD_MB * 2**20 == ApiSettings.max_upload_bytes
+    help_text = " ".join(p.help or "" for p in serve_cmd.serve.__defaults__ if hasattr(p, "help"))
+    assert {v for k, v in ENVIRONMENT.items() if k != "study_dir"} <= set(re.findall(r"\$(\w+)", help_text))
+
+
+def test_settings_read_the_environment_only_when_asked():
+    env = {"ARTLENS_FREE": "/free", "ARTLENS_ARTIST_HEAD": "/head.pt", "ARTLENS_REGISTRY": ""}
+    settings = ApiSettings.from_env("/c", env, artist_head=Path("/given.pt"), max_k=None)
+    assert settings.copyright_free == Path("/free") and settings.artist_head == Path("/given.pt")
+    assert settings.copyright_registry is None and settings.max_k == ApiSettings.max_k
+    assert ApiSettings(collection=Path("/c")).copyright_free is None
 
 
 def test_taken_port_is_a_clear_error():

@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import re
+import shutil
 import time
 
 import numpy as np
@@ -446,15 +447,17 @@ def test_api_artists_search(published, tiny_collection, heads, tiny_folder, tmp_
 
     from artlens.api import ApiSettings, create_app
 
-    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path / "thumbs")
+    served, served_head = tmp_path / "served" / "profiles.json", tmp_path / "served" / "head.pt"
+    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path / "thumbs",
+                           artist_profiles=served, artist_head=served_head)
     dots = (tiny_folder[0] / "images" / "dots_1.png").read_bytes()
     with TestClient(create_app(settings, collection=tiny_collection, warm_up=False)) as client:
-        monkeypatch.delenv("ARTLENS_ARTIST_PROFILES", raising=False)
         assert client.get("/api/artists").json()["available"] is False
         missing = client.post("/api/artists/search", files={"image": ("q.png", dots, "image/png")})
         assert missing.status_code == 501 and "artists publish" in missing.json()["hint"]
-        monkeypatch.setenv("ARTLENS_ARTIST_PROFILES", str(published))
-        monkeypatch.setenv("ARTLENS_ARTIST_HEAD", str(heads[0]))
+        served.parent.mkdir()
+        shutil.copy(published, served)
+        shutil.copy(heads[0], served_head)
         listing = client.get("/api/artists").json()
         assert listing["available"] and [a["name"] for a in listing["artists"]] == ["dots", "rings", "stripes"]
         assert listing["text"] is False
@@ -468,8 +471,8 @@ def test_api_artists_search(published, tiny_collection, heads, tiny_folder, tmp_
         bad = client.post("/api/artists/search", data={"text": "dots"})
         assert bad.status_code == 422 and "no text input" in bad.json()["error"]
         assert client.post("/api/artists/search", data={"k": "2"}).status_code == 422
-        monkeypatch.setenv("ARTLENS_ARTIST_HEAD", str(heads[1]))  # another head, once the file changes
-        os.utime(published, (time.time() + 5, time.time() + 5))
+        shutil.copy(heads[1], served_head)  # another head, once the file changes
+        os.utime(served, (time.time() + 5, time.time() + 5))
         other = client.post("/api/artists/search", files={"image": ("q.png", dots, "image/png")})
         assert other.status_code == 422 and "profiles were made with head" in other.json()["error"]
 

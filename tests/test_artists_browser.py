@@ -27,14 +27,11 @@ def url(tiny_collection, tmp_path_factory):
     labels = artist_labels(tiny_collection, "style")
     space = learned_space(tiny_collection, head, labels)
     profiles = build_profiles(space.vectors, space.artists, head.id).save(folder / "profiles.json")
-    patch = pytest.MonkeyPatch()
-    patch.setenv("ARTLENS_ARTIST_PROFILES", str(profiles))
-    patch.setenv("ARTLENS_ARTIST_HEAD", str(head_file))
-    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
+    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"),
+                           artist_profiles=profiles, artist_head=head_file)
     app = create_app(settings, collection=tiny_collection)
     with BackgroundServer(app) as base:
         yield base
-    patch.undo()
 
 
 def test_find_an_artist_from_reference_pictures(page, tiny_folder):

@@ -2,36 +2,47 @@
 the app served by uvicorn on a free localhost port in a thread this module starts and stops."""
 
 import io
+import re
+import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 from browser_support import expect, open_page  # skips this module without Chromium
 from PIL import Image
+from registry_support import OWNER, tiny_registry
 
 from artlens.api import ApiSettings, create_app
 from artlens.api.server import BackgroundServer
+from artlens.collection import Collection
 
 pytestmark = pytest.mark.browser
 
 
-def fake_annotator(image, top):
-    return {"style": [("dots", 0.82), ("rings", 0.12), ("stripes", 0.06)][:top], "artist": [("artist 1", 0.7)]}
+@pytest.fixture(scope="module")
+def url(tiny_collection, tiny_folder, tmp_path_factory):
+    """The tiny collection with its own annotator and a copyright registry of its pictures."""
+    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"),
+                           copyright_registry=tiny_registry(tmp_path_factory, tiny_folder))
+    app = create_app(settings, collection=tiny_collection)
+    with BackgroundServer(app) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
-def url(tiny_collection, tmp_path_factory):
-    ids = tiny_collection.catalog.ids()
-
-    def fake_checker(image, k):
-        return {"verdict": "registered", "work_id": 3, "owner": "Museum of Dots", "licence": "all rights reserved",
-                "title": "Red dots, the original", "score": 0.97, "stage": "descriptor",
-                "alternatives": [{"id": i, "score": 0.8 - 0.1 * n, "title": f"Free work {i}", "licence": "CC0"}
-                                 for n, i in enumerate(ids[:k])]}
-
-    settings = ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
-    app = create_app(settings, collection=tiny_collection, annotator=fake_annotator, copyright_checker=fake_checker)
-    with BackgroundServer(app) as base:
+def plain_url(tiny_collection, tmp_path_factory):
+    """A copy of the tiny collection with nothing to annotate (one artist), numbered editions, no
+    copyright registry and no artist profiles."""
+    root = tmp_path_factory.mktemp("plain") / "c"
+    shutil.copytree(tiny_collection.root, root)
+    coll = Collection.open(root)
+    arts = coll.catalog.get_many(coll.catalog.ids())
+    with coll.catalog.transaction():
+        for n, (i, art) in enumerate(sorted(arts.items()), start=1):
+            coll.catalog.set_metadata(i, {"title": art.metadata["title"], "artist": "Hokusai", "edition": str(n)})
+    settings = ApiSettings(collection=root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
+    with BackgroundServer(create_app(settings, collection=coll)) as base:
         yield base
 
 
@@ -54,14 +65,29 @@ def test_upload_weights_filter_detail_and_copyright(page, dots_file):
     expect(first.locator(".title")).to_have_text("Red dots scattered 1")
     expect(first.locator(".bar")).to_have_count(3)  # content, style, colour
 
-    # Predicted labels and the copyright verdict with free alternatives.
-    expect(page.locator("#labels")).to_contain_text("dots")
-    expect(page.locator("#labels")).to_contain_text("82%")
+    # Predicted labels (a near match: not marked as a guess) and the copyright verdict with free alternatives.
+    expect(page.locator("#labels .label-group[data-column=style] .label").first).to_contain_text("dots")
+    expect(page.locator("#labels .label-group[data-column=style] .label").first).to_contain_text(re.compile(r"\d+%"))
+    expect(page.locator("[data-testid=weak-labels]")).to_have_count(0)
     verdict = page.locator("[data-testid=verdict]")
     expect(verdict).to_have_attribute("data-verdict", "registered")
-    expect(verdict).to_contain_text("Red dots, the original")
-    expect(verdict).to_contain_text("Museum of Dots")
-    expect(verdict.locator("[data-testid=alternatives] img")).to_have_count(6)
+    expect(verdict).to_contain_text("Red dots scattered 1")
+    expect(verdict).to_contain_text(OWNER)
+    alternatives = verdict.locator("[data-testid=alternatives] figure")
+    expect(alternatives.locator("img")).to_have_count(6)
+    # each alternative: its thumbnail, title and (when the check knows it) artist, never "Artwork 29"
+    first_alt = alternatives.first
+    expect(first_alt.locator("figcaption .alt-title")).to_have_text("Red dots scattered 1")
+    expect(verdict).not_to_contain_text("Artwork ")
+    checked = page.request.post(page.url.rstrip("/") + "/api/copyright/check",
+                                multipart={"image": {"name": "q.png", "mimeType": "image/png", "buffer": dots_file.read_bytes()}})
+    artist = checked.json()["alternatives"][0]["artist"]
+    if artist:
+        expect(first_alt.locator("figcaption .alt-by")).to_contain_text(artist)
+    first_alt.locator("button").click()  # a work of the served collection opens in the detail view
+    expect(page.locator("#detail #detail-title")).to_have_text("Red dots scattered 1")
+    page.locator("#detail").get_by_role("button", name="Close").click()
+    expect(page.locator("#detail")).to_be_hidden()
 
     # Moving a weight slider re-ranks (by the remembered upload, not a new upload).
     with page.expect_request(lambda r: r.url.endswith("/api/search") and "upload_id" in (r.post_data or "")):
@@ -182,3 +208,32 @@ def test_thumbnails_are_real_images(page):
     response = page.request.get(page.url.rstrip("/") + src)
     assert response.ok and response.headers["content-type"] == "image/jpeg"
     assert max(Image.open(io.BytesIO(response.body())).size) <= 320
+
+
+def test_a_picture_unlike_the_collection_shows_its_labels_as_guesses(page, tmp_path):
+    noise = tmp_path / "noise.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(noise)
+    page.set_input_files("#file-input", str(noise))
+    expect(page.locator("[data-testid=weak-labels]").first).to_be_visible()
+    expect(page.locator("#labels .label-group[data-column=style]")).to_have_attribute("data-weak", "true")
+    expect(page.locator("[data-testid=verdict]")).to_have_attribute("data-verdict", "not-registered")
+
+
+def test_the_page_calls_only_what_the_server_offers(browser, plain_url, dots_file):
+    with open_page(browser, plain_url) as page:
+        asked, failed = [], []
+        page.on("request", lambda r: asked.append(r.url))
+        page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+        expect(page.get_by_test_id("artists-open")).to_be_hidden()  # no artist profiles published here
+        # numbers in a facet read in order (1, 2, ..., 10), not as text (1, 10, 11, 2)
+        editions = page.locator(".facet[data-facet=edition] .chip")
+        page.locator(".facet[data-facet=edition] .more").click()
+        expect(editions).to_have_count(12)
+        assert editions.evaluate_all("cs => cs.map(c => c.dataset.value)") == [str(n) for n in range(1, 13)]
+        page.set_input_files("#file-input", str(dots_file))
+        expect(page.locator("[data-testid=result-card] .title").first).to_have_text("Red dots scattered 1")
+        page.wait_for_load_state("networkidle")
+        assert not [u for u in asked if "/api/annotate" in u or "/api/copyright" in u], asked
+        expect(page.locator("[data-testid=verdict]")).to_be_hidden()
+        expect(page.locator("#labels")).to_be_empty()
+        assert not failed, failed

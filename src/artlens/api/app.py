@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from artlens import __version__
 from artlens.api.errors import install_error_handlers
 from artlens.api.limits import BodySizeLimit
+from artlens.api.protocols import Annotator, CopyrightChecker
 from artlens.api.routes import annotate, artists, artworks, copyright, search, study
 from artlens.api.routes import collection as collection_routes
 from artlens.api.routes.page import page_router
@@ -26,10 +27,11 @@ Errors are JSON: `{"error", "hint", "status"}`."""
 _FORM_OVERHEAD = 256 * 1024
 
 
-def create_app(settings: ApiSettings, collection: Collection | None = None, annotator=None,
-               copyright_checker=None, warm_up: bool = True) -> FastAPI:
+def create_app(settings: ApiSettings, collection: Collection | None = None, annotator: Annotator | None = None,
+               copyright_checker: CopyrightChecker | None = None, warm_up: bool = True) -> FastAPI:
     """The app for one collection. ``collection`` may be passed already open (tests, the demo);
-    ``annotator`` and ``copyright_checker`` replace the optional modules (see ``artlens.api.plugins``)."""
+    ``annotator`` and ``copyright_checker`` replace the collection's annotator and the checker of
+    ``settings.copyright_registry`` (see :mod:`artlens.api.protocols`)."""
     service = ArtService(settings, collection, annotator=annotator, copyright_checker=copyright_checker)
 
     @asynccontextmanager

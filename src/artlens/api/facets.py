@@ -1,8 +1,10 @@
 """Which metadata columns the page offers as filters, with their value counts. Year-like columns are
-grouped into decades ("1880s"); a decade in a filter stands for every value of that decade."""
+grouped into decades ("1880s"); a decade in a filter stands for every value of that decade. Numbers
+sort as numbers (1, 2, 10), never as text (1, 10, 2)."""
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter
@@ -16,11 +18,26 @@ from artlens.search.filters import decade_of, match_values, year_of
 _NOT_FACETS = {"path", "file", "filename", "md5", "url", "image", "id"}
 
 
+def number(value: str) -> float | None:
+    """The value as a finite number, or None."""
+    try:
+        x = float(value)
+    except ValueError:
+        return None
+    return x if math.isfinite(x) else None
+
+
+def value_order(value: str) -> tuple:
+    """Sort key of facet values: numbers by size, before text ignoring case."""
+    x = number(value)
+    return (0, x, value) if x is not None else (1, value.casefold(), value)
+
+
 @dataclass(frozen=True)
 class Facet:
     column: str
     kind: str  # "values" or "decades"
-    counts: tuple[tuple[str, int], ...]  # (value, count), most frequent first (decades in order)
+    counts: tuple[tuple[str, int], ...]  # (value, count), most frequent first (decades and numbers in order)
 
     def as_list(self) -> list[dict]:
         return [{"value": v, "count": n} for v, n in self.counts]
@@ -64,7 +81,9 @@ class FacetIndex:
                 decades = Counter(d for v in by_id.values() if (d := decade_of(v)))
                 facets[column] = Facet(column, "decades", tuple(sorted(decades.items())))
             elif mean_len <= 40 and (len(counts) <= self.max_values or len(counts) <= 0.5 * n):
-                top = sorted(counts.items(), key=lambda vc: (-vc[1], vc[0]))[: self.top]
+                top = sorted(counts.items(), key=lambda vc: (-vc[1], value_order(vc[0])))[: self.top]
+                if all(number(v) is not None for v, _ in top):  # a numeric column reads in order, like decades
+                    top.sort(key=lambda vc: value_order(vc[0]))
                 facets[column] = Facet(column, "values", tuple(top))
             else:
                 continue
@@ -98,5 +117,5 @@ class FacetIndex:
                 if value is None:
                     continue
                 tallies[column][decade_of(value) if facet.kind == "decades" else value] += 1
-        return {c: [{"value": v, "count": n} for v, n in sorted(t.items(), key=lambda vc: (-vc[1], str(vc[0]))) if v]
+        return {c: [{"value": v, "count": n} for v, n in sorted(t.items(), key=lambda vc: (-vc[1], value_order(vc[0]))) if v]
                 for c, t in tallies.items() if t}

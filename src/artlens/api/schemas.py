@@ -70,8 +70,11 @@ class Health(BaseModel):
 
 
 class Features(BaseModel):
-    annotation: bool
-    copyright: bool
+    """Which optional services answer on this server (the page calls only those)."""
+
+    annotation: bool = Field(description="POST /api/annotate: the collection has label columns to predict")
+    copyright: bool = Field(description="POST /api/copyright/check: a copyright registry is configured")
+    artists: bool = Field(description="POST /api/artists/search: artist profiles are published")
 
 
 class Limits(BaseModel):
@@ -101,16 +104,36 @@ class Label(BaseModel):
     probability: float | None = None
 
 
+class ColumnMatch(BaseModel):
+    method: str = Field(description="'head' (the learned head's classifier) or 'probe' (on pretrained features)")
+    nearest: float = Field(description="Similarity of the nearest labelled artwork to the upload")
+    threshold: float = Field(description="Below this the nearest labelled works are far: a low percentile of "
+                                         "the labelled works' similarities to their nearest labelled neighbour")
+    weak: bool = Field(description="nearest < threshold: the labels are guesses")
+
+
 class AnnotationResponse(BaseModel):
     labels: dict[str, list[Label]] = Field(description="Predicted values of each label column, best first")
+    weak: bool = Field(description="Whether the nearest labelled works of some column are far from the upload")
+    columns: dict[str, ColumnMatch] = Field(description="How each column was predicted and how near its labelled works are")
+
+
+class FreeAlternative(BaseModel):
+    id: int = Field(description="Id in the free collection")
+    score: float = Field(description="Content similarity to the upload (cosine)")
+    title: str | None = None
+    artist: str | None = None
+    owner: str | None = None
+    licence: str | None = None
+    thumbnail: str = Field(examples=["/api/artworks/1/thumbnail", "/api/copyright/free/1/thumbnail"])
 
 
 class CopyrightResponse(BaseModel):
     verdict: str = Field(description="'registered' or 'not-registered'")
     registered: bool
     owner: str | None = None
-    work: dict | None = None
+    work: dict | None = Field(None, description="The registered work matched: id, owner, licence, title")
     score: float | None = None
     stage: str | None = None
-    alternatives: list[dict] = Field(description="Free-to-use works most similar to the upload")
-    evidence: dict | None = None
+    alternatives: list[FreeAlternative] = Field(description="Free-to-use works most similar to the upload")
+    evidence: dict | None = Field(None, description="How it was decided: detector, search (exact or fast), threshold")

@@ -1,5 +1,5 @@
 """What the routes call: one collection, its search engine, facets and thumbnails, and the optional
-annotation and copyright services, shared by every request of an app."""
+annotation, copyright and artist services, shared by every request of an app."""
 
 from __future__ import annotations
 
@@ -7,17 +7,20 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
+from artlens import __version__
+from artlens.api.answers import annotation_answer, copyright_answer
+from artlens.api.artists import ArtistFinder
 from artlens.api.errors import ApiError
 from artlens.api.facets import FacetIndex
-from artlens.api.plugins import (
-    call_with_accepted,
-    normalise_labels,
-    normalise_verdict,
+from artlens.api.protocols import (
+    Annotator,
+    CopyrightChecker,
     open_annotator,
     open_copyright_checker,
 )
@@ -25,6 +28,7 @@ from artlens.api.settings import ApiSettings
 from artlens.api.uploads import UploadedImage, UploadRef, decode_or_422
 from artlens.collection import Collection
 from artlens.errors import ArtlensError
+from artlens.features import ImageExtractor, TextExtractor
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
 from artlens.search.filters import check_columns
@@ -96,9 +100,14 @@ def thumbnail_url(artwork_id: int, size: str | None = None) -> str:
     return f"/api/artworks/{artwork_id}/thumbnail" + (f"?size={size}" if size else "")
 
 
+def free_thumbnail_url(artwork_id: int) -> str:
+    """A thumbnail of a work of the copyright check's free collection, when it is not the served one."""
+    return f"/api/copyright/free/{artwork_id}/thumbnail"
+
+
 class ArtService:
-    def __init__(self, settings: ApiSettings, collection: Collection | None = None, annotator=None,
-                 copyright_checker=None):
+    def __init__(self, settings: ApiSettings, collection: Collection | None = None,
+                 annotator: Annotator | None = None, copyright_checker: CopyrightChecker | None = None):
         self.settings = settings
         self.collection = collection or Collection.open(settings.collection)
         # Feature extraction uses every core: bound how many requests run it at once.
@@ -107,16 +116,14 @@ class ArtService:
         self.facet_index = FacetIndex(self.collection.catalog, self.collection.config.text_columns,
                                       settings.facet_max_values, settings.facet_top)
         self.thumbnails = ThumbnailCache(settings.resolved_thumbnail_dir(), self.collection.config.max_pixels)
+        self.artists = ArtistFinder(Path(self.collection.root), settings.artist_profiles, settings.artist_head)
         self._annotator = annotator
         self._copyright_checker = copyright_checker
+        self._free: Collection | None = None
         self._opening = threading.Lock()
 
     def warm_up(self) -> None:
         """Load indexes and models now rather than on the first request."""
-        from PIL import Image
-
-        from artlens.features import ImageExtractor, TextExtractor
-
         ids = self.collection.catalog.ids()
         aspects = self.engine.aspects
         if ids and aspects:
@@ -216,19 +223,27 @@ class ArtService:
         return {"total": len(ids), "offset": offset,
                 "results": [{"id": i, "metadata": arts[i].metadata, "thumbnail": thumbnail_url(i)} for i in page if i in arts]}
 
-    def thumbnail(self, artwork_id: int, size: str) -> tuple[Path, str]:
-        """(cached thumbnail file, ETag); the file name comes from the catalog's MD5, never the request."""
+    def thumbnail(self, artwork_id: int, size: str, collection: Collection | None = None) -> tuple[Path, str]:
+        """(cached thumbnail file, ETag) of an artwork of the served collection (or of ``collection``);
+        the file name comes from the catalog's MD5, never the request."""
+        collection = collection or self.collection
         pixels = self.settings.thumbnail_sizes.get(size)
         if pixels is None:
             raise ApiError(422, f"unknown thumbnail size {size!r}", f"use one of: {', '.join(self.settings.thumbnail_sizes)}")
-        art = self.collection.catalog.get(artwork_id)
+        art = collection.catalog.get(artwork_id)
         if art is None:
-            raise ApiError(404, f"no artwork with id {artwork_id}", "use an id from /api/search results")
+            where = "" if collection is self.collection else " of free works"
+            raise ApiError(404, f"no artwork with id {artwork_id} in the collection{where}",
+                           "use an id from /api/search or /api/copyright/check results")
         path = self.thumbnails.ensure(art.md5, art.path, pixels)
         if path is None:
             raise ApiError(404, f"the image of artwork {artwork_id} is no longer readable",
                            "re-run `artlens ingest` on the collection's folder")
         return path, f'"{art.md5}-{pixels}"'
+
+    def free_thumbnail(self, artwork_id: int, size: str) -> tuple[Path, str]:
+        """Like :meth:`thumbnail`, for a work of the copyright check's free collection."""
+        return self.thumbnail(artwork_id, size, self.free_collection())
 
     # -- collection -----------------------------------------------------------------------------
     def facets(self) -> dict:
@@ -236,8 +251,6 @@ class ArtService:
                 "facets": [{"column": f.column, "kind": f.kind, "values": f.as_list()} for f in self.facet_index.facets().values()]}
 
     def health(self) -> dict:
-        from artlens import __version__
-
         return {"status": "ok", "artworks": len(self.collection.catalog), "aspects": self.engine.aspects,
                 "version": __version__}
 
@@ -251,80 +264,82 @@ class ArtService:
             "default_weights": {a: w for a, w in config.weights.items() if a in config.aspects},
             "indexes": info["indexes"], "extractors": info["extractors"],
             "metadata_columns": info["metadata_columns"], "text_columns": list(config.text_columns),
-            "features": {"annotation": self._available(self.annotator), "copyright": self._available(self.copyright_checker)},
+            "features": self.features(),
             "limits": {"max_upload_bytes": s.max_upload_bytes, "max_upload_pixels": s.max_upload_pixels,
                        "max_k": s.max_k, "default_k": s.default_k, "max_liked": s.max_liked},
         }
 
     # -- optional services ----------------------------------------------------------------------
+    def features(self) -> dict[str, bool]:
+        """Which optional services answer here, so that the page calls only those."""
+        return {"annotation": self._available(self.annotator), "copyright": self._available(self.copyright_checker),
+                "artists": self._available(lambda: self.artists.current(required=False))}
+
+    def _available(self, opener: Callable[[], object]) -> bool:
+        try:
+            return opener() is not None
+        except (ArtlensError, ApiError):
+            return False
+
     def _free_is_served(self) -> bool:
         """Whether copyright alternatives come from the served collection (so they have thumbnails here)."""
         free = self.settings.copyright_free
         return free is None or Path(free).resolve() == Path(self.settings.collection).resolve()
 
-    def _available(self, opener) -> bool:
-        try:
-            return opener() is not None
-        except ArtlensError:
-            return False
+    def free_collection(self) -> Collection:
+        """The collection free alternatives come from: the served one unless ``copyright_free`` names another."""
+        if self._free_is_served():
+            return self.collection
+        with self._opening:
+            if self._free is None:
+                self._free = Collection.open(self.settings.copyright_free)
+        return self._free
 
-    def annotator(self):
-        """The injected annotator, or one from the annotation module once it is installed."""
+    def annotator(self) -> Annotator:
+        """The given annotator, else the collection's (an error says why a collection has none)."""
         if self._annotator is None:
             with self._opening:
                 if self._annotator is None:
                     self._annotator = open_annotator(self.collection)
         return self._annotator
 
-    def copyright_checker(self):
-        """The injected checker, or one opened on the configured registry (None while unavailable)."""
+    def copyright_checker(self) -> CopyrightChecker | None:
+        """The given checker, else one on the configured registry; None when no registry is configured."""
         if self._copyright_checker is not None or self.settings.copyright_registry is None:
             return self._copyright_checker
+        free = self.free_collection()
         with self._opening:
             if self._copyright_checker is None:
-                s = self.settings
-                free = self.collection if self._free_is_served() else Collection.open(s.copyright_free)
-                self._copyright_checker = open_copyright_checker(s.copyright_registry, free)
+                self._copyright_checker = open_copyright_checker(self.settings.copyright_registry, free,
+                                                                 self.settings.max_alternatives)
         return self._copyright_checker
 
-    def require_annotator(self):
+    def require_annotator(self) -> Annotator:
         try:
-            annotator = self.annotator()
-        except ArtlensError as exc:  # e.g. the collection has no trained head yet
+            return self.annotator()
+        except ArtlensError as exc:  # e.g. the collection has no label columns or no indexes yet
             raise ApiError(501, f"annotation is not available: {exc.message}", exc.hint) from None
-        if annotator is None:
-            raise ApiError(501, "annotation is not available on this server",
-                           "it needs the artlens annotation module (artlens.annotation); install an artlens with it")
-        return annotator
 
-    def require_copyright_checker(self):
-        if self.settings.copyright_registry is None and self._copyright_checker is None:
-            raise ApiError(501, "copyright checking is not set up on this server",
-                           "start it with `artlens serve --registry PATH` (a registry made by `artlens registry add`)")
+    def require_copyright_checker(self) -> CopyrightChecker:
         try:
             checker = self.copyright_checker()
         except ArtlensError as exc:
             raise ApiError(501, f"copyright checking is not available: {exc.message}", exc.hint) from None
         if checker is None:
-            raise ApiError(501, "copyright checking is not available on this server",
-                           "it needs the artlens copyright module (artlens.copyright); install an artlens with it")
+            raise ApiError(501, "copyright checking is not set up on this server",
+                           "start it with `artlens serve --registry PATH` (a registry made by `artlens registry add`)")
         return checker
 
     def annotate(self, upload: UploadedImage, top: int) -> dict:
         annotator = self.require_annotator()
         image = decode_or_422(upload)
         with self.encoding:
-            labels = annotator(image, top)
-        return {"labels": normalise_labels(labels)}
+            predictions = annotator.annotate_image(image, top)
+        return annotation_answer(predictions)
 
     def check_copyright(self, upload: UploadedImage, k: int, fast: bool = False) -> dict:
         checker = self.require_copyright_checker()
         image = decode_or_422(upload)
         with self.encoding:
-            raw = call_with_accepted(checker, image, k, md5=upload.md5, fast=fast)
-        verdict = normalise_verdict(raw)
-        free_is_served = self._free_is_served()
-        for alt in verdict["alternatives"]:
-            if free_is_served and isinstance(alt.get("id"), int) and "thumbnail" not in alt:
-                alt["thumbnail"] = thumbnail_url(alt["id"])
-        return verdict
+            result = checker.check_images([image], ["upload"], [upload.md5], fast=fast)[0]
+        return copyright_answer(result, k, thumbnail_url if self._free_is_served() else free_thumbnail_url)

@@ -1,10 +1,24 @@
 """Settings of the web service. Every option has one default, here; ``artlens serve`` maps its flags
-onto the same fields."""
+onto the same fields, and :meth:`ApiSettings.from_env` is the one place the service's environment
+variables are read."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from artlens.settings import with_changes
+
+# Fields a deployment may set through the environment, by variable.
+ENVIRONMENT = {
+    "copyright_registry": "ARTLENS_REGISTRY",
+    "copyright_free": "ARTLENS_FREE",
+    "artist_profiles": "ARTLENS_ARTIST_PROFILES",
+    "artist_head": "ARTLENS_ARTIST_HEAD",
+    "study_dir": "ARTLENS_STUDY",
+}
 
 
 @dataclass(frozen=True)
@@ -14,8 +28,10 @@ class ApiSettings:
     ``thumbnail_dir`` defaults to ``COLLECTION/thumbnails``; ``copyright_registry`` and
     ``copyright_free`` are the collections the copyright check compares an upload with (the free
     collection defaults to the served one); ``artist_profiles`` and ``artist_head`` are the profile
-    file the artist search answers from and the head it embeds uploads with (defaults: see
-    :mod:`artlens.artists.locate`).
+    file the artist search answers from and the head it embeds uploads with (defaults:
+    ``COLLECTION/artists/profiles.json`` and the collection's own head, see
+    :mod:`artlens.artists.locate`); ``study_dir`` is the study served at ``/study`` (default
+    ``COLLECTION/study``).
     """
 
     collection: Path
@@ -42,10 +58,24 @@ class ApiSettings:
     # Optional collaborators.
     copyright_registry: Path | None = None
     copyright_free: Path | None = None
+    max_alternatives: int = 50
     artist_profiles: Path | None = None
     artist_head: Path | None = None
+    study_dir: Path | None = None
     serve_page: bool = True
     title: str = "artlens"
 
+    @classmethod
+    def from_env(cls, collection: str | Path, environ: Mapping[str, str] | None = None, **given) -> ApiSettings:
+        """Settings of ``collection``: the fields ``given`` (None: not given), else the paths in the
+        environment's variables (:data:`ENVIRONMENT`), else the defaults."""
+        environ = os.environ if environ is None else environ
+        from_environment = {name: Path(environ[var]) for name, var in ENVIRONMENT.items() if environ.get(var)}
+        given = {name: value for name, value in given.items() if value is not None}
+        return with_changes(cls(collection=Path(collection)), {**from_environment, **given})
+
     def resolved_thumbnail_dir(self) -> Path:
         return Path(self.thumbnail_dir) if self.thumbnail_dir else Path(self.collection) / "thumbnails"
+
+    def resolved_study_dir(self) -> Path:
+        return Path(self.study_dir) if self.study_dir else Path(self.collection) / "study"

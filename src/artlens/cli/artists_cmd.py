@@ -4,6 +4,7 @@ published profiles only."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import typer
@@ -168,6 +169,7 @@ def search(
         if not path.is_file():
             raise ArtlensError(f"reference image {path} does not exist", "check the path given to --like")
     profile_set = ProfileSet.load(profiles)
+    head = head or (Path(os.environ["ARTLENS_ARTIST_HEAD"]) if os.environ.get("ARTLENS_ARTIST_HEAD") else None)
     model = load_head_for(profile_set, head, collection or default_collection())
     result = ArtistSearch(profile_set, model).search([str(p) for p in like], text, k, labels=[p.name for p in like])
     if as_json:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -11,6 +10,10 @@ from rich.console import Console
 from artlens.cli import app, collection_option, default_collection
 
 console = Console(stderr=True)
+# ApiSettings' default, written out: importing artlens.api here would load the whole service for
+# every command's --help (tests/test_api.py checks that they agree, and that the help names the
+# variables ApiSettings.from_env reads).
+DEFAULT_UPLOAD_MB = 20
 
 
 def announce(url: str, to: Console | None = None, page: str = "") -> None:
@@ -24,22 +27,25 @@ def announce(url: str, to: Console | None = None, page: str = "") -> None:
 def serve(
     collection: Path = collection_option(),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
-    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
-    registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check (default: $ARTLENS_REGISTRY)."),
-    free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives (default: $ARTLENS_FREE, else the served one)."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check "
+                                                           "(default: $ARTLENS_REGISTRY)."),
+    free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives "
+                                                   "(default: $ARTLENS_FREE, else the served one)."),
     thumbnails: Path = typer.Option(None, "--thumbnails", help="Thumbnail cache folder (default: COLLECTION/thumbnails)."),
-    max_upload_mb: int = typer.Option(20, "--max-upload-mb", help="Largest upload accepted, in MiB."),
+    max_upload_mb: int = typer.Option(None, "--max-upload-mb", help=f"Largest upload accepted, in MiB (default: {DEFAULT_UPLOAD_MB})."),
     threads: int = typer.Option(1, "--threads", help="CPU threads per request (1 serves concurrent requests best)."),
     profiles: Path = typer.Option(None, "--profiles", help="Artist profile file that \"Find an artist\" and "
                                                            "/api/artists search (from `artlens artists publish`/`merge`; "
                                                            "default: $ARTLENS_ARTIST_PROFILES, else "
                                                            "COLLECTION/artists/profiles.json; re-read when it changes)."),
     head: Path = typer.Option(None, "--head", help="Head the artist profiles were made with, which embeds uploaded "
-                                                   "references (default: $ARTLENS_ARTIST_HEAD, else the collection's "
-                                                   "own head)."),
+                                                   "references (default: $ARTLENS_ARTIST_HEAD, else the "
+                                                   "collection's own head)."),
 ):
     """Serve the web page and REST API of a collection (search by image, text, artwork or liked works;
-    find an artist from published style profiles, see --profiles)."""
+    find an artist from published style profiles, see --profiles). The study served at /study is
+    $ARTLENS_STUDY, else COLLECTION/study."""
     from artlens.api import ApiSettings, create_app
     from artlens.api.server import serve_app
     from artlens.collection import Collection
@@ -48,8 +54,6 @@ def serve(
     if not 0 <= port <= 65535:
         raise ArtlensError(f"port {port} is out of range", "use a port between 1 and 65535 (0: any free one), e.g. --port 8000")
     coll = Collection.open(collection or default_collection())
-    registry = registry or (Path(os.environ["ARTLENS_REGISTRY"]) if os.environ.get("ARTLENS_REGISTRY") else None)
-    free = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
     if profiles is not None:  # a wrong file or head is a one-line error now, not a failing page later
         from artlens.artists.locate import load_head_for
         from artlens.artists.profiles import ProfileSet
@@ -59,9 +63,9 @@ def serve(
         from artlens.models import load_head
 
         load_head(head)
-    settings = ApiSettings(collection=coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20,
-                           copyright_registry=registry, copyright_free=free, artist_profiles=profiles,
-                           artist_head=head)
+    settings = ApiSettings.from_env(
+        coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20 if max_upload_mb else None,
+        copyright_registry=registry, copyright_free=free, artist_profiles=profiles, artist_head=head)
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
     app = create_app(settings, collection=coll, warm_up=False)
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error

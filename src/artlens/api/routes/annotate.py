@@ -14,8 +14,9 @@ router = APIRouter(tags=["annotation"])
 @router.post("/api/annotate", response_model=AnnotationResponse, responses=errors(400, 413, 415, 422, 501))
 async def annotate(request: Request, image: UploadFile = File(..., description="Image to annotate"),
                    top: int = Form(3, ge=1, le=20, description="Labels per column")):
-    """The most probable values of each label column of the collection, with probabilities.
-    Answers 501 while the annotation module is not installed."""
+    """The most probable values of each label column of the collection, with probabilities, and
+    whether the nearest labelled works are far (``weak``: the labels are guesses). Answers 501 when
+    the collection has no label columns (the error says why)."""
     service(request).require_annotator()
     upload = await upload_of(request, image)
     return await run_in_threadpool(service(request).annotate, upload, top)

@@ -2,16 +2,12 @@
 style profiles match uploaded references (and texts, when the profiles' head reads text).
 
 The profiles are ``ApiSettings.artist_profiles`` (``artlens serve --profiles``), else
-``$ARTLENS_ARTIST_PROFILES``, else ``COLLECTION/artists/profiles.json``; their head is
-``ApiSettings.artist_head`` (``--head``), else ``$ARTLENS_ARTIST_HEAD``, else the collection's own head
-(see :mod:`artlens.artists.locate`). The file is re-read when it changes; until there is one, search
-answers 501.
+``COLLECTION/artists/profiles.json``; their head is ``ApiSettings.artist_head`` (``--head``), else the
+collection's own head (see :mod:`artlens.api.artists`). The file is re-read when it changes; until
+there is one, search answers 501.
 """
 
 from __future__ import annotations
-
-import threading
-from pathlib import Path
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import BaseModel, Field
@@ -61,56 +57,11 @@ class ArtistSearchResponse(BaseModel):
     results: list[ArtistResult]
 
 
-class ArtistFinder:
-    """The served profiles and their head, loaded on first use and again when the file changes."""
-
-    def __init__(self, collection_root: Path, profiles: Path | None = None, head: Path | None = None):
-        self.collection_root = collection_root
-        self.profiles, self.head = profiles, head  # given by the settings; None: found as locate says
-        self._lock = threading.Lock()
-        self._loaded: tuple[Path, float] | None = None
-        self._search = None
-
-    def current(self, required: bool = True):
-        from artlens.artists.locate import (
-            COLLECTION_PROFILES,
-            load_head_for,
-            profiles_path,
-        )
-        from artlens.artists.profiles import ProfileSet
-        from artlens.artists.search import ArtistSearch
-
-        path = profiles_path(self.collection_root, self.profiles)
-        if path is None or not path.is_file():
-            if not required:
-                return None
-            where = f"no profile file at {path}" if path is not None else "this server publishes no artist profiles"
-            raise ApiError(501, where,
-                           f"publish them: artlens artists publish --collection PATH --artist-column COLUMN --head FILE "
-                           f"--out {path or 'PATH/' + COLLECTION_PROFILES.as_posix()}")
-        with self._lock:
-            stamp = (path, path.stat().st_mtime)
-            if self._loaded != stamp:
-                profiles = ProfileSet.load(path)
-                self._search = ArtistSearch(profiles, load_head_for(profiles, self.head, self.collection_root))
-                self._loaded = stamp
-            return self._search
-
-
-def finder(request: Request) -> ArtistFinder:
-    state = request.app.state
-    if getattr(state, "artist_finder", None) is None:
-        settings = service(request).settings
-        state.artist_finder = ArtistFinder(Path(service(request).collection.root), settings.artist_profiles,
-                                           settings.artist_head)
-    return state.artist_finder
-
-
 @router.get("/api/artists", response_model=ArtistsResponse)
 def artists(request: Request):
     """The published artist profiles this server searches (names, works, prototypes, DP epsilon)."""
     try:
-        search = finder(request).current(required=False)
+        search = service(request).artists.current(required=False)
     except Exception as exc:  # a broken file or a missing head: say so rather than fail the page
         return ArtistsResponse(available=False, hint=getattr(exc, "message", str(exc)))
     if search is None:
@@ -138,7 +89,7 @@ async def search_artists(
         raise ApiError(422, "give at least one reference", "send one or more images (field `image`) or a `text`")
     if len(images) > MAX_REFERENCES:
         raise ApiError(422, f"at most {MAX_REFERENCES} reference images, got {len(images)}", "send fewer references")
-    search = finder(request).current()
+    search = service(request).artists.current()
     uploads = [await upload_of(request, f) for f in images]
 
     def run():

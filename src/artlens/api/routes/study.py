@@ -2,13 +2,13 @@
 record answers (appended to the study's ``answers.jsonl``).
 
 The study served is ``app.state.study_dir`` when set (``artlens study serve``), else
-``$ARTLENS_STUDY``, else the served collection's ``study/`` folder (``artlens study create``'s default).
+``ApiSettings.study_dir`` (``$ARTLENS_STUDY`` for ``artlens serve``), else the served collection's
+``study/`` folder (``artlens study create``'s default).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from artlens.api.errors import ApiError
 from artlens.api.routes._common import errors, service
 from artlens.api.service import thumbnail_url
+from artlens.study import AnswerLog, Study
 
 router = APIRouter(tags=["study"])
 _PAGES = {"study.html": "text/html; charset=utf-8", "study.js": "text/javascript; charset=utf-8"}
@@ -60,22 +61,18 @@ class Progress(BaseModel):
 
 
 def study_dir(request: Request) -> Path:
-    chosen = getattr(request.app.state, "study_dir", None) or os.environ.get("ARTLENS_STUDY")
-    return Path(chosen) if chosen else Path(service(request).settings.collection) / "study"
+    chosen = getattr(request.app.state, "study_dir", None)
+    return Path(chosen) if chosen else service(request).settings.resolved_study_dir()
 
 
-def load_study(request: Request):
-    from artlens.study import Study
-
+def load_study(request: Request) -> Study:
     folder = study_dir(request)
     if not (folder / "study.json").exists():
         raise ApiError(404, f"no study at {folder}", "create one: artlens study create --collection PATH --group-by COLUMN")
     return Study.load(folder)
 
 
-def answered(study, participant: str) -> list[int]:
-    from artlens.study import AnswerLog
-
+def answered(study: Study, participant: str) -> list[int]:
     return sorted({a.question for a in AnswerLog(study.answers_path).read() if a.participant == participant})
 
 
@@ -97,8 +94,6 @@ def progress(request: Request, participant: str = Query(..., min_length=1, max_l
 @router.post("/api/study/answers", response_model=AnswerSaved, status_code=201, responses=errors(404, 422))
 async def record_answer(request: Request, answer: AnswerIn):
     """Record which pair of the question's artworks the participant finds most alike."""
-    from artlens.study import AnswerLog
-
     study = load_study(request)
     await run_in_threadpool(AnswerLog(study.answers_path).append, study, answer.participant, answer.question,
                             answer.pair, answer.confidence, answer.expertise)

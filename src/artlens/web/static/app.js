@@ -441,6 +441,9 @@ async function api(path, form) {
   }
 
   // -- upload: annotation and copyright verdict ---------------------------------------------------
+  /** Which optional services this server offers (from /api/stats): the page calls only those. */
+  const offers = (name) => Boolean(state.stats && state.stats.features && state.stats.features[name]);
+
   async function annotate(file, query) {
     const box = $("labels");
     box.replaceChildren(el("span", { class: "muted small" }, el("span", { class: "spinner-line" }), "Predicting labels…"));
@@ -449,27 +452,37 @@ async function api(path, form) {
     try {
       const answer = await api("/api/annotate", form);
       if (state.query !== query) return;
-      const groups = Object.entries(answer.labels).map(([column, labels]) => el("div", { class: "label-group" },
-        el("span", { class: "col" }, column),
-        labels.slice(0, 3).map((l) => el("button", {
-          type: "button", class: "label", title: `Filter by ${column} = ${l.label}`,
-          onclick: () => { if (state.facets.some((f) => f.column === column)) setFilter(column, l.label, true); },
-        }, l.label, l.probability === null ? null : el("span", { class: "p" }, pct(l.probability))))));
+      const columns = answer.columns || {};
+      const groups = Object.entries(answer.labels).map(([column, labels]) => {
+        const weak = Boolean(columns[column] && columns[column].weak);
+        return el("div", { class: `label-group${weak ? " weak" : ""}`, "data-column": column, "data-weak": String(weak) },
+          el("span", { class: "col" }, column),
+          labels.slice(0, 3).map((l) => el("button", {
+            type: "button", class: "label", title: `Filter by ${column} = ${l.label}`,
+            onclick: () => { if (state.facets.some((f) => f.column === column)) setFilter(column, l.label, true); },
+          }, l.label, l.probability === null ? null : el("span", { class: "p" }, pct(l.probability)))),
+          weak ? el("span", { class: "weak-note", "data-testid": "weak-labels",
+            title: "No labelled artwork of the collection is near this picture: these labels are guesses" }, "a guess: unlike the labelled works") : null);
+      });
       box.replaceChildren(...groups);
     } catch (err) {
       if (state.query !== query) return;
-      box.replaceChildren(err.status === 501 ? "" : el("span", { class: "muted small" }, `Labels unavailable: ${err.message}`));
+      box.replaceChildren(el("span", { class: "muted small" }, `Labels unavailable: ${err.message}`));
     }
   }
 
   function alternativeStrip(alternatives) {
     return el("div", { class: "alternatives", "data-testid": "alternatives" }, alternatives.map((alt) => {
-      const name = alt.title || titleOf(alt.metadata, alt.id);
-      const title = [name, alt.licence, alt.score !== undefined && alt.score !== null ? `similarity ${Number(alt.score).toFixed(2)}` : null]
-        .filter(Boolean).join(" · ");
-      return alt.thumbnail
-        ? el("button", { type: "button", title, onclick: () => openDetail(alt.id) }, el("img", { src: alt.thumbnail, alt: title, loading: "lazy" }))
-        : el("span", { class: "chip", title }, title);
+      const name = alt.title || "Untitled";
+      const by = [alt.artist, alt.licence].filter(Boolean).join(" · ");
+      const similarity = alt.score !== undefined && alt.score !== null ? `similarity ${Number(alt.score).toFixed(2)}` : null;
+      const title = [name, by, similarity].filter(Boolean).join(" · ");
+      // a work of the served collection opens in the detail view; one of another free collection cannot
+      const served = typeof alt.thumbnail === "string" && alt.thumbnail.startsWith("/api/artworks/");
+      const picture = alt.thumbnail ? el("img", { src: alt.thumbnail, alt: name, loading: "lazy" }) : el("span", { class: "no-thumb" });
+      return el("figure", { class: "alternative", "data-id": String(alt.id), title },
+        served ? el("button", { type: "button", "aria-label": `Open ${name}`, onclick: () => openDetail(alt.id) }, picture) : picture,
+        el("figcaption", {}, el("span", { class: "alt-title" }, name), by ? el("span", { class: "alt-by" }, by) : null));
     }));
   }
 
@@ -497,7 +510,6 @@ async function api(path, form) {
         v.alternatives.length ? alternativeStrip(v.alternatives) : null);
     } catch (err) {
       if (state.query !== query) return;
-      if (err.status === 501) { box.hidden = true; return; }
       box.className = "verdict info";
       box.textContent = `Copyright check failed: ${err.message}`;
     }
@@ -510,8 +522,8 @@ async function api(path, form) {
     if (limits && file.size > limits.max_upload_bytes) { toast(`That picture is larger than ${Math.round(limits.max_upload_bytes / 1048576)} MB.`); return; }
     const query = { kind: "image", file, url: URL.createObjectURL(file), uploadId: null };
     setQuery(query);
-    annotate(file, query);
-    checkCopyright(file, query);
+    if (offers("annotation")) annotate(file, query);
+    if (offers("copyright")) checkCopyright(file, query);
   }
 
   // -- detail view --------------------------------------------------------------------------------
@@ -629,6 +641,7 @@ async function api(path, form) {
       state.stats = stats;
       state.facets = facets.facets;
       document.title = `artlens · ${stats.collection}`;
+      if ($("artists-toggle")) $("artists-toggle").hidden = !offers("artists");
     } catch (err) {
       showNotice(`The collection cannot be read: ${err.message}`);
       return;
