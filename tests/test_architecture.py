@@ -40,12 +40,6 @@ KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
 
 # Files whose function-local artlens imports still hide an arrow: move the imports up, then drop the file.
 KNOWN_LOCAL: set[str] = {
-    "artlens/annotation.py",
-    "artlens/api/plugins.py",
-    "artlens/api/routes/artists.py",
-    "artlens/api/routes/study.py",
-    "artlens/api/service.py",
-    "artlens/artists/locate.py",
     "artlens/federated/heldout.py",
     "artlens/federated/institution.py",
     "artlens/federated/participant.py",

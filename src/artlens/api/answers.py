@@ -23,7 +23,7 @@ def _rounded(value: float | None) -> float | None:
 
 def alternative_answer(alt: Alternative, thumbnail: Callable[[int], str]) -> dict:
     """A free alternative, field by field (its file's path stays on the server)."""
-    return {"id": alt.id, "score": _rounded(alt.score), "title": alt.title, "artist": getattr(alt, "artist", None),
+    return {"id": alt.id, "score": _rounded(alt.score), "title": alt.title, "artist": alt.artist,
             "owner": alt.owner, "licence": alt.licence, "thumbnail": thumbnail(alt.id)}
 
 
