@@ -137,7 +137,7 @@ def run_report(collection, config: ReportConfig, out: str | Path,
 
 def write_report(report: Report, out: Path) -> None:
     from artlens.evaluation.report_markdown import render_report
-    from artlens.train.report import write_json, write_text
+    from artlens.files import write_json, write_text
 
     write_json(report.as_dict(), out / "report.json")
     write_text(render_report(report.as_dict()), out / "report.md")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.train.report import pyplot, save_figure
+from artlens.files import pyplot, save_figure
 
 
 def plot_precision_curves(rows: Sequence[Mapping], path: Path, title: str = "") -> Path:

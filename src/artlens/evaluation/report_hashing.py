@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from artlens.evaluation.report_markdown import table
-from artlens.train.report import pyplot, save_figure, write_json, write_text
+from artlens.files import pyplot, save_figure, write_json, write_text
 
 
 def write_hashing_report(rows: Sequence[dict], out: str | Path, collection: str = "") -> dict[str, Path]:

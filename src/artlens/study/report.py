@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from artlens.evaluation.report_markdown import table
+from artlens.files import pyplot, save_figure, write_json, write_text
 from artlens.study.analysis import cumulative_agreement
-from artlens.train.report import pyplot, save_figure, write_json, write_text
 
 
 def write_analysis(analysis: dict, weights: dict, out: Path) -> dict[str, Path]:
