@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, open_collection
+from artlens.cli import app, collection_option, default_collection
 from artlens.errors import ArtlensError
 from artlens.federated.config import Endpoint, ServerSettings
 from artlens.progress import Reporter
@@ -28,6 +28,7 @@ console = Console(stderr=True)
 federate_app = typer.Typer(help="Federated training across institutions (Flower): simulate, server, client.",
                            no_args_is_help=True)
 app.add_typer(federate_app, name="federate")
+
 
 def _shown(value) -> str:
     if isinstance(value, tuple):
@@ -163,10 +164,8 @@ def simulate(
     from artlens.federated.simulation import simulate as run_simulation
 
     settings = server_settings(locals(), run_dir=str(run_dir) if run_dir else None)
-    coll = open_collection(collection)
-    root = coll.root
-    coll.close()
-    result = run_simulation(root, settings, partition, institutions, save, cpus, verbose, Reporter())
+    result = run_simulation(collection or default_collection(), settings, partition, institutions, save, cpus, verbose,
+                            Reporter())
     show(result.summary, as_json)
     if not as_json:
         console.print(f"  metrics and curves in {result.run_dir}"
@@ -233,12 +232,9 @@ def client(
     require_flower()
     from artlens.federated import deploy
 
-    coll = open_collection(collection)
-    root = coll.root
-    coll.close()
     try:
-        deploy.join(root, institution, server_address, str(partition or ""), features, insecure,
-                    str(root_certificates or ""), max_wait, Reporter())
+        deploy.join(collection or default_collection(), institution, server_address, str(partition or ""), features,
+                    insecure, str(root_certificates or ""), max_wait, Reporter())
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except deploy.Leave:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import tomli_w
 
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.federated.config import Endpoint, ServerSettings, loopback
 from artlens.federated.processes import Launched
@@ -217,6 +218,9 @@ def join(collection: str | Path, institution: str, server: str, partition: str =
     """Take part in a federation as ``institution`` until it finishes: a SuperNode next to the collection
     trains when the server asks and sends back only weights and aggregate statistics; its log goes to
     stderr. Raises :class:`Leave` on SIGTERM and KeyboardInterrupt on Ctrl+C (its processes stopped)."""
+    opened = Collection.open(collection)  # fails here, with what to do, if there is none
+    collection = opened.root
+    opened.close()
     host, _ = split_address(server)
     plain = insecure or (not root_certificates and loopback(host))
     if not plain and not root_certificates:
