@@ -245,7 +245,7 @@ class Coordinator:
         kept = round_log.best_arrays or final
         load_head_arrays(head, kept, fedstyle, "the server")
         test = self._score(head, kept, fedstyle, heldout) if heldout is not None else {}
-        head.info = {"labels": [cfg.label], "loss": "fedstyle" if fedstyle else cfg.loss,
+        head.info = {"labels": [cfg.label], "loss": "fedstyle" if fedstyle else cfg.training.loss,
                      "config": train_config.as_dict(), "federated": {
                          "strategy": cfg.strategy, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs,
                          "institutions": names, "rejected": list(self.rejected.values()), "best_round": round_log.best_round,
