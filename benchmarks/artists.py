@@ -112,7 +112,7 @@ def kohlerryan(seeds: list[int], epsilons) -> dict:
         config = dataclasses.replace(TrainConfig(), seed=seed)
         for name, features in (("image-only", ["content", "style"]), ("image+text", ["content", "style", "text"])):
             start = time.perf_counter()
-            head = train_collection_head(coll, "artist", features, config, progress=False).head
+            head = train_collection_head(coll, "artist", features, config).head
             seconds["train"] += time.perf_counter() - start
             start = time.perf_counter()
             settings[name].append(evaluate_artists(coll, "artist", head, "test", epsilons, seed=seed))

@@ -29,22 +29,32 @@ import numpy as np
 from _common import RESULTS, print_table, write_result
 
 from artlens.collection import Collection
-from artlens.federated.config import FederatedConfig
-from artlens.federated.head import build_head, head_config, input_specs
+from artlens.federated.config import FederatedConfig, ServerSettings
+from artlens.federated.head import build_head, input_specs
 from artlens.federated.heldout import HeldOut
 from artlens.federated.institution import InstitutionSource, load_institution
 from artlens.federated.simulation import plan_partition, simulate
-from artlens.train.loop import TrainConfig, train_head
+from artlens.settings import with_changes
+from artlens.train.config import TrainConfig
+from artlens.train.loop import train_head
 from artlens.train.run import train_collection_head
 
 COLLECTION = RESULTS / "collections" / "wikiart_styles"
 RUNS = RESULTS / "federated_runs"
 FEATURES = ("content", "style")
+MEASURED_DROPOUT = 0.2  # the head's dropout in the runs docs/federated.md reports (the shared default is 0.5)
+
+
+def federation(args, **changes) -> FederatedConfig:
+    """The federation of an experiment: its rounds, local epochs and seed, the dropout of the reported runs."""
+    config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, **changes)
+    return with_changes(config, {"training__seed": args.seed, "training__head__dropout": MEASURED_DROPOUT})
 
 
 def federated_row(name: str, config: FederatedConfig, partition: str, institutions: int = 0, cpus: int = 2) -> dict:
     start = time.perf_counter()
-    result = simulate(COLLECTION, config, partition, institutions, RUNS / name, attach=False, cpus=cpus)
+    result = simulate(COLLECTION, ServerSettings(config, str(RUNS / name)), partition, institutions, attach=False,
+                      cpus=cpus)
     summary = result.summary
     rounds = summary["rounds"]
     seconds = time.perf_counter() - start
@@ -64,7 +74,7 @@ def central_rows(config: FederatedConfig) -> list[dict]:
     try:
         for loss in ("ce", "supcon"):
             start = time.perf_counter()
-            run = train_collection_head(coll, config.label, FEATURES, TrainConfig(loss=loss, seed=config.seed), progress=False)
+            run = train_collection_head(coll, config.label, FEATURES, TrainConfig(loss=loss, seed=config.training.seed))
             rows.append({"model": f"central ({loss})", "strategy": "central", "map": run.test["map"],
                          "acc": run.test.get("top1"), "seconds": round(time.perf_counter() - start, 1),
                          "epochs": len(run.history.epochs)})
@@ -79,21 +89,22 @@ def local_only_row(config: FederatedConfig, partition: str, institutions: int = 
     try:
         part = plan_partition(coll, config, partition, institutions)
         classes = sorted(set(coll.catalog.column(config.label).values()))
-        specs = input_specs(FEATURES, config.train_config(), coll.config.aspects)
+        specs = input_specs(FEATURES, config.training.head, coll.config.aspects)
     finally:
         coll.close()
     files = part.write_institution_files(RUNS / f"local-{partition.replace(':', '')}" / "partition")
-    heldout = HeldOut.from_collection(str(COLLECTION), specs, config.label, "test", config.seed)
+    seed = config.training.seed
+    heldout = HeldOut.from_collection(str(COLLECTION), specs, config.label, "test", seed)
     scores, start = [], time.perf_counter()
     for name in part.names:
-        data = load_institution(InstitutionSource(name, str(COLLECTION), str(files[name])), specs, config.label, config.seed)
+        data = load_institution(InstitutionSource(name, str(COLLECTION), str(files[name])), specs, config.label, seed)
         train, val = data.coded("train", classes), data.coded("val", classes) or data.coded("train", classes)
-        reduce = min(config.reduce_dims, len(train) - 1)
+        reduce = min(config.training.head.reduce_dims, len(train) - 1)
         local_specs = [dataclasses.replace(s, reduce_dims=reduce if s.reduce_dims else None) for s in specs]
-        tc = TrainConfig(seed=config.seed)
-        head = build_head(head_config(local_specs, tc, config.label, classes), config.seed)
-        head.fit_inputs(train.inputs, train.present, config.seed)
-        train_head(head, train, val, tc, progress=False)
+        tc = TrainConfig(seed=seed)
+        head = build_head(tc.head_config(local_specs, config.label, classes), seed)
+        head.fit_inputs(train.inputs, train.present, seed)
+        train_head(head, train, val, tc)
         scores.append(heldout.score(head)["test-map"])
     return {"model": "local only (mean)", "strategy": "local", "map": float(np.mean(scores)),
             "map_min": float(np.min(scores)), "map_max": float(np.max(scores)), "institutions": len(scores),
@@ -101,7 +112,7 @@ def local_only_row(config: FederatedConfig, partition: str, institutions: int = 
 
 
 def run_style(args) -> None:
-    base = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    base = federation(args)
     rows = central_rows(base) + [local_only_row(base, "style")]
     rows.append(federated_row("style-fedstyle", base.replace(strategy="fedstyle"), "style", cpus=args.cpus))
     rows.append(federated_row("style-fedavg", base.replace(strategy="fedavg"), "style", cpus=args.cpus))
@@ -115,7 +126,7 @@ def run_style(args) -> None:
 
 
 def run_dirichlet(args) -> None:
-    base = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    base = federation(args)
     rows = [local_only_row(base, "dirichlet:0.3", 5)]
     for strategy in ("fedavg", "fedprox", "fedadam", "fedstyle"):
         rows.append(federated_row(f"dirichlet-{strategy}", base.replace(strategy=strategy), "dirichlet:0.3", 5, args.cpus))
@@ -123,7 +134,7 @@ def run_dirichlet(args) -> None:
 
 
 def run_dp(args) -> None:
-    base = FederatedConfig(strategy="fedstyle", rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    base = federation(args, strategy="fedstyle")
     rows = [federated_row("dp-none", base, "style", cpus=args.cpus)]
     for eps in args.epsilons:
         for clip in args.dp_clips:
@@ -138,7 +149,7 @@ def run_dp(args) -> None:
 
 
 def run_secagg(args) -> None:
-    base = FederatedConfig(strategy="fedstyle", rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    base = federation(args, strategy="fedstyle")
     rows = [federated_row("secagg-off", base, "style", cpus=args.cpus),
             federated_row("secagg-on", base.replace(secagg=True), "style", cpus=args.cpus)]
     off, on = rows
@@ -151,7 +162,7 @@ def run_secagg(args) -> None:
 
 def run_timing(args) -> None:
     """The issue's timing target: the style-partition fedstyle simulation at its paper settings (50 rounds)."""
-    config = FederatedConfig(strategy="fedstyle", rounds=args.rounds, local_epochs=args.local_epochs, seed=args.seed)
+    config = federation(args, strategy="fedstyle")
     row = federated_row(f"style-fedstyle-{args.rounds}", config, "style", cpus=args.cpus)
     row["minutes"] = round(row["seconds"] / 60, 2)
     report("federated_timing", [row], args, {"partition": "style (7 institutions)", "target_minutes": 15})

@@ -79,7 +79,7 @@ def probe_row(coll, labels: dict[int, str], split: dict[int, str]) -> dict:
 
 def head_row(coll, label: str, features: list[str], config: TrainConfig, labels: dict[int, str]) -> dict:
     t = time.perf_counter()
-    run = train_collection_head(coll, label, features, config, progress=False)
+    run = train_collection_head(coll, label, features, config)
     total = time.perf_counter() - t
     head = run.head
     test_keys = set(head.split["test"])

@@ -35,18 +35,6 @@ LAYER = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 # Modules that need an optional extra: importing them inside a function keeps the base install working.
 OPTIONAL = ("artlens.federated", "artlens.features.hub", "artlens.copyright.sscd")
 
-# Arrows against the direction that are still being straightened out: (importer, imported) packages.
-KNOWN_VIOLATIONS: set[tuple[str, str]] = set()
-
-# Files whose function-local artlens imports still hide an arrow: move the imports up, then drop the file.
-KNOWN_LOCAL: set[str] = {
-    "artlens/federated/heldout.py",
-    "artlens/federated/institution.py",
-    "artlens/federated/participant.py",
-    "artlens/federated/simulation.py",
-    "artlens/federated/synthetic.py",
-    "artlens/models/text_lstm.py",
-}
 
 
 def _module_name(path: Path) -> str:
@@ -99,33 +87,23 @@ def test_every_package_has_a_layer():
 
 def test_imports_point_down():
     wrong = []
-    seen = set()
     for path in _files():
         importer = _group(_module_name(path))
         for name, line, _ in _imports(path):
             imported = _group(name)
             if importer == imported or LAYER[imported] < LAYER[importer]:
                 continue
-            seen.add((importer, imported))
-            if (importer, imported) not in KNOWN_VIOLATIONS:
-                wrong.append(f"{path.relative_to(SRC.parent)}:{line} {importer} -> {imported}")
+            wrong.append(f"{path.relative_to(SRC.parent)}:{line} {importer} -> {imported}")
     assert not wrong, "imports against the layers of docs/ARCHITECTURE.md:\n" + "\n".join(wrong)
-    assert not KNOWN_VIOLATIONS - seen, f"fixed, remove from KNOWN_VIOLATIONS: {sorted(KNOWN_VIOLATIONS - seen)}"
 
 
 def test_function_local_imports_only_for_optional_extras():
     wrong = []
     for path in _files():
         module = _module_name(path)
-        if _group(module) == "cli" or str(path.relative_to(SRC.parent)) in KNOWN_LOCAL:
+        if _group(module) == "cli":
             continue
         for name, line, local in _imports(path):
             if local and not name.startswith(OPTIONAL):
                 wrong.append(f"{path.relative_to(SRC.parent)}:{line} imports {name} inside a function")
     assert not wrong, "move these imports to the top of the module:\n" + "\n".join(wrong)
-
-
-def test_known_local_files_still_have_local_imports():
-    clean = [f for f in sorted(KNOWN_LOCAL)
-             if not any(local and not n.startswith(OPTIONAL) for n, _, local in _imports(SRC.parent / f))]
-    assert not clean, f"no function-local imports left, remove from KNOWN_LOCAL: {clean}"

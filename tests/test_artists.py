@@ -249,14 +249,15 @@ def run_cli(capsys, *args):
 @pytest.fixture(scope="module")
 def heads(tiny_collection, tmp_path_factory):
     """Two small heads trained on the tiny collection's styles (different seeds: different ids)."""
+    from artlens.models import HeadShape
     from artlens.train.loop import TrainConfig
     from artlens.train.run import train_collection_head
 
     folder = tmp_path_factory.mktemp("heads")
     paths = []
     for seed in (0, 1):
-        config = dataclasses.replace(TrainConfig(), epochs=3, seed=seed, hidden=(32,), dim=16)
-        run = train_collection_head(tiny_collection, "style", ["content", "style"], config, progress=False)
+        config = dataclasses.replace(TrainConfig(), epochs=3, seed=seed, head=HeadShape(hidden=(32,), dim=16))
+        run = train_collection_head(tiny_collection, "style", ["content", "style"], config)
         paths.append(run.head.save(folder / f"head{seed}.pt"))
     return paths
 

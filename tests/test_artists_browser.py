@@ -17,12 +17,13 @@ pytestmark = pytest.mark.browser
 def url(tiny_collection, tmp_path_factory):
     from artlens.artists.portfolio import artist_labels, learned_space
     from artlens.artists.profiles import build_profiles
+    from artlens.models import HeadShape
     from artlens.train.loop import TrainConfig
     from artlens.train.run import train_collection_head
 
     folder = tmp_path_factory.mktemp("artists")
-    config = dataclasses.replace(TrainConfig(), epochs=3, hidden=(32,), dim=16)
-    head = train_collection_head(tiny_collection, "style", ["content", "style"], config, progress=False).head
+    config = dataclasses.replace(TrainConfig(), epochs=3, head=HeadShape(hidden=(32,), dim=16))
+    head = train_collection_head(tiny_collection, "style", ["content", "style"], config).head
     head_file = head.save(folder / "head.pt")
     labels = artist_labels(tiny_collection, "style")
     space = learned_space(tiny_collection, head, labels)

@@ -14,7 +14,6 @@ from artlens.federated.head import (
     anchors,
     build_head,
     head_arrays,
-    head_config,
     input_specs,
     prototype_statistics,
     shared_classes,
@@ -27,6 +26,7 @@ from artlens.federated.transforms import (
     style_statistics,
 )
 from artlens.models.inputs import FeatureSet
+from artlens.settings import with_changes
 from artlens.train.objectives import ClassifierObjective, Prepared
 
 flwr = pytest.importorskip("flwr")
@@ -118,9 +118,9 @@ def structured_set(n: int, seed: int, classes: int = 4) -> FeatureSet:
 
 
 def make_head(classes=4, reduce=6):
-    config = FederatedConfig(features=("colour-hist", "gram-block4"), reduce_dims=reduce)
-    specs = input_specs(config.features, config.train_config())
-    return build_head(head_config(specs, config.train_config(), "style", [f"c{i}" for i in range(classes)]))
+    config = with_changes(FederatedConfig(features=("colour-hist", "gram-block4")), {"training__head__reduce_dims": reduce})
+    specs = input_specs(config.features, config.training.head)
+    return build_head(config.train_config().head_config(specs, "style", [f"c{i}" for i in range(classes)]))
 
 
 def test_federated_input_transforms_match_a_central_fit():

@@ -4,10 +4,11 @@ import subprocess
 import sys
 
 import pytest
+from feature_collections import make_feature_collection
 
 from artlens.errors import ArtlensError
 from artlens.federated.config import FederatedConfig
-from artlens.federated.synthetic import make_feature_collection
+from artlens.settings import with_changes
 
 
 def test_the_cli_does_not_import_flower_until_a_federate_command_runs():
@@ -60,8 +61,8 @@ def test_bad_settings_are_explained(tmp_path, capsys):
 
 
 def test_run_config_round_trip():
-    config = FederatedConfig(strategy="fedprox", features=("content", "style"), hidden=(64, 32), secagg=True,
-                             dp_epsilon=4.0)
+    config = with_changes(FederatedConfig(strategy="fedprox", features=("content", "style"), secagg=True,
+                                          dp_epsilon=4.0), {"training__head__hidden": (64, 32)})
     flat = config.to_run_config()
     assert all(isinstance(v, (bool, int, float, str)) for v in flat.values())
     assert FederatedConfig.from_run_config(flat) == config
@@ -69,17 +70,23 @@ def test_run_config_round_trip():
 
 def test_cli_defaults_are_the_config_defaults_and_the_paper_settings():
     from artlens.cli import federate_cmd as cmd
+    from artlens.federated.config import ServerSettings
 
     defaults = FederatedConfig()
-    assert (defaults.local_epochs, defaults.rounds, defaults.lr, defaults.batch_size) == (10, 50, 1e-3, 32)
-    options = {"STRATEGY": "strategy", "ROUNDS": "rounds", "LOCAL_EPOCHS": "local_epochs", "LABEL": "label",
-               "LR": "lr", "BATCH": "batch_size", "MU": "proximal_mu", "SERVER_LR": "server_lr",
-               "EPSILON": "dp_epsilon", "DELTA": "dp_delta", "CLIP": "dp_clip", "SECAGG": "secagg",
-               "MIN_CLIENTS": "min_clients", "TIMEOUT": "round_timeout", "SEED": "seed", "VIRTUAL": "virtual_styles",
-               "REDUCE": "reduce_dims"}
-    for option, field in options.items():
-        assert getattr(cmd, option).default == getattr(defaults, field), option
-    assert tuple(cmd.FEATURES.default.split(",")) == defaults.features
+    training = defaults.training
+    assert (defaults.local_epochs, defaults.rounds, training.lr, training.batch_size) == (10, 50, 1e-3, 32)
+    shown = {"strategy": defaults.strategy, "rounds": defaults.rounds, "local_epochs": defaults.local_epochs,
+             "label": defaults.label, "lr": training.lr, "batch_size": training.batch_size,
+             "proximal_mu": defaults.proximal_mu, "server_lr": defaults.server_lr, "dp_epsilon": defaults.dp_epsilon,
+             "dp_delta": defaults.dp_delta, "dp_clip": defaults.dp_clip, "secagg": defaults.secagg,
+             "min_clients": defaults.min_clients, "round_timeout": defaults.round_timeout, "seed": training.seed,
+             "virtual_styles": defaults.virtual_styles, "reduce": training.head.reduce_dims,
+             "features": defaults.features, "monitor": ServerSettings().monitor}
+    for name, value in shown.items():
+        option = cmd.option(name)
+        assert option.default is None, name  # not given: the dataclass keeps its default
+        assert f"(default: {cmd._shown(value)})" in option.help, name
+    assert cmd._shown(defaults.features) == "content,style"
 
 
 def test_simulate_flags_reach_the_federation_config(tmp_path, monkeypatch):
@@ -91,18 +98,20 @@ def test_simulate_flags_reach_the_federation_config(tmp_path, monkeypatch):
     coll.close()
     seen = {}
 
-    def fake(root, config, partition, institutions, run_dir, out, save, cpus, monitor, verbose):
-        seen.update(config=config, partition=partition, institutions=institutions, out=out, save=save)
+    def fake(root, settings, partition, institutions, save, cpus, verbose, reporter):
+        seen.update(config=settings.federation, partition=partition, institutions=institutions, out=settings.out,
+                    save=save)
         raise ArtlensError("stop here", "")
 
     monkeypatch.setattr(simulation, "simulate", fake)
-    code = main(["federate", "simulate", "--collection", str(tmp_path / "c"), "--partition", "dirichlet:0.3", "-n", "4",
+    code = main(["federate", "simulate", "--collection", str(tmp_path / "c"), "--partition", "dirichlet:0.3", "--institutions", "4",
                  "--strategy", "fedprox", "--rounds", "3", "--local-epochs", "2", "--lr", "0.01", "--batch-size", "16",
                  "--proximal-mu", "0.1", "--dp-epsilon", "4", "--no-virtual-styles", "--features", "colour-hist",
                  "--out", str(tmp_path / "h.pt"), "--no-save"])
     assert code == 2
     config = seen["config"]
-    assert (config.strategy, config.rounds, config.local_epochs, config.lr, config.batch_size) == ("fedprox", 3, 2, 0.01, 16)
+    assert (config.strategy, config.rounds, config.local_epochs, config.training.lr,
+            config.training.batch_size) == ("fedprox", 3, 2, 0.01, 16)
     assert config.proximal_mu == 0.1 and config.dp_epsilon == 4 and not config.virtual_styles
     assert config.features == ("colour-hist",)
     assert (seen["partition"], seen["institutions"], seen["save"]) == ("dirichlet:0.3", 4, False)
@@ -113,11 +122,12 @@ def test_the_flower_app_config_carries_every_setting(tmp_path):
     import tomllib
 
     pytest.importorskip("flwr")
-    from artlens.federated.coordinator import ServerSettings
+    from artlens.federated.config import ServerSettings
     from artlens.federated.deploy import write_flower_app
 
-    config = FederatedConfig(strategy="fedadam", rounds=7, local_epochs=3, lr=5e-4, batch_size=64, secagg=True,
-                             dp_epsilon=8.0, virtual_styles=False, features=("colour-hist",))
+    config = with_changes(FederatedConfig(strategy="fedadam", rounds=7, local_epochs=3, secagg=True, dp_epsilon=8.0,
+                                          virtual_styles=False, features=("colour-hist",)),
+                          {"training__lr": 5e-4, "training__batch_size": 64})
     settings = ServerSettings(config, str(tmp_path / "run"), str(tmp_path / "h.pt"), str(tmp_path / "eval"),
                               institutions=3, wait_seconds=30.0, monitor="val-loss")
     app = write_flower_app(tmp_path / "app", settings)
@@ -130,7 +140,7 @@ def test_the_flower_app_config_carries_every_setting(tmp_path):
 
 def test_tls_is_optional_but_never_silently_off():
     pytest.importorskip("flwr")
-    from artlens.cli.federate_cmd import loopback
+    from artlens.federated.config import loopback
     from artlens.federated.deploy import superlink_args, supernode_args
 
     assert "--insecure" in superlink_args("127.0.0.1", 9093, insecure=True)
@@ -222,9 +232,9 @@ def test_the_kept_round_line_says_why_it_has_no_scores():
 def test_stopping_ends_children_that_outlived_their_parent(tmp_path):
     import time
 
-    from artlens.federated import deploy
+    from artlens.federated import processes
 
-    launched = deploy.Launched()
+    launched = processes.Launched()
     pid_file = tmp_path / "orphan.pid"
     # the shell exits at once; its `sleep` is re-parented but stays in the group the shell leads
     proc = launched.start("parent", ["sh", "-c", f"sleep 60 & echo $! > {pid_file}; exit 0"], tmp_path, {})
@@ -232,9 +242,9 @@ def test_stopping_ends_children_that_outlived_their_parent(tmp_path):
     while not pid_file.read_text().strip():
         time.sleep(0.05)
     orphan = int(pid_file.read_text())
-    assert deploy._alive(orphan)
+    assert processes.alive(orphan)
     launched.stop(grace=5.0)
-    assert not deploy._alive(orphan)
+    assert not processes.alive(orphan)
 
 
 def test_a_client_whose_supernode_gave_up_stops_it_and_says_so(tmp_path, capsys, monkeypatch):
@@ -242,7 +252,7 @@ def test_a_client_whose_supernode_gave_up_stops_it_and_says_so(tmp_path, capsys,
 
     pytest.importorskip("flwr")
     from artlens.cli import main
-    from artlens.federated import deploy
+    from artlens.federated import deploy, processes
 
     coll = make_feature_collection(tmp_path / "c", per_class=3, extractors=("colour-hist",))
     coll.close()
@@ -257,4 +267,4 @@ def test_a_client_whose_supernode_gave_up_stops_it_and_says_so(tmp_path, capsys,
     err = capsys.readouterr().err
     assert code == 2
     assert "Musée Test" in err and "gave up reconnecting" in err
-    assert not deploy._alive(int(pid_file.read_text()))
+    assert not processes.alive(int(pid_file.read_text()))

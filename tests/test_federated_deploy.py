@@ -8,9 +8,9 @@ import sys
 import time
 
 import pytest
+from feature_collections import make_feature_collection
 
 from artlens.federated.partition import by_column
-from artlens.federated.synthetic import make_feature_collection
 
 pytest.importorskip("flwr")
 pytestmark = pytest.mark.slow
@@ -29,7 +29,7 @@ def text(path) -> str:
 
 
 def test_server_and_three_clients_finish_without_a_killed_client(tmp_path):
-    from artlens.federated import deploy
+    from artlens.federated import deploy, processes
 
     coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=24,
                                    extractors=("colour-hist",))
@@ -42,7 +42,7 @@ def test_server_and_three_clients_finish_without_a_killed_client(tmp_path):
     run_dir, logs = tmp_path / "run", tmp_path / "logs"
     artlens = [sys.executable, "-m", "artlens", "federate"]
     env = deploy.flower_env()
-    launched = deploy.Launched()
+    launched = processes.Launched()
     seen: set[int] = set()
     try:
         launched.start("server", artlens + [
@@ -60,7 +60,7 @@ def test_server_and_three_clients_finish_without_a_killed_client(tmp_path):
             seen.update(pids)
         victim_pids = launched.pids()[victim]
         for pid in reversed(victim_pids):  # the SuperNode and what it runs, then the client command
-            deploy._signal(pid, signal.SIGKILL)
+            processes.send_signal(pid, signal.SIGKILL)
         server = launched.processes["server"]
         wait_for(lambda: server.poll() is not None, 900, "the run to finish", step=2.0)
         run_log = text(run_dir / "logs" / "run.log")
@@ -75,5 +75,5 @@ def test_server_and_three_clients_finish_without_a_killed_client(tmp_path):
         for pids in launched.pids().values():
             seen.update(pids)
         launched.stop()
-    still = [pid for pid in seen if deploy._alive(pid)]
+    still = [pid for pid in seen if processes.alive(pid)]
     assert not still, f"processes left running: {still}"

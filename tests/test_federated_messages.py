@@ -5,11 +5,12 @@ import json
 
 import numpy as np
 import pytest
+from feature_collections import make_feature_collection
 
 from artlens.federated.config import FederatedConfig
 from artlens.federated.institution import InstitutionSource
 from artlens.federated.partition import by_column, dirichlet
-from artlens.federated.synthetic import make_feature_collection
+from artlens.settings import with_changes
 
 flwr = pytest.importorskip("flwr")
 
@@ -92,9 +93,10 @@ def collection(tmp_path_factory):
 
 
 def config(**changes):
-    base = dict(features=FEATURES, reduce_dims=6, hidden=(24,), dim=12, rounds=2, local_epochs=1, pca_iterations=2,
-                round_timeout=30.0)
-    return FederatedConfig(**{**base, **changes})
+    base = FederatedConfig(**{**dict(features=FEATURES, rounds=2, local_epochs=1, pca_iterations=2, round_timeout=30.0),
+                              **changes})
+    return with_changes(base, {"training__head__hidden": (24,), "training__head__dim": 12,
+                               "training__head__reduce_dims": 6})
 
 
 def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=False, run="run", out="",
@@ -116,7 +118,7 @@ def federate(collection, tmp_path, cfg, part=None, extra_sources=(), attach=Fals
 def _specs(cfg):
     from artlens.federated.head import input_specs
 
-    return input_specs(cfg.features, cfg.train_config())
+    return input_specs(cfg.features, cfg.training.head)
 
 
 @pytest.mark.parametrize("strategy", ["fedavg", "fedstyle"])

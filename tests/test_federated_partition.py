@@ -4,9 +4,9 @@ import json
 
 import numpy as np
 import pytest
+from feature_collections import make_feature_collection
 
 from artlens.errors import ArtlensError
-from artlens.federated.config import FederatedConfig
 from artlens.federated.institution import InstitutionSource, load_institution
 from artlens.federated.partition import (
     Partition,
@@ -17,7 +17,7 @@ from artlens.federated.partition import (
     make_partition,
     read_keys,
 )
-from artlens.federated.synthetic import make_feature_collection
+from artlens.models import HeadShape
 
 CLASSES = ("baroque", "cubism", "impressionism", "ukiyo-e")
 
@@ -153,7 +153,7 @@ def test_partition_json_is_plain(tmp_path):
 def _specs():
     from artlens.federated.head import input_specs
 
-    return input_specs(("colour-hist", "gram-block4"), FederatedConfig(reduce_dims=4).train_config())
+    return input_specs(("colour-hist", "gram-block4"), HeadShape(reduce_dims=4))
 
 
 def test_an_institution_whose_artworks_were_held_out_is_told_so(collection, tmp_path):

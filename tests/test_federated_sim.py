@@ -3,8 +3,7 @@
 import json
 
 import pytest
-
-from artlens.federated.synthetic import make_feature_collection
+from feature_collections import make_feature_collection
 
 pytest.importorskip("flwr")
 pytestmark = pytest.mark.slow

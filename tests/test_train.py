@@ -9,17 +9,12 @@ import torch
 
 from artlens.cli import main
 from artlens.errors import ArtlensError
+from artlens.files import pyplot, save_figure, write_json
 from artlens.metrics import leave_self_out_map
-from artlens.models import HeadConfig, InputSpec, create_head, load_head
+from artlens.models import HeadConfig, HeadShape, InputSpec, create_head, load_head
 from artlens.models.inputs import FeatureSet
 from artlens.train import TrainConfig, fit_local_epochs, stratified_split, train_head
-from artlens.train.report import (
-    plot_curves,
-    pyplot,
-    save_figure,
-    write_json,
-    write_metrics,
-)
+from artlens.train.curves import plot_curves, write_metrics
 from artlens.train.split import column_split
 
 SPECS = (InputSpec("img", "img/v1", "image", 32), InputSpec("txt", "txt/v1", "text", 8, optional=True))
@@ -53,7 +48,7 @@ def fitted_head(train, **kw):
     return head
 
 
-FAST = dict(epochs=20, batch_size=32, patience=20, hidden=(32,), dim=16)
+FAST = dict(epochs=20, batch_size=32, patience=20, head=HeadShape(hidden=(32,), dim=16))
 
 
 @pytest.mark.parametrize("loss", ["ce", "proxy", "triplet", "supcon"])
@@ -64,7 +59,7 @@ def test_every_loss_learns_a_better_embedding_than_the_inputs(loss):
     raw = val.inputs["img"] / np.linalg.norm(val.inputs["img"], axis=1, keepdims=True)
     before = leave_self_out_map(raw, val.labels[:, 0])
     head = fitted_head(train, loss=loss)
-    history = train_head(head, train, val, TrainConfig(loss=loss, **FAST), progress=False)
+    history = train_head(head, train, val, TrainConfig(loss=loss, **FAST))
     assert history.epochs and history.best_epoch >= 1
     assert history.best["val_map"] > before + 0.15
     assert {"train_loss", "val_loss", "val_map", "val_acc", "train_acc"} <= set(history.epochs[0])
@@ -78,7 +73,7 @@ def test_training_is_deterministic():
     runs = []
     for _ in range(2):
         head = fitted_head(train, loss="triplet")
-        train_head(head, train, val, TrainConfig(loss="triplet", **dict(FAST, epochs=3)), progress=False)
+        train_head(head, train, val, TrainConfig(loss="triplet", **dict(FAST, epochs=3)))
         runs.append(head)
     assert runs[0].id == runs[1].id
     np.testing.assert_array_equal(runs[0].embed(val.inputs, val.present), runs[1].embed(val.inputs, val.present))
@@ -88,7 +83,7 @@ def test_early_stopping_keeps_the_best_epoch():
     data = clustered(noise=3.0)
     train, val = data.subset(np.arange(0, 160, 2)), data.subset(np.arange(1, 160, 2))
     head = fitted_head(train)
-    history = train_head(head, train, val, TrainConfig(loss="ce", **dict(FAST, epochs=40, patience=2)), progress=False)
+    history = train_head(head, train, val, TrainConfig(loss="ce", **dict(FAST, epochs=40, patience=2)))
     assert history.stopped_early and len(history.epochs) < 40
     assert len(history.epochs) == history.best_epoch + 2
     kept = leave_self_out_map(head.embed(val.inputs, val.present), val.labels[:, 0])
@@ -108,7 +103,7 @@ def test_fit_local_epochs_trains_in_place_for_the_federated_wrapper():
 def test_metrics_json_and_curves_png(tmp_path):
     data = clustered()
     train, val = data.subset(np.arange(0, 160, 2)), data.subset(np.arange(1, 160, 2))
-    history = train_head(fitted_head(train), train, val, TrainConfig(**dict(FAST, epochs=3)), progress=False)
+    history = train_head(fitted_head(train), train, val, TrainConfig(**dict(FAST, epochs=3)))
     path = write_metrics(history, tmp_path / "m.metrics.json", {"test": {"map": 0.5}})
     saved = json.loads(path.read_text())
     assert len(saved["epochs"]) == 3 and saved["test"]["map"] == 0.5 and saved["best_epoch"] == history.best_epoch

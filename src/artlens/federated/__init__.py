@@ -2,11 +2,16 @@
 cached features; only weights and aggregate statistics travel (see ``participant``).
 
 Flower-free: ``config``, ``partition``, ``institution``, ``head``, ``local``, ``transforms``,
-``privacy``, ``heldout``, ``report``, ``participant``. On Flower: ``client_app``, ``server_app``,
-``coordinator``, ``strategies``, ``simulation``, ``deploy`` (import them only with the
-``federated`` extra installed: ``pip install "artlens[federated]"``).
+``privacy``, ``heldout``, ``rounds``, ``participant``, ``processes``. On Flower: ``client_app``,
+``server_app``, ``coordinator``, ``strategies``, ``simulation``, ``deploy`` (import them only with
+the ``federated`` extra installed: ``pip install "artlens[federated]"``).
 """
 
-from artlens.federated.config import STRATEGIES, FederatedConfig
+from artlens.federated.config import (
+    STRATEGIES,
+    Endpoint,
+    FederatedConfig,
+    ServerSettings,
+)
 
-__all__ = ["STRATEGIES", "FederatedConfig"]
+__all__ = ["STRATEGIES", "Endpoint", "FederatedConfig", "ServerSettings"]

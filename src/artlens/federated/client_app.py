@@ -35,6 +35,7 @@ from flwr.app import (
 from flwr.clientapp import ClientApp
 
 from artlens.errors import ArtlensError
+from artlens.federated.head import wire_keys
 from artlens.federated.institution import InstitutionSource
 from artlens.federated.participant import Participant, Settings
 from artlens.federated.privacy import clip_when_asked, secagg_when_asked
@@ -168,14 +169,14 @@ def create_client_app(locate: Locator = source_from_node_config) -> ClientApp:
         participant.check_fingerprint(_config(msg).get("head-fingerprint"))
         return _reply(msg, metrics=participant.evaluate(to_arrays(msg.content["arrays"])))
 
-    app.query("describe")(_guarded(locate, describe))
-    app.query("stats")(_guarded(locate, stats))
-    app.query("setup")(_guarded(locate, setup))
     def result(msg, context, source):
         config = _config(msg)
         return _reply(msg, metrics=Participant(source, _settings(msg, context)).keep_result(
             to_arrays(msg.content["arrays"]), str(config["head"]), str(config.get("info", "{}"))))
 
+    app.query("describe")(_guarded(locate, describe))
+    app.query("stats")(_guarded(locate, stats))
+    app.query("setup")(_guarded(locate, setup))
     app.query("prototypes")(_guarded(locate, prototypes))
     app.query("result")(_guarded(locate, result))
     app.train(mods=[secagg_when_asked, clip_when_asked])(_guarded(locate, train))
@@ -194,8 +195,6 @@ def _train_legacy(msg: Message, participant: Participant) -> Message:
         ndarrays_to_parameters,
         parameters_to_ndarrays,
     )
-
-    from artlens.federated.head import wire_keys
 
     fitins = compat.recorddict_to_fitins(msg.content, keep_input=True)
     head = participant.head()

@@ -2,19 +2,37 @@
 run config (``context.run_config`` in a deployment, message configs in both), so the CLI, the
 simulation and ``flwr run`` map onto the same dataclass.
 
-Paper settings are the defaults (AICRS / FedStyle): 50 rounds, 10 local epochs, Adam 1e-3, batch 32.
-The CLI flags of ``artlens federate`` show the same defaults (a test keeps them equal).
+An institution's local epochs are the central training loop, so ``FederatedConfig.training`` is a
+:class:`~artlens.train.config.TrainConfig` (and its ``head`` the shape of the shared head). Only where
+the paper's federated setting differs from central training does it change that config, in one place
+(``FEDERATED_TRAINING``); the rest of the federation's own defaults are the paper's (AICRS / FedStyle):
+50 rounds of 10 local epochs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import ipaddress
+import time
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from artlens.errors import ArtlensError
-from artlens.train.loop import TrainConfig
+from artlens.settings import from_run_config, to_run_config
+from artlens.train.config import TrainConfig
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedstyle")
+
+# Where federated training departs from central training (AICRS's federated setting): cross-entropy as
+# the local loss of fedavg / fedprox / fedadam (fedstyle brings its own), and batches of 32, because an
+# institution holds few artworks per class (supcon's batches need several of each). Adam at lr 1e-3 and
+# everything else, the head's shape included, are the central defaults.
+FEDERATED_TRAINING = TrainConfig(loss="ce", batch_size=32)
+
+FLOWER_KEYS: tuple[str, ...] = ()  # keys Flower itself adds to a run config (none, as of Flower 1.41)
+SEPARATOR = "."  # nested settings in a run config: ``training.lr``, ``training.head.dim`` (as Flower flattens tables)
 
 
 @dataclass(frozen=True)
@@ -26,21 +44,11 @@ class FederatedConfig:
     local_epochs: int = 10
     label: str = "style"  # the label column: classes and relevance
     features: tuple[str, ...] = ("content", "style")  # aspect or extractor names, as for `artlens train`
-    loss: str = "ce"  # local loss of fedavg / fedprox / fedadam (fedstyle brings its own)
-    lr: float = 1e-3
-    batch_size: int = 32
-    weight_decay: float = 1e-4
-    hidden: tuple[int, ...] = (512,)
-    dim: int = 256
-    dropout: float = 0.2
-    reduce_dims: int = 256  # federated PCA of inputs wider than reduce_above
-    reduce_above: int = 2048
+    training: TrainConfig = field(default_factory=lambda: FEDERATED_TRAINING)  # epochs: local_epochs instead
     pca_iterations: int = 4  # subspace iterations of the federated randomised PCA
-    seed: int = 0
     proximal_mu: float = 0.01  # fedprox
     server_lr: float = 0.01  # fedadam: eta
     server_tau: float = 1e-3  # fedadam: adaptivity
-    temperature: float = 0.1  # fedstyle: contrastive and prototype temperature
     align_weight: float = 1.0  # fedstyle: weight of the alignment to the global style prototypes
     virtual_styles: bool = True  # fedstyle: contrast with virtual artworks of the other styles
     fraction_train: float = 1.0
@@ -70,43 +78,118 @@ class FederatedConfig:
         return self.dp_epsilon > 0
 
     def train_config(self) -> TrainConfig:
-        """The plain-PyTorch training settings of one institution's local epochs."""
-        return TrainConfig(loss="proxy" if self.strategy == "fedstyle" else self.loss, batch_size=self.batch_size,
-                           lr=self.lr, weight_decay=self.weight_decay, seed=self.seed, temperature=self.temperature,
-                           hidden=tuple(self.hidden), dim=self.dim, dropout=self.dropout,
-                           reduce_dims=self.reduce_dims, reduce_above=self.reduce_above)
+        """The plain-PyTorch training settings of one institution's local epochs (fedstyle's head
+        classifies by cosine to its style prototypes, as a proxy head does)."""
+        return dataclasses.replace(self.training, loss="proxy") if self.strategy == "fedstyle" else self.training
 
-    # -- Flower run config: flat, hyphenated keys, scalar values ---------------------------------
     def to_run_config(self) -> dict[str, bool | int | float | str]:
-        out: dict[str, bool | int | float | str] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, tuple):
-                value = ",".join(str(v) for v in value)
-            out[f.name.replace("_", "-")] = value
-        return out
+        return flat_run_config(self)
 
     @classmethod
-    def from_run_config(cls, config) -> "FederatedConfig":
-        """Read the keys this class knows from a run config (others are ignored; missing ones default)."""
-        values = {}
-        for f in dataclasses.fields(cls):
-            key = f.name.replace("_", "-")
-            if key not in config:
-                continue
-            value = config[key]
-            default = f.default
-            if isinstance(default, tuple):
-                items = [v.strip() for v in str(value).split(",") if v.strip()]
-                value = tuple(int(v) for v in items) if default and isinstance(default[0], int) else tuple(items)
-            elif isinstance(default, bool):
-                value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
-            elif isinstance(default, int):
-                value = int(value)
-            elif isinstance(default, float):
-                value = float(value)
-            values[f.name] = value
-        return cls(**values)
+    def from_run_config(cls, config, ignore: Iterable[str] = ()) -> "FederatedConfig":
+        """Read a run config written by :meth:`to_run_config`: unknown keys are errors (but those in
+        ``ignore``); missing ones default."""
+        return nested_from_run_config(cls, config, ignore)
 
     def replace(self, **changes) -> "FederatedConfig":
         return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """Where the server writes and what it evaluates on, besides the federation settings. In a run
+    config the federation's keys come first, unprefixed, then these (``run-dir``, ``wait-seconds``, ...)."""
+
+    federation: FederatedConfig = field(default_factory=FederatedConfig)
+    run_dir: str = ""  # metrics.json, curves.png, head.pt; empty: a new folder (see ``with_run_dir``)
+    out: str = ""  # also write the head here
+    eval_collection: str = ""  # a labelled collection whose held-out split scores each round
+    eval_split: str = "test"
+    institutions: int = 0  # wait for this many institutions before starting (0: min_clients)
+    wait_seconds: float = 600.0  # then start with those connected, if at least min_clients
+    monitor: str = "val-acc"  # institutions' validation score that picks the kept round ("last": the last)
+    share_result: bool = True  # send the final head to the institutions (each makes it its `learned` aspect)
+
+    def with_run_dir(self, base: str | Path = ".") -> "ServerSettings":
+        """These settings with an absolute run folder: the one given, else a new ``federated/STRATEGY-TIME``
+        under ``base`` (the collection of a simulation, the working directory of a server)."""
+        run_dir = Path(self.run_dir) if self.run_dir else (
+            Path(base) / "federated" / f"{self.federation.strategy}-{time.strftime('%Y%m%d-%H%M%S')}")
+        return dataclasses.replace(self, run_dir=str(run_dir.resolve()))
+
+    def to_run_config(self) -> dict:
+        own = {k: v for k, v in to_run_config(self).items() if k != "federation"}
+        return {**self.federation.to_run_config(), **own}
+
+    @classmethod
+    def from_run_config(cls, config, ignore: Iterable[str] = FLOWER_KEYS) -> "ServerSettings":
+        """Read a run config written by :meth:`to_run_config` (unknown keys are errors, but ``ignore``)."""
+        own_keys = {f.name.replace("_", "-") for f in dataclasses.fields(cls) if f.name != "federation"}
+        federation = FederatedConfig.from_run_config({k: v for k, v in config.items() if k not in own_keys}, ignore)
+        own = from_run_config(cls, {k: v for k, v in config.items() if k in own_keys})
+        return dataclasses.replace(own, federation=federation)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where the server listens and how the institutions reach it: TLS with all three of ``tls_*``,
+    plain HTTP with ``insecure`` (always allowed on a loopback host)."""
+
+    host: str = "127.0.0.1"  # 0.0.0.0: every interface
+    port: int = 9093
+    insecure: bool = False
+    tls_ca: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    @property
+    def certificates(self) -> tuple[str, str, str] | None:
+        return (self.tls_ca, self.tls_cert, self.tls_key) if self.tls_ca and self.tls_cert and self.tls_key else None
+
+    @property
+    def plain(self) -> bool:
+        return self.insecure or (self.certificates is None and loopback(self.host))
+
+    @property
+    def address(self) -> str:
+        """HOST:PORT to connect to (this machine when listening on every interface)."""
+        return f"{'127.0.0.1' if self.host in ('0.0.0.0', '::') else self.host}:{self.port}"
+
+
+def loopback(host: str) -> bool:
+    """Whether ``host`` is this machine (plain HTTP is always allowed there)."""
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# -- nested settings as a flat run config ----------------------------------------------------------
+def flat_run_config(settings, prefix: str = "") -> dict[str, bool | int | float | str]:
+    """``artlens.settings.to_run_config`` with nested dataclasses flattened under their field's key."""
+    out: dict[str, bool | int | float | str] = {}
+    for key, value in to_run_config(settings).items():
+        if dataclasses.is_dataclass(value):
+            out.update(flat_run_config(value, f"{prefix}{key}{SEPARATOR}"))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def nested_from_run_config(cls, config, ignore: Iterable[str] = ()):
+    """``cls`` from a run config written by :func:`flat_run_config`."""
+    hints = typing.get_type_hints(cls)
+    nested = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
+    ignored = set(ignore)
+    flat, parts = {}, {}
+    for key, value in dict(config).items():
+        part, dot, rest = key.partition(SEPARATOR)
+        if dot and part in nested:
+            parts.setdefault(nested[part], {})[rest] = value
+        elif key not in ignored:
+            flat[key] = value
+    values = {name: nested_from_run_config(hints[name], sub) for name, sub in parts.items()}
+    base = from_run_config(cls, flat, ignore)
+    return dataclasses.replace(base, **values) if values else base

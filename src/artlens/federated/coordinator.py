@@ -17,7 +17,7 @@ import json
 import logging
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,14 +26,13 @@ from flwr.serverapp import Grid
 
 from artlens.errors import ArtlensError
 from artlens.federated.client_app import to_arrays, to_record
-from artlens.federated.config import FederatedConfig
+from artlens.federated.config import ServerSettings
 from artlens.federated.head import (
     PROTO_KEYS,
     build_head,
     config_to_json,
     fingerprint,
     head_arrays,
-    head_config,
     input_specs,
     load_head_arrays,
     transform_arrays,
@@ -47,7 +46,7 @@ from artlens.federated.privacy import (
     secagg_workflow,
     with_differential_privacy,
 )
-from artlens.federated.report import RoundLog, TrafficMeter, plot_rounds
+from artlens.federated.rounds import RoundLog, TrafficMeter, plot_rounds
 from artlens.federated.strategies import (
     Observed,
     create_legacy_strategy,
@@ -58,41 +57,12 @@ from artlens.federated.transforms import fit_transforms, style_statistics
 log = logging.getLogger("artlens.federated")
 
 
-@dataclass(frozen=True)
-class ServerSettings:
-    """Where the server writes and what it evaluates on, besides the federation settings."""
-
-    federation: FederatedConfig = field(default_factory=FederatedConfig)
-    run_dir: str = "artlens-federated"  # metrics.json, curves.png, head.pt
-    out: str = ""  # also write the head here
-    eval_collection: str = ""  # a labelled collection whose held-out split scores each round
-    eval_split: str = "test"
-    institutions: int = 0  # wait for this many institutions before starting (0: min_clients)
-    wait_seconds: float = 300.0
-    monitor: str = "val-acc"  # institutions' validation score that picks the kept round ("last": the last)
-    share_result: bool = True  # send the final head to the institutions (each makes it its `learned` aspect)
-
-    def to_run_config(self) -> dict:
-        out = self.federation.to_run_config()
-        out.update({"run-dir": self.run_dir, "out": self.out, "eval-collection": self.eval_collection,
-                    "eval-split": self.eval_split, "institutions": self.institutions,
-                    "wait-seconds": self.wait_seconds, "monitor": self.monitor, "share-result": self.share_result})
-        return out
-
-    @classmethod
-    def from_run_config(cls, config) -> "ServerSettings":
-        return cls(FederatedConfig.from_run_config(config), str(config.get("run-dir", "artlens-federated")),
-                   str(config.get("out", "")), str(config.get("eval-collection", "")),
-                   str(config.get("eval-split", "test")), int(config.get("institutions", 0)),
-                   float(config.get("wait-seconds", 300.0)), str(config.get("monitor", "val-acc")),
-                   str(config.get("share-result", True)).lower() in ("1", "true", "yes"))
-
-
 @dataclass
 class FederatedResult:
     head: object
-    summary: dict
+    summary: dict  # what metrics.json holds
     rejected: dict[str, str]
+    run_dir: str = ""  # where metrics.json, curves.png and head.pt were written
 
 
 class MeteredGrid(Grid):
@@ -157,7 +127,7 @@ class Coordinator:
     ``settings.eval_collection`` when given)."""
 
     def __init__(self, settings: ServerSettings, heldout: HeldOut | None = None, aspects=None):
-        self.settings = settings
+        self.settings = settings if settings.run_dir else settings.with_run_dir()
         self.config = settings.federation
         self.heldout = heldout
         self.aspects = aspects
@@ -217,10 +187,10 @@ class Coordinator:
         grid = MeteredGrid(grid, meter)
         nodes = self._wait_for_nodes(grid)
         train_config = cfg.train_config()
-        specs = input_specs(cfg.features, train_config, self.aspects)
+        specs = input_specs(cfg.features, train_config.head, self.aspects)
 
         # 1. who holds what
-        probe = Settings(config_to_json(head_config(specs, train_config, cfg.label, ())), cfg)
+        probe = Settings(config_to_json(train_config.head_config(specs, cfg.label)), cfg)
         self.institutions = {n: {} for n in nodes}
         for node, reply in self._ask(grid, "describe", config=probe.to_record()).items():
             info, metrics = reply.content["info"], reply.content["metrics"]
@@ -232,7 +202,7 @@ class Coordinator:
         if len(classes) < 2:
             raise ArtlensError(f"the institutions hold a single {cfg.label!r} class between them ({classes[0]})",
                                "a head needs at least two classes: add institutions with other classes")
-        head = build_head(head_config(specs, train_config, cfg.label, classes), cfg.seed)
+        head = build_head(train_config.head_config(specs, cfg.label, classes), cfg.training.seed)
         settings = Settings(config_to_json(head.config), cfg)
         grid.allowed = set(self.institutions)
 
@@ -241,7 +211,7 @@ class Coordinator:
             replies = self._ask(grid, "stats", arrays, {**settings.to_record(), "stage": stage})
             return [(to_arrays(r.content["arrays"]), dict(r.content["metrics"])) for r in replies.values()]
 
-        fit_transforms(head, query, cfg.pca_iterations, cfg.seed)
+        fit_transforms(head, query, cfg.pca_iterations, cfg.training.seed)
         setup = transform_arrays(head)
         if cfg.strategy == "fedstyle" and cfg.virtual_styles:
             setup.update(style_statistics(head, query))
@@ -275,7 +245,7 @@ class Coordinator:
         kept = round_log.best_arrays or final
         load_head_arrays(head, kept, fedstyle, "the server")
         test = self._score(head, kept, fedstyle, heldout) if heldout is not None else {}
-        head.info = {"labels": [cfg.label], "loss": "fedstyle" if fedstyle else cfg.loss,
+        head.info = {"labels": [cfg.label], "loss": "fedstyle" if fedstyle else cfg.training.loss,
                      "config": train_config.as_dict(), "federated": {
                          "strategy": cfg.strategy, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs,
                          "institutions": names, "rejected": list(self.rejected.values()), "best_round": round_log.best_round,
@@ -301,7 +271,8 @@ class Coordinator:
                         round_log.best_round)
         except Exception as exc:  # curves are a convenience; the JSON is the record
             log.warning("could not draw the curves: %s", exc)
-        return FederatedResult(head, round_log.summary(final_scores), {str(k): v for k, v in self.rejected.items()})
+        return FederatedResult(head, round_log.summary(final_scores), {str(k): v for k, v in self.rejected.items()},
+                               str(run_dir))
 
     def _check_enough(self, phase: str) -> None:
         if len(self.institutions) < self.config.min_clients:
@@ -320,7 +291,7 @@ class Coordinator:
     def _heldout(self, specs) -> HeldOut | None:
         if self.heldout is None and self.settings.eval_collection:
             self.heldout = HeldOut.from_collection(self.settings.eval_collection, specs, self.config.label,
-                                                   self.settings.eval_split, self.config.seed)
+                                                   self.settings.eval_split, self.config.training.seed)
         return self.heldout
 
     @staticmethod
@@ -347,7 +318,7 @@ class Coordinator:
             sampled = max(int(clients * cfg.fraction_train), min(cfg.min_clients, clients))
             strategy = with_differential_privacy(strategy, sigma, cfg.dp_clip, sampled)
         strategy = Observed(strategy, round_log.on_train, lambda r, m: round_log.on_evaluate(m))
-        scorer = build_head(head.config, cfg.seed)
+        scorer = build_head(head.config, cfg.training.seed)
         scorer.load_state_dict(head.state_dict())
 
         def evaluate_fn(server_round, arrays):
@@ -379,7 +350,7 @@ class Coordinator:
         fedstyle = cfg.strategy == "fedstyle"
         keys = wire_keys(head, fedstyle)
         fp = fingerprint(head.config)
-        scorer = build_head(head.config, cfg.seed)
+        scorer = build_head(head.config, cfg.training.seed)
         scorer.load_state_dict(head.state_dict())
         pending_fit: dict = {}
         clients = len(self.institutions)

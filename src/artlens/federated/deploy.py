@@ -1,29 +1,32 @@
 """A real deployment with Flower's deployment runtime: the server runs a SuperLink and submits the
 artlens Flower app to it (``flwr run``); each institution runs a SuperNode next to its own collection.
-They talk over HTTP(S) on one port of the server (TLS optional; ``--insecure`` for localhost).
+They talk over HTTP(S) on one port of the server (TLS optional; plain HTTP always allowed on loopback).
 
-Every process started here is remembered by id with the processes it spawned (Flower starts
-``flower-superexec`` children), and :meth:`Launched.stop` ends exactly those, by id.
+:func:`serve` and :func:`join` are the two use cases (``artlens federate server`` / ``client``); the
+processes they start are stopped by id (``processes.Launched``).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
 
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
-from artlens.federated.coordinator import ServerSettings
+from artlens.federated.config import Endpoint, ServerSettings, loopback
+from artlens.federated.processes import Launched
+from artlens.federated.server_app import ERROR_FILE, read_error
+from artlens.files import write_text
+from artlens.progress import QUIET, Reporter
 
 APP_NAME = "artlens-federation"
 
@@ -84,7 +87,7 @@ def write_flower_app(folder: str | Path, settings: ServerSettings) -> Path:
     """A Flower app folder whose components are artlens' apps and whose run config is ``settings``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {k: v for k, v in settings.to_run_config().items()}
+    config = settings.to_run_config()
     pyproject = {
         "project": {"name": APP_NAME, "version": "1.0.0", "description": "artlens federated head training",
                     "license": "Apache-2.0", "dependencies": []},
@@ -93,7 +96,7 @@ def write_flower_app(folder: str | Path, settings: ServerSettings) -> Path:
                                                  "clientapp": "artlens.federated.client_app:app"},
                                   "config": config}}},
     }
-    (folder / "pyproject.toml").write_text(tomli_w.dumps(pyproject))
+    write_text(tomli_w.dumps(pyproject), folder / "pyproject.toml")
     return folder
 
 
@@ -104,130 +107,8 @@ def write_flower_home(folder: str | Path, address: str, insecure: bool, root_cer
     connection: dict = {"address": address, "insecure": insecure}
     if root_certificates:
         connection["root-certificates"] = str(Path(root_certificates).resolve())
-    (folder / "config.toml").write_text(tomli_w.dumps({"superlink": {"default": "artlens", "artlens": connection}}))
+    write_text(tomli_w.dumps({"superlink": {"default": "artlens", "artlens": connection}}), folder / "config.toml")
     return folder
-
-
-# -- processes ------------------------------------------------------------------------------------
-def _process_table() -> dict[int, tuple[int, int]]:
-    """{pid: (parent pid, process group)} of every process (read from /proc; empty where there is none)."""
-    table: dict[int, tuple[int, int]] = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            table[int(entry.name)] = (int(fields[1]), int(fields[2]))
-        except (OSError, IndexError, ValueError):
-            continue
-    return table
-
-
-def _children(pid: int) -> list[int]:
-    """Ids of the processes descended from ``pid``."""
-    table = _process_table()
-    out, frontier = [], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, (parent, _) in table.items() if parent == current]
-        out += kids
-        frontier += kids
-    return out
-
-
-def _family(pid: int) -> list[int]:
-    """``pid``, its descendants and every process still in the process group it leads. Each process is
-    started here in a new session, so its group holds only what it spawned, including children that
-    outlived it and were re-parented (Flower's ``flower-superexec`` and ``flwr-clientapp``)."""
-    table = _process_table()
-    out, frontier = [pid], [pid]
-    while frontier:
-        current = frontier.pop()
-        kids = [p for p, (parent, _) in table.items() if parent == current and p not in out]
-        out += kids
-        frontier += kids
-    return out + [p for p, (_, group) in table.items() if group == pid and p not in out]
-
-
-@dataclass
-class Launched:
-    """The processes one command started: stop them (and what they spawned) by id."""
-
-    processes: dict[str, subprocess.Popen] = field(default_factory=dict)
-    logs: dict[str, Path] = field(default_factory=dict)
-
-    def start(self, name: str, args: list[str], log_dir: Path, env: dict[str, str]) -> subprocess.Popen:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        log = log_dir / f"{name}.log"
-        handle = open(log, "ab")
-        proc = subprocess.Popen(args, stdout=handle, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-        handle.close()
-        self.processes[name] = proc
-        self.logs[name] = log
-        return proc
-
-    def start_foreground(self, name: str, args: list[str], env: dict[str, str],
-                         on_line: Callable[[str], None] | None = None) -> subprocess.Popen:
-        """A process whose output goes to this terminal (its own session: Ctrl+C reaches us, and we stop it).
-        With ``on_line``, its output passes through this process and each line is handed to ``on_line``
-        (which returns False for a line not to show)."""
-        if on_line is None:
-            proc = subprocess.Popen(args, env=env, start_new_session=True)
-        else:
-            proc = subprocess.Popen(args, env=env, start_new_session=True, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True, errors="replace", bufsize=1)
-            threading.Thread(target=_relay, args=(proc.stdout, on_line), daemon=True).start()
-        self.processes[name] = proc
-        return proc
-
-    def pids(self) -> dict[str, list[int]]:
-        """Each started process with the ids of what it spawned, as of now."""
-        return {name: [p.pid] + _children(p.pid) for name, p in self.processes.items() if p.poll() is None}
-
-    def stop(self, name: str | None = None, sig: int = signal.SIGTERM, grace: float = 10.0) -> None:
-        """End one started process (or all), its descendants and what is left of its process group, by
-        process id (also once the process itself has exited: its children may live on)."""
-        names = [name] if name else list(self.processes)
-        targets: list[int] = []
-        for key in names:
-            proc = self.processes.get(key)
-            if proc is not None:
-                targets += [p for p in _family(proc.pid) if p != proc.pid or proc.poll() is None]
-        for pid in targets:
-            _signal(pid, sig)
-        deadline = time.monotonic() + grace
-        for pid in targets:
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.1)
-            if _alive(pid):
-                _signal(pid, signal.SIGKILL)
-        for key in names:
-            proc = self.processes.get(key)
-            if proc is not None:
-                try:
-                    proc.wait(timeout=grace)
-                except subprocess.TimeoutExpired:
-                    pass
-
-
-def _relay(stream, on_line: Callable[[str], None]) -> None:
-    for line in stream:
-        if on_line(line) is not False:
-            sys.stderr.write(line)
-            sys.stderr.flush()
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        return state != "Z"
-    except OSError:
-        return False
 
 
 def superlink_args(host: str, port: int, insecure: bool = True, certificates: tuple[str, str, str] | None = None) -> list[str]:
@@ -264,3 +145,120 @@ def supernode_args(server: str, collection: str, institution: str, runtime_port:
 
 def run_args(app_dir: Path) -> list[str]:
     return [executable("flwr"), "run", str(app_dir), "artlens", "--stream"]
+
+
+# -- the server ---------------------------------------------------------------------------------
+def serve(settings: ServerSettings, endpoint: Endpoint = Endpoint(), reporter: Reporter = QUIET) -> dict:
+    """Run a federation's server until its run ends: a SuperLink on the endpoint and the artlens server
+    app submitted to it (``flwr run``), with its logs in ``RUN_DIR/logs``. Returns the run's summary
+    (metrics.json); the server app's own error (naming the institutions) when it failed."""
+    settings = settings.with_run_dir()
+    run_dir = Path(settings.run_dir)
+    address = endpoint.address
+    if reachable(address, 1.0):
+        raise ArtlensError(f"port {endpoint.port} on {endpoint.host} is already in use", "choose another --port")
+    (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier run's error is not this run's
+    started = time.time()
+    app_dir = write_flower_app(run_dir / "app", settings)
+    home = write_flower_home(run_dir / "flwr-home", address, endpoint.plain, endpoint.tls_ca)
+    env = flower_env(home)
+    launched = Launched()
+    try:
+        launched.start("superlink", superlink_args(endpoint.host, endpoint.port, endpoint.plain, endpoint.certificates),
+                       run_dir / "logs", env)
+        wait_until_reachable(address, 60, "the Flower SuperLink")
+        waiting = settings.institutions or settings.federation.min_clients
+        reporter.notice(f"artlens federation server on {address}: waiting for {waiting} institution(s)\n"
+                        f"  they join with: artlens federate client --collection PATH --institution NAME --server "
+                        f"{address}\n  logs in {run_dir / 'logs'}")
+        run = launched.start("run", run_args(app_dir), run_dir / "logs", env)
+        code = run.wait()
+        logs = f"{launched.logs['run']} and {launched.logs['superlink']}"
+        failure = read_error(run_dir)
+        if failure is not None:
+            raise ArtlensError(failure.message, (f"{failure.hint}; " if failure.hint else "") + f"logs: {logs}")
+        metrics = run_dir / "metrics.json"
+        if code != 0 or not metrics.exists() or metrics.stat().st_mtime < started - 1:
+            why = f"`flwr run` exited with code {code}" if code != 0 else "the server app wrote no metrics.json"
+            raise ArtlensError(f"the federated run failed: {why}", f"see {logs}")
+        return json.loads(metrics.read_text())
+    except KeyboardInterrupt:
+        reporter.notice("stopping the server")
+        raise
+    finally:
+        launched.stop()
+
+
+# -- an institution -----------------------------------------------------------------------------
+class Leave(Exception):
+    """SIGTERM reached the institution's client: it left the federation."""
+
+
+class SupernodeWatch:
+    """Reads the SuperNode's log lines: did it receive the final head, did it give up reconnecting?"""
+
+    def __init__(self):
+        self.gave_up = threading.Event()
+        self.got_result = False
+
+    def __call__(self, line: str) -> bool:
+        """Whether to show the line: not what the SuperNode prints while it is stopped after giving up."""
+        if self.gave_up.is_set():
+            return False
+        if "Receiving: query.result" in line:
+            self.got_result = True
+        if "Giving up reconnection" in line:
+            self.gave_up.set()
+        return True
+
+
+def join(collection: str | Path, institution: str, server: str, partition: str = "", features: str = "",
+         insecure: bool = False, root_certificates: str = "", max_wait: float | None = None,
+         reporter: Reporter = QUIET) -> None:
+    """Take part in a federation as ``institution`` until it finishes: a SuperNode next to the collection
+    trains when the server asks and sends back only weights and aggregate statistics; its log goes to
+    stderr. Raises :class:`Leave` on SIGTERM and KeyboardInterrupt on Ctrl+C (its processes stopped)."""
+    opened = Collection.open(collection)  # fails here, with what to do, if there is none
+    collection = opened.root
+    opened.close()
+    host, _ = split_address(server)
+    plain = insecure or (not root_certificates and loopback(host))
+    if not plain and not root_certificates:
+        raise ArtlensError(f"institution {institution!r}: {server} is not on this machine and no TLS "
+                           "certificate was given", "pass --root-certificates CA.crt, or --insecure on a trusted network")
+    if not reachable(server, 5.0):
+        raise ArtlensError(f"institution {institution!r} cannot reach the federation server at {server}",
+                           "start it with `artlens federate server` there, or check --server, the port and the "
+                           "firewall; the other institutions are not affected")
+    launched = Launched()
+    args = supernode_args(server, str(collection), institution, free_port(),
+                          str(Path(partition).resolve()) if partition else "", features, plain,
+                          root_certificates, max_wait)
+    reporter.notice(f"{institution} joined the federation at {server} with {collection}; Ctrl+C leaves")
+    seen = SupernodeWatch()
+    previous = signal.signal(signal.SIGTERM, _leave)  # SIGTERM stops the SuperNode and its children too
+    try:
+        supernode = launched.start_foreground("supernode", args, flower_env(), seen)
+        # the SuperNode does not exit once it gives up reconnecting: watch for that as well as for its exit
+        while supernode.poll() is None and not seen.gave_up.wait(0.5):
+            pass
+        code = supernode.poll()
+    except (KeyboardInterrupt, Leave):
+        reporter.notice(f"{institution} leaves the federation")
+        raise
+    finally:
+        launched.stop(grace=5.0)  # the SuperNode and what it left behind (flower-superexec, flwr-clientapp)
+        signal.signal(signal.SIGTERM, previous)
+    if seen.got_result:
+        reporter.notice(f"{institution}: the federation finished (the server sent its final head) and the server "
+                        "is gone; the client ends")
+        return
+    why = (f"lost the server at {server} and gave up reconnecting" if seen.gave_up.is_set()
+           else f"stopped (exit code {code})")
+    raise ArtlensError(f"institution {institution!r}: the Flower SuperNode {why} before the federation finished",
+                       "check that the server is running and reachable, then start the client again"
+                       + ("" if max_wait is None else " (a larger --max-wait rides out longer outages)"))
+
+
+def _leave(signum, frame):
+    raise Leave()

@@ -17,8 +17,7 @@ import torch
 from artlens.config import CollectionConfig
 from artlens.errors import ArtlensError
 from artlens.features import create_extractor
-from artlens.models import HeadConfig, InputSpec, create_head
-from artlens.train.loop import TrainConfig
+from artlens.models import HeadConfig, HeadShape, InputSpec, create_head
 
 PROTO_SUM = "fedstyle.sum"  # (classes, dim): sum of an institution's embeddings per class / its n
 PROTO_COUNT = "fedstyle.count"  # (classes,): artworks per class / its n
@@ -27,7 +26,7 @@ MIN_CLASS_COUNT = 3  # a class an institution holds fewer times stays out of its
 # sum of outer products, two artworks of a class can be solved for exactly; three leave them undetermined
 
 
-def input_specs(features: Sequence[str], config: TrainConfig, aspects: Mapping | None = None) -> list[InputSpec]:
+def input_specs(features: Sequence[str], shape: HeadShape, aspects: Mapping | None = None) -> list[InputSpec]:
     """Aspect names (content, style, text: resolved with ``aspects``, default the standard collection's)
     or extractor names -> input specs. The server decides them without seeing any data."""
     aspects = aspects if aspects is not None else CollectionConfig().aspects
@@ -36,18 +35,11 @@ def input_specs(features: Sequence[str], config: TrainConfig, aspects: Mapping |
         name = name.strip()
         aspect = aspects.get(name)
         extractor = create_extractor(aspect.extractor if aspect else name)
-        reduce = config.reduce_dims if extractor.dim > config.reduce_above else None
-        specs[extractor.name] = InputSpec(extractor.name, extractor.id, extractor.modality, extractor.dim, reduce,
-                                          extractor.modality == "text")
+        specs[extractor.name] = InputSpec(extractor.name, extractor.id, extractor.modality, extractor.dim,
+                                          shape.reduce_for(extractor.dim), extractor.modality == "text")
     if not any(not s.optional for s in specs.values()):
         raise ArtlensError("a head needs at least one image input", "pass --features content,style")
     return list(specs.values())
-
-
-def head_config(specs: Sequence[InputSpec], config: TrainConfig, label: str, classes: Sequence[str]) -> HeadConfig:
-    return HeadConfig(inputs=tuple(specs), hidden=tuple(config.hidden), dim=config.dim, dropout=config.dropout,
-                      label=label, classes=tuple(classes),
-                      classifier="cosine" if config.loss == "proxy" else "linear")
 
 
 def build_head(config: HeadConfig, seed: int = 0):

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet, gather_features
@@ -29,8 +30,6 @@ class HeldOut:
 
     @classmethod
     def from_collection(cls, path: str, specs, label: str, split: str = "test", seed: int = 0) -> "HeldOut":
-        from artlens.collection import Collection
-
         collection = Collection.open(path)
         try:
             values = collection.catalog.column(label)

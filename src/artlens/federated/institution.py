@@ -11,7 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from artlens.collection import Collection
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.federated.partition import read_keys
 from artlens.models import InputSpec
 from artlens.models.inputs import FeatureSet, check_extractors, gather_features
 from artlens.train.split import collection_split, stratified_split
@@ -61,8 +63,6 @@ class InstitutionData:
 def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], label: str, seed: int = 0) -> InstitutionData:
     """Read an institution's labelled artworks with every required input; errors name the institution
     and what to do, so the federation can go on without it."""
-    from artlens.collection import Collection
-
     who = f"institution {source.name!r}"
     if not Path(source.collection, "collection.toml").exists():
         raise ArtlensError(f"{who}: no artlens collection at {source.collection}",
@@ -88,8 +88,6 @@ def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], labe
         md5s = collection.catalog.md5s()
         ids = sorted(i for i in values if i in md5s)
         if source.keys_file:
-            from artlens.federated.partition import read_keys
-
             mine = set(read_keys(source.keys_file))
             ids = [i for i in ids if md5s[i] in mine]
         features = _gather(collection, specs, ids, who) if ids else None

@@ -180,9 +180,10 @@ def train_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, se
     run is reproducible. Returns the last epoch's mean loss and accuracy."""
     if config.strategy == "fedstyle":
         head.classifier.weight.requires_grad_(False)  # its rows are the global prototypes
-    torch.manual_seed(config.seed * 1_000_003 + server_round * 1009 + salt)
-    rng = np.random.default_rng([config.seed, server_round, salt])
-    objective = local_objective(head, config, anchors, present, virtual, config.seed + server_round * 7919 + salt)
+    seed = config.training.seed
+    torch.manual_seed(seed * 1_000_003 + server_round * 1009 + salt)
+    rng = np.random.default_rng([seed, server_round, salt])
+    objective = local_objective(head, config, anchors, present, virtual, seed + server_round * 7919 + salt)
     return fit_local_epochs(head, data, config.train_config(), epochs or config.local_epochs,
                             objective=objective, rng=rng)
 
@@ -200,7 +201,7 @@ def evaluate_locally(head, data: FeatureSet | Prepared, config: FederatedConfig,
     objective = local_objective(head, config, anchors, present)
     if isinstance(objective, ProximalObjective):
         objective = objective.inner
-    out = evaluate_head(head, data, objective, seed=config.seed)
+    out = evaluate_head(head, data, objective, seed=config.training.seed)
     if "acc" not in out and config.strategy == "fedstyle" and present is not None and np.any(present):
         scores = data.embed(head) @ np.asarray(anchors).T
         scores[:, ~np.asarray(present, bool)] = -np.inf

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.federated.config import FederatedConfig
 from artlens.federated.head import (
     anchors,
     build_head,
     config_from_json,
-    config_to_json,
     fingerprint,
     head_arrays,
     load_head_arrays,
@@ -41,6 +41,7 @@ from artlens.federated.local import (
     train_locally,
 )
 from artlens.federated.transforms import local_statistics, local_style_statistics
+from artlens.models import FusionHead
 from artlens.train.objectives import Prepared
 
 _DATA: dict[tuple, InstitutionData] = {}  # per process: a simulated institution reads its data once
@@ -85,13 +86,13 @@ class Participant:
     def _data_key(self) -> tuple:
         head_config = self.settings.head_config
         return (self.source.name, self.source.collection, self.source.keys_file, self.source.features,
-                tuple(head_config.inputs), head_config.label, self.config.seed)
+                tuple(head_config.inputs), head_config.label, self.config.training.seed)
 
     def data(self) -> InstitutionData:
         key = self._data_key()
         if key not in _DATA:
             head_config = self.settings.head_config
-            _DATA[key] = load_institution(self.source, head_config.inputs, head_config.label, self.config.seed)
+            _DATA[key] = load_institution(self.source, head_config.inputs, head_config.label, self.config.training.seed)
         return _DATA[key]
 
     def prepared(self, head, split: str) -> Prepared | None:
@@ -111,7 +112,7 @@ class Participant:
         return _PREPARED[key]
 
     def head(self, with_transforms: bool = True):
-        head = build_head(self.settings.head_config, self.config.seed)
+        head = build_head(self.settings.head_config, self.config.training.seed)
         if with_transforms:
             if not self.transforms:
                 raise ArtlensError(f"{self.who} has not received the input transforms of this run",
@@ -186,9 +187,6 @@ class Participant:
     def keep_result(self, state: Mapping[str, np.ndarray], head_json: str, info_json: str) -> dict:
         """The federation's final head: saved into this institution's collection as its `learned`
         aspect (like a centrally trained head), unless it asked not to be."""
-        from artlens.collection import Collection
-        from artlens.models import FusionHead
-
         head = FusionHead(config_from_json(head_json))
         head.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()})
         head.info = json.loads(info_json)
@@ -201,6 +199,3 @@ class Participant:
         finally:
             collection.close()
 
-
-def settings_for(head, config: FederatedConfig) -> Settings:
-    return Settings(config_to_json(head.config), config)

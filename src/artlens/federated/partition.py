@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.files import write_json, write_text
 
 PARTITION_HELP = ("a metadata column (e.g. style: one institution per style), dirichlet:ALPHA, iid, "
                   "or a CSV/JSON file mapping artworks to institutions")
@@ -50,23 +50,12 @@ class Partition:
         return {name: len(keys) for name, keys in self.institutions.items()}
 
     def save(self, path: str | Path) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"scheme": self.scheme, "institutions": self.institutions, "notes": self.notes}))
-        tmp.replace(path)
-        return path
+        return write_json({"scheme": self.scheme, "institutions": self.institutions, "notes": self.notes}, path, None)
 
     def write_institution_files(self, folder: str | Path) -> dict[str, Path]:
         """One file of content keys per institution (``NN-name.keys``); returns {name: path}."""
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = {}
-        for i, (name, keys) in enumerate(self.institutions.items()):
-            path = folder / f"{i:02d}-{slug(name)}.keys"
-            path.write_text("\n".join(keys) + ("\n" if keys else ""))
-            out[name] = path
-        return out
+        return {name: write_text("\n".join(keys) + ("\n" if keys else ""), Path(folder) / f"{i:02d}-{slug(name)}.keys")
+                for i, (name, keys) in enumerate(self.institutions.items())}
 
 
 def slug(name: str) -> str:

@@ -5,7 +5,6 @@ hands the grid to the :class:`~artlens.federated.coordinator.Coordinator`."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,22 +13,18 @@ from flwr.serverapp import Grid, ServerApp
 
 from artlens.errors import ArtlensError
 from artlens.federated.coordinator import Coordinator, FederatedResult, ServerSettings
+from artlens.files import write_json
 
 ERROR_FILE = "error.json"  # in the run folder: why the server app failed, for `artlens federate server`
 
 
 def record_error(run_dir: str | Path, exc: BaseException) -> Path:
     """Write ``exc`` (message and hint) as JSON into the run folder, atomically."""
-    path = Path(run_dir) / ERROR_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(exc, ArtlensError):
         body = {"message": exc.message, "hint": exc.hint}
     else:
         body = {"message": f"the server app failed: {type(exc).__name__}: {exc}", "hint": None}
-    tmp = path.with_name(f".{ERROR_FILE}.{os.getpid()}")
-    tmp.write_text(json.dumps(body))
-    tmp.replace(path)
-    return path
+    return write_json(body, Path(run_dir) / ERROR_FILE, None)
 
 
 def read_error(run_dir: str | Path) -> ArtlensError | None:

@@ -9,21 +9,26 @@ institution), ``metrics.json`` (per round, ending with the final ``map`` and ``e
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
+from artlens.federated.client_app import create_client_app
 from artlens.federated.config import FederatedConfig
 from artlens.federated.coordinator import FederatedResult, ServerSettings
 from artlens.federated.head import input_specs
 from artlens.federated.heldout import HeldOut
 from artlens.federated.institution import InstitutionSource
 from artlens.federated.partition import Partition, make_partition
+from artlens.federated.server_app import create_server_app
+from artlens.progress import QUIET, Reporter
 from artlens.train.split import collection_split
 
-log = logging.getLogger("artlens.federated")
+WAIT_SECONDS = 120.0  # every institution starts on this machine: two minutes is plenty for them to connect
 
 
 @dataclass
@@ -44,46 +49,46 @@ def plan_partition(collection, config: FederatedConfig, spec: str, institutions:
                            f"columns: {', '.join(catalog.metadata_columns()) or 'none'}; pass --label COLUMN")
     md5s = catalog.md5s()
     labels = catalog.column(config.label)
-    split = collection_split(collection, config.label, seed=config.seed)
+    split = collection_split(collection, config.label, seed=config.training.seed)
     pool = {md5s[i]: v for i, v in labels.items() if i in md5s and split.get(i) != "test"}
     columns = {name: {md5s[i]: v for i, v in catalog.column(name).items() if i in md5s}
                for name in catalog.metadata_columns()}
     paths = {path: md5s[state.artwork_id] for path, state in catalog.file_states().items() if state.artwork_id in md5s}
-    return make_partition(spec, pool, columns, institutions, config.seed, md5s, paths)
+    return make_partition(spec, pool, columns, institutions, config.training.seed, md5s, paths)
 
 
-def simulate(collection_path: str | Path, config: FederatedConfig, partition: str = "style", institutions: int = 0,
-             run_dir: str | Path = "artlens-federated", out: str = "", attach: bool = True, cpus: int | None = None,
-             monitor: str = "val-acc", verbose: bool = False) -> FederatedResult:
-    """Run a federated training of ``config`` over a partition of one collection."""
-    from artlens.collection import Collection
-
+def simulate(collection_path: str | Path, settings: ServerSettings = ServerSettings(), partition: str = "style",
+             institutions: int = 0, attach: bool = True, cpus: int | None = None, verbose: bool = False,
+             reporter: Reporter = QUIET) -> FederatedResult:
+    """Run a federated training of ``settings.federation`` over a partition of one collection (``institutions``:
+    how many for dirichlet / iid). The run folder defaults to a new one under the collection; with
+    ``attach`` the head becomes the collection's `learned` aspect. ``cpus``: institutions trained at once
+    (default: one per CPU)."""
     try:
         from flwr.simulation import run_simulation
     except ImportError as exc:  # the ``federated`` extra brings flwr and ray
         raise ArtlensError("federated training needs Flower with its simulation engine",
                            'install it with: pip install "artlens[federated]"') from exc
-    from artlens.federated.client_app import create_client_app
-    from artlens.federated.server_app import create_server_app
 
-    run_dir = Path(run_dir)
+    config = settings.federation
     collection = Collection.open(collection_path)
     try:
+        settings = settings.with_run_dir(collection.root)
+        run_dir = Path(settings.run_dir)
         part = plan_partition(collection, config, partition, institutions)
         files = part.write_institution_files(run_dir / "partition")
         part.save(run_dir / "partition.json")
         for note in part.notes:
-            log.warning(note)
+            reporter.notice(note)
         sources = [InstitutionSource(name, str(collection.root), str(files[name]), attach=False,
                                      listed=part.listed.get(name, 0)) for name in part.names]
-        specs = input_specs(config.features, config.train_config(), collection.config.aspects)
-        heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test", config.seed)
+        specs = input_specs(config.features, config.training.head, collection.config.aspects)
+        heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test", config.training.seed)
         aspects = collection.config.aspects
     finally:
         collection.close()
 
-    settings = ServerSettings(config, str(run_dir), out, institutions=len(sources), wait_seconds=120.0, monitor=monitor,
-                              share_result=False)
+    settings = dataclasses.replace(settings, institutions=len(sources), wait_seconds=WAIT_SECONDS, share_result=False)
     results: list[FederatedResult] = []
     server = create_server_app(settings, heldout, aspects, on_result=results.append)
     client = create_client_app(SimulatedInstitutions(sources))

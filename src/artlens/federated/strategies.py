@@ -46,7 +46,7 @@ def create_strategy(config: FederatedConfig, num_clients: int) -> Strategy:
     if config.strategy == "fedprox":
         return FedProx(proximal_mu=config.proximal_mu, **common)
     if config.strategy == "fedadam":
-        return FedAdam(eta=config.server_lr, eta_l=config.lr, tau=config.server_tau, **common)
+        return FedAdam(eta=config.server_lr, eta_l=config.training.lr, tau=config.server_tau, **common)
     if config.strategy == "fedstyle":
         return FedStyle(**common)
     return FedAvg(**common)
@@ -100,5 +100,5 @@ def create_legacy_strategy(config: FederatedConfig, num_clients: int, initial_pa
     if config.strategy == "fedprox":
         return legacy.FedProx(proximal_mu=config.proximal_mu, **common)
     if config.strategy == "fedadam":
-        return legacy.FedAdam(eta=config.server_lr, eta_l=config.lr, tau=config.server_tau, **common)
+        return legacy.FedAdam(eta=config.server_lr, eta_l=config.training.lr, tau=config.server_tau, **common)
     return legacy.FedAvg(**common)

@@ -26,6 +26,7 @@ import torch
 from artlens.errors import ArtlensError
 from artlens.federated.head import shared_classes, transform_arrays
 from artlens.models.inputs import FeatureSet
+from artlens.vectors import l2_normalise
 
 STAGES = ("mean", "power", "moments", "styles")
 OVERSAMPLE = 16
@@ -36,10 +37,10 @@ def _key(extractor: str) -> str:
 
 
 def _vectors(data: FeatureSet, extractor: str) -> np.ndarray:
-    x = np.asarray(data.inputs[extractor], dtype=np.float64)
+    x = data.inputs[extractor]
     if extractor in data.present:
         x = x[np.asarray(data.present[extractor], dtype=bool)]
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return l2_normalise(x, axis=1).astype(np.float64)  # as the head normalises them; sums in float64
 
 
 # -- institution side -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from artlens.models.fusion import (
     HEAD_SCHEMA_VERSION,
     FusionHead,
     HeadConfig,
+    HeadShape,
     InputSpec,
     read_head_payload,
 )
@@ -46,5 +47,5 @@ def load_head(path: str | Path):
     return _HEADS[kind].from_payload(payload)
 
 
-__all__ = ["FusionHead", "HeadConfig", "InputSpec", "LOSSES", "HEAD_SCHEMA_VERSION", "create_head", "list_heads",
+__all__ = ["FusionHead", "HeadConfig", "HeadShape", "InputSpec", "LOSSES", "HEAD_SCHEMA_VERSION", "create_head", "list_heads",
            "load_head", "register_head"]

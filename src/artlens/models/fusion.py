@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +20,8 @@ import torch
 from torch import nn
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
+from artlens.files import save_torch
+from artlens.vectors import l2_normalise
 
 HEAD_SCHEMA_VERSION = 1
 
@@ -43,8 +43,28 @@ class InputSpec:
 
 
 @dataclass(frozen=True)
+class HeadShape:
+    """The shape of a head to train, with its one default each: central and federated training share it."""
+
+    hidden: tuple[int, ...] = (512,)  # fully connected layers (AICRS L-MFEA: 512 -> 256)
+    dim: int = 256  # the embedding
+    dropout: float = 0.5
+    reduce_dims: int = 256  # PCA of inputs wider than reduce_above (style Gram matrices)
+    reduce_above: int = 2048
+
+    def reduce_for(self, raw_dim: int) -> int | None:
+        """PCA dimensions of an input ``raw_dim`` wide (None: kept as it is)."""
+        return self.reduce_dims if raw_dim > self.reduce_above else None
+
+    def config(self, inputs, label: str = "", classes=(), classifier: str = "linear") -> "HeadConfig":
+        """The config of a head of this shape over ``inputs`` predicting ``classes`` of ``label``."""
+        return HeadConfig(inputs=tuple(inputs), hidden=tuple(self.hidden), dim=self.dim, dropout=self.dropout,
+                          label=label, classes=tuple(classes), classifier=classifier)
+
+
+@dataclass(frozen=True)
 class HeadConfig:
-    """Shape of a head; the defaults of hidden, dim and dropout live in ``TrainConfig``."""
+    """A head as built and saved (its file holds this); the defaults of its shape live in ``HeadShape``."""
 
     inputs: tuple[InputSpec, ...]
     hidden: tuple[int, ...]
@@ -81,7 +101,7 @@ class InputTransform(nn.Module):
     def fit(self, raw: np.ndarray, seed: int = 0, max_samples: int = 3000) -> None:
         """Fit on training vectors; the PCA on at most ``max_samples`` of them (wide Gram matrices make
         a full fit the slowest step of training, and a few thousand vectors pin the top components)."""
-        x = _l2(np.asarray(raw, dtype=np.float32))
+        x = l2_normalise(raw, axis=1)
         if self.components.shape[0]:
             from sklearn.decomposition import PCA
 
@@ -232,14 +252,7 @@ class FusionHead(nn.Module):
 
     def save(self, path: str | Path) -> Path:
         """Write the head atomically (a temporary file renamed into place)."""
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        buffer = io.BytesIO()
-        torch.save(self.payload(), buffer)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_bytes(buffer.getvalue())
-        tmp.replace(path)
-        return path
+        return save_torch(self.payload(), path)
 
     @classmethod
     def from_payload(cls, payload: dict) -> "FusionHead":
@@ -280,7 +293,3 @@ def read_head_payload(path: str | Path) -> dict:
 
 def _key(extractor: str) -> str:
     return extractor.replace(".", "_")  # ModuleDict keys cannot hold dots
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)

@@ -5,13 +5,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 import torch
 
+from artlens.catalog.db import Catalog
 from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.features import create_extractor
 from artlens.models.fusion import InputSpec
+from artlens.progress import QUIET, Reporter
+
+
+class FeatureSource(Protocol):
+    """Where a head's inputs are read from (a :class:`~artlens.collection.Collection` is one): cached
+    raw vectors by extractor, extraction of those not cached yet, the catalog's content keys."""
+
+    root: Path
+    catalog: Catalog
+
+    def raw_vectors(self, extractor_name: str, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(ids that have a cached vector, their vectors)."""
+
+    def ensure_features(self, extractor_names: list[str], ids: list[int] | None = None, reporter: Reporter = QUIET,
+                        reason: str = ""):
+        """Compute the missing vectors of ``extractor_names``; a report with ``failed`` files, or None."""
 
 
 @dataclass
@@ -56,11 +75,10 @@ def check_extractors(specs: Sequence[InputSpec]) -> None:
             )
 
 
-def gather_features(collection, specs: Sequence[InputSpec], ids: Sequence[int] | None = None,
-                    extract: bool = True) -> FeatureSet:
+def gather_features(collection: FeatureSource, specs: Sequence[InputSpec], ids: Sequence[int] | None = None,
+                    extract: bool = True, reporter: Reporter = QUIET) -> FeatureSet:
     """Raw vectors of every input for the artworks (all by default) that have all required inputs.
 
-    ``collection`` is anything with ``raw_vectors``, ``cache``, ``catalog`` and ``texts`` (a Collection).
     With ``extract`` (applying a head) inputs the collection has not extracted yet are computed first
     from its image files through ``collection.ensure_features``; training passes False and asks for
     ``--extract`` instead. Optional inputs (text next to image inputs) that an artwork lacks are zeros
@@ -71,9 +89,9 @@ def gather_features(collection, specs: Sequence[InputSpec], ids: Sequence[int] |
     if not required:
         raise ArtlensError("a head needs at least one input every artwork has", "add content or style to --features")
     report = None
-    if extract and hasattr(collection, "ensure_features"):
+    if extract:
         report = collection.ensure_features([s.extractor for s in specs], None if ids is None else list(ids),
-                                            reason="the head reads")
+                                            reporter, reason="the head reads")
     chosen: np.ndarray | None = None
     raw: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     for spec in required:

@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from artlens.features import create_extractor
+
 
 class LSTMTextClassifier(nn.Module):
     def __init__(self, embeddings: torch.Tensor, n_classes: int, hidden: int = 64, freeze: bool = True):
@@ -28,8 +30,6 @@ class MiniLMTokens:
     """Token ids and the token-embedding table of the bundled MiniLM encoder."""
 
     def __init__(self, max_length: int = 128):
-        from artlens.features import create_extractor
-
         model = create_extractor("minilm").model
         self.tokenizer = model.tokenizer
         self.embeddings = model[0].auto_model.embeddings.word_embeddings.weight.detach().clone()

@@ -15,7 +15,8 @@ import torch
 from artlens.metrics import cross_entropy, leave_self_out_map
 from artlens.models.text_lstm import MiniLMTokens
 from artlens.progress import QUIET, Reporter
-from artlens.train.loop import TrainConfig
+from artlens.settings import with_changes
+from artlens.train.config import TrainConfig
 from artlens.train.run import train_collection_head
 from artlens.train.split import collection_split
 from artlens.train.text_lstm import evaluate_text_lstm, train_text_lstm
@@ -43,7 +44,7 @@ def train_scored_head(collection, label: str, features: Sequence[str], loss: str
     """Train a head (nothing is written to the collection) and score it on its test split: top-1,
     cross-entropy loss of its classifier, and training seconds."""
     config = TrainConfig(loss=loss, epochs=epochs, seed=seed)
-    run = train_collection_head(collection, label, list(features), config, progress=reporter.progress)
+    run = train_collection_head(collection, label, list(features), config, reporter)
     head = run.head
     md5s = collection.catalog.md5s()
     held = set(head.split["test"])
@@ -83,15 +84,16 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
     """A federated simulation with one institution per label value (the report's label), on the
     collection's train + val artworks; the kept head is scored on the same test split."""
     # artlens.federated needs the optional Flower extra: imported here so that the rest of the report runs without it
-    from artlens.federated.config import FederatedConfig
+    from artlens.federated.config import FederatedConfig, ServerSettings
     from artlens.federated.simulation import simulate
 
     # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks
     pooled = sum(1 for s in collection_split(collection, label, seed=seed).values() if s == "train")
-    config = FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label, seed=seed,
-                             reduce_dims=max(2, min(FederatedConfig.reduce_dims, pooled - 1)))
+    config = with_changes(FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label),
+                          {"training__seed": seed, "training__head__reduce_dims":
+                           max(2, min(FederatedConfig().training.head.reduce_dims, pooled - 1))})
     start = time.perf_counter()
-    result = simulate(collection.root, config, label, 0, run_dir, attach=False, cpus=cpus)
+    result = simulate(collection.root, ServerSettings(config, str(run_dir)), label, 0, attach=False, cpus=cpus)
     summary = result.summary
     per_round = summary["rounds"]
     kept = next((r for r in per_round if r["round"] == summary.get("kept_round")), per_round[-1] if per_round else {})

@@ -1,14 +1,13 @@
 """Training of heads over cached features, in plain PyTorch (``federated`` wraps this, never the reverse)."""
 
+from artlens.train.config import DEFAULT_LOSS, TrainConfig
 from artlens.train.loop import (
-                                DEFAULT_LOSS,
-                                History,
-                                TrainConfig,
-                                evaluate_head,
-                                fit_classifier,
-                                fit_local_epochs,
-                                make_optimizer,
-                                train_head,
+    History,
+    evaluate_head,
+    fit_classifier,
+    fit_local_epochs,
+    make_optimizer,
+    train_head,
 )
 from artlens.train.split import SPLITS, collection_split, split_ids, stratified_split
 

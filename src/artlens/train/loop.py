@@ -15,49 +15,14 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from threadpoolctl import threadpool_limits
 
 from artlens.errors import ArtlensError
 from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet
+from artlens.progress import QUIET, Reporter
+from artlens.train.config import TrainConfig
 from artlens.train.objectives import Objective, Prepared, create_objective
-
-# Measured on wikiart_styles (benchmarks/learned.py): supervised contrastive beat cross-entropy, proxy and
-# triplet on both test mAP and annotation top-1.
-DEFAULT_LOSS = "supcon"
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Every training option and its one default (the CLI maps its flags onto these)."""
-
-    loss: str = DEFAULT_LOSS
-    epochs: int = 60
-    batch_size: int = 128  # AICRS used 32; supcon wants several positives of each class per batch
-    lr: float = 1e-3  # AICRS: Adam, lr 1e-3
-    weight_decay: float = 1e-4  # L2 regularisation of the weights
-    patience: int = 10  # epochs without a better validation score before stopping
-    monitor: str = "val_map"  # validation score that picks the best epoch
-    seed: int = 0
-    val_fraction: float = 0.15  # of each class, when the collection has no split column
-    test_fraction: float = 0.15  # 0 trains on everything but the val split (nothing left to test on)
-    margin: float = 0.6  # triplet margin on cosine distance (DeepArt)
-    hard_pool: int = 50  # triplet stage 2: the most similar non-relevant artworks per anchor
-    hard_fraction: float = 0.5  # share of triplet negatives drawn from that pool
-    temperature: float = 0.1  # supcon
-    label_smoothing: float = 0.0
-    modality_dropout: float = 0.2  # chance to hide an optional input (text) of a training artwork
-    hidden: tuple[int, ...] = (512,)
-    dim: int = 256
-    dropout: float = 0.5
-    reduce_dims: int = 256  # PCA of inputs wider than reduce_above (style Gram matrices)
-    reduce_above: int = 2048
-    threads: int = 1  # small batches (and the input PCA) run fastest on one thread on a busy, shared CPU
-
-    def as_dict(self) -> dict:
-        d = asdict(self)
-        d["hidden"] = list(self.hidden)
-        return d
 
 
 @dataclass
@@ -86,8 +51,6 @@ def make_optimizer(head, config: TrainConfig) -> torch.optim.Optimizer:
 def cpu_threads(n: int) -> Iterator[None]:
     """Run torch and the BLAS behind numpy / scikit-learn on ``n`` threads: on a shared CPU, spinning
     threads make small-batch training and PCA several times slower, not faster."""
-    from threadpoolctl import threadpool_limits
-
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, n))
     try:
@@ -157,7 +120,7 @@ def evaluate_head(head, data: FeatureSet | Prepared, objective: Objective,
     return out
 
 
-def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, progress: bool = True) -> History:
+def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, reporter: Reporter = QUIET) -> History:
     """Train ``head`` in place with early stopping on ``config.monitor``; keeps the best epoch's weights.
     Heads trained without their classifier (triplet, supcon) get it fitted on the embeddings at the end.
     The head's input transforms must be fitted already (``head.fit_inputs``)."""
@@ -170,7 +133,7 @@ def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, pr
     history = History(monitor=config.monitor)
     best_score, best_state, stale = -np.inf, copy.deepcopy(head.state_dict()), 0
     start = time.perf_counter()
-    bar = tqdm(range(1, config.epochs + 1), desc=f"train ({config.loss})", unit="epoch", disable=not progress)
+    bar = reporter.bar(range(1, config.epochs + 1), desc=f"train ({config.loss})", unit="epoch")
     with cpu_threads(config.threads):
         for epoch in bar:
             t = time.perf_counter()

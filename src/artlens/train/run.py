@@ -1,5 +1,7 @@
 """Train a head on a collection: choose its inputs, gather cached features and labels, split,
-train, and score the test split. Used by ``artlens train`` and the benchmarks."""
+train, and score the test split (``train_collection_head``, for the benchmarks); and the use case
+behind ``artlens train``: make that head the collection's ``learned`` aspect and write its files
+(``train_learned_aspect``)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,9 +17,12 @@ import torch
 from artlens.errors import ArtlensError
 from artlens.features import create_extractor
 from artlens.metrics import leave_self_out_map
-from artlens.models import HeadConfig, InputSpec, create_head
+from artlens.models import InputSpec, create_head
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.train.loop import History, TrainConfig, cpu_threads, train_head
+from artlens.progress import QUIET, Reporter
+from artlens.train.config import TrainConfig
+from artlens.train.curves import plot_curves, write_metrics
+from artlens.train.loop import History, cpu_threads, train_head
 from artlens.train.split import SPLITS, collection_split
 
 DEFAULT_FEATURES = ("content", "style", "text")
@@ -30,13 +36,16 @@ class TrainingRun:
     counts: dict[str, int]
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    indexed: int | None = None  # artworks indexed as the collection's `learned` aspect (None: not attached)
+    files: list[str] = field(default_factory=list)  # head files written
 
     def summary(self) -> dict:
+        attached = {} if self.indexed is None else {"indexed": self.indexed, "files": self.files}
         return {"head": self.head.id, "label": self.head.config.label, "loss": self.head.info.get("loss"),
                 "inputs": [s.extractor for s in self.head.config.inputs], "counts": self.counts,
                 "best_epoch": self.history.best_epoch, "epochs_run": len(self.history.epochs),
                 "stopped_early": self.history.stopped_early, "best_val": self.history.best,
-                "test": self.test, "notes": self.notes, "seconds": round(self.seconds, 2)}
+                "test": self.test, "notes": self.notes, "seconds": round(self.seconds, 2), **attached}
 
 
 def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> tuple[list[InputSpec], list[str]]:
@@ -52,8 +61,8 @@ def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> 
         if optional and not collection.texts():
             notes.append(f"{name}: no artwork has text in {', '.join(collection.config.text_columns)}; left out")
             continue
-        reduce = config.reduce_dims if extractor.dim > config.reduce_above else None
-        specs[extractor.name] = InputSpec(extractor.name, extractor.id, extractor.modality, extractor.dim, reduce, optional)
+        specs[extractor.name] = InputSpec(extractor.name, extractor.id, extractor.modality, extractor.dim,
+                                          config.head.reduce_for(extractor.dim), optional)
     if not specs:
         raise ArtlensError("no input features left for the head", "pass --features content,style (and text)")
     if all(s.optional for s in specs.values()):  # text alone: artworks without text cannot be embedded
@@ -94,9 +103,7 @@ def split_features(collection, features: FeatureSet, label: str, config: TrainCo
 
 def build_head(specs: Sequence[InputSpec], label: str, classes: Sequence[str], config: TrainConfig, kind: str = "fusion"):
     torch.manual_seed(config.seed)
-    return create_head(kind, HeadConfig(
-        inputs=tuple(specs), hidden=tuple(config.hidden), dim=config.dim, dropout=config.dropout, label=label,
-        classes=tuple(classes), classifier="cosine" if config.loss == "proxy" else "linear"))
+    return create_head(kind, config.head_config(specs, label, classes))
 
 
 def score_head(head, data: FeatureSet) -> dict[str, float]:
@@ -113,7 +120,8 @@ def score_head(head, data: FeatureSet) -> dict[str, float]:
 
 
 def train_collection_head(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
-                          config: TrainConfig = TrainConfig(), progress: bool = True, kind: str = "fusion") -> TrainingRun:
+                          config: TrainConfig = TrainConfig(), reporter: Reporter = QUIET,
+                          kind: str = "fusion") -> TrainingRun:
     """Train a head on ``label`` (``"style"``, or ``"style,genre"``: the first column names the classifier,
     all of them define triplet / supcon relevance) and score it on the test split. Nothing is written."""
     start = time.perf_counter()
@@ -129,7 +137,7 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
     head = build_head(specs, columns[0], classes[0], config, kind)
     with cpu_threads(config.threads):
         head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
-        history = train_head(head, parts["train"], parts["val"], config, progress)
+        history = train_head(head, parts["train"], parts["val"], config, reporter)
         test = score_head(head, parts["test"]) if len(parts["test"]) else {}
     counts = {name: len(part) for name, part in parts.items()}
     head.split = {name: list(part.keys) for name, part in parts.items()}
@@ -138,3 +146,26 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
                  "trained_on": str(collection.root), "seconds": history.seconds, "notes": notes}
     head.weights_changed()
     return TrainingRun(head, history, test, counts, notes, time.perf_counter() - start)
+
+
+def train_learned_aspect(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
+                         config: TrainConfig = TrainConfig(), out: str | Path | None = None, extract: bool = False,
+                         reporter: Reporter = QUIET) -> TrainingRun:
+    """Train a head (``train_collection_head``) and make it the collection's ``learned`` aspect: saved
+    as its head file (and to ``out``), each with its per-epoch metrics (.metrics.json) and curves
+    (.curves.png), and indexed. ``extract``: first compute the input features the collection lacks."""
+    features = [f.strip() for f in features if f.strip()]
+    if extract:
+        specs, _ = resolve_inputs(collection, features, config)
+        collection.extract([s.extractor for s in specs], reporter=reporter)
+    run = train_collection_head(collection, label, features, config, reporter)
+    extra = {"summary": run.summary(), "config": config.as_dict()}
+    run.indexed = collection.attach_head(run.head, persist=True)
+    targets = [Path(collection.head_file())] + ([Path(out)] if out else [])
+    for target in targets:
+        if target != targets[0]:
+            run.head.save(target)
+        write_metrics(run.history, target.with_suffix(".metrics.json"), extra)
+        plot_curves(run.history, target.with_suffix(".curves.png"), f"{label} ({config.loss}) on {collection.root.name}")
+    run.files = [str(t) for t in targets]
+    return run

@@ -1,7 +1,8 @@
 """Per-round metrics of a federated run, as the AICRS figures show them: JSON rows (train loss and
 accuracy of the institutions, their validation scores, the held-out test scores, bytes sent and
-received, epsilon spent) ending with the final ``map`` and ``epsilon``, and PNG curves. Writing and
-drawing are the training module's (``artlens.train.report``); this module only lays out the rounds.
+received, epsilon spent) ending with the final ``map`` and ``epsilon``, and PNG curves. Files are
+written through ``artlens.files`` and drawn with the training curves' panels (``artlens.train.curves``);
+this module only lays out the rounds.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from artlens.train.report import plot_panels, write_json
+from artlens.files import write_json
+from artlens.train.curves import plot_panels
 
 
 class TrafficMeter:

@@ -1,5 +1,5 @@
-"""A tiny collection of cached feature vectors with class structure and no images, for smoke tests
-of the federated path (as open_clip's CPU training test: the whole path in seconds).
+"""Test fixture: a tiny collection of cached feature vectors with class structure and no images, for
+smoke tests of the federated path (as open_clip's CPU training test: the whole path in seconds).
 
 Each class has a random centre per extractor; an artwork's vector is its class centre plus noise,
 stored in the feature cache under the real extractor ids, so heads, partitions and the federation
@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from artlens.collection import Collection
 from artlens.features import create_extractor
 
 
@@ -22,8 +23,6 @@ def make_feature_collection(root: str | Path, classes: Sequence[str] = ("baroque
                             label: str = "style", noise: float = 1.0, seed: int = 0, extra: dict | None = None):
     """Create (or extend) a collection at ``root``; returns it open. ``extra``: more metadata columns
     as {column: function(index, class) -> value}."""
-    from artlens.collection import Collection
-
     rng = np.random.default_rng(seed)
     collection = Collection.open(root, create=True)
     counts = [per_class] * len(classes) if isinstance(per_class, int) else list(per_class)

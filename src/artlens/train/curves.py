@@ -1,65 +1,21 @@
 """Training curves as the papers show them: metrics as JSON, loss and accuracy as PNG panels.
 
-``write_json`` and ``plot_panels`` are the shared pieces: centrally trained heads use them by epoch
-(``write_metrics``, ``plot_curves``), federated runs by round (``artlens.federated.report``).
-``write_text``, ``write_json``, ``pyplot`` and ``save_figure`` are also how every later report
-(evaluation, hashing, the similarity study) writes its files: atomically, figures headless.
+``plot_panels`` is the shared piece: centrally trained heads use it by epoch (``write_metrics``,
+``plot_curves``), federated runs by round (``artlens.federated.rounds``). Files are written through
+``artlens.files`` (atomically, figures headless).
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from artlens.files import pyplot, save_figure, write_json
 from artlens.train.loop import History
 
 Series = tuple[str, Sequence[float | None], str]  # (legend label, values, matplotlib format); None: no value
 Panel = tuple[str, Sequence[Series]]  # (y-axis label, its series)
-
-
-def write_text(text: str, path: str | Path) -> Path:
-    """``text`` written atomically: to a temporary file beside ``path``, then renamed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    tmp.replace(path)
-    return path
-
-
-def write_json(payload: dict, path: str | Path) -> Path:
-    """``payload`` as indented JSON (numpy scalars as numbers, arrays as lists), written atomically."""
-    return write_text(json.dumps(payload, indent=2, default=_jsonable), path)
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):  # numpy scalars and arrays
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def pyplot():
-    """``matplotlib.pyplot`` on the headless Agg backend (imported on first use: matplotlib is slow to load)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save_figure(fig, path: str | Path) -> Path:
-    """``fig`` as an image (format from the suffix, 100 dpi), written atomically; the figure is closed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}{path.suffix}")  # savefig reads the format from the suffix
-    fig.savefig(tmp, dpi=100)
-    pyplot().close(fig)
-    tmp.replace(path)
-    return path
 
 
 def plot_panels(x: Sequence[float], panels: Sequence[Panel], path: str | Path, title: str = "", xlabel: str = "epoch",
