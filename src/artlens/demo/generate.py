@@ -28,7 +28,7 @@ from artlens.demo.subjects import SUBJECT_LAYOUTS, article
 from artlens.errors import ArtlensError, CollectionError
 from artlens.files import atomic_path, write_text
 
-__all__ = ["DEMO_STYLES", "DEMO_SUBJECTS", "DemoSettingsError", "generate_demo_collection"]
+__all__ = ["DEMO_STYLES", "DEMO_SUBJECTS", "DemoSettingsError", "check_demo_settings", "generate_demo_collection"]
 
 #: Bump when the drawing changes, so an existing collection made by an older generator
 #: is not mistaken for the current one.
@@ -86,6 +86,16 @@ def _is_complete(out: Path, n: int, seed: int, size: int) -> bool:
     return len(rows) == n and all((out / r["path"]).is_file() for r in rows)
 
 
+def check_demo_settings(n: int, size: int = 256) -> None:
+    """Refuse a picture count or size that cannot be drawn, before anything is written."""
+    if n < 1:
+        raise DemoSettingsError(f"the demo needs at least one picture, got n = {n}",
+                                "draw a few dozen or more, e.g. `artlens demo --n 360` (the default)")
+    if size < 32:
+        raise DemoSettingsError(f"demo pictures need at least 32 pixels a side, got size = {size}",
+                                "use size=256 (the default) or any size from 32")
+
+
 def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, size: int = 256,
                              progress: bool = False) -> Path:
     """Draws n pictures into out_dir/images/*.jpg (JPEG quality 90, size x size RGB) and writes
@@ -95,12 +105,7 @@ def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, s
     holds a complete collection made with the same (n, seed, size) (record them in out_dir/demo.json),
     return at once."""
     n, seed, size = int(n), int(seed), int(size)
-    if n < 1:
-        raise DemoSettingsError(f"the demo needs at least one picture, got n = {n}",
-                                "draw a few dozen or more, e.g. `artlens demo --n 360` (the default)")
-    if size < 32:
-        raise DemoSettingsError(f"demo pictures need at least 32 pixels a side, got size = {size}",
-                                "use size=256 (the default) or any size from 32")
+    check_demo_settings(n, size)
     out = Path(out_dir)
     labels = out / _LABELS
     if _is_complete(out, n, seed, size):
