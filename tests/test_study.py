@@ -147,7 +147,7 @@ def test_cli_create_simulate_analyse(coll, tmp_path, capsys):
                  "--out", str(study)]) == 0
     assert main(["study", "analyse", "--study", str(study)]) == 2  # no answers yet: one-line error
     assert "no answers yet" in capsys.readouterr().err
-    assert main(["study", "simulate", "--study", str(study), "--rule", "gram", "-p", "5"]) == 0
+    assert main(["study", "simulate", "--study", str(study), "--rule", "gram", "--participants", "5"]) == 0
     capsys.readouterr()
     assert main(["study", "analyse", "--study", str(study), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -155,11 +155,11 @@ def test_cli_create_simulate_analyse(coll, tmp_path, capsys):
     assert {p.name for p in (study / "analysis").iterdir()} >= {"analysis.md", "analysis.json", "cumulative.png"}
     assert "Gram (block4)" in (study / "analysis" / "analysis.md").read_text()
     # a second simulation adds participants instead of replacing the first ones' answers
-    assert main(["study", "simulate", "--study", str(study), "--rule", "colour", "-p", "5"]) == 0
+    assert main(["study", "simulate", "--study", str(study), "--rule", "colour", "--participants", "5"]) == 0
     capsys.readouterr()
     assert main(["study", "analyse", "--study", str(study), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["participants"] == 10
-    assert main(["study", "simulate", "--study", str(study), "--rule", "gram", "-p", "0"]) == 2
+    assert main(["study", "simulate", "--study", str(study), "--rule", "gram", "--participants", "0"]) == 2
 
 
 def test_cli_analyse_when_no_current_question_has_an_answer(coll, tmp_path, capsys):

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, open_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+)
 
 
 @app.command()
@@ -20,7 +25,8 @@ def annotate(
     k: int = typer.Option(3, "-k", "--k", help="How many classes to show per column."),
     head: Path = typer.Option(None, "--head", help="Use this head file instead of the collection's own."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print {column: {method, top: [{label, probability}]}}."),
+    as_json: bool = json_option("Print one JSON object: file, annotations {column: {method, top: [{label, "
+                                "probability}]}}."),
 ):
     """Predict each label column (artist, style, genre, medium, ...) of an image with top-k probabilities:
     from the learned head for the column it was trained on, else a probe on pretrained features."""
@@ -39,11 +45,11 @@ def annotate(
     annotator.fit(columns)
     result = annotator.annotate_image(str(file), k=k)
     if as_json:
-        print(json.dumps({"file": str(file), "annotations": result}, indent=2))
+        print_json({"file": str(file), "annotations": result})
         return
     table = Table("column", "prediction", "probability", "method", title=str(file))
     for column, item in result.items():
         for rank, top in enumerate(item["top"]):
             table.add_row(column if rank == 0 else "", top["label"], f"{top['probability']:.3f}",
                           item["method"] if rank == 0 else "")
-    Console().print(table)
+    make_console().print(table)

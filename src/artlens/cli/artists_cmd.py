@@ -3,28 +3,31 @@ published profiles only."""
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Column, Table
 
+from artlens.artists.profiles import ProfileConfig
 from artlens.cli import (
     app,
     collection_option,
     default_collection,
     eval_app,
+    json_option,
+    make_console,
     open_collection,
+    print_json,
+    quiet_option,
 )
 from artlens.progress import Reporter
+
+D = ProfileConfig()  # the defaults, for the help texts
 
 artists_app = typer.Typer(help="Publish artists' style profiles (no works leave) and find artists by style.",
                           no_args_is_help=True)
 app.add_typer(artists_app, name="artists")
-
-console = Console(stderr=True)
 
 
 def parse_epsilons(values: list[str] | None) -> list[float]:
@@ -49,13 +52,14 @@ def publish(
                                                    "head when there is one); default: the collection's own head."),
     epsilon: float = typer.Option(None, "--epsilon", help="Differential privacy per profile: one prototype, the mean "
                                                           "of the artist's works through the Gaussian mechanism."),
-    delta: float = typer.Option(None, "--delta", help="DP delta (default 1e-5)."),
-    max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per artist (default 3)."),
+    delta: float = typer.Option(None, "--delta", help=f"DP delta (default {D.delta:g})."),
+    max_prototypes: int = typer.Option(None, "--max-prototypes",
+                                       help=f"Most prototypes per artist (default {D.max_prototypes})."),
     works_per_prototype: int = typer.Option(None, "--works-per-prototype",
-                                            help="One prototype per this many works (default 10)."),
+                                            help=f"One prototype per this many works (default {D.works_per_prototype})."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print a JSON summary of what was published."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = json_option("Print one JSON object: profiles, head, artists, works, prototypes, epsilon, delta."),
+    quiet: bool = quiet_option(),
 ):
     """Compute each artist's style profile from the collection's works and write a profile file.
 
@@ -63,16 +67,14 @@ def publish(
     works, one per --works-per-prototype works, at most --max-prototypes), the works behind each and
     the total. The file records the head's id and holds no image, path, file name or per-work vector.
     """
-    import dataclasses
-
     from artlens.artists.portfolio import artist_labels, learned_space
-    from artlens.artists.profiles import ProfileConfig, build_profiles
+    from artlens.artists.profiles import build_profiles
     from artlens.errors import ArtlensError
     from artlens.models import load_head
+    from artlens.settings import with_changes
 
-    overrides = {"epsilon": epsilon, "delta": delta, "max_prototypes": max_prototypes,
-                 "works_per_prototype": works_per_prototype}
-    config = dataclasses.replace(ProfileConfig(), **{k: v for k, v in overrides.items() if v is not None})
+    config = with_changes(ProfileConfig(), {"epsilon": epsilon, "delta": delta, "max_prototypes": max_prototypes,
+                                            "works_per_prototype": works_per_prototype})
     if config.epsilon is not None:
         from artlens.artists.profiles import gaussian_sigma
 
@@ -94,9 +96,9 @@ def publish(
                "prototypes": sum(len(p.counts) for p in profiles.profiles.values()), "epsilon": config.epsilon,
                "delta": config.delta if config.epsilon is not None else None}
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
         return
-    console.print(f"  published {summary['artists']} artist profiles ({summary['prototypes']} prototypes, "
+    make_console().print(f"  published {summary['artists']} artist profiles ({summary['prototypes']} prototypes, "
                   f"{summary['works']} works) in the space of head {model.id}"
                   + (f", DP epsilon {config.epsilon:g}, delta {config.delta:g}" if config.epsilon is not None else "")
                   + f" -> {out}")
@@ -108,6 +110,8 @@ def merge(
     out: Path = typer.Option(..., "--out", "-o", help="Merged profile file to write."),
     max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per merged artist "
                                                                       "(default: the inputs' largest cap)."),
+    as_json: bool = json_option("Print one JSON object: profiles, head, merged (the input files), artists, "
+                                "prototypes."),
 ):
     """Merge profile files made with the same head; an artist in several files is combined by counts.
 
@@ -126,7 +130,12 @@ def merge(
         seen[f.resolve()] = f
     merged = merge_profiles([ProfileSet.load(f) for f in files], max_prototypes, labels=[str(f) for f in files])
     merged.save(out)
-    console.print(f"  merged {len(files)} files: {len(merged)} artists -> {out}")
+    summary = {"profiles": str(out), "head": merged.head_id, "merged": [str(f) for f in files],
+               "artists": len(merged), "prototypes": sum(len(p.counts) for p in merged.profiles.values())}
+    if as_json:
+        print_json(summary)
+        return
+    make_console().print(f"  merged {len(files)} files: {len(merged)} artists -> {out}", markup=False)
 
 
 @artists_app.command("search")
@@ -137,14 +146,13 @@ def search(
     files: list[Path] = typer.Argument(None, metavar="FILE...", show_default=False,
                                        help="Further reference images, after --like FILE."),
     text: list[str] = typer.Option(None, "--text", "-t", help="A reference text (needs a head with a text input)."),
-    profiles: Path = typer.Option(..., "--profiles", "-p", help="Profile file from `artlens artists publish`/`merge`."),
+    profiles: Path = typer.Option(..., "--profiles", help="Profile file from `artlens artists publish`/`merge`."),
     k: int = typer.Option(5, "-k", "--k", help="Number of artists."),
     head: Path = typer.Option(None, "--head", help="The head the profiles were made with (default: $ARTLENS_ARTIST_HEAD, "
                                                    "else the collection's head)."),
     collection: Path = collection_option("Collection whose head embeds the references when --head is not given."),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: references, head, results (artist, score, works, "
-                                                       "matches: reference, prototype, similarity, "
-                                                       "prototype_works)."),
+    as_json: bool = json_option("Print one JSON object: references, head, results (artist, score, works, matches: "
+                                "reference, prototype, similarity, prototype_works)."),
 ):
     """Rank artists by how well their style profile matches the references: --like FILE, then any
     further FILEs (artlens artists search --like a.jpg b.jpg c.jpg --profiles all.json), and/or --text.
@@ -173,7 +181,7 @@ def search(
     model = load_head_for(profile_set, head, collection or default_collection())
     result = ArtistSearch(profile_set, model).search([str(p) for p in like], text, k, labels=[p.name for p in like])
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
         return
     refs = [r.get("name") or r.get("text", "")[:30] for r in result.references]
     table = Table("#", "artist", "score", "works", *[f"ref {i + 1}: {r}" for i, r in enumerate(refs)],
@@ -181,7 +189,7 @@ def search(
     for rank, match in enumerate(result.results, 1):
         table.add_row(str(rank), match.artist, f"{match.score:.3f}", str(match.works),
                       *[f"proto {m.prototype} ({m.prototype_works} works) {m.similarity:.3f}" for m in match.matches])
-    Console().print(table)
+    make_console().print(table)
 
 
 @eval_app.command("artists")
@@ -193,25 +201,25 @@ def eval_artists(
                                                       "val, train or all."),
     epsilon: list[str] = typer.Option(["8"], "--epsilon", help="DP epsilons to evaluate (repeatable or 1,2,8)."),
     dp_repeats: int = typer.Option(5, "--dp-repeats", help="Noise draws averaged per epsilon."),
-    max_prototypes: int = typer.Option(None, "--max-prototypes", help="Most prototypes per artist (default 3)."),
+    max_prototypes: int = typer.Option(None, "--max-prototypes",
+                                       help=f"Most prototypes per artist (default {D.max_prototypes})."),
     queries: str = typer.Option("image+text", "--queries", help="What a query artwork is embedded from: image+text "
                                                                "(all the head's inputs), image (a customer's picture: "
                                                                "no text) or text (its description alone)."),
     baselines: bool = typer.Option(True, "--baselines/--no-baselines", help="Also score pretrained profiles and "
                                                                             "nearest-artwork voting over pretrained features."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: methods{name: top1, top3, mrr, ...}."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    as_json: bool = json_option("Print one JSON object: methods{name: top1, top3, mrr, ...}, n_queries, n_artists, "
+                                "split, head."),
+    quiet: bool = quiet_option("No progress bar."),
 ):
     """Leave-one-artwork-out artist retrieval: each query artwork is held out, its artist's profile
     rebuilt without it; top-1, top-3 and MRR of profiles, DP profiles, pretrained profiles and
     nearest-artwork voting over all works (the upper bound that needs the portfolios)."""
-    import dataclasses
-
     from artlens.artists.evaluate import evaluate_artists
-    from artlens.artists.profiles import ProfileConfig
     from artlens.errors import ArtlensError
     from artlens.models import load_head
+    from artlens.settings import with_changes
 
     if dp_repeats < 1:
         raise ArtlensError(f"--dp-repeats must be at least 1, got {dp_repeats}", "pass e.g. --dp-repeats 5")
@@ -220,12 +228,11 @@ def eval_artists(
     if model is None:
         raise ArtlensError("no head to evaluate", "pass --head FILE, or train one: artlens train --collection PATH "
                                                   "--label COLUMN")
-    config = ProfileConfig() if max_prototypes is None else dataclasses.replace(ProfileConfig(),
-                                                                                 max_prototypes=max_prototypes)
+    config = with_changes(ProfileConfig(), {"max_prototypes": max_prototypes})
     result = evaluate_artists(coll, artist_column, model, split, parse_epsilons(epsilon), config, dp_repeats,
                               baselines, queries=queries, reporter=Reporter(not quiet))
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     # method names differ only at their ends (pretrained-nearest-artwork[-vote10]): folded when the
     # terminal is narrow, never cut to the same ellipsis; a space's long description goes below
@@ -237,4 +244,4 @@ def eval_artists(
                   caption="; ".join(details) or None)
     for name, m in result["methods"].items():
         table.add_row(name, f"{m['top1']:.3f}", f"{m['top3']:.3f}", f"{m['mrr']:.3f}", m.get("space", "").split(":")[0])
-    Console().print(table)
+    make_console().print(table)

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, default_collection, open_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    default_collection,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+    quiet_option,
+)
 from artlens.progress import Reporter
-
-console = Console(stderr=True)
 
 
 def _check_extractor_choices(items: list[str]) -> None:
@@ -49,16 +54,17 @@ def _remove_created(root: Path, before: set[Path]) -> None:
 @app.command()
 def ingest(
     folder: Path = typer.Argument(..., help="Folder of artwork images (searched recursively)."),
-    labels: Path = typer.Option(None, "--labels", "-l", help="Metadata CSV: SemArt, WikiArt-style, or any CSV with a path column."),
+    labels: Path = typer.Option(None, "--labels", help="Metadata CSV: SemArt, WikiArt-style, or any CSV with a path "
+                                "column (a file; --label elsewhere names one of its columns)."),
     collection: Path = collection_option(),
     no_features: bool = typer.Option(False, "--no-features", help="Only catalog the files; skip features and indexes."),
     reindex: bool = typer.Option(False, "--reindex", help="Rebuild every index from the feature cache."),
     extractors: list[str] = typer.Option(
-        None, "--extractor", "-e",
+        None, "--extractor",
         help="Set an aspect's extractor, e.g. style=gramcos-block3 (repeatable; see `artlens stats`).",
     ),
-    as_json: bool = typer.Option(False, "--json", help="Print the ingest report as JSON."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    as_json: bool = json_option("Print the ingest report as one JSON object: ingest, features, indexes."),
+    quiet: bool = quiet_option(),
 ):
     """Add a folder of images (and metadata) to a collection, extract features and index them.
 
@@ -84,38 +90,41 @@ def ingest(
             _remove_created(root, created)
         raise
     if as_json:
-        print(json.dumps(summary, indent=2))
+        print_json(summary)
         return
     r = summary["ingest"]
-    console.print(
+    out = make_console()
+    out.print(
         f"[bold]{coll.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
         f"{r['duplicates']} duplicate files, {r['removed']} removed, {len(r['skipped'])} skipped"
     )
     for item in r["skipped"][:20]:
-        console.print(f"  skipped {item['path']}: {item['reason']}")
+        out.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
     if len(r["skipped"]) > 20:
-        console.print(f"  ... and {len(r['skipped']) - 20} more (see `artlens stats --json`)")
+        out.print(f"  ... and {len(r['skipped']) - 20} more (see `artlens stats --json`)")
     if r["missing_from_csv"]:
-        console.print(f"  {len(r['missing_from_csv'])} CSV rows name files that do not exist, e.g. {r['missing_from_csv'][0]}")
+        out.print(f"  {len(r['missing_from_csv'])} CSV rows name files that do not exist, e.g. {r['missing_from_csv'][0]}",
+                  markup=False)
     if "indexes" in summary:
-        console.print("  indexed: " + ", ".join(f"{a} {n}" for a, n in summary["indexes"].items()))
+        out.print("  indexed: " + ", ".join(f"{a} {n}" for a, n in summary["indexes"].items()))
         for item in summary["features"]["failed"][:5]:
-            console.print(f"  features failed: {item['reason']}")
+            out.print(f"  features failed: {item['reason']}", markup=False)
 
 
 @app.command()
 def stats(
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print an object with artworks, skipped, extractors, indexes."),
+    as_json: bool = json_option("Print one JSON object: artworks, files, skipped, skipped_files, extractors, indexes, "
+                                "metadata_columns, heads (values in full)."),
 ):
     """Show what a collection holds: artworks, skipped files, extractors, indexes and metadata."""
     coll = open_collection(collection)
     info = coll.stats()
     if as_json:
         info["skipped_files"] = [{"path": p, "reason": r} for p, r in coll.catalog.skipped()]
-        print(json.dumps(info, indent=2))
+        print_json(info)
         return
-    out = Console()
+    out = make_console()
     out.print(f"[bold]{info['collection']}[/]: {info['artworks']} artworks from {info['files']} files, {info['skipped']} skipped")
     table = Table("extractor", "id", "aspect", "dim", "cached")
     for name, e in info["extractors"].items():

@@ -5,22 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from artlens.cli import app
+from artlens.cli import app, make_console, quiet_option
 from artlens.progress import Reporter
-
-console = Console()
 
 
 @app.command()
 def demo(
-    out: Path = typer.Option(Path("artlens-demo"), "--out", "-o", help="Where the demo pictures and collection go."),
+    out: Path = typer.Option(Path("artlens-demo"), "--out", "-o", help="Folder for the demo pictures and collection "
+                             "(made in the working folder; delete it when done)."),
     n: int = typer.Option(360, "--n", help="Number of pictures to draw."),
     seed: int = typer.Option(0, "--seed", help="Seed of the picture generator."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    quiet: bool = quiet_option(),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the web page listens on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", "-p", help="Port of the web page."),
+    port: int = typer.Option(8000, "--port", help="Port of the web page."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the example searches (scripts, CI)."),
     registry: Path = typer.Option(None, "--registry", help="Copyright registry the page checks uploads against "
                                   "(made by `artlens registry add`)."),
@@ -29,9 +27,11 @@ def demo(
     serve the web page on localhost (Ctrl+C stops it)."""
     from artlens.cli.search_cmd import print_hits
     from artlens.collection import Collection
-    from artlens.demo.generate import generate_demo_collection
+    from artlens.demo.generate import check_demo_settings, generate_demo_collection
     from artlens.search import SearchEngine
 
+    check_demo_settings(n)
+    console = make_console()
     if not no_serve:
         from artlens.api.server import bind
 
@@ -56,7 +56,12 @@ def demo(
 
     console.print(f"\n[bold]5. Search by style[/]: works whose style is closest to artwork {first.id} ({meta.get('style')})")
     print_hits(engine.search(artwork_id=first.id, aspect="style", k=5), console)
-    console.print(f"\nTry it yourself: artlens search --collection {out / 'collection'} --text \"dotted portrait\"")
+    where = out.resolve()
+    console.print(f"\nThe demo is in {where}: pictures in {where / 'pictures'}, the collection in "
+                  f"{where / 'collection'} (delete the folder when done; running the demo again reuses it).",
+                  markup=False, highlight=False)
+    console.print(f"Try it yourself: artlens search --collection {out / 'collection'} --text \"dotted portrait\"",
+                  markup=False, highlight=False)
     if no_serve:
         return
     from artlens.api import ApiSettings, create_app

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import collection_option, eval_app, open_collection
+from artlens.cli import (
+    collection_option,
+    eval_app,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+)
 from artlens.search.options import parse_weights
 
 
@@ -34,7 +39,7 @@ def eval_retrieval(
     head: Path = typer.Option(None, "--head", help="Apply this head file as the `learned` aspect (its extractors must "
                                                    "match this collection's)."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object: map, p@10, p@60, ndcg@60, n_queries."),
+    as_json: bool = json_option("Print one JSON object: map, p@10, p@60, ap@60, ndcg@60, n_queries, weights."),
 ):
     """Leave-self-out retrieval: each labelled artwork queries the rest; relevant = same label."""
     from artlens.models import load_head
@@ -50,11 +55,11 @@ def eval_retrieval(
         ids = in_split if ids is None else sorted(set(ids) & set(in_split))
     result = evaluate_collection(coll, label, aspect=aspect, weights=parse_weights(weights), ids=ids)
     if as_json:
-        print(json.dumps(result))
+        print_json(result)
         return
     scope = "" if split == "all" else f" on the {split} split"
     table = Table("metric", "value", title=f"retrieval by {label!r}{scope}, weights {result['weights']}")
     for key in ("map", "p@10", "p@60", "ap@60", "ndcg@60"):
         table.add_row(key, f"{result[key]:.4f}")
     table.add_row("n_queries", str(result["n_queries"]))
-    Console().print(table)
+    make_console().print(table)

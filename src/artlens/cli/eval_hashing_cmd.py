@@ -2,30 +2,36 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import collection_option, eval_app, open_collection
+from artlens.cli import (
+    collection_option,
+    eval_app,
+    json_option,
+    make_console,
+    open_collection,
+    print_json_line,
+)
 
 
 @eval_app.command("hashing")
 def eval_hashing(
     label: str = typer.Option(..., "--label", "-l", help="Metadata column that defines relevance."),
-    method: str = typer.Option("tbh-sim", "--method", "-m", help="Hasher: lsh, itq, tbh or tbh-sim."),
+    method: str = typer.Option("tbh-sim", "--method", help="Hasher: lsh, itq, tbh or tbh-sim."),
     bits: str = typer.Option("16,32,64", "--bits", help="Code lengths, comma-separated (multiples of 8)."),
     queries: int = typer.Option(None, "--queries", show_default=False,
                                 help="Stratified, seeded query set size; the rest is the database. Default: 10 %% of "
                                 "the labelled artworks, at most 1000, at least one per class."),
-    k: int = typer.Option(1000, "--k", help="Rank cut-off of mAP@k."),
+    k: int = typer.Option(1000, "-k", "--k", help="Rank cut-off of mAP@k."),
     features: str = typer.Option("effnet-lite0", "--features", help="Extractor whose cached vectors are hashed."),
     seed: int = typer.Option(0, "--seed"),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per bit length: method, bits, map@k, k, n_queries."),
+    as_json: bool = json_option("JSON Lines, one object per bit length: method, bits, map@k, k, n_queries, "
+                                "float_map@k, features, label."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write report.md, report.json and map_by_bits.png into this folder."),
 ):
     """Hash the collection's cached features (the hasher is fitted on the database part only) and
@@ -81,9 +87,9 @@ def eval_hashing(
         write_hashing_report(rows, out, str(coll.root))
     if as_json:
         for row in rows:
-            print(json.dumps(row))
+            print_json_line(row)
         return
     table = Table("method", "bits", f"mAP@{k}", "float bound", "queries", title=f"hashing by {label!r} ({features})")
     for row in rows:
         table.add_row(method, str(row["bits"]), f"{row['map@k']:.4f}", f"{bound:.4f}", str(row["n_queries"]))
-    Console().print(table)
+    make_console().print(table)

@@ -5,9 +5,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from artlens.cli import collection_option, eval_app, open_collection
+from artlens.cli import (
+    collection_option,
+    eval_app,
+    json_option,
+    open_collection,
+    print_json,
+)
+from artlens.reports.papers import ReportConfig
+
+D = ReportConfig  # the defaults (class attributes of the dataclass), for the help texts
 
 
 @eval_app.command("report")
@@ -18,16 +26,26 @@ def eval_report(
                                                                        "models (repeatable; default: the collection's)."),
     skip: str = typer.Option("", "--skip", help="Stages to leave out, comma-separated: retrieval, learned, annotation, "
                                                 "aicrs, text, federated, map."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the stratified train/val/test split and of training."),
-    k: int = typer.Option(60, "--k", help="Cut-off of P@k, AP@k and nDCG@k (DeepArt: 60)."),
-    layer: str = typer.Option("block4", "--layer", help="Backbone layer of the Gram / Cosine / Gram·Cosine rows."),
-    epochs: int = typer.Option(30, "--epochs", help="Most epochs per centralised head (early stopping on val mAP)."),
-    rounds: int = typer.Option(5, "--rounds", help="Federated rounds (FedAvg and FedStyle)."),
-    local_epochs: int = typer.Option(2, "--local-epochs", help="Local epochs per federated round."),
-    cpus: int = typer.Option(2, "--cpus", help="CPUs for the federated simulation."),
-    extract: bool = typer.Option(True, "--extract/--no-extract", help="Compute features the cache lacks (with "
-                                                                      "--no-extract, rows without them are skipped)."),
+    seed: int = typer.Option(None, "--seed", show_default=False,
+                             help=f"Seed of the stratified train/val/test split and of training (default {D.seed})."),
+    k: int = typer.Option(None, "-k", "--k", show_default=False,
+                          help=f"Cut-off of P@k, AP@k and nDCG@k (default {D.k}, as DeepArt)."),
+    layer: str = typer.Option(None, "--layer", show_default=False,
+                              help=f"Backbone layer of the Gram / Cosine / Gram·Cosine rows (default {D.layer})."),
+    epochs: int = typer.Option(None, "--epochs", show_default=False,
+                               help=f"Most epochs per centralised head, early stopping on val mAP (default {D.epochs})."),
+    rounds: int = typer.Option(None, "--rounds", show_default=False,
+                               help=f"Federated rounds of FedAvg and FedStyle (default {D.rounds})."),
+    local_epochs: int = typer.Option(None, "--local-epochs", show_default=False,
+                                     help=f"Local epochs per federated round (default {D.local_epochs})."),
+    cpus: int = typer.Option(None, "--cpus", show_default=False,
+                             help=f"CPUs for the federated simulation (default {D.cpus})."),
+    extract: bool = typer.Option(None, "--extract/--no-extract", show_default=False,
+                                 help="Compute features the cache lacks (the default; with --no-extract, rows "
+                                      "without them are skipped)."),
     collection: Path = collection_option(),
+    as_json: bool = json_option("Print report.json's object (config, stages, tables, figures) instead of the "
+                                "path of report.md."),
 ):
     """Run the evaluation report on a seeded held-out split: DeepArt retrieval table with P@k curves,
     annotation top-1/top-3, the AICRS table (image-only, text-only LSTM, fused, FedAvg, FedStyle) with
@@ -36,11 +54,13 @@ def eval_report(
     features."""
     from artlens.errors import ArtlensError
     from artlens.progress import Reporter
-    from artlens.reports.papers import ReportConfig, run_report
+    from artlens.reports.papers import run_report
+    from artlens.settings import with_changes
 
-    config = ReportConfig(label=label, text_columns=tuple(text_columns or ()), seed=seed, k=k, layer=layer,
-                          skip=frozenset(s.strip() for s in skip.split(",") if s.strip()), epochs=epochs,
-                          rounds=rounds, local_epochs=local_epochs, cpus=cpus, extract=extract)
+    config = with_changes(ReportConfig(label=label), {
+        "text_columns": tuple(text_columns) if text_columns else None,
+        "skip": frozenset(s.strip() for s in skip.split(",") if s.strip()), "seed": seed, "k": k, "layer": layer,
+        "epochs": epochs, "rounds": rounds, "local_epochs": local_epochs, "cpus": cpus, "extract": extract})
     coll = open_collection(collection)
     try:
         columns = coll.catalog.metadata_columns()
@@ -50,4 +70,9 @@ def eval_report(
         run_report(coll, config, out, reporter=Reporter())
     finally:
         coll.close()
-    Console().print(f"{out / 'report.md'}")
+    if as_json:
+        import json
+
+        print_json(json.loads((out / "report.json").read_text(encoding="utf-8")))
+    else:
+        print(out / "report.md")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, open_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+)
 from artlens.search.options import parse_filters, parse_weights
 
 LABEL_COLUMNS = ("title", "artist", "style", "genre")
@@ -17,7 +23,7 @@ LABEL_COLUMNS = ("title", "artist", "style", "genre")
 
 def print_hits(result, console: Console | None = None, title: str | None = None) -> None:
     """A readable table of hits: score, per-aspect scores, the main metadata, and the file."""
-    console = console or Console()
+    console = console or make_console()
     aspects = sorted({a for h in result.hits for a in h.aspects})
     table = Table(title=title, show_lines=False)
     for col in ["#", "id", "score", *aspects, "artwork", "file"]:
@@ -45,7 +51,7 @@ def search(
     fast: bool = typer.Option(False, "--fast", help="Shortlist by Hamming distance on binary codes, then re-rank "
                               "by exact cosine: faster on very large collections, may miss a few neighbours."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON: query, weights, results[id, score, aspects, ...]."),
+    as_json: bool = json_option("Print one JSON object: query, weights, results[id, score, aspects, ...]."),
 ):
     """Find the artworks most similar to an image, a text or an artwork.
 
@@ -67,6 +73,6 @@ def search(
         weights=parse_weights(weights), filters=parse_filters(filters), fast=fast,
     )
     if as_json:
-        print(json.dumps(result.as_dict(), indent=2))
+        print_json(result.as_dict())
     else:
         print_hits(result, title=f"weights: {', '.join(f'{a}={w:.2f}' for a, w in result.weights.items())}")

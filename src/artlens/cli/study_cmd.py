@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
-from artlens.cli import app, collection_option, default_collection, open_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    default_collection,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+)
 
 study_app = typer.Typer(help="Human-vs-machine similarity study: which two of five artworks are most alike?",
                         no_args_is_help=True)
@@ -19,7 +25,7 @@ STUDY_HELP = "Study folder (default: $ARTLENS_STUDY, else COLLECTION/study)."
 
 
 def study_option():
-    return typer.Option(None, "--study", "-s", help=STUDY_HELP, show_default=False)
+    return typer.Option(None, "--study", help=STUDY_HELP, show_default=False)
 
 
 def resolve_study(study: Path | None, collection: Path | None) -> Path:
@@ -40,14 +46,16 @@ def _open(study_dir: Path, collection: Path | None):
 
 @study_app.command("create")
 def create(
-    group_by: str = typer.Option(..., "--group-by", "-g", help="Label column: the artworks of a question share its value."),
-    groups: int = typer.Option(20, "--groups", "-n", help="Number of questions (groups of artworks)."),
+    group_by: str = typer.Option(..., "--group-by", help="Label column: the artworks of a question share its value."),
+    groups: int = typer.Option(20, "--groups", help="Number of questions (groups of artworks)."),
     size: int = typer.Option(5, "--size", help="Artworks per question (the paper: 5, so 10 pairs)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the draw."),
     out: Path = typer.Option(None, "--out", "-o", help="Study folder (default: COLLECTION/study)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace the questions of an existing study; its "
                                                               "answers are moved aside to answers.<time>.jsonl."),
     collection: Path = collection_option(),
+    as_json: bool = json_option("Print one JSON object: study, collection, group_by, size, seed, questions, groups, "
+                                "replaced_answers."),
 ):
     """Draw seeded questions of SIZE artworks, each within one value of --group-by, and save the study.
     `artlens serve` then shows it at /study (or `artlens study serve --study DIR`)."""
@@ -55,23 +63,31 @@ def create(
 
     coll = open_collection(collection)
     study = create_study(coll, group_by, groups, size, seed, out, overwrite)
-    console = Console()
+    n_groups = len({q.group for q in study.questions})
+    if as_json:
+        print_json({"study": str(study.root), "collection": str(study.collection), "group_by": group_by, "size": size,
+                    "seed": seed, "questions": len(study.questions), "groups": n_groups,
+                    "replaced_answers": str(study.replaced_answers) if study.replaced_answers else None})
+        return
+    console = make_console()
     if study.replaced_answers:
         console.print(f"answers of the replaced study moved to {study.replaced_answers}")
     console.print(f"{len(study.questions)} questions of {size} artworks by {group_by!r} "
-                  f"({len({q.group for q in study.questions})} groups) written to {study.root}")
+                  f"({n_groups} groups) written to {study.root}", markup=False)
 
 
 @study_app.command("simulate")
 def simulate(
     rule: str = typer.Option(..., "--rule", help="Method the simulated participants follow, e.g. gram, cosine, gramcos, "
                                                  "content, style, colour, mix."),
-    participants: int = typer.Option(10, "--participants", "-p", help="How many simulated participants."),
+    participants: int = typer.Option(10, "--participants", help="How many simulated participants."),
     noise: float = typer.Option(0.0, "--noise", help="Chance that a participant picks a pair at random instead."),
     seed: int = typer.Option(0, "--seed"),
     layer: str = typer.Option("block4", "--layer", help="Backbone layer of the Gram / Cosine / Gram·Cosine matrices."),
     study: Path = study_option(),
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),
+    as_json: bool = json_option("Print one JSON object: answers (how many were appended), answers_path, rule, "
+                                "participants, noise, seed."),
 ):
     """Append answers of simulated participants who follow a known method (to try the analysis)."""
     from artlens.study.methods import study_vectors
@@ -80,7 +96,11 @@ def simulate(
     s, coll = _open(resolve_study(study, collection), collection)
     mv = study_vectors(coll, s, layer)
     n = simulate_answers(s, mv, rule, participants, noise, seed)
-    Console().print(f"{n} simulated answers appended to {s.answers_path}")
+    if as_json:
+        print_json({"answers": n, "answers_path": str(s.answers_path), "rule": rule, "participants": participants,
+                    "noise": noise, "seed": seed})
+        return
+    make_console().print(f"{n} simulated answers appended to {s.answers_path}", markup=False)
 
 
 @study_app.command("analyse")
@@ -92,7 +112,7 @@ def analyse(
                                                        "(default: STUDY/analysis)."),
     extract: bool = typer.Option(True, "--extract/--no-extract",
                                  help="Compute missing style matrices of the study's artworks."),
-    as_json: bool = typer.Option(False, "--json", help="Print the analysis as one JSON object."),
+    as_json: bool = json_option("Print the analysis as one JSON object (with learned_weights)."),
     study: Path = study_option(),
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),
 ):
@@ -116,7 +136,7 @@ def analyse(
     weights = fit_weights(s, answers, mv, holdout, seed)
     paths = write_analysis(result, weights, out or s.root / "analysis")
     if as_json:
-        print(json.dumps({**result, "learned_weights": weights}))
+        print_json({**result, "learned_weights": weights})
         return
     from rich.table import Table
 
@@ -124,7 +144,7 @@ def analyse(
                   f"{result['participants']} participants, consensus {fmt(result['overall']['consensus'])}")
     for m, r in sorted(result["overall"]["methods"].items(), key=lambda kv: -kv[1]["agree"]):
         table.add_row(result["methods"][m], fmt(r["ps"]), fmt(r["agree"]), str(r["questions"]))
-    console = Console()
+    console = make_console()
     console.print(table)
     if "skipped" in weights:
         console.print(f"learned weights: skipped ({weights['skipped']})")
@@ -140,7 +160,7 @@ def serve(
     study: Path = study_option(),
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
+    port: int = typer.Option(8000, "--port", help="Port to listen on."),
 ):
     """Serve the study page at /study (with the search page and API of its collection)."""
     from artlens.api import ApiSettings, create_app

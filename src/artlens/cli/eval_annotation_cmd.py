@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import collection_option, eval_app, open_collection
+from artlens.cli import (
+    collection_option,
+    eval_app,
+    json_option,
+    make_console,
+    open_collection,
+    print_json,
+)
 
 
 @eval_app.command("annotation")
@@ -20,8 +25,8 @@ def eval_annotation(
     split: str = typer.Option("test", "--split", help="Held-out split scored: test or val (probes learn from the rest)."),
     head: Path = typer.Option(None, "--head", help="Use this head file instead of the collection's own."),
     collection: Path = collection_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print {column: {method, top1, top3, n_test, n_train}}, and "
-                                 "skipped: {column: reason} when a default column could not be scored."),
+    as_json: bool = json_option("Print one JSON object {column: {method, top1, top3, classes, n_test, n_train}}, and "
+                                "skipped: {column: reason} when a default column could not be scored."),
 ):
     """Annotation accuracy per label column on artworks held out of training (the head's stored split,
     the collection's split column, or a stratified seeded split). Without --label, a column that
@@ -40,7 +45,7 @@ def eval_annotation(
     result = evaluate_annotation(coll, columns, split, load_head(head) if head else None,
                                  skipped=None if labels else skipped)
     if as_json:
-        print(json.dumps({**result, "skipped": skipped} if skipped else result))
+        print_json({**result, "skipped": skipped} if skipped else result)
         return
     for column, reason in skipped.items():
         print(f"skipped {column}: {reason}", file=sys.stderr)
@@ -48,4 +53,4 @@ def eval_annotation(
     for column, r in result.items():
         table.add_row(column, r["method"], f"{r['top1']:.4f}", f"{r['top3']:.4f}", str(r["classes"]),
                       str(r["n_test"]), str(r["n_train"]))
-    Console().print(table)
+    make_console().print(table)
