@@ -65,7 +65,7 @@ def build_collection(workdir: Path, n: int, seed: int) -> Path:
             print(f"rebuilding the collection: {exc.message}")
     shutil.rmtree(root, ignore_errors=True)
     t = time.perf_counter()
-    labels = generate_demo_collection(workdir / "pictures", n=360, seed=seed, progress=True)
+    labels = generate_demo_collection(workdir / "pictures", n=360, seed=seed, reporter=Reporter())
     coll = Collection.open(root, create=True)
     coll.ingest(labels.parent, labels, reporter=Reporter())
     print(f"demo collection ingested in {time.perf_counter() - t:.0f} s; adding {n - len(coll.catalog)} neighbours")

@@ -29,6 +29,7 @@ from artlens.hashing import (  # noqa: E402
     list_hashers,
     stratified_queries,
 )
+from artlens.progress import Reporter  # noqa: E402
 
 
 def _parse_value(text: str):
@@ -86,7 +87,7 @@ def main(argv=None) -> dict:
             for seed in args.seeds:
                 hasher = create_hasher(method, bits, **overrides.get(method, {}))
                 t0 = time.perf_counter()
-                hasher.fit(dbf, seed=seed, progress=args.progress)
+                hasher.fit(dbf, seed=seed, reporter=Reporter(args.progress))
                 fit_s = time.perf_counter() - t0
                 t0 = time.perf_counter()
                 db_codes = hasher.encode(dbf)

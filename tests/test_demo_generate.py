@@ -13,6 +13,7 @@ from PIL import Image
 
 from artlens.demo import DEMO_STYLES, DEMO_SUBJECTS, generate_demo_collection
 from artlens.errors import CollectionError
+from artlens.progress import Reporter
 
 COLUMNS = ["path", "title", "artist", "style", "subject", "date", "description"]
 N, SIZE = 36, 64
@@ -164,7 +165,7 @@ def test_rejects_bad_arguments(tmp_path: Path):
 
 
 def test_progress_goes_to_stderr(tmp_path: Path, capsys):
-    generate_demo_collection(tmp_path, n=6, seed=0, size=32, progress=True)
+    generate_demo_collection(tmp_path, n=6, seed=0, size=32, reporter=Reporter())
     captured = capsys.readouterr()
     assert captured.out == ""
     assert "6/6" in captured.err

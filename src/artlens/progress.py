@@ -35,7 +35,7 @@ class Reporter:
     def bar(self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit: str = "it"):
         """A progress bar (tqdm) on the stream; disabled, it still iterates and counts."""
         return tqdm(iterable, total=total, desc=desc, unit=unit, file=self.stream, disable=not self.progress,
-                    leave=False, dynamic_ncols=True)
+                    dynamic_ncols=True)
 
 
 QUIET = Reporter(progress=False)  # the library's default: notices only, no bars

@@ -3,14 +3,13 @@ to make a thumbnail; what is served is always the re-encoded JPEG in the cache, 
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from pathlib import Path
 
 from PIL import Image
 
 from artlens.errors import ArtlensError, ImageDecodeError
+from artlens.files import atomic_path
 from artlens.imaging import load_image
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
@@ -36,15 +35,8 @@ class ThumbnailCache:
             return target
         image = load_image(source, max_pixels=self.max_source_pixels)
         image.thumbnail((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".jpg")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                image.save(fh, "JPEG", quality=self.quality, optimize=True, progressive=True)
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        with atomic_path(target) as tmp:
+            image.save(tmp, "JPEG", quality=self.quality, optimize=True, progressive=True)
         return target
 
     def ensure(self, md5: str, source: str | Path, size: int) -> Path | None:

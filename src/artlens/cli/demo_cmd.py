@@ -37,7 +37,7 @@ def demo(
 
         bind(host, port).close()  # a taken port fails now, with a hint, not after a minute of drawing
     console.print(f"[bold]1. Drawing {n} pictures[/] into {out / 'pictures'}")
-    labels = generate_demo_collection(out / "pictures", n=n, seed=seed, progress=not quiet)
+    labels = generate_demo_collection(out / "pictures", n=n, seed=seed, reporter=Reporter(not quiet))
     console.print(f"[bold]2. Ingesting and indexing[/] into {out / 'collection'}")
     coll = Collection.open(out / "collection", create=True)
     summary = coll.ingest(labels.parent, labels, reporter=Reporter(not quiet))

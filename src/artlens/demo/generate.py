@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from artlens.demo.styles import STYLE_PHRASES, STYLE_TECHNIQUES
 from artlens.demo.subjects import SUBJECT_LAYOUTS, article
 from artlens.errors import ArtlensError, CollectionError
 from artlens.files import atomic_path, write_text
+from artlens.progress import QUIET, Reporter
 
 __all__ = ["DEMO_STYLES", "DEMO_SUBJECTS", "DemoSettingsError", "check_demo_settings", "generate_demo_collection"]
 
@@ -97,7 +97,7 @@ def check_demo_settings(n: int, size: int = 256) -> None:
 
 
 def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, size: int = 256,
-                             progress: bool = False) -> Path:
+                             reporter: Reporter = QUIET) -> Path:
     """Draws n pictures into out_dir/images/*.jpg (JPEG quality 90, size x size RGB) and writes
     out_dir/labels.csv with columns: path (relative to out_dir, e.g. images/0001.jpg), title, artist,
     style, subject, date (year as a string), description. Same seed -> byte-identical files.
@@ -127,7 +127,7 @@ def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, s
     specs = plan_pictures(n, seed)
     seen: dict[str, int] = {}
     rows = []
-    for i, spec in enumerate(specs):
+    for spec in reporter.bar(specs, desc="artlens demo: drawing pictures", unit="picture"):
         arr, title, desc = _draw(spec, seed, size)
         rel = f"images/{spec.index:0{width}d}.jpg"
         Image.fromarray(arr, "RGB").save(out / rel, "JPEG", quality=_JPEG_QUALITY)
@@ -137,9 +137,6 @@ def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, s
             title += _ROMAN[k] if k < len(_ROMAN) else f" ({k + 1})"
         rows.append({"path": rel, "title": title, "artist": spec.artist.name, "style": spec.style,
                      "subject": spec.subject, "date": str(spec.year), "description": desc})
-        if progress and ((i + 1) % 20 == 0 or i + 1 == n):
-            print(f"\rartlens demo: drawing pictures {i + 1}/{n}", end="" if i + 1 < n else "\n",
-                  file=sys.stderr, flush=True)
 
     if ours:  # drop pictures an earlier, larger demo run left behind
         keep = {Path(r["path"]).name for r in rows}

@@ -11,6 +11,7 @@ import numpy as np
 
 from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.files import write_bytes
+from artlens.progress import QUIET, Reporter
 
 from .codes import check_bits, pack_bits
 
@@ -26,7 +27,7 @@ class Hasher(Protocol):
     name: str
     bits: int
 
-    def fit(self, features: np.ndarray, seed: int = 0, progress: bool = False) -> "Hasher": ...
+    def fit(self, features: np.ndarray, seed: int = 0, reporter: Reporter = QUIET) -> "Hasher": ...
 
     def encode(self, features: np.ndarray) -> np.ndarray: ...
 
@@ -114,7 +115,7 @@ def _check_features(features, input_dim: int | None, what: str) -> np.ndarray:
 class BaseHasher:
     """Shared plumbing: config, input checks, packing, save/load.
 
-    Subclasses set ``name``, implement ``_fit(x, seed, progress)``, ``_project(x)`` (real-valued
+    Subclasses set ``name``, implement ``_fit(x, seed, reporter)``, ``_project(x)`` (real-valued
     scores whose sign gives the bits, shape ``(N, bits)``) and ``_arrays()`` / ``_set_arrays()``.
     """
 
@@ -126,7 +127,7 @@ class BaseHasher:
         self.input_dim: int | None = None
 
     # -- subclass hooks --------------------------------------------------------------------
-    def _fit(self, x: np.ndarray, seed: int, progress: bool) -> None:
+    def _fit(self, x: np.ndarray, seed: int, reporter: Reporter) -> None:
         raise NotImplementedError
 
     def _project(self, x: np.ndarray) -> np.ndarray:
@@ -147,12 +148,12 @@ class BaseHasher:
     def is_fitted(self) -> bool:
         return self.input_dim is not None
 
-    def fit(self, features: np.ndarray, seed: int = 0, progress: bool = False) -> "BaseHasher":
+    def fit(self, features: np.ndarray, seed: int = 0, reporter: Reporter = QUIET) -> "BaseHasher":
         x = _check_features(features, None, f"{self.name}.fit")
         if len(x) < 2:
             raise ArtlensError(f"{self.name}.fit needs at least 2 feature vectors, got {len(x)}")
         self.input_dim = None
-        self._fit(x, int(seed), bool(progress))
+        self._fit(x, int(seed), reporter)
         self.input_dim = int(x.shape[1])
         return self
 

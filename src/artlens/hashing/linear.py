@@ -47,7 +47,7 @@ class LSHHasher(_LinearHasher):
 
     name = "lsh"
 
-    def _fit(self, x, seed, progress):
+    def _fit(self, x, seed, reporter):
         rng = np.random.default_rng(seed)
         self.mean = x.mean(axis=0, dtype=np.float64).astype(np.float32)
         self.projection = rng.standard_normal((x.shape[1], self.bits)).astype(np.float32)
@@ -66,7 +66,7 @@ class ITQHasher(_LinearHasher):
     def hyperparameters(self) -> dict[str, Any]:
         return {"iterations": self.iterations}
 
-    def _fit(self, x, seed, progress):
+    def _fit(self, x, seed, reporter):
         if self.bits > x.shape[1]:
             raise ArtlensError(
                 f"ITQ needs bits <= feature dimension, got {self.bits} bits for {x.shape[1]}-d features",

@@ -248,7 +248,7 @@ class TBHHasher(BaseHasher):
             out["sim"] = (code_sim - _cosine_matrix(x)).pow(2).mean()
         return out
 
-    def _fit(self, x, seed, progress):
+    def _fit(self, x, seed, reporter):
         x = x.astype(np.float64)
         xl = self._l2(x)
         self.mean = xl.mean(axis=0).astype(np.float32) if self.center else np.zeros(x.shape[1], np.float32)
@@ -280,11 +280,7 @@ class TBHHasher(BaseHasher):
                 bs = min(self.batch_size, n)
                 steps = max(1, n // bs)  # drop the ragged last batch: the graph needs a full batch
                 opt = _OneCycleAdam(net.parameters(), self.lr, self.epochs * steps, self.weight_decay)
-                bar = None
-                if progress:
-                    from tqdm.auto import tqdm
-
-                    bar = tqdm(total=self.epochs, desc=f"{self.name} {self.bits} bits", unit="epoch")
+                bar = reporter.bar(total=self.epochs, desc=f"{self.name} {self.bits} bits", unit="epoch")
                 self.history = []
                 net.train()
                 for epoch in range(self.epochs):
@@ -301,11 +297,9 @@ class TBHHasher(BaseHasher):
                             sums[k] = sums.get(k, 0.0) + float(v.detach())
                         sums["loss"] = sums.get("loss", 0.0) + float(loss.detach())
                     self.history.append({k: v / steps for k, v in sums.items()} | {"epoch": epoch + 1})
-                    if bar is not None:
-                        bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
-                        bar.update(1)
-                if bar is not None:
-                    bar.close()
+                    bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
+                    bar.update(1)
+                bar.close()
         finally:
             torch.set_num_threads(old_threads)
         net.eval()
