@@ -77,16 +77,19 @@ def with_changes(settings: T, changes: dict[str, Any]) -> T:
 
 
 # -- Flower run config: flat, hyphenated keys, scalar values ---------------------------------------
-def to_run_config(settings) -> dict[str, bool | int | float | str]:
-    """A flat dataclass as a Flower run config: ``snake_case`` fields as ``kebab-case`` keys,
-    tuples as comma-separated strings."""
+SEPARATOR = "."  # nested settings in a run config: ``training.lr``, ``training.head.dim`` (as Flower flattens tables)
+
+
+def to_run_config(settings, prefix: str = "") -> dict[str, bool | int | float | str]:
+    """A dataclass as a Flower run config: ``snake_case`` fields as ``kebab-case`` keys, tuples as
+    comma-separated strings, nested dataclasses flattened under their field's key (``training.lr``)."""
     out: dict[str, bool | int | float | str] = {}
     for f in dataclasses.fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, tuple):
-            value = ",".join(str(v) for v in value)
-        if value is not None:
-            out[f.name.replace("_", "-")] = value
+        key, value = prefix + f.name.replace("_", "-"), getattr(settings, f.name)
+        if dataclasses.is_dataclass(value):
+            out.update(to_run_config(value, key + SEPARATOR))
+        elif value is not None:
+            out[key] = ",".join(str(v) for v in value) if isinstance(value, tuple) else value
     return out
 
 
@@ -96,17 +99,21 @@ def from_run_config(cls: type[T], config: dict, ignore: typing.Iterable[str] = (
     hints = typing.get_type_hints(cls)
     names = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cls) if f.init}
     ignored = set(ignore)
-    unknown = sorted(k for k in config if k not in names and k not in ignored)
-    if unknown:
-        raise ArtlensError(f"run config: unknown key(s) {', '.join(unknown)}", f"known: {', '.join(sorted(names))}")
-    values = {}
-    for key, name in names.items():
-        if key not in config:
-            continue
-        value = config[key]
+    flat: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for key, value in dict(config).items():
+        part, dot, rest = key.partition(SEPARATOR)
+        if dot and part in names and dataclasses.is_dataclass(_unoptional(hints[names[part]])):
+            nested.setdefault(names[part], {})[rest] = value
+        elif key in names:
+            flat[names[key]] = value
+        elif key not in ignored:
+            raise ArtlensError(f"run config: unknown key {key!r}", f"known: {', '.join(sorted(names))}")
+    values = {name: from_run_config(_unoptional(hints[name]), sub) for name, sub in nested.items()}
+    for name, value in flat.items():
         if _is_tuple(hints[name]) and isinstance(value, str):
             value = [v.strip() for v in value.split(",") if v.strip()]
-        values[name] = _coerce(hints[name], value, f"run config: {key}")
+        values[name] = _coerce(hints[name], value, f"run config: {name.replace('_', '-')}")
     return cls(**values)
 
 

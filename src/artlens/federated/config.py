@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import time
-import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +31,6 @@ STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedstyle")
 FEDERATED_TRAINING = TrainConfig(loss="ce", batch_size=32)
 
 FLOWER_KEYS: tuple[str, ...] = ()  # keys Flower itself adds to a run config (none, as of Flower 1.41)
-SEPARATOR = "."  # nested settings in a run config: ``training.lr``, ``training.head.dim`` (as Flower flattens tables)
 
 
 @dataclass(frozen=True)
@@ -83,13 +81,13 @@ class FederatedConfig:
         return dataclasses.replace(self.training, loss="proxy") if self.strategy == "fedstyle" else self.training
 
     def to_run_config(self) -> dict[str, bool | int | float | str]:
-        return flat_run_config(self)
+        return to_run_config(self)
 
     @classmethod
     def from_run_config(cls, config, ignore: Iterable[str] = ()) -> "FederatedConfig":
         """Read a run config written by :meth:`to_run_config`: unknown keys are errors (but those in
         ``ignore``); missing ones default."""
-        return nested_from_run_config(cls, config, ignore)
+        return from_run_config(cls, config, ignore)
 
     def replace(self, **changes) -> "FederatedConfig":
         return dataclasses.replace(self, **changes)
@@ -118,7 +116,7 @@ class ServerSettings:
         return dataclasses.replace(self, run_dir=str(run_dir.resolve()))
 
     def to_run_config(self) -> dict:
-        own = {k: v for k, v in to_run_config(self).items() if k != "federation"}
+        own = to_run_config(dataclasses.replace(self, federation=None))
         return {**self.federation.to_run_config(), **own}
 
     @classmethod
@@ -164,32 +162,3 @@ def loopback(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
-
-
-# -- nested settings as a flat run config ----------------------------------------------------------
-def flat_run_config(settings, prefix: str = "") -> dict[str, bool | int | float | str]:
-    """``artlens.settings.to_run_config`` with nested dataclasses flattened under their field's key."""
-    out: dict[str, bool | int | float | str] = {}
-    for key, value in to_run_config(settings).items():
-        if dataclasses.is_dataclass(value):
-            out.update(flat_run_config(value, f"{prefix}{key}{SEPARATOR}"))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
-
-
-def nested_from_run_config(cls, config, ignore: Iterable[str] = ()):
-    """``cls`` from a run config written by :func:`flat_run_config`."""
-    hints = typing.get_type_hints(cls)
-    nested = {f.name.replace("_", "-"): f.name for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name])}
-    ignored = set(ignore)
-    flat, parts = {}, {}
-    for key, value in dict(config).items():
-        part, dot, rest = key.partition(SEPARATOR)
-        if dot and part in nested:
-            parts.setdefault(nested[part], {})[rest] = value
-        elif key not in ignored:
-            flat[key] = value
-    values = {name: nested_from_run_config(hints[name], sub) for name, sub in parts.items()}
-    base = from_run_config(cls, flat, ignore)
-    return dataclasses.replace(base, **values) if values else base
