@@ -42,13 +42,12 @@ from artlens.train.run import train_collection_head
 COLLECTION = RESULTS / "collections" / "wikiart_styles"
 RUNS = RESULTS / "federated_runs"
 FEATURES = ("content", "style")
-MEASURED_DROPOUT = 0.2  # the head's dropout in the runs docs/federated.md reports (the shared default is 0.5)
 
 
 def federation(args, **changes) -> FederatedConfig:
-    """The federation of an experiment: its rounds, local epochs and seed, the dropout of the reported runs."""
+    """The federation of an experiment: its rounds, local epochs and seed."""
     config = FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs, **changes)
-    return with_changes(config, {"training__seed": args.seed, "training__head__dropout": MEASURED_DROPOUT})
+    return with_changes(config, {"training__seed": args.seed})
 
 
 def federated_row(name: str, config: FederatedConfig, partition: str, institutions: int = 0, cpus: int = 2) -> dict:
