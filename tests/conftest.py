@@ -1,10 +1,13 @@
 import csv
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
+
+from artlens.collection import Collection
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ARTLENS_DATA", REPO.parent / "shared" / "data"))
@@ -69,11 +72,21 @@ def tiny_folder(tmp_path_factory) -> tuple[Path, Path]:
 @pytest.fixture(scope="session")
 def tiny_collection(tiny_folder, tmp_path_factory):
     """A collection of the tiny folder, ingested with all default extractors (shared, read-only)."""
-    from artlens.collection import Collection
-
     folder, labels = tiny_folder
     coll = Collection.open(tmp_path_factory.mktemp("coll") / "c", create=True)
     coll.ingest(folder, labels)
+    return coll
+
+
+def unlabelled_copy(collection, root: Path):
+    """A copy of ``collection`` at ``root`` whose only metadata are titles, one artist for every work
+    and numbered editions: nothing to annotate, and a numeric facet."""
+    shutil.copytree(collection.root, root)
+    coll = Collection.open(root)
+    arts = coll.catalog.get_many(coll.catalog.ids())
+    with coll.catalog.transaction():
+        for n, (i, art) in enumerate(sorted(arts.items()), start=1):
+            coll.catalog.set_metadata(i, {"title": art.metadata["title"], "artist": "Hokusai", "edition": str(n)})
     return coll
 
 

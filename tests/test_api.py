@@ -3,7 +3,6 @@
 import io
 import json
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("httpx")
+from conftest import unlabelled_copy  # noqa: E402
 from fastapi.testclient import TestClient  # noqa: E402
 from registry_support import LICENCE, OWNER, tiny_registry  # noqa: E402
 
@@ -263,16 +263,8 @@ def registry(tmp_path_factory, tiny_folder) -> Path:
 
 @pytest.fixture(scope="module")
 def unlabelled(tiny_collection, tmp_path_factory) -> Collection:
-    """A copy of the tiny collection whose only metadata are titles, one artist for every work, and
-    numbered editions: nothing to annotate, and a numeric facet."""
-    root = tmp_path_factory.mktemp("unlabelled") / "c"
-    shutil.copytree(tiny_collection.root, root)
-    coll = Collection.open(root)
-    arts = coll.catalog.get_many(coll.catalog.ids())
-    with coll.catalog.transaction():
-        for n, (i, art) in enumerate(sorted(arts.items()), start=1):
-            coll.catalog.set_metadata(i, {"title": art.metadata["title"], "artist": "Hokusai", "edition": str(n)})
-    return coll
+    """The tiny collection with nothing to annotate, and a numeric facet (``edition``)."""
+    return unlabelled_copy(tiny_collection, tmp_path_factory.mktemp("unlabelled") / "c")
 
 
 def noise_png() -> bytes:

@@ -3,19 +3,18 @@ the app served by uvicorn on a free localhost port in a thread this module start
 
 import io
 import re
-import shutil
 import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from browser_support import expect, open_page  # skips this module without Chromium
+from conftest import unlabelled_copy  # noqa: E402
 from PIL import Image
 from registry_support import OWNER, tiny_registry
 
 from artlens.api import ApiSettings, create_app
 from artlens.api.server import BackgroundServer
-from artlens.collection import Collection
 
 pytestmark = pytest.mark.browser
 
@@ -35,12 +34,7 @@ def plain_url(tiny_collection, tmp_path_factory):
     """A copy of the tiny collection with nothing to annotate (one artist), numbered editions, no
     copyright registry and no artist profiles."""
     root = tmp_path_factory.mktemp("plain") / "c"
-    shutil.copytree(tiny_collection.root, root)
-    coll = Collection.open(root)
-    arts = coll.catalog.get_many(coll.catalog.ids())
-    with coll.catalog.transaction():
-        for n, (i, art) in enumerate(sorted(arts.items()), start=1):
-            coll.catalog.set_metadata(i, {"title": art.metadata["title"], "artist": "Hokusai", "edition": str(n)})
+    coll = unlabelled_copy(tiny_collection, root)
     settings = ApiSettings(collection=root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
     with BackgroundServer(create_app(settings, collection=coll)) as base:
         yield base
