@@ -63,7 +63,27 @@ def _root(
 
 
 def default_collection() -> Path:
-    return Path(os.environ.get("ARTLENS_COLLECTION", "artlens-collection"))
+    return env_path("ARTLENS_COLLECTION") or Path("artlens-collection")
+
+
+def env_path(variable: str) -> Path | None:
+    """A path named by an environment variable, None when unset or empty: the one place the command
+    line reads the environment (the server's settings read theirs in ``ApiSettings.from_env``)."""
+    value = os.environ.get(variable, "")
+    return Path(value) if value else None
+
+
+def comma_list(text: str | None, flag: str, cast=str, example: str = "") -> tuple | None:
+    """``"16,32,64"`` -> ``(16, 32, 64)`` (None when not given); a value ``cast`` refuses is an error
+    naming ``flag``."""
+    if text is None:
+        return None
+    from artlens.errors import ArtlensError
+
+    try:
+        return tuple(cast(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise ArtlensError(f"bad {flag} {text!r}", f"give a comma-separated list, e.g. {flag} {example}") from None
 
 
 def collection_option(help: str = COLLECTION_HELP):
