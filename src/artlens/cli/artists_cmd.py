@@ -3,7 +3,6 @@ published profiles only."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import typer
@@ -14,6 +13,7 @@ from artlens.cli import (
     app,
     collection_option,
     default_collection,
+    env_path,
     eval_app,
     json_option,
     make_console,
@@ -67,39 +67,20 @@ def publish(
     works, one per --works-per-prototype works, at most --max-prototypes), the works behind each and
     the total. The file records the head's id and holds no image, path, file name or per-work vector.
     """
-    from artlens.artists.portfolio import artist_labels, learned_space
-    from artlens.artists.profiles import build_profiles
-    from artlens.errors import ArtlensError
+    from artlens.artists.publish import publish_profiles
     from artlens.models import load_head
     from artlens.settings import with_changes
 
     config = with_changes(ProfileConfig(), {"epsilon": epsilon, "delta": delta, "max_prototypes": max_prototypes,
                                             "works_per_prototype": works_per_prototype})
-    if config.epsilon is not None:
-        from artlens.artists.profiles import gaussian_sigma
-
-        gaussian_sigma(config.epsilon, config.delta, 1.0)  # bad epsilon or delta: fail before any work
     coll = open_collection(collection)
-    model = load_head(head) if head is not None else coll.head()
-    if model is None:
-        raise ArtlensError("no head to place the works in a style space",
-                           "pass --head FILE (a head from `artlens train --out` or `artlens federate`), or train "
-                           "one in the collection")
-    labels = artist_labels(coll, artist_column)
-    from artlens.artists.profiles import check_artists
-
-    check_artists(list(labels.values()), config.min_works)
-    space = learned_space(coll, model, labels)
-    profiles = build_profiles(space.vectors, space.artists, model.id, config, model.config.label, reporter=Reporter(not quiet))
-    profiles.save(out)
-    summary = {"profiles": str(out), "head": model.id, "artists": len(profiles), "works": len(space.ids),
-               "prototypes": sum(len(p.counts) for p in profiles.profiles.values()), "epsilon": config.epsilon,
-               "delta": config.delta if config.epsilon is not None else None}
+    summary = publish_profiles(coll, artist_column, out, load_head(head) if head is not None else None, config,
+                               Reporter(not quiet))
     if as_json:
         print_json(summary)
         return
     make_console().print(f"  published {summary['artists']} artist profiles ({summary['prototypes']} prototypes, "
-                  f"{summary['works']} works) in the space of head {model.id}"
+                  f"{summary['works']} works) in the space of head {summary['head']}"
                   + (f", DP epsilon {config.epsilon:g}, delta {config.delta:g}" if config.epsilon is not None else "")
                   + f" -> {out}")
 
@@ -119,23 +100,13 @@ def merge(
     that already holds it, or an artist's profile found in two files is refused (its works would
     count twice).
     """
-    from artlens.artists.profiles import ProfileSet, merge_profiles
-    from artlens.errors import ArtlensError
+    from artlens.artists.publish import merge_profile_files
 
-    seen: dict[Path, Path] = {}
-    for f in files:
-        if f.resolve() in seen:
-            raise ArtlensError(f"{f} is given twice: merging it with itself would count its works twice",
-                               "give each institution's file once")
-        seen[f.resolve()] = f
-    merged = merge_profiles([ProfileSet.load(f) for f in files], max_prototypes, labels=[str(f) for f in files])
-    merged.save(out)
-    summary = {"profiles": str(out), "head": merged.head_id, "merged": [str(f) for f in files],
-               "artists": len(merged), "prototypes": sum(len(p.counts) for p in merged.profiles.values())}
+    summary = merge_profile_files(files, out, max_prototypes)
     if as_json:
         print_json(summary)
         return
-    make_console().print(f"  merged {len(files)} files: {len(merged)} artists -> {out}", markup=False)
+    make_console().print(f"  merged {len(files)} files: {summary['artists']} artists -> {out}", markup=False)
 
 
 @artists_app.command("search")
@@ -177,7 +148,7 @@ def search(
         if not path.is_file():
             raise ArtlensError(f"reference image {path} does not exist", "check the path given to --like")
     profile_set = ProfileSet.load(profiles)
-    head = head or (Path(os.environ["ARTLENS_ARTIST_HEAD"]) if os.environ.get("ARTLENS_ARTIST_HEAD") else None)
+    head = head or env_path("ARTLENS_ARTIST_HEAD")
     model = load_head_for(profile_set, head, collection or default_collection())
     result = ArtistSearch(profile_set, model).search([str(p) for p in like], text, k, labels=[p.name for p in like])
     if as_json:
@@ -217,6 +188,7 @@ def eval_artists(
     rebuilt without it; top-1, top-3 and MRR of profiles, DP profiles, pretrained profiles and
     nearest-artwork voting over all works (the upper bound that needs the portfolios)."""
     from artlens.artists.evaluate import evaluate_artists
+    from artlens.artists.publish import collection_head
     from artlens.errors import ArtlensError
     from artlens.models import load_head
     from artlens.settings import with_changes
@@ -224,10 +196,7 @@ def eval_artists(
     if dp_repeats < 1:
         raise ArtlensError(f"--dp-repeats must be at least 1, got {dp_repeats}", "pass e.g. --dp-repeats 5")
     coll = open_collection(collection)
-    model = load_head(head) if head is not None else coll.head()
-    if model is None:
-        raise ArtlensError("no head to evaluate", "pass --head FILE, or train one: artlens train --collection PATH "
-                                                  "--label COLUMN")
+    model = collection_head(coll, load_head(head) if head is not None else None)
     config = with_changes(ProfileConfig(), {"max_prototypes": max_prototypes})
     result = evaluate_artists(coll, artist_column, model, split, parse_epsilons(epsilon), config, dp_repeats,
                               baselines, queries=queries, reporter=Reporter(not quiet))
