@@ -51,9 +51,11 @@ def write_json(payload, path: str | Path, indent: int | None = 2) -> Path:
 
 
 def jsonable(value):
-    """``json.dumps`` default for numpy scalars and arrays."""
+    """``json.dumps`` default for numpy scalars and arrays, and paths."""
     if hasattr(value, "tolist"):
         return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 

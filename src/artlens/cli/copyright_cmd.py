@@ -3,17 +3,30 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from artlens.cli import app, eval_app
-from artlens.copyright.config import CopyrightConfig, CVAEConfig, RobustConfig
+from artlens.cli import (
+    app,
+    comma_list,
+    env_path,
+    eval_app,
+    json_option,
+    make_console,
+    print_json,
+    print_json_line,
+    quiet_option,
+)
+from artlens.copyright.config import (
+    DETECTORS,
+    CopyrightConfig,
+    CVAEConfig,
+    RobustConfig,
+)
+from artlens.copyright.evaluate import CopyrightEvalConfig
 from artlens.progress import Reporter
 
 registry_app = typer.Typer(help="Manage a registry of protected (or free-to-use) works and their owners.",
@@ -22,11 +35,11 @@ copyright_app = typer.Typer(help="Check images against a copyright registry.", n
 app.add_typer(registry_app, name="registry")
 app.add_typer(copyright_app, name="copyright")
 
-err = Console(stderr=True)
+err = make_console(stderr=True)
 
 
 def default_registry() -> Path:
-    return Path(os.environ.get("ARTLENS_REGISTRY", "artlens-registry"))
+    return env_path("ARTLENS_REGISTRY") or Path("artlens-registry")
 
 
 def registry_option():
@@ -36,25 +49,15 @@ def registry_option():
 
 def _config_changes(detectors: str | None, views: int | None, epochs: int | None, cvae_epochs: int | None) -> dict:
     """The options given, as :func:`artlens.settings.with_changes` takes them (None: not given)."""
-    chosen = tuple(d.strip() for d in detectors.split(",") if d.strip()) if detectors else None
-    return {"detectors": chosen, "robust__views": views, "robust__epochs": epochs, "cvae__epochs": cvae_epochs}
+    return {"detectors": comma_list(detectors, "--detectors", example="robust,cvae") or None,
+            "robust__views": views, "robust__epochs": epochs, "cvae__epochs": cvae_epochs}
 
 
 def _open(path: Path | None, create: bool = False, changes: dict | None = None, allow_rebuild: bool = False):
     from artlens.copyright.registry import CopyrightRegistry
-    from artlens.settings import with_changes
 
-    path = path or default_registry()
-    config = None
-    if changes and any(v is not None for v in changes.values()):
-        settings = path / "copyright" / "config.toml"
-        base = CopyrightConfig.load(settings) if settings.exists() else CopyrightConfig()
-        config = with_changes(base, changes)  # CopyrightConfig checks the detector names
-    return CopyrightRegistry.open(path, create=create, config=config, allow_rebuild=allow_rebuild)
-
-
-def _print_json(payload: dict) -> None:
-    print(json.dumps(payload, indent=2, default=str), flush=True)
+    return CopyrightRegistry.open(path or default_registry(), create=create, allow_rebuild=allow_rebuild,
+                                  changes=changes)
 
 
 DETECTORS_HELP = f"Detectors to train, comma-separated: robust, cvae (default: {','.join(CopyrightConfig.detectors)})."
@@ -77,8 +80,8 @@ def registry_add(
     views: int = typer.Option(None, "--views", help=VIEWS_HELP),
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    as_json: bool = json_option("Print the report as one JSON object."),
+    quiet: bool = quiet_option(QUIET_HELP),
 ):
     """Register a folder of works under an owner and licence (a free-to-use collection is a registry
     with a free licence). Re-running is incremental; new works are indexed in the trained detectors."""
@@ -88,15 +91,16 @@ def registry_add(
     reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs))
     summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet))
     if as_json:
-        _print_json(summary)
+        print_json(summary)
         return
     r = summary["ingest"]
-    err.print(f"[bold]{reg.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
+    out = make_console()
+    out.print(f"[bold]{reg.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
               f"{len(r['skipped'])} skipped; {summary['works']} works registered")
     for item in r["skipped"][:20]:
-        err.print(f"  skipped {item['path']}: {item['reason']}")
+        out.print(f"  skipped {item['path']}: {item['reason']}")
     for name, info in summary.get("trained", {}).items():
-        err.print(f"  trained {name}: {info['descriptor_id']}" +
+        out.print(f"  trained {name}: {info['descriptor_id']}" +
                   (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
 
 
@@ -104,16 +108,16 @@ def registry_add(
 def registry_remove(
     owner: str = typer.Option(..., "--owner", help="Owner whose works are removed."),
     registry: Path = registry_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print what was removed as one JSON object."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    as_json: bool = json_option("Print what was removed as one JSON object."),
+    quiet: bool = quiet_option(QUIET_HELP),
 ):
     """Remove every work of an owner from the registry and its detectors."""
     reg = _open(registry)
     n = reg.remove_owner(owner, reporter=Reporter(not quiet))
     if as_json:
-        _print_json({"registry": str(reg.root), "owner": owner, "removed": n, "works": len(reg)})
+        print_json({"registry": str(reg.root), "owner": owner, "removed": n, "works": len(reg)})
         return
-    err.print(f"removed {n} works of {owner!r}; {len(reg)} remain")
+    make_console().print(f"removed {n} works of {owner!r}; {len(reg)} remain")
 
 
 @registry_app.command("update")
@@ -122,7 +126,7 @@ def registry_update(
     new_owner: str = typer.Option(None, "--new-owner", help="New owner name."),
     licence: str = typer.Option(None, "--licence", help="New licence of all the owner's works."),
     registry: Path = registry_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print what was updated as one JSON object."),
+    as_json: bool = json_option("Print what was updated as one JSON object."),
 ):
     """Rename an owner or change the licence of all their works."""
     from artlens.errors import ArtlensError
@@ -132,28 +136,28 @@ def registry_update(
     reg = _open(registry)
     n = reg.update_owner(owner, new_owner, licence)
     if as_json:
-        _print_json({"registry": str(reg.root), "owner": owner, "new_owner": new_owner, "licence": licence,
+        print_json({"registry": str(reg.root), "owner": owner, "new_owner": new_owner, "licence": licence,
                      "updated": n})
         return
-    err.print(f"updated {n} works of {owner!r}")
+    make_console().print(f"updated {n} works of {owner!r}")
 
 
 @registry_app.command("list")
 def registry_list(
     registry: Path = registry_option(),
-    as_json: bool = typer.Option(False, "--json", help="Print owners and detectors as one JSON object."),
+    as_json: bool = json_option("Print owners and detectors as one JSON object."),
 ):
     """Owners, their number of works and licences, and the trained detectors."""
     reg = _open(registry)
     info = {"registry": str(reg.root), "works": len(reg), "owners": reg.owners(), "detectors": reg.trained()}
     if as_json:
-        _print_json(info)
+        print_json(info)
         return
     table = Table("owner", "works", "licences", title=f"{reg.root}: {len(reg)} works, detectors: "
                   f"{', '.join(info['detectors']) or 'none trained'}")
     for owner, entry in info["owners"].items():
         table.add_row(owner, str(entry["works"]), ", ".join(f"{k} ({v})" for k, v in entry["licences"].items()))
-    Console().print(table)
+    make_console().print(table)
 
 
 @registry_app.command("train")
@@ -163,18 +167,18 @@ def registry_train(
     views: int = typer.Option(None, "--views", help=VIEWS_HELP),
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print what was trained as one JSON object."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    as_json: bool = json_option("Print what was trained as one JSON object."),
+    quiet: bool = quiet_option(QUIET_HELP),
 ):
     """(Re)train the registry's detectors on its works; also rebuilds a registry made by another version."""
     changes = _config_changes(detectors, views, epochs, cvae_epochs)
     reg = _open(registry, changes=changes, allow_rebuild=True)
     report = reg.train(changes["detectors"], reporter=Reporter(not quiet))
     if as_json:
-        _print_json({"registry": str(reg.root), "trained": report})
+        print_json({"registry": str(reg.root), "trained": report})
         return
     for name, info in report.items():
-        err.print(f"trained {name} on {info['works']} works in {info['seconds']} s: {info['descriptor_id']}" +
+        make_console().print(f"trained {name} on {info['works']} works in {info['seconds']} s: {info['descriptor_id']}" +
                   (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
 
 
@@ -193,7 +197,7 @@ def copyright_check(
                               "descriptor (same threshold; for very large registries)."),
     shortlist: int = typer.Option(None, "--shortlist", min=1, help="Works re-ranked in --fast mode (default: the "
                                   f"registry's setting, {RobustConfig.shortlist} unless changed)."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object per file and line."),
+    as_json: bool = json_option("One JSON object per file and line."),
 ):
     """Is each image a registered work (even cropped, recompressed, recoloured, screenshotted)? Prints
     the verdict, owner, matched work, score and stage, and free alternatives. Exits 2 if any file failed."""
@@ -201,22 +205,22 @@ def copyright_check(
     from artlens.copyright.check import ERROR, REGISTERED, CopyrightChecker, image_files
     from artlens.errors import ArtlensError
 
-    if detector not in (None, "robust", "cvae"):
-        raise ArtlensError(f"unknown detector {detector!r}", "use --detector robust or --detector cvae")
+    if detector not in (None, *DETECTORS):
+        raise ArtlensError(f"unknown detector {detector!r}", f"use --detector {' or --detector '.join(DETECTORS)}")
     paths = image_files(files)
     reg = _open(registry)
-    free_path = free or (Path(os.environ["ARTLENS_FREE"]) if os.environ.get("ARTLENS_FREE") else None)
+    free_path = free or env_path("ARTLENS_FREE")
     free_collection = Collection.open(free_path) if free_path else None
     checker = CopyrightChecker(reg, free_collection, detector=detector, alternatives=alternatives, fast=fast,
                                shortlist=shortlist)
     failed = 0
-    out = Console(soft_wrap=True)  # one line per result, whatever the terminal width
+    out = make_console()
     for result in checker.check_files(paths):
         if result.verdict == ERROR:
             failed += 1
             err.print(f"error: {escape(str(result.error))}")
         if as_json:
-            print(json.dumps(result.as_dict()), flush=True)
+            print_json_line(result.as_dict())
             continue
         if result.verdict == REGISTERED:
             out.print(f"[bold red]registered[/] {escape(str(result.file))}: work {result.work_id} "
@@ -241,50 +245,36 @@ def _licence(licence: str | None) -> str:
 def eval_copyright(
     distractors: Path = typer.Option(..., "--distractors", help="Folder of images that are NOT registered."),
     registry: Path = registry_option(),
-    per_work: int = typer.Option(2, "--per-work", help="Edited copies per registered work (at least 1)."),
-    n_distractors: int = typer.Option(1000, "--n-distractors", help="How many distractor images to use at most; "
-                                      "each is queried as it is and edited once."),
-    seed: int = typer.Option(2024, "--seed", help="Seed of the edits."),
+    per_work: int = typer.Option(None, "--per-work", help="Edited copies per registered work (at least 1; default: "
+                                 f"{CopyrightEvalConfig.per_work})."),
+    n_distractors: int = typer.Option(None, "--n-distractors", help="How many distractor images to use at most; "
+                                      f"each is queried as it is and edited once (default: "
+                                      f"{CopyrightEvalConfig.n_distractors})."),
+    seed: int = typer.Option(None, "--seed", help=f"Seed of the edits (default: {CopyrightEvalConfig.seed})."),
     fast: bool = typer.Option(False, "--fast", help="Also score the robust detector's fast mode (binary "
                               "shortlist, then float re-ranking) and its agreement with the exact search."),
     out: Path = typer.Option(None, "--out", "-o", help="Folder for report.md, report.json and PNG figures "
                              "(precision-recall curves, recall per edit family)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object with every method's metrics."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help=QUIET_HELP),
+    as_json: bool = json_option("Print one JSON object with every method's metrics."),
+    quiet: bool = quiet_option(QUIET_HELP),
 ):
     """Edited-copy benchmark on a registry: µAP, recall at 90/99 % precision, top-1, false positives on
     the distractors (each unedited and edited once) and recall per edit family, for every trained
     detector and raw pooled features."""
-    from artlens.copyright.check import image_files
-    from artlens.copyright.evaluate import evaluate_registry
-    from artlens.copyright.queries import sample_paths
-    from artlens.errors import ArtlensError
+    from artlens.copyright.evaluate import evaluate_folder
+    from artlens.settings import with_changes
 
-    for flag, value in (("--per-work", per_work), ("--n-distractors", n_distractors)):
-        if value < 1:
-            raise ArtlensError(f"{flag} must be at least 1 (got {value})",
-                               f"pass {flag} 1 or more; the defaults are --per-work 2 and --n-distractors 1000")
-    if not distractors.is_dir():
-        what = "is a file, not a folder" if distractors.exists() else "does not exist"
-        raise ArtlensError(f"the distractor folder {distractors} {what}",
-                           "give --distractors a folder of images that are not registered")
+    config = with_changes(CopyrightEvalConfig(), {"per_work": per_work, "n_distractors": n_distractors, "seed": seed})
     reg = _open(registry)
-    if not len(reg):
-        from artlens.errors import CollectionError
-
-        raise CollectionError(f"the registry {reg.root} holds no works",
-                              "register works with `artlens registry add DIR --owner NAME`")
-    pool = [str(p) for p in image_files([distractors])]
-    result = evaluate_registry(reg, sample_paths(pool, n_distractors, seed), per_work, seed,
-                               reporter=Reporter(not quiet), fast=fast)
+    result = evaluate_folder(reg, distractors, config, Reporter(not quiet), fast)
     if out is not None:
         from artlens.reports.copyright import write_copyright_report
 
         write_copyright_report(result, out)
         err.print(f"report written to {out / 'report.md'}")
     if as_json:
-        print(json.dumps({**result, "methods": {name: {k: v for k, v in m.items() if k != "pr_curve"}
-                                                for name, m in result["methods"].items()}}))
+        print_json({**result, "methods": {name: {k: v for k, v in m.items() if k != "pr_curve"}
+                                          for name, m in result["methods"].items()}})
         return
     table = Table("method", "µAP", "R@P90", "R@P99", "top-1", "recall@op", "FP@op unedited", "FP@op edited",
                   title=f"{result['works']} works, {result['copies']} edited copies, {result['distractors']} "
@@ -295,4 +285,4 @@ def eval_copyright(
                       f"{m['top1_on_copies']:.4f}", "-" if op is None else f"{op:.4f}",
                       str(m.get("false_positives_on_unedited_distractors", "-")),
                       str(m.get("false_positives_on_edited_distractors", "-")))
-    Console().print(table)
+    make_console().print(table)

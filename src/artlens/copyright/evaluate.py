@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from artlens.copyright.check import image_files
 from artlens.copyright.cvae import thumbnail_extractor
 from artlens.copyright.queries import (
     UNEDITED,
     EditedQuery,
     edited_queries,
     iter_rendered,
+    sample_paths,
 )
 from artlens.copyright.registry import CONTENT_EXTRACTOR, CopyrightRegistry
 from artlens.copyright.taps import COPY_TAPS, content_vectors
-from artlens.errors import CollectionError
+from artlens.errors import ArtlensError, CollectionError
 from artlens.features import create_extractor
 from artlens.features.extract import encode_images
 from artlens.imaging import crop_letterbox
@@ -145,6 +149,37 @@ def evaluate_detectors(registry: CopyrightRegistry, queries: Sequence[EditedQuer
                extra={"accepted_by_stage": {s: stages.count(s) for s in sorted(set(stages))},
                       "mean_hamming_candidates": float(np.mean([m.candidates for m in matches]))})
     return out
+
+
+@dataclass(frozen=True)
+class CopyrightEvalConfig:
+    """What ``artlens eval copyright`` measures; every option has its one default here."""
+
+    per_work: int = 2  # edited copies per registered work
+    n_distractors: int = 1000  # unregistered images used at most, each queried as it is and edited once
+    seed: int = 2024  # seed of the edits and of the distractor sample
+
+    def __post_init__(self):
+        for flag, value in (("--per-work", self.per_work), ("--n-distractors", self.n_distractors)):
+            if value < 1:
+                raise ArtlensError(f"{flag} must be at least 1 (got {value})",
+                                   f"pass {flag} 1 or more; the defaults are --per-work 2 and --n-distractors 1000")
+
+
+def evaluate_folder(registry: CopyrightRegistry, distractors: str | Path, config: CopyrightEvalConfig = CopyrightEvalConfig(),
+                    reporter: Reporter = QUIET, fast: bool = False) -> dict:
+    """:func:`evaluate_registry` with distractors sampled (seeded) from the images under a folder."""
+    folder = Path(distractors)
+    if not folder.is_dir():
+        what = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise ArtlensError(f"the distractor folder {folder} {what}",
+                           "give --distractors a folder of images that are not registered")
+    if not len(registry):
+        raise CollectionError(f"the registry {registry.root} holds no works",
+                              "register works with `artlens registry add DIR --owner NAME`")
+    pool = [str(p) for p in image_files([folder])]
+    return evaluate_registry(registry, sample_paths(pool, config.n_distractors, config.seed), config.per_work,
+                             config.seed, reporter, fast)
 
 
 def evaluate_registry(registry: CopyrightRegistry, distractors: Sequence[str], per_work: int = 2, seed: int = 2024,

@@ -18,8 +18,10 @@ import json
 import sqlite3
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +43,7 @@ from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
 from artlens.files import write_json
 from artlens.progress import QUIET, Reporter
+from artlens.settings import with_changes
 
 MANIFEST_FORMAT = 1
 OWNER, LICENCE = "owner", "licence"
@@ -78,9 +81,11 @@ class CopyrightRegistry:
     # -- opening --------------------------------------------------------------------------------
     @classmethod
     def open(cls, path: str | Path, create: bool = False, config: CopyrightConfig | None = None,
-             allow_rebuild: bool = False) -> "CopyrightRegistry":
+             allow_rebuild: bool = False, changes: Mapping[str, Any] | None = None) -> "CopyrightRegistry":
         """Open a registry (``create`` makes it). Fails, changing nothing, when the registry's detectors
-        were built from features this artlens does not compute, unless ``allow_rebuild``."""
+        were built from features this artlens does not compute, unless ``allow_rebuild``. ``changes``
+        (as :func:`artlens.settings.with_changes` takes them; None values: not given) are applied to the
+        stored settings (or ``config``) and saved."""
         path = Path(path)
         register_extractors()  # the manifest check below names the copy-taps extractor
         if not (path / "collection.toml").exists() and not create:
@@ -96,13 +101,11 @@ class CopyrightRegistry:
             raise CollectionError(f"{path} has no {CONTENT_EXTRACTOR} content aspect",
                                   "use a registry made by `artlens registry add`, or a collection with default settings")
         settings = collection.root / "copyright" / "config.toml"
-        if config is not None:
-            config.save(settings)
-        elif settings.exists():
-            config = CopyrightConfig.load(settings)
-        else:
-            config = CopyrightConfig()
-        return cls(collection, config)
+        stored = CopyrightConfig.load(settings) if settings.exists() else None
+        chosen = with_changes(config or stored or CopyrightConfig(), dict(changes or {}))
+        if chosen != stored:
+            chosen.save(settings)
+        return cls(collection, chosen)
 
     def close(self) -> None:
         self.collection.close()
