@@ -30,7 +30,7 @@ def annotate(
 ):
     """Predict each label column (artist, style, genre, medium, ...) of an image with top-k probabilities:
     from the learned head for the column it was trained on, else a probe on pretrained features."""
-    from artlens.annotation import Annotator, label_columns
+    from artlens.annotation import Annotator, label_columns, no_label_columns_error
     from artlens.errors import ArtlensError
     from artlens.models import load_head
 
@@ -39,8 +39,7 @@ def annotate(
     coll = open_collection(collection)
     columns = labels or label_columns(coll.catalog)
     if not columns:
-        raise ArtlensError("this collection has no label columns to predict",
-                           "ingest it with --labels CSV that has columns such as style, artist or genre")
+        raise no_label_columns_error(coll.catalog)
     annotator = Annotator(coll, load_head(head) if head else None)
     annotator.fit(columns)
     result = annotator.annotate_image(str(file), k=k)

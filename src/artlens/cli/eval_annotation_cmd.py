@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
@@ -31,16 +30,21 @@ def eval_annotation(
     """Annotation accuracy per label column on artworks held out of training (the head's stored split,
     the collection's split column, or a stratified seeded split). Without --label, a column that
     cannot be split (a class of one artwork) is skipped with its reason."""
-    from artlens.annotation import evaluate_annotation, label_columns
+    from artlens.annotation import (
+        evaluate_annotation,
+        label_columns,
+        no_label_columns_error,
+    )
     from artlens.errors import ArtlensError
     from artlens.models import load_head
+    from artlens.progress import Reporter
 
     if split not in ("val", "test"):
         raise ArtlensError(f"cannot score annotation on split {split!r}", "use --split test or --split val")
     coll = open_collection(collection)
     columns = labels or label_columns(coll.catalog)
     if not columns:
-        raise ArtlensError("this collection has no label columns to evaluate", "ingest it with --labels CSV")
+        raise no_label_columns_error(coll.catalog)
     skipped: dict[str, str] = {}
     result = evaluate_annotation(coll, columns, split, load_head(head) if head else None,
                                  skipped=None if labels else skipped)
@@ -48,7 +52,7 @@ def eval_annotation(
         print_json({**result, "skipped": skipped} if skipped else result)
         return
     for column, reason in skipped.items():
-        print(f"skipped {column}: {reason}", file=sys.stderr)
+        Reporter().notice(f"skipped {column}: {reason}")
     table = Table("column", "method", "top-1", "top-3", "classes", "test", "train", title=f"annotation on the {split} split")
     for column, r in result.items():
         table.add_row(column, r["method"], f"{r['top1']:.4f}", f"{r['top3']:.4f}", str(r["classes"]),

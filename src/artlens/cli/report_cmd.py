@@ -8,10 +8,12 @@ import typer
 
 from artlens.cli import (
     collection_option,
+    comma_list,
     eval_app,
     json_option,
     open_collection,
     print_json,
+    quiet_option,
 )
 from artlens.reports.papers import ReportConfig
 
@@ -24,7 +26,7 @@ def eval_report(
     out: Path = typer.Option(..., "--out", "-o", help="Folder for report.md, report.json and the PNG figures."),
     text_columns: list[str] = typer.Option(None, "--text-column", help="Text column(s) for the text-only and fused "
                                                                        "models (repeatable; default: the collection's)."),
-    skip: str = typer.Option("", "--skip", help="Stages to leave out, comma-separated: retrieval, learned, annotation, "
+    skip: str = typer.Option(None, "--skip", help="Stages to leave out, comma-separated: retrieval, learned, annotation, "
                                                 "aicrs, text, federated, map."),
     seed: int = typer.Option(None, "--seed", show_default=False,
                              help=f"Seed of the stratified train/val/test split and of training (default {D.seed})."),
@@ -44,6 +46,7 @@ def eval_report(
                                  help="Compute features the cache lacks (the default; with --no-extract, rows "
                                       "without them are skipped)."),
     collection: Path = collection_option(),
+    quiet: bool = quiet_option("No stage lines or progress bars (notices still show)."),
     as_json: bool = json_option("Print report.json's object (config, stages, tables, figures) instead of the "
                                 "path of report.md."),
 ):
@@ -52,22 +55,18 @@ def eval_report(
     training curves, and an embedding map. Stages that cannot run are reported as skipped with the
     reason. Features already cached are reused; nothing is written into the collection but missing
     features."""
-    from artlens.errors import ArtlensError
     from artlens.progress import Reporter
-    from artlens.reports.papers import run_report
+    from artlens.reports.papers import check_text_columns, run_report
     from artlens.settings import with_changes
 
     config = with_changes(ReportConfig(label=label), {
         "text_columns": tuple(text_columns) if text_columns else None,
-        "skip": frozenset(s.strip() for s in skip.split(",") if s.strip()), "seed": seed, "k": k, "layer": layer,
+        "skip": frozenset(comma_list(skip, "--skip", example="federated,map") or ()), "seed": seed, "k": k, "layer": layer,
         "epochs": epochs, "rounds": rounds, "local_epochs": local_epochs, "cpus": cpus, "extract": extract})
     coll = open_collection(collection)
     try:
-        columns = coll.catalog.metadata_columns()
-        unknown = sorted(set(config.text_columns) - set(columns))
-        if unknown:
-            raise ArtlensError(f"unknown text column(s) {unknown}", f"columns of this collection: {', '.join(columns)}")
-        run_report(coll, config, out, reporter=Reporter())
+        check_text_columns(coll, config)
+        run_report(coll, config, out, reporter=Reporter(not quiet))
     finally:
         coll.close()
     if as_json:

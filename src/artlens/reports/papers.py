@@ -111,6 +111,14 @@ def flower_available() -> str | None:
     return None
 
 
+def check_text_columns(collection, config: ReportConfig) -> None:
+    """Refuse text columns the collection does not have (``run_report`` itself records the text stages
+    as skipped when no artwork has text in them)."""
+    columns = collection.catalog.metadata_columns()
+    if unknown := sorted(set(config.text_columns) - set(columns)):
+        raise ArtlensError(f"unknown text column(s) {unknown}", f"columns of this collection: {', '.join(columns)}")
+
+
 def run_report(collection, config: ReportConfig, out: str | Path, reporter: Reporter = QUIET) -> Report:
     """Run every stage not skipped on ``collection`` and write the report into ``out``. Stage lines and
     progress bars go to ``reporter`` (progress), a stage skipped and where the report went are notices."""
