@@ -54,6 +54,9 @@ class ColumnPrediction(TypedDict):
     weak: bool  # nearest < threshold: the nearest labelled works are far, the labels are guesses
 
 
+DEFAULT_CLASSES = 3  # predicted classes shown per column
+
+
 def label_column_problem(column: str, values: dict[int, str]) -> str | None:
     """Why a metadata column is not a label column, or None when it is one: 2 to 200 classes, at
     least 3 artworks per class on average, not numbers, not long text, not the split column."""
@@ -239,7 +242,7 @@ class Annotator:
                 self._familiarity[key] = Familiarity(x.reshape(len(x), -1), len(model.aspects))
             return self._familiarity[key]
 
-    def annotate_image(self, image: Image.Image | bytes | str, k: int = 3) -> dict[str, ColumnPrediction]:
+    def annotate_image(self, image: Image.Image | bytes | str, k: int = DEFAULT_CLASSES) -> dict[str, ColumnPrediction]:
         """Top-``k`` classes with probabilities for every fitted column, for an image (decoded, a path
         or bytes), and whether the nearest labelled works are far (``weak``)."""
         needed = sorted({a for model in self.models.values() for a in model.aspects})

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from artlens import settings
+from artlens.imaging import DEFAULT_MAX_PIXELS
 
 ASPECTS = ("content", "style", "colour", "text")
 
@@ -54,7 +55,7 @@ class CollectionConfig:
     )
     text_columns: tuple[str, ...] = ("title", "description")
     crop_letterbox: bool = True
-    max_pixels: int = 89_478_485
+    max_pixels: int = DEFAULT_MAX_PIXELS
     batch_size: int = 32
     index: IndexConfig = field(default_factory=IndexConfig)
 

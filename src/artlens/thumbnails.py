@@ -10,7 +10,7 @@ from PIL import Image
 
 from artlens.errors import ArtlensError, ImageDecodeError
 from artlens.files import atomic_path
-from artlens.imaging import load_image
+from artlens.imaging import DEFAULT_MAX_PIXELS, load_image
 
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -18,7 +18,7 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 class ThumbnailCache:
     """``folder/ab/abcdef...-320.jpg``: made on first request, written atomically, then reused."""
 
-    def __init__(self, folder: str | Path, max_source_pixels: int = 89_478_485, quality: int = 85):
+    def __init__(self, folder: str | Path, max_source_pixels: int = DEFAULT_MAX_PIXELS, quality: int = 85):
         self.folder = Path(folder)
         self.max_source_pixels = max_source_pixels
         self.quality = quality

@@ -39,6 +39,9 @@ def combine_prototypes(sims: np.ndarray, counts: np.ndarray, temperature: float 
     return (top + temperature * np.log(np.sum(w * np.exp((sims - top) / temperature), axis=-1, keepdims=True)))[..., 0]
 
 
+DEFAULT_ARTISTS = 5  # artists shown for a search
+
+
 @dataclass
 class ReferenceMatch:
     reference: int  # position of the reference in the query
@@ -164,7 +167,7 @@ class ArtistSearch:
         return embed_text_inputs(self.head, raw)
 
     # -- ranking --------------------------------------------------------------------------------
-    def search_vectors(self, queries: np.ndarray, references: list[dict], k: int = 5) -> ArtistSearchResult:
+    def search_vectors(self, queries: np.ndarray, references: list[dict], k: int = DEFAULT_ARTISTS) -> ArtistSearchResult:
         if k < 1:
             raise ArtlensError(f"k must be at least 1, got {k}", "pass -k 5 for five artists")
         names, scores, best, sims = score_profiles(queries, self.profiles, self.temperature)
@@ -177,7 +180,7 @@ class ArtistSearch:
             results.append(ArtistMatch(names[a], float(scores[a]), profile.works, matches))
         return ArtistSearchResult(references, self.profiles.head_id, results)
 
-    def search(self, images: Sequence | None = None, texts: Sequence[str] | None = None, k: int = 5,
+    def search(self, images: Sequence | None = None, texts: Sequence[str] | None = None, k: int = DEFAULT_ARTISTS,
                labels: Sequence[str] | None = None) -> ArtistSearchResult:
         """Artists ranked for image and/or text references; ``labels`` names the image references in
         the answer (file names on the command line, "upload 1" in the API)."""

@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
+from artlens.annotation import DEFAULT_CLASSES
 from artlens.cli import (
     app,
     collection_option,
@@ -22,7 +23,7 @@ def annotate(
     file: Path = typer.Argument(..., help="Image file to annotate."),
     labels: list[str] = typer.Option(None, "--label", "-l", help="Column to predict (repeatable; default: every "
                                                                   "label-like column of the collection)."),
-    k: int = typer.Option(3, "-k", "--k", help="How many classes to show per column."),
+    k: int = typer.Option(DEFAULT_CLASSES, "-k", "--k", help="How many classes to show per column."),
     head: Path = typer.Option(None, "--head", help="Use this head file instead of the collection's own."),
     collection: Path = collection_option(),
     as_json: bool = json_option("Print one JSON object: file, annotations {column: {method, top: [{label, "

@@ -9,6 +9,7 @@ import typer
 from rich.table import Column, Table
 
 from artlens.artists.profiles import ProfileConfig
+from artlens.artists.search import DEFAULT_ARTISTS
 from artlens.cli import (
     app,
     collection_option,
@@ -118,7 +119,7 @@ def search(
                                        help="Further reference images, after --like FILE."),
     text: list[str] = typer.Option(None, "--text", "-t", help="A reference text (needs a head with a text input)."),
     profiles: Path = typer.Option(..., "--profiles", help="Profile file from `artlens artists publish`/`merge`."),
-    k: int = typer.Option(5, "-k", "--k", help="Number of artists."),
+    k: int = typer.Option(DEFAULT_ARTISTS, "-k", "--k", help="Number of artists."),
     head: Path = typer.Option(None, "--head", help="The head the profiles were made with (default: $ARTLENS_ARTIST_HEAD, "
                                                    "else the collection's head)."),
     collection: Path = collection_option("Collection whose head embeds the references when --head is not given."),

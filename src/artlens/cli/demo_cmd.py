@@ -7,6 +7,7 @@ from pathlib import Path
 import typer
 
 from artlens.cli import app, make_console, quiet_option
+from artlens.demo.generate import DEMO_PICTURES
 from artlens.progress import Reporter
 
 
@@ -14,7 +15,7 @@ from artlens.progress import Reporter
 def demo(
     out: Path = typer.Option(Path("artlens-demo"), "--out", "-o", help="Folder for the demo pictures and collection "
                              "(made in the working folder; delete it when done)."),
-    n: int = typer.Option(360, "--n", help="Number of pictures to draw."),
+    n: int = typer.Option(DEMO_PICTURES, "--n", help="Number of pictures to draw."),
     seed: int = typer.Option(0, "--seed", help="Seed of the picture generator."),
     quiet: bool = quiet_option(),
     host: str = typer.Option("127.0.0.1", "--host", help="Address the web page listens on (0.0.0.0: every interface)."),

@@ -16,6 +16,7 @@ from artlens.cli import (
     open_collection,
     print_json,
 )
+from artlens.search.engine import DEFAULT_K
 from artlens.search.options import parse_filters, parse_weights
 
 LABEL_COLUMNS = ("title", "artist", "style", "genre")
@@ -41,7 +42,7 @@ def search(
     image: Path = typer.Option(None, "--image", "-i", help="Query by an image file."),
     text: str = typer.Option(None, "--text", "-t", help="Query by text (matches titles and descriptions)."),
     artwork_id: int = typer.Option(None, "--id", help="Query by an artwork of the collection (more like this)."),
-    k: int = typer.Option(10, "-k", "--k", help="Number of results."),
+    k: int = typer.Option(DEFAULT_K, "-k", "--k", help="Number of results."),
     aspect: str = typer.Option(None, "--aspect", "-a", help="Rank by one aspect only: content, style, colour, text, learned."),
     weights: str = typer.Option(None, "--weights", "-w", help="Mix of aspects, e.g. content=0.5,style=0.5."),
     filters: list[str] = typer.Option(None, "--filter", "-f", help="Metadata filter column=value, any case; a decade "

@@ -44,6 +44,9 @@ class DemoSettingsError(ArtlensError, ValueError):
     """A demo size or picture count that cannot be drawn (a ValueError too, for callers that catch one)."""
 
 
+DEMO_PICTURES = 360  # pictures the demo draws unless told otherwise
+
+
 def _describe(spec: Spec, scene: Scene, rng: np.random.Generator) -> str:
     words = spec.artist.palette.words
     k = int(rng.integers(2, 4))
@@ -96,7 +99,7 @@ def check_demo_settings(n: int, size: int = 256) -> None:
                                 "use size=256 (the default) or any size from 32")
 
 
-def generate_demo_collection(out_dir: str | Path, n: int = 360, seed: int = 0, size: int = 256,
+def generate_demo_collection(out_dir: str | Path, n: int = DEMO_PICTURES, seed: int = 0, size: int = 256,
                              reporter: Reporter = QUIET) -> Path:
     """Draws n pictures into out_dir/images/*.jpg (JPEG quality 90, size x size RGB) and writes
     out_dir/labels.csv with columns: path (relative to out_dir, e.g. images/0001.jpg), title, artist,

@@ -16,7 +16,7 @@ from artlens.errors import ImageDecodeError
 from artlens.features import ImageExtractor, TextExtractor, create_extractor
 from artlens.features.backbone import get_backbone
 from artlens.features.cache import FeatureCache
-from artlens.imaging import crop_letterbox, load_image
+from artlens.imaging import DEFAULT_MAX_PIXELS, crop_letterbox, load_image
 from artlens.progress import QUIET, Reporter
 
 
@@ -63,7 +63,7 @@ def extract_images(
     extractor_names: Sequence[str],
     cache: FeatureCache,
     batch_size: int = 32,
-    max_pixels: int = 89_478_485,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     crop: bool = True,
     reporter: Reporter = QUIET,
     report: ExtractionReport | None = None,

@@ -15,6 +15,8 @@ from artlens.features import ImageExtractor, TextExtractor, create_extractor
 from artlens.features.extract import encode_images, prepare_image
 from artlens.search.filters import resolve_filters
 
+DEFAULT_K = 10  # results of a search unless asked for more
+
 
 @dataclass
 class Hit:
@@ -213,7 +215,7 @@ class SearchEngine:
         text: str | None = None,
         artwork_id: int | None = None,
         liked: Sequence[int] | None = None,
-        k: int = 10,
+        k: int = DEFAULT_K,
         aspect: str | None = None,
         weights: Mapping[str, float] | None = None,
         filters: Mapping[str, Sequence[str]] | None = None,
