@@ -9,6 +9,8 @@ they run, so that ``artlens --help`` starts fast).
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "artlens"
@@ -34,8 +36,8 @@ LAYERS: list[set[str]] = [  # lowest first
 LAYER = {name: rank for rank, names in enumerate(LAYERS) for name in names}
 
 # Modules that need an optional extra: importing them inside a function keeps the base install working.
-OPTIONAL = ("artlens.federated", "artlens.features.hub", "artlens.copyright.sscd")
-
+FLOWER = ("client_app", "coordinator", "deploy", "server_app", "simulation", "strategies")
+OPTIONAL = (*(f"artlens.federated.{m}" for m in FLOWER), "artlens.features.hub", "artlens.copyright.sscd")
 
 
 def _module_name(path: Path) -> str:
@@ -108,3 +110,24 @@ def test_function_local_imports_only_for_optional_extras():
             if local and not name.startswith(OPTIONAL):
                 wrong.append(f"{path.relative_to(SRC.parent)}:{line} imports {name} inside a function")
     assert not wrong, "move these imports to the top of the module:\n" + "\n".join(wrong)
+
+
+_WITHOUT_FLOWER = """
+import importlib, pkgutil, sys
+sys.modules["flwr"] = None  # as if the federated extra were not installed
+import artlens.federated as package
+
+def imports(name):
+    try:
+        importlib.import_module(f"artlens.federated.{name}")
+        return True
+    except ImportError:
+        return False
+
+print(",".join(sorted(m.name for m in pkgutil.iter_modules(package.__path__) if not imports(m.name))))
+"""
+
+
+def test_the_optional_federated_modules_are_exactly_those_that_need_flower():
+    out = subprocess.run([sys.executable, "-c", _WITHOUT_FLOWER], capture_output=True, text=True, check=True).stdout
+    assert out.strip().split(",") == sorted(FLOWER)

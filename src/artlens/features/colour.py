@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 
 from artlens.features.base import ImageExtractor
+from artlens.vectors import l2_normalise
 
 
 class ColourHistogramExtractor(ImageExtractor):
@@ -29,7 +30,7 @@ class ColourHistogramExtractor(ImageExtractor):
         idx = (rgb[:, 0] * rb // 256) * gb * bb + (rgb[:, 1] * gb // 256) * bb + rgb[:, 2] * bb // 256
         hist = np.bincount(idx, minlength=self.dim).astype(np.float32)
         hist = np.sqrt(hist / hist.sum())
-        return hist / max(np.linalg.norm(hist), 1e-12)
+        return l2_normalise(hist)
 
     def from_taps(self, taps: dict[str, torch.Tensor], images: Sequence[Image.Image]) -> np.ndarray:
         return np.stack([self.histogram(im) for im in images]).astype(np.float32)

@@ -10,6 +10,7 @@ import numpy as np
 
 from artlens.errors import ArtlensError
 from artlens.features.base import TextExtractor
+from artlens.vectors import l2_normalise
 
 
 def _minilm_path() -> str:
@@ -91,4 +92,4 @@ class HubTextExtractor(TextExtractor):
             self._encoder = load_bert(self.model_ref)
             self.dim = self._encoder.dim
         vecs = self._encoder.encode_texts(list(texts))
-        return vecs / np.maximum(np.linalg.norm(vecs, axis=1, keepdims=True), 1e-12)
+        return l2_normalise(vecs)

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from artlens.vectors import l2_normalise
+
 from .base import BaseHasher, register_hasher
 from .linear import pca_basis
 
@@ -222,7 +224,7 @@ class TBHHasher(BaseHasher):
     # -- preprocessing ---------------------------------------------------------------------
     def _l2(self, x: np.ndarray) -> np.ndarray:
         if self.l2_normalize:
-            x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+            x = l2_normalise(x)
         return x
 
     def _preprocess(self, x: np.ndarray) -> np.ndarray:

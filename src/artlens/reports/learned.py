@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from artlens.federated.config import FederatedConfig, ServerSettings
 from artlens.metrics import cross_entropy, leave_self_out_map
 from artlens.models.text_lstm import MiniLMTokens
 from artlens.progress import QUIET, Reporter
@@ -83,8 +84,7 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
                      run_dir: Path, cpus: int) -> dict:
     """A federated simulation with one institution per label value (the report's label), on the
     collection's train + val artworks; the kept head is scored on the same test split."""
-    # artlens.federated needs the optional Flower extra: imported here so that the rest of the report runs without it
-    from artlens.federated.config import FederatedConfig, ServerSettings
+    # the simulation needs the optional Flower extra: imported here so that the rest of the report runs without it
     from artlens.federated.simulation import simulate
 
     # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks
