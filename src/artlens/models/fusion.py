@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artlens import settings
 from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.files import save_torch
 from artlens.vectors import l2_normalise
@@ -80,11 +81,7 @@ class HeadConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "HeadConfig":
-        d = dict(d)
-        d["inputs"] = tuple(InputSpec(**s) for s in d["inputs"])
-        d["hidden"] = tuple(d.get("hidden", ()))
-        d["classes"] = tuple(d.get("classes", ()))
-        return cls(**d)
+        return settings.from_dict(cls, d, "head config")
 
 
 class InputTransform(nn.Module):
