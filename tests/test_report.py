@@ -4,6 +4,7 @@ import json
 import shutil
 
 import pytest
+from conftest import make_folder
 
 from artlens.cli import main
 from artlens.collection import Collection
@@ -148,9 +149,12 @@ def test_each_federated_strategy_is_tried_and_the_stage_ran_if_one_did(failing, 
 
 
 @pytest.mark.slow
-def test_federated_stage_runs_fedavg_and_fedstyle(tiny_collection, tmp_path):
+def test_federated_stage_runs_fedavg_and_fedstyle(tmp_path):
     pytest.importorskip("flwr.simulation")
-    coll = private_copy(tiny_collection, tmp_path / "c")
+    # eight works per style: each institution keeps at least 3 training artworks after the held-out splits
+    folder, labels = make_folder(tmp_path / "pictures", per_kind=8)
+    coll = Collection.open(tmp_path / "c", create=True)
+    coll.ingest(folder, labels)
     config = ReportConfig(label="style", epochs=2, rounds=2, local_epochs=1, cpus=1,
                           skip=frozenset({"retrieval", "annotation", "text", "map"}))
     report = run_report(coll, config, tmp_path / "out").as_dict()
