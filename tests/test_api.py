@@ -184,6 +184,26 @@ def test_bad_search_parameters_are_json_errors(client, data, status, word):
     assert_error(client.post("/api/search", data=data), status, word)
 
 
+def test_huge_weights_mix_like_their_ratio(client, tiny_collection):
+    first = str(tiny_collection.catalog.ids()[0])
+    huge = client.post("/api/search", data={"id": first, "weights": json.dumps({"content": 1e308, "style": 1e308})})
+    plain = client.post("/api/search", data={"id": first, "weights": "content=1,style=1"}).json()
+    assert huge.status_code == 200 and huge.json()["weights"] == {"content": 0.5, "style": 0.5}
+    assert ids_of(huge.json()) == ids_of(plain) and ids_of(plain)
+    tiny = client.post("/api/search", data={"id": first, "weights": "content=1e-320,style=3e-320"}).json()
+    assert tiny["weights"] == {"content": 0.25, "style": 0.75} and tiny["results"]
+
+
+def test_the_schema_bounds_k_by_the_servers_limit(client, settings):
+    schema = client.get("/openapi.json").json()
+    form = next(v for name, v in schema["components"]["schemas"].items() if name.startswith("Body_search"))
+    k = next(option for option in form["properties"]["k"]["anyOf"] if option.get("type") == "integer")
+    assert k["maximum"] == settings.max_k and k["minimum"] == 1
+    assert len(client.post("/api/search", data={"text": "dots", "k": str(settings.max_k)}).json()["results"]) == 12
+    assert_error(client.post("/api/search", data={"text": "dots", "k": str(settings.max_k + 1)}), 422,
+                 f"k must be less than or equal to {settings.max_k}")
+
+
 # -- uploads ------------------------------------------------------------------------------------
 def test_upload_limits(client, settings, tiny_collection, dots):
     assert_error(client.post("/api/search", files={"image": ("a.txt", b"just some text", "text/plain")}), 415, "not an image")

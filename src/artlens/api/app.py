@@ -45,7 +45,8 @@ def create_app(settings: ApiSettings, collection: Collection | None = None, anno
     app.state.service = service
     app.state.settings = settings
     install_error_handlers(app)
-    for module in (search, artworks, collection_routes, annotate, copyright, artists, study):
+    app.include_router(search.build_router(settings))
+    for module in (artworks, collection_routes, annotate, copyright, artists, study):
         app.include_router(module.router)
     app.include_router(page_router(settings.title, with_page=settings.serve_page))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD,
