@@ -1,8 +1,15 @@
-"""Request body limit, enforced while the body streams in (before any parsing or spooling)."""
+"""Limits on requests: the body size, enforced while the body streams in (before any parsing or
+spooling), and the bounded queue of image encodings."""
 
 from __future__ import annotations
 
 import json
+import math
+import threading
+import time
+from contextlib import contextmanager
+
+from artlens.api.errors import ApiError
 
 
 class _TooLarge(BaseException):
@@ -61,3 +68,46 @@ class BodySizeLimit:
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})
         await send({"type": "http.response.body", "body": body})
+
+
+class EncodingQueue:
+    """At most ``workers`` image encodings at once (feature extraction takes every core it gets) and
+    at most ``waiting`` more queued for them; a request beyond that answers 429 at once, with a
+    ``Retry-After`` of the expected wait, instead of queueing unseen for many seconds.
+
+        with queue.slot():
+            vectors = encode(image)
+    """
+
+    def __init__(self, workers: int = 1, waiting: int = 8):
+        self.workers, self.waiting = max(1, workers), max(0, waiting)
+        self._slots = threading.BoundedSemaphore(self.workers)
+        self._lock = threading.Lock()
+        self._queued = 0  # running and waiting
+        self._seconds = 0.5  # moving average of one encoding, for Retry-After
+
+    @property
+    def queued(self) -> int:
+        return self._queued
+
+    def retry_after(self) -> int:
+        """Seconds until a place is likely free: the encodings ahead, shared by the workers."""
+        ahead = max(1, self._queued - self.workers + 1)
+        return max(1, math.ceil(self._seconds * ahead / self.workers))
+
+    @contextmanager
+    def slot(self):
+        with self._lock:
+            if self._queued >= self.workers + self.waiting:
+                wait = self.retry_after()
+                raise ApiError(429, f"the server is busy encoding images ({self._queued} queued)",
+                               f"retry after {wait} s (Retry-After)", {"Retry-After": str(wait)})
+            self._queued += 1
+        try:
+            with self._slots:
+                start = time.perf_counter()
+                yield
+                self._seconds = 0.8 * self._seconds + 0.2 * (time.perf_counter() - start)
+        finally:
+            with self._lock:
+                self._queued -= 1
