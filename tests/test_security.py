@@ -1,6 +1,7 @@
 """A server that can face a network: tokens, rate limits, the image queue, security headers, CORS,
 participants of a study who answer only as themselves, and the warning when exposed."""
 
+import contextvars
 import io
 import json
 import re
@@ -17,6 +18,7 @@ pytest.importorskip("httpx")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from artlens.api import ApiSettings, create_app  # noqa: E402
+from artlens.api.errors import ApiError  # noqa: E402
 from artlens.api.limits import EncodingQueue  # noqa: E402
 from artlens.api.security import (  # noqa: E402
     AccessSettings,
@@ -173,6 +175,24 @@ def test_encoding_queue_lets_the_bounded_number_wait():
     for w in workers:
         w.join(10)
     assert sorted(map(str, outcomes)) == ["429", "done", "done", "done"] and queue.queued == 0
+
+
+def test_a_reservation_is_the_place_its_encoding_then_uses():
+    queue = EncodingQueue(workers=1, waiting=0)
+    seen = []
+
+    def encode():
+        with queue.slot():
+            seen.append(queue.queued)
+
+    with queue.reserve():  # a request, before it reaches a worker thread
+        assert queue.queued == 1
+        with pytest.raises(ApiError, match="busy encoding"):  # another request finds the queue full at once
+            contextvars.Context().run(lambda: queue.reserve().__enter__())
+        worker = threading.Thread(target=contextvars.copy_context().run, args=(encode,))  # as run_in_threadpool
+        worker.start()
+        worker.join(10)
+    assert seen == [1] and queue.queued == 0
 
 
 # -- headers and CORS ---------------------------------------------------------------------------

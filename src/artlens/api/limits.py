@@ -3,6 +3,7 @@ spooling), and the bounded queue of image encodings."""
 
 from __future__ import annotations
 
+import contextvars
 import json
 import math
 import threading
@@ -77,6 +78,8 @@ class EncodingQueue:
 
         with queue.slot():
             vectors = encode(image)
+
+    A route reserves its place before handing the request to a worker thread (:meth:`reserve`).
     """
 
     def __init__(self, workers: int = 1, waiting: int = 8):
@@ -85,6 +88,8 @@ class EncodingQueue:
         self._lock = threading.Lock()
         self._queued = 0  # running and waiting
         self._seconds = 0.5  # moving average of one encoding, for Retry-After
+        # Set while a request holds a reservation; worker threads see it (they run in a copy of its context).
+        self._reserved: contextvars.ContextVar[bool] = contextvars.ContextVar(f"encoding-{id(self)}", default=False)
 
     @property
     def queued(self) -> int:
@@ -96,18 +101,44 @@ class EncodingQueue:
         return max(1, math.ceil(self._seconds * ahead / self.workers))
 
     @contextmanager
+    def reserve(self):
+        """Take a place in the queue, or answer 429 now: a route holds one from before it hands the
+        request to a worker thread, so that a request waiting for a thread counts as queued and a
+        full queue is told at once. :meth:`slot` inside it uses the place taken."""
+        if self._reserved.get():
+            yield
+            return
+        self._enter()
+        marker = self._reserved.set(True)
+        try:
+            yield
+        finally:
+            self._reserved.reset(marker)
+            self._leave()
+
+    @contextmanager
     def slot(self):
-        with self._lock:
-            if self._queued >= self.workers + self.waiting:
-                wait = self.retry_after()
-                raise ApiError(429, f"the server is busy encoding images ({self._queued} queued)",
-                               f"retry after {wait} s (Retry-After)", {"Retry-After": str(wait)})
-            self._queued += 1
+        """Encode in one of the ``workers`` places (waiting for one), within a reservation or not."""
+        reserved = self._reserved.get()
+        if not reserved:
+            self._enter()
         try:
             with self._slots:
                 start = time.perf_counter()
                 yield
                 self._seconds = 0.8 * self._seconds + 0.2 * (time.perf_counter() - start)
         finally:
-            with self._lock:
-                self._queued -= 1
+            if not reserved:
+                self._leave()
+
+    def _enter(self) -> None:
+        with self._lock:
+            if self._queued >= self.workers + self.waiting:
+                wait = self.retry_after()
+                raise ApiError(429, f"the server is busy encoding images ({self._queued} queued)",
+                               f"retry after {wait} s (Retry-After)", {"Retry-After": str(wait)})
+            self._queued += 1
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._queued -= 1

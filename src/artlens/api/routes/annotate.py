@@ -19,4 +19,5 @@ async def annotate(request: Request, image: UploadFile = File(..., description="
     the collection has no label columns (the error says why)."""
     service(request).require_annotator()
     upload = await upload_of(request, image)
-    return await run_in_threadpool(service(request).annotate, upload, top)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(service(request).annotate, upload, top)

@@ -99,4 +99,5 @@ async def search_artists(
                                    labels=[f"upload {i + 1}" for i in range(len(decoded))])
         return result.as_dict()
 
-    return await run_in_threadpool(run)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(run)

@@ -24,7 +24,8 @@ async def check(request: Request, image: UploadFile = File(..., description="Ima
     similar free-to-use works (title, artist, licence, thumbnail). Answers 501 while no registry is set up."""
     service(request).require_copyright_checker()
     upload = await upload_of(request, image)
-    return await run_in_threadpool(service(request).check_copyright, upload, k, fast)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(service(request).check_copyright, upload, k, fast)
 
 
 @router.get("/api/copyright/free/{artwork_id}/thumbnail", response_class=FileResponse, responses={

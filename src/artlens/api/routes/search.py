@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from starlette.concurrency import run_in_threadpool
 
@@ -10,7 +12,7 @@ from artlens.api.params import filters_from_form, liked_from_form, weights_from_
 from artlens.api.routes._common import MAX_ID, errors, service, upload_of
 from artlens.api.schemas import SearchResponse
 from artlens.api.settings import ApiSettings
-from artlens.api.uploads import UploadRef
+from artlens.api.uploads import UploadedImage, UploadRef
 
 
 def build_router(settings: ApiSettings) -> APIRouter:
@@ -46,8 +48,11 @@ def _search_endpoint(default_k: int, max_k: int):
             if upload is not None:
                 raise ApiError(422, "give either image or upload_id, not both", "send upload_id to re-rank an earlier upload")
             upload = UploadRef(upload_id)
-        return await run_in_threadpool(
-            service(request).search, image=upload, text=text, artwork_id=artwork_id, liked=liked_ids, k=k,
-            aspect=aspect or None, weights=weights_from_form(weights), filters=filters_from_form(filters), fast=fast)
+        svc = service(request)
+        # An upload to encode takes its place in the image queue now: a full queue answers 429 at once.
+        with svc.encoding.reserve() if isinstance(upload, UploadedImage) else nullcontext():
+            return await run_in_threadpool(
+                svc.search, image=upload, text=text, artwork_id=artwork_id, liked=liked_ids, k=k,
+                aspect=aspect or None, weights=weights_from_form(weights), filters=filters_from_form(filters), fast=fast)
 
     return search
