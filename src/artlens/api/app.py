@@ -12,9 +12,9 @@ from artlens import __version__
 from artlens.api.errors import install_error_handlers
 from artlens.api.limits import BodySizeLimit
 from artlens.api.protocols import Annotator, CopyrightChecker
-from artlens.api.routes._common import errors
 from artlens.api.routes import annotate, artists, artworks, copyright, search, study
 from artlens.api.routes import collection as collection_routes
+from artlens.api.routes._common import errors
 from artlens.api.routes.page import page_router
 from artlens.api.security import secure
 from artlens.api.service import ArtService

@@ -7,7 +7,13 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from artlens.cli import app, collection_option, default_collection, json_option, print_json
+from artlens.cli import (
+    app,
+    collection_option,
+    default_collection,
+    json_option,
+    print_json,
+)
 
 console = Console(stderr=True)
 # ApiSettings' default, written out: importing artlens.api here would load the whole service for
