@@ -1,5 +1,6 @@
 """The REST API in-process (FastAPI TestClient) on the tiny collection."""
 
+import dataclasses
 import io
 import json
 import re
@@ -182,6 +183,26 @@ def test_diversify_caps_and_interleaves_groups():
 ])
 def test_bad_search_parameters_are_json_errors(client, data, status, word):
     assert_error(client.post("/api/search", data=data), status, word)
+
+
+def test_huge_weights_mix_like_their_ratio(client, tiny_collection):
+    first = str(tiny_collection.catalog.ids()[0])
+    huge = client.post("/api/search", data={"id": first, "weights": json.dumps({"content": 1e308, "style": 1e308})})
+    plain = client.post("/api/search", data={"id": first, "weights": "content=1,style=1"}).json()
+    assert huge.status_code == 200 and huge.json()["weights"] == {"content": 0.5, "style": 0.5}
+    assert ids_of(huge.json()) == ids_of(plain) and ids_of(plain)
+    tiny = client.post("/api/search", data={"id": first, "weights": "content=1e-320,style=3e-320"}).json()
+    assert tiny["weights"] == {"content": 0.25, "style": 0.75} and tiny["results"]
+
+
+def test_the_schema_bounds_k_by_the_servers_limit(client, settings):
+    schema = client.get("/openapi.json").json()
+    form = next(v for name, v in schema["components"]["schemas"].items() if name.startswith("Body_search"))
+    k = next(option for option in form["properties"]["k"]["anyOf"] if option.get("type") == "integer")
+    assert k["maximum"] == settings.max_k and k["minimum"] == 1
+    assert len(client.post("/api/search", data={"text": "dots", "k": str(settings.max_k)}).json()["results"]) == 12
+    assert_error(client.post("/api/search", data={"text": "dots", "k": str(settings.max_k + 1)}), 422,
+                 f"k must be less than or equal to {settings.max_k}")
 
 
 # -- uploads ------------------------------------------------------------------------------------
@@ -459,7 +480,7 @@ def test_taken_port_is_a_clear_error():
         sock.close()
 
 
-# -- schema fuzzing (slow) ----------------------------------------------------------------------
+# -- schema fuzzing -----------------------------------------------------------------------------
 SCHEMATHESIS_CONFIG = """
 [checks.not_a_server_error]
 # 501 is the documented answer of /api/annotate and /api/copyright/check while their modules are absent.
@@ -467,11 +488,11 @@ expected-statuses = ["2xx", "3xx", "4xx", "501"]
 """
 
 
-@pytest.mark.slow
-def test_schemathesis_finds_no_server_errors(settings, tiny_collection, tmp_path):
-    """0 server errors and schema-conformant responses under schemathesis. By hand, against a server:
+def run_schemathesis(settings, collection, tmp_path, max_examples: int):
+    """schemathesis against a real server of ``collection`` (with a study, so that its routes answer
+    more than 404); rate limits off, so that the fuzzer reaches the routes. By hand:
 
-        artlens serve --collection C --port 8000 &
+        artlens serve --collection C --port 8000 --rate-limit 0 &
         schemathesis --config-file schemathesis.toml run http://127.0.0.1:8000/openapi.json \\
             --checks all --exclude-checks positive_data_acceptance --max-examples 100
 
@@ -480,17 +501,34 @@ def test_schemathesis_finds_no_server_errors(settings, tiny_collection, tmp_path
     """
     cli = Path(sys.executable).with_name("schemathesis")
     if not cli.exists():
-        pytest.skip("schemathesis is not installed (pip install schemathesis)")
+        pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
+    from artlens.api.security import AccessSettings
     from artlens.api.server import BackgroundServer
+    from artlens.study import create_study
 
     config = tmp_path / "schemathesis.toml"
     config.write_text(SCHEMATHESIS_CONFIG)
-    with BackgroundServer(create_app(settings, collection=tiny_collection)) as url:
+    study = create_study(collection, "style", 3, 4, out=tmp_path / "study")
+    app = create_app(dataclasses.replace(settings, access=AccessSettings(rate_limit=0)), collection=collection)
+    app.state.study_dir = study.root
+    with BackgroundServer(app) as url:
         run = subprocess.run(
             [str(cli), "--config-file", str(config), "run", f"{url}openapi.json", "--checks", "all",
-             "--exclude-checks", "positive_data_acceptance", "--max-examples", "60", "--seed", "1",
+             "--exclude-checks", "positive_data_acceptance", "--max-examples", str(max_examples), "--seed", "1",
              "--suppress-health-check", "all"],
             capture_output=True, text=True, timeout=900, cwd=tmp_path)
+    return run
+
+
+def test_schemathesis_finds_no_server_errors_nor_undocumented_answers(settings, tiny_collection, tmp_path):
+    """0 server errors, answers that match the schema, every status answered documented (bounded)."""
+    run = run_schemathesis(settings, tiny_collection, tmp_path, max_examples=10)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+
+
+@pytest.mark.slow
+def test_schemathesis_at_length(settings, tiny_collection, tmp_path):
+    run = run_schemathesis(settings, tiny_collection, tmp_path, max_examples=60)
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
 
 

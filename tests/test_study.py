@@ -185,10 +185,15 @@ def test_api_serves_questions_and_records_answers(coll, tmp_path):
     assert len(info["questions"]) == 3 and "group" not in info["questions"][0]
     ids = [a["id"] for a in info["questions"][1]["artworks"]]
     assert client.get(info["questions"][1]["artworks"][0]["thumbnail"]).status_code == 200
-    r = client.post("/api/study/answers", json={"participant": "p-1", "question": 1, "pair": ids[:2], "confidence": 3})
+    issued = client.post("/api/study/participants")
+    assert issued.status_code == 201
+    me, token = issued.json()["participant"], issued.json()["token"]
+    r = client.post("/api/study/answers", json={"participant": me, "token": token, "question": 1, "pair": ids[:2],
+                                                "confidence": 3})
     assert r.status_code == 201 and r.json()["answered"] == [1]
-    assert client.get("/api/study/progress", params={"participant": "p-1"}).json() == {"answered": [1]}
-    bad = client.post("/api/study/answers", json={"participant": "p-1", "question": 1, "pair": [ids[0], 10**9]})
+    assert client.get("/api/study/progress", params={"participant": me}).json() == {"answered": [1]}
+    bad = client.post("/api/study/answers", json={"participant": me, "token": token, "question": 1,
+                                                  "pair": [ids[0], 10**9]})
     assert bad.status_code == 422 and "not a pair" in bad.json()["error"]
     assert AnswerLog(study.answers_path).read()[0].pair == tuple(sorted(ids[:2]))
     page = client.get("/study")

@@ -25,11 +25,12 @@ class ErrorBody(BaseModel):
 class ApiError(Exception):
     """An error with its HTTP status; raised anywhere below a route."""
 
-    def __init__(self, status: int, message: str, hint: str | None = None):
+    def __init__(self, status: int, message: str, hint: str | None = None, headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status = status
         self.message = message
         self.hint = hint
+        self.headers = headers  # e.g. Retry-After of a 429, WWW-Authenticate of a 401
 
 
 def error_response(status: int, message: str, hint: str | None = None, detail: list | None = None,
@@ -51,7 +52,7 @@ def _validation_detail(exc: RequestValidationError) -> list[dict]:
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError):
-        return error_response(exc.status, exc.message, exc.hint)
+        return error_response(exc.status, exc.message, exc.hint, headers=exc.headers)
 
     @app.exception_handler(ImageDecodeError)
     async def _decode_error(request: Request, exc: ImageDecodeError):
@@ -70,7 +71,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation_error(request: Request, exc: RequestValidationError):
         detail = _validation_detail(exc)
         first = detail[0] if detail else {"field": "", "message": "invalid request"}
-        message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        field, said = first["field"], first["message"]
+        if field and said.startswith("Input should be"):  # "k must be less than or equal to 200"
+            message = f"{field} must be{said[len('Input should be'):]}"
+        else:
+            message = f"{field}: {said}" if field else said
         return error_response(422, f"invalid request ({message})", "see /docs for the parameters of this endpoint", detail)
 
     @app.exception_handler(StarletteHTTPException)

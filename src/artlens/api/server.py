@@ -3,6 +3,8 @@ is announced only once the collection is loaded and the server is listening."""
 
 from __future__ import annotations
 
+import ipaddress
+import os
 import socket
 from collections.abc import Callable
 
@@ -25,9 +27,31 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def url_of(host: str, port: int) -> str:
-    shown = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(host, f"[{host}]" if ":" in host else host)
-    return f"http://{shown}:{port}/"
+def url_of(host: str, port: int, tls: bool = False) -> str:
+    """The URL of the address bound (``0.0.0.0``: every interface, as bound)."""
+    shown = host or "0.0.0.0"
+    shown = f"[{shown}]" if ":" in shown else shown
+    return f"{'https' if tls else 'http'}://{shown}:{port}/"
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def exposure_warning(host: str, tokens: bool, tls: bool) -> str | None:
+    """What is missing to face a network from ``host``, or None (loopback, or tokens and TLS)."""
+    if is_loopback(host) or (tokens and tls):
+        return None
+    missing = " and ".join(m for m, ok in (("without tokens", tokens), ("without TLS", tls)) if not ok)
+    return (f"serving on {host or '0.0.0.0'}, which other machines can reach, {missing}: "
+            + ("anyone who reaches it can use it" if not tokens else "tokens travel in clear text")
+            + ". Give --tokens FILE (artlens token) and --ssl-certfile/--ssl-keyfile, or bind 127.0.0.1 behind a "
+              "TLS proxy (docs/serving.md).")
 
 
 class AnnouncingServer(uvicorn.Server):
@@ -42,7 +66,7 @@ class AnnouncingServer(uvicorn.Server):
         if self.started and self.on_ready is not None:
             sock = (sockets or [None])[0]
             host, port = (sock.getsockname()[:2] if sock is not None else (self.config.host, self.config.port))
-            self.on_ready(url_of(host, port))
+            self.on_ready(url_of(host, port, tls=self.config.is_ssl))
 
 
 def limit_threads(threads: int) -> None:
@@ -58,14 +82,22 @@ def limit_threads(threads: int) -> None:
 
 
 def serve_app(app, host: str = "127.0.0.1", port: int = 8000, on_ready: Callable[[str], None] | None = None,
-              log_level: str = "warning", threads: int | None = 1) -> None:
+              log_level: str = "warning", threads: int | None = 1, ssl_certfile: str | None = None,
+              ssl_keyfile: str | None = None) -> None:
     """Serve ``app`` until interrupted (Ctrl+C, SIGTERM): both are a normal stop. ``threads``: see
-    :func:`limit_threads` (None leaves the libraries' defaults)."""
+    :func:`limit_threads` (None leaves the libraries' defaults); ``ssl_certfile`` and ``ssl_keyfile``
+    (PEM) serve HTTPS."""
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise ArtlensError("HTTPS needs both a certificate and its key", "give --ssl-certfile and --ssl-keyfile together")
+    for path in (ssl_certfile, ssl_keyfile):
+        if path and not os.path.isfile(path):
+            raise ArtlensError(f"no such file: {path}", "give the PEM files of the server's certificate and key")
     sock = bind(host, port)
     if threads is not None:
         limit_threads(threads)
     # Keep-alive longer than uvicorn's 5 s: a busy page's connection must not be closed as a request arrives.
-    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=3, timeout_keep_alive=30)
+    config = uvicorn.Config(app, log_level=log_level, access_log=False, timeout_graceful_shutdown=3, timeout_keep_alive=30,
+                            ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile)
     try:
         AnnouncingServer(config, on_ready).run(sockets=[sock])
     except KeyboardInterrupt:  # uvicorn re-raises the SIGINT it handled, after shutting down

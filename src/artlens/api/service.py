@@ -18,6 +18,7 @@ from artlens.api.answers import annotation_answer, copyright_answer
 from artlens.api.artists import ArtistFinder
 from artlens.api.errors import ApiError
 from artlens.api.facets import FacetIndex
+from artlens.api.limits import EncodingQueue
 from artlens.api.protocols import (
     Annotator,
     CopyrightChecker,
@@ -62,10 +63,10 @@ class QueryEngine(SearchEngine):
     """The search engine with a memory of recent query vectors (moving a weight slider re-ranks
     without re-encoding the upload) and a bound on how many uploads are encoded at once."""
 
-    def __init__(self, collection: Collection, cache_size: int = 128, encoding: threading.Semaphore | None = None):
+    def __init__(self, collection: Collection, cache_size: int = 128, encoding: EncodingQueue | None = None):
         super().__init__(collection)
         self._cache = _LRU(cache_size)
-        self._encoding = encoding or threading.BoundedSemaphore(1)
+        self._encoding = encoding or EncodingQueue()
 
     def image_vectors(self, image) -> dict[str, np.ndarray]:
         if not isinstance(image, (UploadedImage, UploadRef)):
@@ -76,7 +77,7 @@ class QueryEngine(SearchEngine):
             raise ApiError(404, "that upload is no longer remembered by the server", "send the image again")
         if vectors is None:
             decoded = decode_or_422(image)
-            with self._encoding:
+            with self._encoding.slot():
                 vectors = super().image_vectors(decoded)
             self._cache.put(key, vectors)
         return vectors
@@ -110,8 +111,8 @@ class ArtService:
                  annotator: Annotator | None = None, copyright_checker: CopyrightChecker | None = None):
         self.settings = settings
         self.collection = collection or Collection.open(settings.collection)
-        # Feature extraction uses every core: bound how many requests run it at once.
-        self.encoding = threading.BoundedSemaphore(max(1, settings.max_concurrent_encodes))
+        # Feature extraction uses every core: bound how many requests run it at once, and wait for it.
+        self.encoding = EncodingQueue(settings.max_concurrent_encodes, settings.max_queued_encodes)
         self.engine = QueryEngine(self.collection, settings.query_cache_size, self.encoding)
         self.facet_index = FacetIndex(self.collection.catalog, self.collection.config.text_columns,
                                       settings.facet_max_values, settings.facet_top)
@@ -333,13 +334,13 @@ class ArtService:
     def annotate(self, upload: UploadedImage, top: int) -> dict:
         annotator = self.require_annotator()
         image = decode_or_422(upload)
-        with self.encoding:
+        with self.encoding.slot():
             predictions = annotator.annotate_image(image, top)
         return annotation_answer(predictions)
 
     def check_copyright(self, upload: UploadedImage, k: int, fast: bool = False) -> dict:
         checker = self.require_copyright_checker()
         image = decode_or_422(upload)
-        with self.encoding:
+        with self.encoding.slot():
             result = checker.check_images([image], ["upload"], [upload.md5], fast=fast)[0]
         return copyright_answer(result, k, thumbnail_url if self._free_is_served() else free_thumbnail_url)

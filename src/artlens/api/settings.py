@@ -22,6 +22,22 @@ ENVIRONMENT = {
 
 
 @dataclass(frozen=True)
+class AccessSettings:
+    """Who may use a server and how much. ``tokens``: the hashed tokens file (None: no tokens, so
+    reads are open and writes refused); ``private``: reads need a token too; ``rate_limit``:
+    requests per second per client, sustained (0: no limit), with bursts of ``rate_burst``;
+    ``cors_origins``: other origins whose pages may call the API (``*``: any; default none, same
+    origin only); ``frame_ancestors``: sites that may show the page in a frame (default none)."""
+
+    tokens: Path | None = None
+    private: bool = False
+    rate_limit: float = 20.0
+    rate_burst: int = 200
+    cors_origins: tuple[str, ...] = ()
+    frame_ancestors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ApiSettings:
     """What the API serves and the limits it enforces on requests.
 
@@ -39,6 +55,8 @@ class ApiSettings:
     max_upload_bytes: int = 20 * 1024 * 1024
     max_upload_pixels: int = 40_000_000
     max_concurrent_encodes: int = 1
+    # Image encodings that may wait for one of those; more answer 429 with Retry-After.
+    max_queued_encodes: int = 8
     # Results.
     default_k: int = 24
     max_k: int = 200
@@ -64,6 +82,8 @@ class ApiSettings:
     study_dir: Path | None = None
     serve_page: bool = True
     title: str = "artlens"
+    # Tokens, rate limits, CORS, framing (artlens.api.security).
+    access: AccessSettings = field(default_factory=AccessSettings)
 
     @classmethod
     def from_env(cls, collection: str | Path, environ: Mapping[str, str] | None = None, **given) -> ApiSettings:

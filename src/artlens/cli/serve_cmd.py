@@ -1,4 +1,4 @@
-"""`artlens serve`: the web page and REST API over a collection."""
+"""`artlens serve`: the web page and REST API over a collection; `artlens token`: mint an API token."""
 
 from __future__ import annotations
 
@@ -7,20 +7,47 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from artlens.cli import app, collection_option, default_collection
+from artlens.cli import (
+    app,
+    collection_option,
+    default_collection,
+    json_option,
+    print_json,
+)
 
 console = Console(stderr=True)
 # ApiSettings' default, written out: importing artlens.api here would load the whole service for
 # every command's --help (tests/test_api.py checks that they agree, and that the help names the
 # variables ApiSettings.from_env reads).
 DEFAULT_UPLOAD_MB = 20
+# AccessSettings' defaults, written out for the same reason (checked by tests/test_security.py).
+DEFAULT_RATE_LIMIT = 20.0
+DEFAULT_RATE_BURST = 200
+TOKENS_HELP = ("File of hashed API tokens (SHA-256 hex and a name a line; add one with `artlens token`). "
+               "Writes need a token; reads too with --private. Default: no tokens.")
 
 
 def announce(url: str, to: Console | None = None, page: str = "") -> None:
     """Say where the page (``url`` + ``page``) and the API reference (``url`` + ``docs``) are."""
     out = to or console
     out.print(f"\n[bold green]artlens is serving[/] at [bold]{url}{page}[/]", soft_wrap=True)
+    if "://0.0.0.0:" in url or "://[::]:" in url:
+        out.print("(every interface: open it with this machine's address or name)", style="dim")
     out.print(f"API docs at {url}docs · Ctrl+C stops it", soft_wrap=True, style="dim")
+
+
+def warn_if_exposed(host: str, tokens: bool, tls: bool, to: Console | None = None) -> None:
+    """A warning on stderr when ``host`` faces a network without tokens or without TLS."""
+    from artlens.api.server import exposure_warning
+
+    warning = exposure_warning(host, tokens, tls)
+    if warning:
+        (to or console).print(f"[bold yellow]warning:[/] {warning}", soft_wrap=True)
+
+
+def tls_option(kind: str):
+    return typer.Option(None, f"--ssl-{kind}", help=f"PEM {'certificate' if kind == 'certfile' else 'private key'} "
+                                                    "to serve HTTPS (with the other --ssl- option).")
 
 
 @app.command()
@@ -42,6 +69,19 @@ def serve(
     head: Path = typer.Option(None, "--head", help="Head the artist profiles were made with, which embeds uploaded "
                                                    "references (default: $ARTLENS_ARTIST_HEAD, else the "
                                                    "collection's own head)."),
+    tokens: Path = typer.Option(None, "--tokens", help=TOKENS_HELP),
+    private: bool = typer.Option(None, "--private/--public", help="Whether reads (search, artworks, ...) need a "
+                                                                  "token too (default: public; needs --tokens)."),
+    rate_limit: float = typer.Option(None, "--rate-limit", help="Requests per second per client, sustained; more answer "
+                                                                f"429 with Retry-After (0: no limit; default: {DEFAULT_RATE_LIMIT:g})."),
+    rate_burst: int = typer.Option(None, "--rate-burst", help=f"Requests a client may send at once (default: {DEFAULT_RATE_BURST})."),
+    cors_origin: list[str] = typer.Option(None, "--cors-origin", help="Origin whose pages may call this API, e.g. "
+                                                                     "https://museum.example (repeatable; default: "
+                                                                     "same origin only)."),
+    frame_ancestor: list[str] = typer.Option(None, "--frame-ancestor", help="Site that may show the page in a frame "
+                                                                           "(repeatable; default: none)."),
+    ssl_certfile: Path = tls_option("certfile"),
+    ssl_keyfile: Path = tls_option("keyfile"),
 ):
     """Serve the web page and REST API of a collection (search by image, text, artwork or liked works;
     find an artist from published style profiles, see --profiles). The study served at /study is
@@ -50,6 +90,7 @@ def serve(
     from artlens.api.server import serve_app
     from artlens.collection import Collection
     from artlens.errors import ArtlensError
+    from artlens.settings import with_changes
 
     if not 0 <= port <= 65535:
         raise ArtlensError(f"port {port} is out of range", "use a port between 1 and 65535 (0: any free one), e.g. --port 8000")
@@ -66,7 +107,33 @@ def serve(
     settings = ApiSettings.from_env(
         coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20 if max_upload_mb else None,
         copyright_registry=registry, copyright_free=free, artist_profiles=profiles, artist_head=head)
+    settings = with_changes(settings, {"access__tokens": tokens, "access__private": private,
+                                       "access__rate_limit": rate_limit, "access__rate_burst": rate_burst,
+                                       "access__cors_origins": tuple(cors_origin) if cors_origin else None,
+                                       "access__frame_ancestors": tuple(frame_ancestor) if frame_ancestor else None})
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
     app = create_app(settings, collection=coll, warm_up=False)
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
-    serve_app(app, host, port, on_ready=announce, threads=threads)
+    warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
+    tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile or ssl_keyfile else {}
+    serve_app(app, host, port, on_ready=announce, threads=threads, **tls)
+
+
+@app.command()
+def token(
+    tokens: Path = typer.Option(..., "--tokens", help="Tokens file to add the new token's hash to (made if missing)."),
+    name: str = typer.Option(..., "--name", help="Name of the token, for logs and rate limits (e.g. who holds it)."),
+    as_json: bool = json_option("Print one JSON object: name, token, sha256, tokens."),
+):
+    """Mint an API token for `artlens serve --tokens FILE` (and the federation portal): its SHA-256 is
+    added to FILE and the token printed, once: the server keeps only the hash. Revoke a token by
+    deleting its line (servers re-read the file)."""
+    from artlens.api.security import add_token, hash_token
+
+    minted = add_token(tokens, name)
+    if as_json:
+        print_json({"name": name, "token": minted, "sha256": hash_token(minted), "tokens": str(tokens)})
+        return
+    print(minted)
+    console.print(f"token {name!r} added to {tokens}; it is shown only now: give it to its holder "
+                  "(Authorization: Bearer TOKEN, or sign in on the page)", markup=False, soft_wrap=True)

@@ -16,6 +16,7 @@ from artlens.cli import (
     open_collection,
     print_json,
 )
+from artlens.cli.serve_cmd import tls_option
 
 study_app = typer.Typer(help="Human-vs-machine similarity study: which two of five artworks are most alike?",
                         no_args_is_help=True)
@@ -161,14 +162,23 @@ def serve(
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
     port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    tokens: Path = typer.Option(None, "--tokens", help="File of hashed API tokens (see `artlens serve --help`). "
+                                                       "Participants answer with the token the study issues them."),
+    ssl_certfile: Path = tls_option("certfile"),
+    ssl_keyfile: Path = tls_option("keyfile"),
 ):
-    """Serve the study page at /study (with the search page and API of its collection)."""
+    """Serve the study page at /study (with the search page and API of its collection). Each
+    participant is issued an id and a token by the server, and answers only as itself."""
     from artlens.api import ApiSettings, create_app
+    from artlens.api.security import AccessSettings
     from artlens.api.server import serve_app
-    from artlens.cli.serve_cmd import announce
+    from artlens.cli.serve_cmd import announce, warn_if_exposed
 
     s, coll = _open(resolve_study(study, collection), collection)
-    app_ = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
+    app_ = create_app(ApiSettings(collection=coll.root, access=AccessSettings(tokens=tokens)), collection=coll,
+                      warm_up=False)
     app_.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
     app_.state.study_dir = s.root
-    serve_app(app_, host, port, on_ready=lambda url: announce(url, page="study"))
+    warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
+    tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile or ssl_keyfile else {}
+    serve_app(app_, host, port, on_ready=lambda url: announce(url, page="study"), **tls)

@@ -36,7 +36,13 @@ from artlens.copyright.cvae import (
     train_cvae,
 )
 from artlens.copyright.extractors import register_extractors
-from artlens.copyright.robust import RobustDetector, train_calibrated_head, train_head
+from artlens.copyright.robust import (
+    RobustDetector,
+    distractor_taps,
+    raise_to_floor,
+    train_calibrated_head,
+    train_head,
+)
 from artlens.copyright.taps import COPY_TAPS
 from artlens.copyright.views import compute_views, view_keys
 from artlens.errors import ArtifactMismatchError, CollectionError
@@ -312,7 +318,8 @@ class CopyrightRegistry:
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,
                                   {"views": cfg.views, "calibration": info["calibration"]}, code_bits=cfg.code_bits)
         detector.set_works(ids, taps)
-        info["threshold"] = threshold
+        info["distractor_floor"] = raise_to_floor(detector, distractor_taps(cfg.seed), cfg.margin)
+        info["threshold"] = detector.threshold
         return detector, info
 
     def _train_cvae(self, ids: np.ndarray, md5s: list[str], reporter: Reporter):

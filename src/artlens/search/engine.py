@@ -3,6 +3,7 @@ mix of cosine scores in which every hit keeps its per-aspect scores (why it is s
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -146,6 +147,11 @@ class SearchEngine:
                                    f"aspects available for it: {', '.join(vectors) or 'none'}")
         if not chosen:
             raise ArtlensError("all aspect weights are zero for this query", "give at least one positive weight")
+        if not all(math.isfinite(w) for w in chosen.values()):
+            raise ArtlensError("aspect weights must be finite numbers", "e.g. content=0.5,style=0.5")
+        # Scaled by the largest first, so that huge weights (1e308 each) cannot overflow the sum.
+        top = max(chosen.values())
+        chosen = {a: w / top for a, w in chosen.items()}
         total = sum(chosen.values())
         return {a: w / total for a, w in chosen.items()}
 

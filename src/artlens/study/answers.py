@@ -4,13 +4,20 @@ Each answer is appended with a single ``write`` on a file opened for appending, 
 lock, then flushed to disk: concurrent participants never interleave lines, and a crash loses at
 most the answer being written (a torn last line is skipped when reading). When a participant answers
 a question again, the latest answer counts.
+
+Participants are issued by the server (:class:`Participants`): an id and a token that only its
+holder knows, the HMAC-SHA256 of the id under the study's secret key. An answer is recorded only
+with its participant's token, so nobody can write, or overwrite, another participant's answers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -94,3 +101,56 @@ def _lock(fd: int) -> None:
     except ImportError:  # pragma: no cover - Windows: O_APPEND writes of one line are still whole
         return
     fcntl.flock(fd, fcntl.LOCK_EX)
+
+
+class Participants:
+    """Issues participants of a study and checks their tokens. The key is ``KEY_FILE`` in the study
+    folder, made on first use (readable by its owner only) and kept, so that tokens outlive a server
+    restart; deleting it invalidates every token issued."""
+
+    KEY_FILE = "participants.key"
+
+    def __init__(self, folder: str | Path):
+        self.path = Path(folder) / self.KEY_FILE
+        self._key: bytes | None = None
+
+    def issue(self) -> tuple[str, str]:
+        """A new participant: (id, token)."""
+        participant = "p-" + secrets.token_hex(8)
+        return participant, self.token(participant)
+
+    def token(self, participant: str) -> str:
+        return hmac.new(self._secret(), participant.encode(), hashlib.sha256).hexdigest()
+
+    def verify(self, participant: str, token: str | None) -> bool:
+        if not token or not PARTICIPANT.match(participant or "") or not self.path.exists():
+            return False
+        return hmac.compare_digest(self.token(participant), token)
+
+    def _secret(self) -> bytes:
+        if self._key is None:
+            if not self.path.exists():
+                self._create()
+            key = bytes.fromhex(self.path.read_text().strip())
+            if len(key) < 32:
+                raise ArtlensError(f"the participant key {self.path} is damaged",
+                                   "delete it (every participant then starts again) and reload the study page")
+            self._key = key
+        return self._key
+
+    def _create(self) -> None:
+        """Write the key beside its place, then link it there: two servers starting at once keep one key."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, secrets.token_hex(32).encode())
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            os.link(tmp, self.path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)

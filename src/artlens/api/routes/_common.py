@@ -16,8 +16,10 @@ def service(request: Request) -> ArtService:
 
 
 def errors(*codes: int) -> dict:
-    text = {400: "Malformed request body", 404: "Not found", 409: "Collection not ready", 413: "Upload too large", 415: "Not an image type",
-            422: "Bad parameters or undecodable image", 501: "Not available on this server"}
+    text = {400: "Malformed request body", 401: "No valid token (see WWW-Authenticate)", 403: "Not allowed with this token",
+            404: "Not found", 409: "Collection not ready", 413: "Upload too large", 415: "Not an image type",
+            422: "Bad parameters or undecodable image", 429: "Too many requests, or the image queue is full: retry after "
+            "the seconds in Retry-After", 501: "Not available on this server"}
     return {c: {"model": ErrorBody, "description": text[c]} for c in codes}
 
 

@@ -11,7 +11,7 @@ from artlens.api.schemas import AnnotationResponse
 router = APIRouter(tags=["annotation"])
 
 
-@router.post("/api/annotate", response_model=AnnotationResponse, responses=errors(400, 413, 415, 422, 501))
+@router.post("/api/annotate", response_model=AnnotationResponse, responses=errors(400, 413, 415, 422, 429, 501))
 async def annotate(request: Request, image: UploadFile = File(..., description="Image to annotate"),
                    top: int = Form(3, ge=1, le=20, description="Labels per column")):
     """The most probable values of each label column of the collection, with probabilities, and
@@ -19,4 +19,5 @@ async def annotate(request: Request, image: UploadFile = File(..., description="
     the collection has no label columns (the error says why)."""
     service(request).require_annotator()
     upload = await upload_of(request, image)
-    return await run_in_threadpool(service(request).annotate, upload, top)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(service(request).annotate, upload, top)

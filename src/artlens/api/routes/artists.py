@@ -72,7 +72,7 @@ def artists(request: Request):
                            artists=sorted(items, key=lambda a: a.name))
 
 
-@router.post("/api/artists/search", response_model=ArtistSearchResponse, responses=errors(400, 413, 415, 422, 501))
+@router.post("/api/artists/search", response_model=ArtistSearchResponse, responses=errors(400, 413, 415, 422, 429, 501))
 async def search_artists(
     request: Request,
     image: list[UploadFile] | None = File(None, description=f"Reference images (repeat the field, at most {MAX_REFERENCES})"),
@@ -94,9 +94,10 @@ async def search_artists(
 
     def run():
         decoded = [decode_or_422(u) for u in uploads]
-        with service(request).encoding:
+        with service(request).encoding.slot():
             result = search.search(decoded, [text] if text else None, k,
                                    labels=[f"upload {i + 1}" for i in range(len(decoded))])
         return result.as_dict()
 
-    return await run_in_threadpool(run)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(run)

@@ -14,7 +14,7 @@ from artlens.api.schemas import CopyrightResponse
 router = APIRouter(tags=["copyright"])
 
 
-@router.post("/api/copyright/check", response_model=CopyrightResponse, responses=errors(400, 413, 415, 422, 501))
+@router.post("/api/copyright/check", response_model=CopyrightResponse, responses=errors(400, 413, 415, 422, 429, 501))
 async def check(request: Request, image: UploadFile = File(..., description="Image to check"),
                 k: int = Form(6, ge=1, le=50, description="Number of free alternatives"),
                 fast: bool = Form(False, description="Shortlist registered works by Hamming distance on binary "
@@ -24,7 +24,8 @@ async def check(request: Request, image: UploadFile = File(..., description="Ima
     similar free-to-use works (title, artist, licence, thumbnail). Answers 501 while no registry is set up."""
     service(request).require_copyright_checker()
     upload = await upload_of(request, image)
-    return await run_in_threadpool(service(request).check_copyright, upload, k, fast)
+    with service(request).encoding.reserve():
+        return await run_in_threadpool(service(request).check_copyright, upload, k, fast)
 
 
 @router.get("/api/copyright/free/{artwork_id}/thumbnail", response_class=FileResponse, responses={

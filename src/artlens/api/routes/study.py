@@ -1,5 +1,7 @@
 """The human-vs-machine study: its page at ``/study`` and ``/api/study`` to read the questions and
-record answers (appended to the study's ``answers.jsonl``).
+record answers (appended to the study's ``answers.jsonl``). A participant is issued by the server
+(``POST /api/study/participants``: an id and its token) and answers only as itself: an answer
+without its participant's token is refused (403).
 
 The study served is ``app.state.study_dir`` when set (``artlens study serve``), else
 ``ApiSettings.study_dir`` (``$ARTLENS_STUDY`` for ``artlens serve``), else the served collection's
@@ -21,10 +23,11 @@ from starlette.concurrency import run_in_threadpool
 from artlens.api.errors import ApiError
 from artlens.api.routes._common import errors, service
 from artlens.api.service import thumbnail_url
-from artlens.study import AnswerLog, Study
+from artlens.study import AnswerLog, Participants, Study
 
 router = APIRouter(tags=["study"])
-_PAGES = {"study.html": "text/html; charset=utf-8", "study.js": "text/javascript; charset=utf-8"}
+_PAGES = {"study.html": "text/html; charset=utf-8", "study.js": "text/javascript; charset=utf-8",
+          "study.css": "text/css; charset=utf-8"}
 
 
 class StudyArtwork(BaseModel):
@@ -45,10 +48,17 @@ class StudyInfo(BaseModel):
 
 class AnswerIn(BaseModel):
     participant: str = Field(..., min_length=1, max_length=64, description="Participant id (letters, digits, . _ -)")
+    token: str = Field(..., min_length=1, max_length=128,
+                       description="The participant's token, from POST /api/study/participants")
     question: int = Field(..., ge=0, le=100_000)
     pair: list[int] = Field(..., min_length=2, max_length=2, description="The two artwork ids found most alike")
     confidence: int | None = Field(None, ge=1, le=5, description="Self-assessment of this answer, 1 (guess) to 5 (sure)")
     expertise: int | None = Field(None, ge=1, le=5, description="Self-assessed familiarity with art, 1 to 5")
+
+
+class ParticipantIssued(BaseModel):
+    participant: str
+    token: str = Field(description="Send it with every answer of this participant; keep it private")
 
 
 class AnswerSaved(BaseModel):
@@ -91,10 +101,22 @@ def progress(request: Request, participant: str = Query(..., min_length=1, max_l
     return {"answered": answered(load_study(request), participant)}
 
 
-@router.post("/api/study/answers", response_model=AnswerSaved, status_code=201, responses=errors(404, 422))
-async def record_answer(request: Request, answer: AnswerIn):
-    """Record which pair of the question's artworks the participant finds most alike."""
+@router.post("/api/study/participants", response_model=ParticipantIssued, status_code=201, responses=errors(404))
+def new_participant(request: Request):
+    """A new participant of the study: its id and the token its answers are recorded with."""
     study = load_study(request)
+    participant, token = Participants(study.root).issue()
+    return {"participant": participant, "token": token}
+
+
+@router.post("/api/study/answers", response_model=AnswerSaved, status_code=201, responses=errors(400, 403, 404, 422))
+async def record_answer(request: Request, answer: AnswerIn):
+    """Record which pair of the question's artworks the participant finds most alike (with the
+    participant's token: nobody answers for another)."""
+    study = load_study(request)
+    if not Participants(study.root).verify(answer.participant, answer.token):
+        raise ApiError(403, f"that token is not participant {answer.participant!r}'s",
+                       "answer as the participant POST /api/study/participants issued to you")
     await run_in_threadpool(AnswerLog(study.answers_path).append, study, answer.participant, answer.question,
                             answer.pair, answer.confidence, answer.expertise)
     return {"saved": True, "answered": answered(study, answer.participant)}
@@ -119,3 +141,4 @@ def _serve(name: str):
 
 router.add_api_route("/study", _serve("study.html"), methods=["GET"], include_in_schema=False)
 router.add_api_route("/study.js", _serve("study.js"), methods=["GET"], include_in_schema=False)
+router.add_api_route("/study.css", _serve("study.css"), methods=["GET"], include_in_schema=False)

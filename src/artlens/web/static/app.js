@@ -11,7 +11,13 @@ function el(tag, attrs = {}, ...children) {
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
-    else if (key === "style") node.setAttribute("style", value);
+    // through the CSSOM: the Content-Security-Policy refuses style attributes
+    else if (key === "style") {
+      for (const rule of value.split(";")) {
+        const at = rule.indexOf(":");
+        if (at > 0) node.style.setProperty(rule.slice(0, at).trim(), rule.slice(at + 1).trim());
+      }
+    }
     else node.setAttribute(key, value === true ? "" : value);
   }
   for (const child of children.flat()) {
@@ -30,12 +36,30 @@ class ApiError extends Error {
 }
 
 // GET, or POST of a FormData; the JSON answer. A failed request throws ApiError (the server's error and hint).
+// On a server that needs a token (401), the page asks for one once and signs in with it: the server
+// keeps it in an HttpOnly cookie, which the page's requests (its images too) then carry.
+let signingIn = null;
 async function api(path, form) {
-  const res = await fetch(path, form ? { method: "POST", body: form } : {});
-  let body = null;
-  try { body = await res.json(); } catch (_) { body = null; }
-  if (!res.ok) throw new ApiError(res.status, body);
-  return body;
+  for (let attempt = 0; ; attempt++) {
+    const res = await fetch(path, form ? { method: "POST", body: form } : {});
+    let body = null;
+    try { body = await res.json(); } catch (_) { body = null; }
+    if (res.status === 401 && attempt === 0 && await signIn()) continue;
+    if (!res.ok) throw new ApiError(res.status, body);
+    return body;
+  }
+}
+
+function signIn() {
+  signingIn = signingIn || (async () => {
+    const token = window.prompt("This artlens server needs an access token. Token:");
+    if (!token) return false;
+    const res = await fetch("/api/session", { method: "POST", headers: { "Content-Type": "application/json" },
+                                              body: JSON.stringify({ token: token.trim() }) });
+    if (res.ok) window.location.reload();  // the images, requested before, load with the cookie now
+    return res.ok;
+  })();
+  return signingIn;
 }
 
 /* The search page. */

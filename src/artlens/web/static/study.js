@@ -2,24 +2,30 @@
 "use strict";
 
 const $ = (id) => document.getElementById(id);
-const state = { study: null, queue: [], current: null, picked: [], participant: null, expertise: null };
-
-function participantId() {
-  let id = localStorage.getItem("artlens-study-participant");
-  if (!id) {
-    const bytes = new Uint8Array(6);
-    crypto.getRandomValues(bytes);
-    id = "p-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-    localStorage.setItem("artlens-study-participant", id);
-  }
-  return id;
-}
+const state = { study: null, queue: [], current: null, picked: [], participant: null, token: null, expertise: null };
 
 async function api(path, options) {
   const response = await fetch(path, options);
   const body = await response.json().catch(() => ({}));
-  if (!response.ok) throw new Error((body.error || response.statusText) + (body.hint ? ` (${body.hint})` : ""));
+  if (!response.ok) {
+    const err = new Error((body.error || response.statusText) + (body.hint ? ` (${body.hint})` : ""));
+    err.status = response.status;
+    throw err;
+  }
   return body;
+}
+
+// The participant the server issued to this browser (an id and the token its answers need), kept
+// across visits; a new one is asked for when there is none, or when the server no longer knows it.
+async function participant(renew = false) {
+  const KEY = "artlens-study-participant-v2";
+  let me = null;
+  try { me = JSON.parse(localStorage.getItem(KEY)); } catch (_) { me = null; }
+  if (renew || !me || !me.participant || !me.token) {
+    me = await api("/api/study/participants", { method: "POST" });
+    localStorage.setItem(KEY, JSON.stringify(me));
+  }
+  return me;
 }
 
 function checked(name) {
@@ -83,11 +89,21 @@ function update() {
 async function next() {
   $("next").disabled = true;
   $("error").textContent = "";
-  const answer = { participant: state.participant, question: state.current.id, pair: state.picked,
-                   confidence: checked("confidence"), expertise: state.expertise };
+  const answer = { participant: state.participant, token: state.token, question: state.current.id,
+                   pair: state.picked, confidence: checked("confidence"), expertise: state.expertise };
+  const send = () => api("/api/study/answers", { method: "POST", headers: { "Content-Type": "application/json" },
+                                                 body: JSON.stringify(answer) });
   try {
-    await api("/api/study/answers", { method: "POST", headers: { "Content-Type": "application/json" },
-                                      body: JSON.stringify(answer) });
+    try {
+      await send();
+    } catch (err) {
+      if (err.status !== 403) throw err;
+      const me = await participant(true);  // the study's key was replaced: start as a new participant
+      Object.assign(state, { participant: me.participant, token: me.token });
+      Object.assign(answer, { participant: me.participant, token: me.token });
+      $("participant").textContent = me.participant;
+      await send();
+    }
     state.queue.shift();
     showQuestion();
   } catch (err) {
@@ -104,10 +120,12 @@ async function start() {
 }
 
 async function init() {
-  state.participant = participantId();
-  $("participant").textContent = state.participant;
   try {
     state.study = await api("/api/study");
+    const me = await participant();
+    state.participant = me.participant;
+    state.token = me.token;
+    $("participant").textContent = state.participant;
     const progress = await api(`/api/study/progress?participant=${encodeURIComponent(state.participant)}`);
     const answered = new Set(progress.answered);
     state.queue = state.study.questions.filter((q) => !answered.has(q.id));
