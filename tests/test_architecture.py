@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "artlens"
 LAYERS: list[set[str]] = [  # lowest first
     {"artlens", "errors"},
     {"files", "vectors"},
-    {"settings", "progress", "metrics"},
+    {"settings", "progress", "metrics", "storage"},
     {"config", "imaging"},
     {"catalog", "features", "thumbnails", "demo"},
     {"models", "hashing"},
