@@ -487,7 +487,7 @@ class Collection:
         counts: dict[str, int] = {}
         with self.writing(wait, publish=True):
             if (aspects is None or LEARNED_ASPECT in aspects) and self._artifact_present(HEAD):
-                counts[LEARNED_ASPECT] = self.attach_head(self.head(), persist=True)
+                counts[LEARNED_ASPECT] = self._update_learned(rebuild)
             for aspect in [a for a in aspects or list(self.config.aspects) if a in self.config.aspects]:
                 spec = self.config.aspects[aspect]
                 extractor = create_extractor(spec.extractor)
@@ -509,6 +509,10 @@ class Collection:
                     refit = index.components is not None and len(wanted) >= 2 * index.manifest.pca_fitted_on
                     if (removed and index.manifest.kind in ("hnsw", "ivf")) or refit:  # approximate indexes cannot drop vectors in place
                         index = None
+                    elif not removed and not added:  # unchanged: nothing to commit
+                        self._indexes.setdefault(aspect, index)
+                        counts[aspect] = len(index)
+                        continue
                     else:
                         index.remove(sorted(removed))
                         mask = np.isin(ids, sorted(added))
@@ -530,13 +534,25 @@ class Collection:
             self._head = self._load(HEAD, load_head)
         return self._head
 
+    def _update_learned(self, rebuild: bool) -> int:
+        """Re-embed the collection with its head, unless its index already holds every artwork."""
+        head = self.head()
+        if not rebuild and self._artifact_present(f"index/{LEARNED_ASPECT}"):
+            try:
+                index = self.index(LEARNED_ASPECT)
+            except CollectionError:
+                index = None
+            if index is not None and set(index.ids().tolist()) == set(self.catalog.ids()):
+                return len(index)
+        return self.attach_head(head, persist=True, save_head=False)
+
     def learned_vectors(self, head, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings by ``head`` of the artworks (all by default) that have its input features.
         Fails when the head was trained on other extractors or its features are not extracted here."""
         features = gather_features(self, head.config.inputs, ids)
         return features.ids, embed_features(head, features)
 
-    def attach_head(self, head, persist: bool = False) -> int:
+    def attach_head(self, head, persist: bool = False, save_head: bool = True) -> int:
         """Make ``head`` the ``learned`` aspect: embed and index every artwork. In memory only (a head
         from elsewhere, ``--head FILE``), or with ``persist`` saved as the collection's own head and
         index. Returns the number of artworks indexed."""
@@ -544,7 +560,8 @@ class Collection:
             with self.writing():  # the head and its index commit together
                 ids, vectors = self.learned_vectors(head)
                 index = AspectIndex.build(LEARNED_ASPECT, head.kind, head.id, ids, vectors, None, self.config.index)
-                self._stage(HEAD, head.save, "file")
+                if save_head:
+                    self._stage(HEAD, head.save, "file")
                 self._stage_index(LEARNED_ASPECT, index)
                 self._head = head
             return len(index)

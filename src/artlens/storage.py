@@ -222,8 +222,10 @@ def load_artifact(root: Path, rel: str, record: dict | None, loader, generation:
             return None
         try:
             value = loader(path)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
+        except Exception:
+            if path.exists():
+                raise
+            continue  # renamed away while it was read (a commit being applied): look again
         if stamp_matches(path, record) or path == root / rel:
             return value
     raise StaleGeneration(f"{root / rel} kept changing while it was being read", "run the command again")
