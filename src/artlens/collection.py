@@ -80,7 +80,7 @@ class Collection:
         self.lock = WriterLock(self.root)
         self.state = state or read_generation(self.root)  # the generation this object reads
         self.catalog = Catalog(self.root / "catalog.sqlite", read_only=self.read_only)
-        self.catalog.pin(self.published)
+        self._reading()
         self.cache = FeatureCache(self.root / "features.sqlite", read_only=self.read_only)
         self._indexes: dict[str, AspectIndex] = {}
         self._head = None
@@ -153,7 +153,13 @@ class Collection:
         finally:
             self._depth, self._publish = 0, False
             self.lock.release()
-            self.catalog.pin(self.published)
+            self._reading()
+
+    def _reading(self) -> None:
+        """Outside writing scopes: read the published catalog; rows written straight into it (not by
+        a writer of this collection) belong to it at once, as before generations."""
+        self.catalog.pin(self.published)
+        self.catalog.pending_generation = self.published
 
     def _begin(self) -> None:
         """Under the lock: finish or undo what a cut-short writer left, and start from the last
@@ -479,6 +485,7 @@ class Collection:
             finally:
                 self._depth = 0
                 self.lock.release()
+                self._reading()
         reporter.notice(f"the fast-search codes of {aspect} are kept in memory only ({why})")
 
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None, wait: bool = False) -> dict[str, int]:

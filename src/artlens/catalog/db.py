@@ -92,7 +92,7 @@ class Catalog:
     def __init__(self, path: str | Path, create: bool = True, read_only: bool = False):
         self.path = Path(path)
         self.read_only = read_only
-        self.pending_generation = 1  # the generation that artworks added or removed now belong to
+        self.pending_generation = 0  # the generation that artworks added or removed now belong to
         self.generation: int | None = None  # the generation reads are pinned to (None: the writer's view)
         if not self.path.exists() and (not create or read_only):
             raise CollectionError(
