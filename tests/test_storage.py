@@ -232,9 +232,9 @@ def test_a_server_follows_an_ingest_whole_and_within_two_seconds(tmp_path):
                     problems.append(f"search answered {answer.status_code}: {answer.text[:200]}")
                     continue
                 found = answer.json()
-                if set(found["weights"]) != ASPECTS or len(found["results"]) != n - 1 or \
-                        any(set(r["aspects"]) != ASPECTS for r in found["results"]):
-                    problems.append(f"search: {len(found['results'])} results of {n - 1}, weights {found['weights']}")
+                if set(found["weights"]) != ASPECTS or len(found["results"]) + 1 not in (12, 52) or \
+                        any(set(r["aspects"]) != ASPECTS for r in found["results"]):  # every other work of one generation
+                    problems.append(f"search: {len(found['results'])} results, weights {found['weights']}")
                 page = http.get("api/artworks", params={"offset": 0, "limit": 200}).json()
                 last = max(r["id"] for r in page["results"])
                 if set(http.get(f"api/artworks/{last}").json()["aspects"]) != ASPECTS:
