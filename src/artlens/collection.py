@@ -50,6 +50,7 @@ from artlens.storage import (
     WriterLock,
     boundary,
     durable_rename,
+    fsync_dir,
     is_read_only,
     load_artifact,
     locate,
@@ -189,6 +190,7 @@ class Collection:
         remove(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path)
+        fsync_dir(path.parent)  # its name is durable before the pointer names it
         record = {"kind": kind, "generation": number}
         if kind == "file":
             record["sha256"] = sha256_of(path)
