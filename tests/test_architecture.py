@@ -18,7 +18,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "artlens"
 LAYERS: list[set[str]] = [  # lowest first
     {"artlens", "errors"},
     {"files", "vectors"},
-    {"settings", "progress", "metrics"},
+    {"settings", "progress", "metrics", "storage"},
     {"imaging"},
     {"config"},
     {"catalog", "features", "thumbnails", "demo"},

@@ -2,15 +2,28 @@
 
     COLLECTION/
       collection.toml     settings (CollectionConfig)
+      generation.json     the committed generation: which version of every index and head is current
       catalog.sqlite      artworks, files, metadata, skipped files
       features.sqlite     cached vectors by extractor id and content key
       index/<aspect>/     FAISS index + PCA + manifest per aspect
       heads/              learned heads
+      .lock               the writer lock (who holds it)
+
+Writers (ingest, train, index updates) take the collection's lock and commit everything they
+change as one new generation (:mod:`artlens.storage`): a crash at any point leaves the previous
+generation working, and the next writer finishes or undoes what the crash cut short. A reader opens
+the last committed generation and sees it whole, catalog included, however long it reads and
+whatever a writer does meanwhile. A collection this process cannot write (a read-only mount) is
+opened read-only: it searches and serves, and nothing is written to it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +31,7 @@ import numpy as np
 from artlens.catalog.db import Catalog
 from artlens.catalog.ingest import ingest_folder
 from artlens.config import AspectConfig, CollectionConfig
-from artlens.errors import CollectionError
+from artlens.errors import ArtlensError, CollectionError
 from artlens.features import Extractor, ImageExtractor, create_extractor
 from artlens.features.cache import FeatureCache
 from artlens.features.extract import (
@@ -32,25 +45,62 @@ from artlens.index import AspectIndex
 from artlens.models import load_head
 from artlens.models.inputs import embed_features, gather_features
 from artlens.progress import QUIET, Reporter
+from artlens.storage import (
+    Generation,
+    WriterLock,
+    boundary,
+    durable_rename,
+    fsync_dir,
+    is_read_only,
+    load_artifact,
+    locate,
+    read_generation,
+    remove,
+    retired_path,
+    sha256_of,
+    staged_path,
+    write_generation,
+)
 
 DEFAULT_COLLECTION = Path("artlens-collection")
 LEARNED_ASPECT = "learned"  # the aspect whose vectors come from a trained head over several extractors
+SETTINGS = "collection.toml"
+HEAD = f"heads/{LEARNED_ASPECT}.pt"
+# Temporaries a cut-short writer can leave: staged and replaced versions, atomic-write temporaries.
+_INDEX_TEMPORARY = re.compile(r"^\.+[^.]+\.(?:new|old|tmp)-")
+_HEAD_TEMPORARY = re.compile(rf"^\.+{LEARNED_ASPECT}\.(?:[a-z]+\.)?(?:new|old|tmp)-")
+_ROOT_TEMPORARY = re.compile(r"^\.+(?:collection|generation)\.(?:new|old|tmp)-")
 
 
 class Collection:
-    def __init__(self, root: str | Path, config: CollectionConfig):
+    def __init__(self, root: str | Path, config: CollectionConfig, read_only: bool | None = None,
+                 reporter: Reporter = QUIET, state: Generation | None = None):
         self.root = Path(root)
         self.config = config
-        self.catalog = Catalog(self.root / "catalog.sqlite")
-        self.cache = FeatureCache(self.root / "features.sqlite")
+        self.read_only = is_read_only(self.root) if read_only is None else read_only
+        self.lock = WriterLock(self.root)
+        self.state = state or read_generation(self.root)  # the generation this object reads
+        self.catalog = Catalog(self.root / "catalog.sqlite", read_only=self.read_only)
+        self._reading()
+        self.cache = FeatureCache(self.root / "features.sqlite", read_only=self.read_only)
         self._indexes: dict[str, AspectIndex] = {}
         self._head = None
+        self._present: dict[str, bool] = {}
+        self._depth = 0  # nesting of `writing` scopes
+        self._publish = False  # whether the open writing scope makes its catalog changes visible
+        self._staged: dict[str, dict] = {}  # artifacts staged for the pending generation
+        if self.read_only:
+            reporter.notice(f"{self.root} is read-only: searching and serving only, nothing is written to it "
+                            "(features computed meanwhile are kept in memory)")
 
     @classmethod
-    def open(cls, root: str | Path, create: bool = False, config: CollectionConfig | None = None) -> "Collection":
-        """Open a collection; with ``create`` make it (and its settings) if it does not exist."""
+    def open(cls, root: str | Path, create: bool = False, config: CollectionConfig | None = None,
+             read_only: bool | None = None, reporter: Reporter = QUIET) -> "Collection":
+        """Open a collection at its last committed generation; with ``create`` make it (and its
+        settings) if it does not exist. ``read_only`` (default: whether this process can write the
+        folder) opens it without writing anything."""
         root = Path(root)
-        settings = root / "collection.toml"
+        settings = root / SETTINGS
         if not settings.exists():
             if not create:
                 raise CollectionError(
@@ -59,20 +109,208 @@ class Collection:
                 )
             root.mkdir(parents=True, exist_ok=True)
             (config or CollectionConfig()).save(settings)
-        return cls(root, CollectionConfig.load(settings))
+        state = read_generation(root)
+        return cls(root, _load_settings(root, state), read_only, reporter, state)
+
+    # -- generations: one writer, committed atomically ------------------------------------------
+    @property
+    def generation(self) -> int:
+        """The committed generation this object reads (0: none committed yet)."""
+        return self.state.number
+
+    @property
+    def published(self) -> int:
+        """The generation whose catalog this object shows (the last that made catalog changes visible)."""
+        return int(self.state.artifacts.get("catalog", {}).get("generation", 0))
+
+    @contextmanager
+    def writing(self, wait: bool = False, reporter: Reporter = QUIET, publish: bool = False) -> Iterator["Collection"]:
+        """Hold the collection's writer lock and commit what the block changes as one generation when
+        it ends (nested scopes commit with the outermost). A lock held by another process is a
+        one-line error naming it, or with ``wait`` a wait (said in a notice). ``publish``: the block
+        brings the indexes in line with the catalog, so its catalog changes become visible with it."""
+        if self._depth:
+            self._depth += 1
+            if publish and not self._publish:
+                self._publish = True
+                self.catalog.pin(None)
+            try:
+                yield self
+            finally:
+                self._depth -= 1
+            return
+        if self.read_only:
+            raise CollectionError(f"{self.root} is read-only: nothing can be written to it",
+                                  "ingest or train into a writable copy of the collection")
+        self.lock.acquire(wait, reporter.notice)
+        self._depth, self._publish = 1, publish
+        try:
+            self._begin()
+            yield self
+            self._commit()
+        except BaseException:
+            self._abandon()
+            raise
+        finally:
+            self._depth, self._publish = 0, False
+            self.lock.release()
+            self._reading()
+
+    def _reading(self) -> None:
+        """Outside writing scopes: read the published catalog; rows written straight into it (not by
+        a writer of this collection) belong to it at once, as before generations."""
+        self.catalog.pin(self.published)
+        self.catalog.pending_generation = self.published
+
+    def _begin(self) -> None:
+        """Under the lock: finish or undo what a cut-short writer left, and start from the last
+        committed generation (another process may have committed since this object opened)."""
+        latest = read_generation(self.root)
+        self._recover(latest)
+        if latest.as_dict() != self.state.as_dict():
+            self.state = latest
+            self.config = _load_settings(self.root, latest)
+            self._indexes.clear()
+            self._head = None
+        self._present.clear()
+        self._staged = {}
+        self.catalog.pending_generation = self.state.number + 1
+        self.catalog.pin(None if self._publish else self.published)
+
+    def _recover(self, latest: Generation) -> None:
+        for rel, record in latest.artifacts.items():
+            if record.get("generation") == latest.number and rel != "catalog":
+                self._apply(rel, latest.number)  # a commit cut short after its pointer: roll forward
+        self._remove_temporaries(keep=latest.number)
+
+    def _stage(self, rel: str, write, kind: str) -> Path:
+        """Write a new version of the artifact ``rel`` for the pending generation (``write(path)``)."""
+        number = self.state.number + 1
+        path = staged_path(self.root, rel, number)
+        remove(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(path)
+        fsync_dir(path.parent)  # its name is durable before the pointer names it
+        record = {"kind": kind, "generation": number}
+        if kind == "file":
+            record["sha256"] = sha256_of(path)
+        self._staged[rel] = record
+        self._present.pop(rel, None)
+        boundary("staged")
+        return path
+
+    def _stage_index(self, aspect: str, index: AspectIndex) -> None:
+        index.manifest.generation = self.state.number + 1
+        self._stage(f"index/{aspect}", index.write, "dir")
+        self._indexes[aspect] = index
+
+    def _commit(self) -> None:
+        number = self.state.number + 1
+        publish = self._publish and self.catalog.pending_changes(self.published)
+        if not self._staged and not publish:
+            return
+        boundary("commit")
+        artifacts = dict(self.state.artifacts) if self.state.exists else self._adopt_live()
+        artifacts.update(self._staged)
+        if publish:
+            artifacts["catalog"] = {"kind": "catalog", "generation": number}
+        before = self.published
+        write_generation(self.root, Generation(number, artifacts, time.time(), True))
+        boundary("committed")
+        self.state = read_generation(self.root)
+        for rel in self._staged:
+            self._apply(rel, number)
+        self._staged = {}
+        if publish:
+            self.catalog.purge(before)
+            boundary("purged")
+        self._remove_temporaries(keep=number)
+
+    def _adopt_live(self) -> dict[str, dict]:
+        """Records of the live artifacts of a collection from before generations (its first commit)."""
+        artifacts: dict[str, dict] = {}
+        index = self.root / "index"
+        for folder in sorted(index.iterdir()) if index.is_dir() else []:
+            if not folder.name.startswith(".") and (folder / "manifest.json").exists():
+                generation = AspectIndex.load(folder).manifest.generation
+                artifacts[f"index/{folder.name}"] = {"kind": "dir", "generation": generation}
+        if (self.root / HEAD).is_file():
+            artifacts[HEAD] = {"kind": "file", "generation": 0, "sha256": sha256_of(self.root / HEAD)}
+        return artifacts
+
+    def _apply(self, rel: str, number: int) -> None:
+        """Rename the version of ``rel`` staged by generation ``number`` over the live one, keeping
+        the replaced version for readers of the previous generation. Idempotent."""
+        staged = staged_path(self.root, rel, number)
+        if not staged.exists():
+            return
+        live = self.root / rel
+        boundary("apply")
+        if live.exists():
+            retired = retired_path(self.root, rel, number)
+            remove(retired)
+            durable_rename(live, retired)
+            boundary("retired")
+        durable_rename(staged, live)
+
+    def _abandon(self) -> None:
+        """A writing scope failed before its commit: remove what it staged, forget what it loaded."""
+        for rel, record in self._staged.items():
+            remove(staged_path(self.root, rel, record["generation"]))
+        self._staged = {}
+        self._indexes.clear()
+        self._head = None
+        self._present.clear()
+
+    def _remove_temporaries(self, keep: int) -> None:
+        """Stale temporaries of cut-short writes; the versions replaced by generation ``keep`` stay
+        (readers of the generation before may still open them)."""
+        kept = re.compile(rf"\.old-{keep}(?:\.|$)")
+        places = [(self.root / "index", _INDEX_TEMPORARY), (self.root / "heads", _HEAD_TEMPORARY),
+                  (self.root, _ROOT_TEMPORARY)]
+        for folder, pattern in places:
+            if not folder.is_dir():
+                continue
+            for entry in folder.iterdir():
+                if pattern.match(entry.name) and not kept.search(entry.name):
+                    remove(entry)
+        boundary("cleaned")
+
+    def _record(self, rel: str) -> dict | None:
+        return self.state.artifacts.get(rel) if self.state.exists else None
+
+    def _artifact_present(self, rel: str) -> bool:
+        if rel not in self._present:
+            record = self._record(rel)
+            if rel in self._staged:
+                present = True
+            elif record is None:
+                live = self.root / rel
+                present = (live / "manifest.json").exists() if rel.startswith("index/") else live.is_file()
+            else:
+                present = locate(self.root, rel, record, self.state.number) is not None
+            self._present[rel] = present
+        return self._present[rel]
+
+    def _load(self, rel: str, loader):
+        if rel in self._staged:  # this writer's own pending version
+            return loader(staged_path(self.root, rel, self._staged[rel]["generation"]))
+        return load_artifact(self.root, rel, self._record(rel), loader, self.state.number)
 
     def set_extractors(self, choices: dict[str, str]) -> None:
-        """Point aspects at other extractors; their indexes are rebuilt on the next update."""
+        """Point aspects at other extractors; their indexes are rebuilt on the next update (the
+        settings are committed with it)."""
         aspects = dict(self.config.aspects)
         for aspect, name in choices.items():
             create_extractor(name)
             old = aspects.get(aspect)
             pca = old.pca_dims if old else None
             aspects[aspect] = dataclasses.replace(old, extractor=name) if old else AspectConfig(name, pca)
-        self.config = dataclasses.replace(self.config, aspects=aspects)
-        self.config.save(self.root / "collection.toml")
-        for aspect in choices:
-            self._indexes.pop(aspect, None)
+        with self.writing():
+            self.config = dataclasses.replace(self.config, aspects=aspects)
+            self._stage(SETTINGS, self.config.save, "settings")
+            for aspect in choices:
+                self._indexes.pop(aspect, None)
 
     def close(self) -> None:
         self.catalog.close()
@@ -162,17 +400,19 @@ class Collection:
         return np.asarray(ids, dtype=np.int64)[found], vectors
 
     def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
-               reindex: bool = False, reporter: Reporter = QUIET) -> dict:
+               reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False) -> dict:
         """Catalog a folder (and its metadata CSV), then extract missing features and bring every index
         up to date: the one ingest that the CLI, the API, the demo and the registries run. Returns the
-        report as ``artlens ingest --json`` prints it."""
-        report = ingest_folder(self.catalog, folder, labels, self.config.max_pixels, reporter=reporter)
-        summary: dict = {"ingest": report.as_dict()}
-        if features:
-            extraction = self.extract(reporter=reporter)
-            summary["features"] = {"computed": extraction.computed, "failed": [
-                {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
-            summary["indexes"] = self.update_indexes(rebuild=reindex)
+        report as ``artlens ingest --json`` prints it. Holds the writer lock (``wait``: queue behind
+        another writer) and commits catalog and indexes as one generation."""
+        with self.writing(wait, reporter, publish=True):
+            report = ingest_folder(self.catalog, folder, labels, self.config.max_pixels, reporter=reporter)
+            summary: dict = {"ingest": report.as_dict()}
+            if features:
+                extraction = self.extract(reporter=reporter)
+                summary["features"] = {"computed": extraction.computed, "failed": [
+                    {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
+                summary["indexes"] = self.update_indexes(rebuild=reindex)
         return summary
 
     # -- indexes --------------------------------------------------------------------------------
@@ -180,10 +420,17 @@ class Collection:
         return self.root / "index" / aspect
 
     def indexed_aspects(self) -> list[str]:
-        aspects = [a for a in self.config.aspects if (self.index_dir(a) / "manifest.json").exists()]
+        aspects = [a for a in self.config.aspects if a in self._indexes or self._artifact_present(f"index/{a}")]
         learned = LEARNED_ASPECT in self._indexes or (
-            self.head_file().exists() and (self.index_dir(LEARNED_ASPECT) / "manifest.json").exists())
+            self._artifact_present(HEAD) and self._artifact_present(f"index/{LEARNED_ASPECT}"))
         return aspects + [LEARNED_ASPECT] if learned and LEARNED_ASPECT not in aspects else aspects
+
+    def _load_index(self, aspect: str, expected_id: str) -> AspectIndex:
+        index = self._load(f"index/{aspect}", lambda path: AspectIndex.load(path, expected_id, self.config.index))
+        if index is None:
+            raise CollectionError(f"no index at {self.index_dir(aspect)}",
+                                  "run `artlens ingest DIR --collection PATH` to build it")
+        return index
 
     def index(self, aspect: str) -> AspectIndex:
         if aspect == LEARNED_ASPECT and aspect not in self._indexes and aspect not in self.config.aspects:
@@ -191,65 +438,98 @@ class Collection:
             if head is None:
                 raise CollectionError("this collection has no learned head",
                                       "train one: artlens train --collection PATH --label COLUMN (or pass --head FILE)")
-            self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), head.id, self.config.index)
+            self._indexes[aspect] = self._load_index(aspect, head.id)
         if aspect not in self._indexes:
             extractor = self.extractor(aspect)
-            self._indexes[aspect] = AspectIndex.load(self.index_dir(aspect), extractor.id, self.config.index)
+            self._indexes[aspect] = self._load_index(aspect, extractor.id)
         return self._indexes[aspect]
+
+    def load_indexes(self) -> list[str]:
+        """Load every index (and the head) now, e.g. before serving: later requests read nothing
+        from disk. Returns the indexed aspects."""
+        aspects = self.indexed_aspects()
+        for aspect in aspects:
+            self.index(aspect)
+        return aspects
 
     def fast_index(self, aspect: str, reporter: Reporter = QUIET) -> AspectIndex:
         """The aspect's index with the binary codes of fast search. Codes missing from an index built
-        before they existed are made now from its stored vectors and saved with it."""
+        before they existed are made now from its stored vectors and saved with it (as a new
+        generation, when no other writer is at work; else they are kept in memory)."""
         if not self.config.index.hash_bits:
             raise CollectionError(
                 "fast search needs binary codes, and this collection has index.hash_bits = 0",
                 "set hash_bits (e.g. 128) under [index] in collection.toml, or search without --fast",
             )
         index = self.index(aspect)
-        if index.codes is None and index.add_codes(self.config.index.hash_bits) \
-                and (self.index_dir(aspect) / "manifest.json").exists():
-            try:
-                index.save(self.index_dir(aspect))
-            except OSError as exc:  # e.g. a read-only collection: the codes stay in memory for this process
-                reporter.notice(f"could not save the fast-search codes of {aspect} ({exc}); they are kept in memory")
+        if index.codes is None and index.add_codes(self.config.index.hash_bits) and self._artifact_present(f"index/{aspect}"):
+            self._keep_codes(aspect, index, reporter)
         return index
 
-    def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None) -> dict[str, int]:
-        """Bring every aspect's index in line with the catalog and cache; returns counts per aspect."""
-        counts: dict[str, int] = {}
-        if (aspects is None or LEARNED_ASPECT in aspects) and self.head_file().exists():
-            counts[LEARNED_ASPECT] = self.attach_head(self.head())
-            self._indexes[LEARNED_ASPECT].save(self.index_dir(LEARNED_ASPECT))
-        for aspect in [a for a in aspects or list(self.config.aspects) if a in self.config.aspects]:
-            spec = self.config.aspects[aspect]
-            extractor = create_extractor(spec.extractor)
-            ids, raw = self.raw_vectors(spec.extractor)
-            folder = self.index_dir(aspect)
-            if len(ids) == 0:
-                counts[aspect] = 0
-                continue
-            index = None
-            if not rebuild and (folder / "manifest.json").exists() and aspect != "text":
-                try:
-                    index = AspectIndex.load(folder, extractor.id, self.config.index)
-                except CollectionError:
-                    index = None
-            if index is not None:
-                present = set(index.ids().tolist())
-                wanted = set(ids.tolist())
-                removed, added = present - wanted, wanted - present
-                refit = index.components is not None and len(wanted) >= 2 * index.manifest.pca_fitted_on
-                if (removed and index.manifest.kind in ("hnsw", "ivf")) or refit:  # approximate indexes cannot drop vectors in place
-                    index = None
+    def _keep_codes(self, aspect: str, index: AspectIndex, reporter: Reporter) -> None:
+        if self._depth:
+            self._stage_index(aspect, index)
+            return
+        why = "the collection is read-only" if self.read_only else "another process is writing the collection"
+        if not self.read_only and self.lock.try_acquire():
+            try:
+                if read_generation(self.root).as_dict() != self.state.as_dict():
+                    why = "the collection changed since it was opened"
                 else:
-                    index.remove(sorted(removed))
-                    mask = np.isin(ids, sorted(added))
-                    index.add(ids[mask], raw[mask])
-            if index is None:
-                index = AspectIndex.build(aspect, spec.extractor, extractor.id, ids, raw, spec.pca_dims, self.config.index)
-            index.save(folder)
-            self._indexes[aspect] = index
-            counts[aspect] = len(index)
+                    self._depth = 1
+                    self._stage_index(aspect, index)
+                    self._commit()
+                    return
+            except OSError as exc:
+                why = str(exc)
+                self._abandon()
+                self._indexes[aspect] = index
+            finally:
+                self._depth = 0
+                self.lock.release()
+                self._reading()
+        reporter.notice(f"the fast-search codes of {aspect} are kept in memory only ({why})")
+
+    def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None, wait: bool = False) -> dict[str, int]:
+        """Bring every aspect's index in line with the catalog and cache; returns counts per aspect.
+        Commits the new indexes, and the catalog as they show it, as one generation."""
+        counts: dict[str, int] = {}
+        with self.writing(wait, publish=True):
+            if (aspects is None or LEARNED_ASPECT in aspects) and self._artifact_present(HEAD):
+                counts[LEARNED_ASPECT] = self._update_learned(rebuild)
+            for aspect in [a for a in aspects or list(self.config.aspects) if a in self.config.aspects]:
+                spec = self.config.aspects[aspect]
+                extractor = create_extractor(spec.extractor)
+                ids, raw = self.raw_vectors(spec.extractor)
+                if len(ids) == 0:
+                    counts[aspect] = 0
+                    continue
+                index = None
+                if not rebuild and self._artifact_present(f"index/{aspect}") and aspect != "text":
+                    try:  # a fresh copy: the loaded one may be serving this process's readers meanwhile
+                        index = self._load(f"index/{aspect}",
+                                           lambda path: AspectIndex.load(path, extractor.id, self.config.index))
+                    except CollectionError:
+                        index = None
+                if index is not None:
+                    present = set(index.ids().tolist())
+                    wanted = set(ids.tolist())
+                    removed, added = present - wanted, wanted - present
+                    refit = index.components is not None and len(wanted) >= 2 * index.manifest.pca_fitted_on
+                    if (removed and index.manifest.kind in ("hnsw", "ivf")) or refit:  # approximate indexes cannot drop vectors in place
+                        index = None
+                    elif not removed and not added:  # unchanged: nothing to commit
+                        self._indexes.setdefault(aspect, index)
+                        counts[aspect] = len(index)
+                        continue
+                    else:
+                        index.remove(sorted(removed))
+                        mask = np.isin(ids, sorted(added))
+                        index.add(ids[mask], raw[mask])
+                if index is None:
+                    index = AspectIndex.build(aspect, spec.extractor, extractor.id, ids, raw, spec.pca_dims, self.config.index)
+                self._stage_index(aspect, index)
+                counts[aspect] = len(index)
         return counts
 
     # -- learned head ---------------------------------------------------------------------------
@@ -258,10 +538,22 @@ class Collection:
 
     def head(self):
         """The head behind the ``learned`` aspect: one attached with :meth:`attach_head`, else the
-        collection's ``heads/learned.pt``, else None."""
-        if self._head is None and self.head_file().exists():
-            self._head = load_head(self.head_file())
+        collection's ``heads/learned.pt`` (the version of its generation), else None."""
+        if self._head is None and self._artifact_present(HEAD):
+            self._head = self._load(HEAD, load_head)
         return self._head
+
+    def _update_learned(self, rebuild: bool) -> int:
+        """Re-embed the collection with its head, unless its index already holds every artwork."""
+        head = self.head()
+        if not rebuild and self._artifact_present(f"index/{LEARNED_ASPECT}"):
+            try:
+                index = self.index(LEARNED_ASPECT)
+            except CollectionError:
+                index = None
+            if index is not None and set(index.ids().tolist()) == set(self.catalog.ids()):
+                return len(index)
+        return self.attach_head(head, persist=True, save_head=False)
 
     def learned_vectors(self, head, ids: list[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Embeddings by ``head`` of the artworks (all by default) that have its input features.
@@ -269,21 +561,27 @@ class Collection:
         features = gather_features(self, head.config.inputs, ids)
         return features.ids, embed_features(head, features)
 
-    def attach_head(self, head, persist: bool = False) -> int:
+    def attach_head(self, head, persist: bool = False, save_head: bool = True) -> int:
         """Make ``head`` the ``learned`` aspect: embed and index every artwork. In memory only (a head
         from elsewhere, ``--head FILE``), or with ``persist`` saved as the collection's own head and
         index. Returns the number of artworks indexed."""
+        if persist:
+            with self.writing():  # the head and its index commit together
+                ids, vectors = self.learned_vectors(head)
+                index = AspectIndex.build(LEARNED_ASPECT, head.kind, head.id, ids, vectors, None, self.config.index)
+                if save_head:
+                    self._stage(HEAD, head.save, "file")
+                self._stage_index(LEARNED_ASPECT, index)
+                self._head = head
+            return len(index)
         ids, vectors = self.learned_vectors(head)
         index = AspectIndex.build(LEARNED_ASPECT, head.kind, head.id, ids, vectors, None, self.config.index)
-        if persist:
-            head.save(self.head_file())
-            index.save(self.index_dir(LEARNED_ASPECT))
         self._head = head
         self._indexes[LEARNED_ASPECT] = index
         return len(index)
 
     def _head_extractors(self) -> list[str]:
-        head = self.head() if self.head_file().exists() else None
+        head = self.head() if self._artifact_present(HEAD) else None
         return [s.extractor for s in head.config.inputs if s.extractor not in self.config.extractor_names()] if head else []
 
     # -- summary --------------------------------------------------------------------------------
@@ -299,6 +597,8 @@ class Collection:
         columns = self.catalog.metadata_columns()
         return {
             "collection": str(self.root),
+            "generation": self.generation,
+            "read_only": self.read_only,
             "artworks": len(self.catalog),
             "skipped": len(self.catalog.skipped()),
             "files": len(self.catalog.file_states()),
@@ -307,3 +607,16 @@ class Collection:
             "metadata_columns": columns,
             "heads": sorted(p.stem for p in (self.root / "heads").glob("*.pt")) if (self.root / "heads").exists() else [],
         }
+
+
+def _load_settings(root: Path, state: Generation) -> CollectionConfig:
+    """The settings of generation ``state``: staged by it and not yet renamed in, else the live file."""
+    record = state.artifacts.get(SETTINGS)
+    if record is not None:
+        staged = staged_path(Path(root), SETTINGS, record["generation"])
+        if staged.exists():
+            try:
+                return CollectionConfig.load(staged)
+            except (ArtlensError, OSError):  # renamed in meanwhile
+                pass
+    return CollectionConfig.load(Path(root) / SETTINGS)

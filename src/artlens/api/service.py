@@ -4,6 +4,7 @@ annotation, copyright and artist services, shared by every request of an app."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -33,6 +34,7 @@ from artlens.features import ImageExtractor, TextExtractor
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
 from artlens.search.filters import check_columns
+from artlens.storage import pointer_signature
 from artlens.thumbnails import ThumbnailCache
 
 log = logging.getLogger("artlens.api")
@@ -97,6 +99,39 @@ class QueryEngine(SearchEngine):
         return vectors
 
 
+class _Generations:
+    """Which service answers new requests: a cheap check of the collection's generation pointer per
+    request, and the next generation opened (indexes loaded) by the first request that sees it."""
+
+    def __init__(self, first: "ArtService"):
+        self.live = first
+        self._lock = threading.Lock()
+        self._failed: tuple = (None, 0.0)  # a generation that could not be opened, and when
+
+    def current(self) -> "ArtService":
+        live = self.live
+        signature = pointer_signature(live.collection.root)
+        failed, at = self._failed
+        if signature == live._signature or (signature == failed and time.monotonic() - at < 0.5) \
+                or not self._lock.acquire(blocking=False):
+            return live  # unchanged, recently failed, or being opened by another request meanwhile
+        try:
+            live = self.live
+            if signature != live._signature:
+                collection = Collection.open(live.collection.root, read_only=live.collection.read_only)
+                collection.load_indexes()
+                successor = ArtService(live.settings, collection, *live._given, previous=live)
+                successor.facet_index.facets()
+                self.live = successor
+                log.info("serving generation %d of %s", collection.generation, collection.root)
+        except ArtlensError as exc:  # e.g. a commit that another one replaced while it was opened: next time
+            self._failed = (signature, time.monotonic())
+            log.warning("could not open the new generation of %s: %s", live.collection.root, exc.message)
+        finally:
+            self._lock.release()
+        return self.live
+
+
 def thumbnail_url(artwork_id: int, size: str | None = None) -> str:
     return f"/api/artworks/{artwork_id}/thumbnail" + (f"?size={size}" if size else "")
 
@@ -107,24 +142,46 @@ def free_thumbnail_url(artwork_id: int) -> str:
 
 
 class ArtService:
+    """Everything a request needs, for one generation of the collection. ``current()`` is the
+    service of the newest committed generation: an ingest or a new head shows up on the next
+    request, and every request runs on one generation from start to end."""
+
     def __init__(self, settings: ApiSettings, collection: Collection | None = None,
-                 annotator: Annotator | None = None, copyright_checker: CopyrightChecker | None = None):
+                 annotator: Annotator | None = None, copyright_checker: CopyrightChecker | None = None,
+                 previous: "ArtService | None" = None):
         self.settings = settings
         self.collection = collection or Collection.open(settings.collection)
-        # Feature extraction uses every core: bound how many requests run it at once, and wait for it.
-        self.encoding = EncodingQueue(settings.max_concurrent_encodes, settings.max_queued_encodes)
+        # Feature extraction uses every core: bound how many requests run it at once and wait (all generations).
+        self.encoding = previous.encoding if previous else EncodingQueue(settings.max_concurrent_encodes,
+                                                                         settings.max_queued_encodes)
         self.engine = QueryEngine(self.collection, settings.query_cache_size, self.encoding)
         self.facet_index = FacetIndex(self.collection.catalog, self.collection.config.text_columns,
                                       settings.facet_max_values, settings.facet_top)
-        self.thumbnails = ThumbnailCache(settings.resolved_thumbnail_dir(), self.collection.config.max_pixels)
-        self.artists = ArtistFinder(Path(self.collection.root), settings.artist_profiles, settings.artist_head)
+        self._given = (annotator, copyright_checker)
         self._annotator = annotator
         self._copyright_checker = copyright_checker
-        self._free: Collection | None = None
         self._opening = threading.Lock()
+        self._signature = pointer_signature(self.collection.root)
+        if previous is not None:  # what does not depend on the generation carries over
+            self.thumbnails, self.artists = previous.thumbnails, previous.artists
+            self._free, self._root = previous._free, previous._root
+            return
+        thumbnails = settings.resolved_thumbnail_dir()
+        if self.collection.read_only and not settings.thumbnail_dir:  # nothing is written into it
+            thumbnails = Path(tempfile.mkdtemp(prefix="artlens-thumbnails-"))
+        self.thumbnails = ThumbnailCache(thumbnails, self.collection.config.max_pixels)
+        self.artists = ArtistFinder(Path(self.collection.root), settings.artist_profiles, settings.artist_head)
+        self._free: Collection | None = None
+        self._root = _Generations(self)
+
+    def current(self) -> "ArtService":
+        """The service of the collection's newest committed generation (this one until a writer
+        commits another; then the next request opens it, while requests under way finish on theirs)."""
+        return self._root.current()
 
     def warm_up(self) -> None:
         """Load indexes and models now rather than on the first request."""
+        self.collection.load_indexes()
         ids = self.collection.catalog.ids()
         aspects = self.engine.aspects
         if ids and aspects:

@@ -1,5 +1,11 @@
 """The SQLite catalog: one row per distinct artwork (by MD5), the files that hold it, its metadata,
-and the files that were skipped. Schema changes go through numbered migrations."""
+and the files that were skipped. Schema changes go through numbered migrations.
+
+Every artwork records the collection generation that added it and the one that removed it (rows
+are deleted only once no reader can still see them), so that a reader pinned to a generation
+(:meth:`Catalog.pin`) sees exactly the artworks that generation's indexes hold, while a writer
+catalogs the next one. Reads go through temporary views named like the tables; writes name the
+``main`` tables."""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from pathlib import Path
 
 from artlens.errors import CollectionError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # Migration i brings a catalog from version i to i + 1.
 _MIGRATIONS: list[str] = [
@@ -48,7 +54,17 @@ _MIGRATIONS: list[str] = [
         at REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE artworks ADD COLUMN added_gen INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE artworks ADD COLUMN removed_gen INTEGER;
+    """,
 ]
+
+_VIEWS = """
+    CREATE TEMP VIEW artworks AS SELECT * FROM main.artworks a WHERE {visible};
+    CREATE TEMP VIEW files AS SELECT f.* FROM main.files f JOIN main.artworks a ON a.id = f.artwork_id WHERE {visible};
+    CREATE TEMP VIEW metadata AS SELECT m.* FROM main.metadata m JOIN main.artworks a ON a.id = m.artwork_id WHERE {visible};
+"""
 
 
 @dataclass(frozen=True)
@@ -73,32 +89,47 @@ class FileState:
 class Catalog:
     """Artworks, their files and metadata in one SQLite file (WAL mode, foreign keys on)."""
 
-    def __init__(self, path: str | Path, create: bool = True):
+    def __init__(self, path: str | Path, create: bool = True, read_only: bool = False):
         self.path = Path(path)
-        if not self.path.exists() and not create:
+        self.read_only = read_only
+        self.pending_generation = 0  # the generation that artworks added or removed now belong to
+        self.generation: int | None = None  # the generation reads are pinned to (None: the writer's view)
+        if not self.path.exists() and (not create or read_only):
             raise CollectionError(
                 f"no catalog at {self.path}",
                 "run `artlens ingest DIR --collection PATH` to create the collection first",
             )
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+        if read_only:
+            self.conn = _connect_read_only(self.path)
+        else:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.conn = sqlite3.connect(str(self.path), timeout=30, check_same_thread=False)
+            self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=FULL")  # a commit is on disk before a generation names it
         self.conn.row_factory = sqlite3.Row
-        self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA foreign_keys=ON")
-        self._migrate()
+        if read_only:
+            self._check_version()
+        else:
+            self._migrate()
+        self.pin(None)
 
     # -- schema ---------------------------------------------------------------------------------
     @property
     def schema_version(self) -> int:
         return int(self.conn.execute("PRAGMA user_version").fetchone()[0])
 
-    def _migrate(self) -> None:
+    def _check_version(self) -> int:
         version = self.schema_version
         if version > SCHEMA_VERSION:
             raise CollectionError(
                 f"catalog {self.path} has schema version {version}, newer than this artlens ({SCHEMA_VERSION})",
                 "upgrade artlens (pip install -U artlens)",
             )
+        return version
+
+    def _migrate(self) -> None:
+        version = self._check_version()
         for step in range(version, SCHEMA_VERSION):
             with self.transaction():
                 self.conn.executescript("BEGIN;" + _MIGRATIONS[step] + f"PRAGMA user_version={step + 1};")
@@ -118,6 +149,34 @@ class Catalog:
     def close(self) -> None:
         self.conn.close()
 
+    # -- generations ----------------------------------------------------------------------------
+    def pin(self, generation: int | None) -> None:
+        """Read the artworks of ``generation`` (added by it or before, not removed by then), or with
+        None every artwork not removed (the writer's view, which the next generation will show)."""
+        self.generation = generation
+        if self.schema_version < 2:  # a read-only catalog from before generations: all of it
+            return
+        for name in ("artworks", "files", "metadata"):
+            self.conn.execute(f"DROP VIEW IF EXISTS temp.{name}")
+        visible = "a.removed_gen IS NULL" if generation is None else \
+            f"a.added_gen <= {int(generation)} AND (a.removed_gen IS NULL OR a.removed_gen > {int(generation)})"
+        self.conn.executescript(_VIEWS.format(visible=visible))
+
+    def pending_changes(self, published: int) -> bool:
+        """Whether artworks were added or removed since generation ``published`` showed the catalog."""
+        if self.schema_version < 2:
+            return True
+        return self.conn.execute("SELECT 1 FROM main.artworks WHERE added_gen > ? OR removed_gen > ? LIMIT 1",
+                                 (published, published)).fetchone() is not None
+
+    def purge(self, up_to: int) -> int:
+        """Delete the artworks removed by generation ``up_to`` or before: no reader of it or of a
+        later generation sees them."""
+        with self.transaction():
+            cur = self.conn.execute("DELETE FROM main.artworks WHERE removed_gen IS NOT NULL AND removed_gen <= ?",
+                                    (int(up_to),))
+        return cur.rowcount
+
     # -- files ----------------------------------------------------------------------------------
     def file_states(self, under: str | Path | None = None) -> dict[str, FileState]:
         sql, args = "SELECT path, artwork_id, size_bytes, mtime_ns FROM files", ()
@@ -131,51 +190,63 @@ class Catalog:
 
     def add_file(self, path: str, md5: str, size_bytes: int, mtime_ns: int, width: int, height: int) -> tuple[int, bool]:
         """Record a file; returns (artwork id, whether the artwork is new). Same content = same artwork."""
-        row = self.conn.execute("SELECT id FROM artworks WHERE md5 = ?", (md5,)).fetchone()
-        is_new = row is None
-        if is_new:
+        row = self.conn.execute("SELECT id, removed_gen FROM main.artworks WHERE md5 = ?", (md5,)).fetchone()
+        is_new = row is None or row[1] is not None
+        if row is None:
             cur = self.conn.execute(
-                "INSERT INTO artworks(md5, path, size_bytes, width, height, added_at) VALUES (?,?,?,?,?,?)",
-                (md5, path, size_bytes, width, height, time.time()),
+                "INSERT INTO main.artworks(md5, path, size_bytes, width, height, added_at, added_gen) VALUES (?,?,?,?,?,?,?)",
+                (md5, path, size_bytes, width, height, time.time(), self.pending_generation),
             )
             artwork_id = int(cur.lastrowid)
         else:
             artwork_id = int(row[0])
+            if row[1] is not None:  # removed, not yet purged: back again (new to readers unless still theirs)
+                added = "added_gen" if row[1] >= self.pending_generation else str(self.pending_generation)
+                self.conn.execute(f"UPDATE main.artworks SET removed_gen = NULL, added_gen = {added}, path = ? "
+                                  "WHERE id = ?", (path, artwork_id))
         self.conn.execute(
-            "INSERT OR REPLACE INTO files(path, artwork_id, size_bytes, mtime_ns) VALUES (?,?,?,?)",
+            "INSERT OR REPLACE INTO main.files(path, artwork_id, size_bytes, mtime_ns) VALUES (?,?,?,?)",
             (path, artwork_id, size_bytes, mtime_ns),
         )
-        self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
+        self.conn.execute("DELETE FROM main.skipped WHERE path = ?", (path,))
         return artwork_id, is_new
 
     def remove_files(self, paths: Iterable[str]) -> list[int]:
-        """Forget files; artworks left without any file are deleted. Returns the deleted artwork ids."""
+        """Forget files; artworks left without any file are removed (from the pending generation on).
+        Returns the removed artwork ids."""
         removed: list[int] = []
         for path in paths:
-            row = self.conn.execute("SELECT artwork_id FROM files WHERE path = ?", (path,)).fetchone()
-            self.conn.execute("DELETE FROM files WHERE path = ?", (path,))
-            self.conn.execute("DELETE FROM skipped WHERE path = ?", (path,))
+            row = self.conn.execute("SELECT artwork_id FROM main.files WHERE path = ?", (path,)).fetchone()
+            self.conn.execute("DELETE FROM main.files WHERE path = ?", (path,))
+            self.conn.execute("DELETE FROM main.skipped WHERE path = ?", (path,))
             if row is None:
                 continue
             artwork_id = int(row[0])
-            other = self.conn.execute("SELECT path FROM files WHERE artwork_id = ? LIMIT 1", (artwork_id,)).fetchone()
+            other = self.conn.execute("SELECT path FROM main.files WHERE artwork_id = ? LIMIT 1", (artwork_id,)).fetchone()
             if other is None:
-                self.conn.execute("DELETE FROM artworks WHERE id = ?", (artwork_id,))
+                self._remove_artworks([artwork_id])
                 removed.append(artwork_id)
             else:
-                self.conn.execute("UPDATE artworks SET path = ? WHERE id = ?", (other[0], artwork_id))
+                self.conn.execute("UPDATE main.artworks SET path = ? WHERE id = ?", (other[0], artwork_id))
         return removed
+
+    def _remove_artworks(self, ids: list[int]) -> None:
+        if self.schema_version < 2:
+            self.conn.executemany("DELETE FROM main.artworks WHERE id = ?", [(i,) for i in ids])
+            return
+        self.conn.executemany("UPDATE main.artworks SET removed_gen = ? WHERE id = ? AND removed_gen IS NULL",
+                              [(self.pending_generation, i) for i in ids])
 
     def drop_orphans(self) -> list[int]:
         """Delete artworks no file points to any more (a changed file got new content)."""
         ids = [int(r[0]) for r in self.conn.execute(
-            "SELECT id FROM artworks WHERE id NOT IN (SELECT artwork_id FROM files)")]
-        self.conn.executemany("DELETE FROM artworks WHERE id = ?", [(i,) for i in ids])
+            "SELECT id FROM main.artworks WHERE removed_gen IS NULL AND id NOT IN (SELECT artwork_id FROM main.files)")]
+        self._remove_artworks(ids)
         return ids
 
     def record_skipped(self, path: str, reason: str, size_bytes: int | None, mtime_ns: int | None) -> None:
         self.conn.execute(
-            "INSERT OR REPLACE INTO skipped(path, reason, size_bytes, mtime_ns, at) VALUES (?,?,?,?,?)",
+            "INSERT OR REPLACE INTO main.skipped(path, reason, size_bytes, mtime_ns, at) VALUES (?,?,?,?,?)",
             (path, reason, size_bytes, mtime_ns, time.time()),
         )
 
@@ -184,9 +255,9 @@ class Catalog:
 
     # -- metadata -------------------------------------------------------------------------------
     def set_metadata(self, artwork_id: int, fields: dict[str, str]) -> None:
-        self.conn.execute("DELETE FROM metadata WHERE artwork_id = ?", (artwork_id,))
+        self.conn.execute("DELETE FROM main.metadata WHERE artwork_id = ?", (artwork_id,))
         self.conn.executemany(
-            "INSERT INTO metadata(artwork_id, key, value) VALUES (?,?,?)",
+            "INSERT INTO main.metadata(artwork_id, key, value) VALUES (?,?,?)",
             [(artwork_id, k, str(v)) for k, v in fields.items() if v not in (None, "")],
         )
 
@@ -263,3 +334,15 @@ class Catalog:
         """(id, md5, path) of every artwork, by id."""
         for r in self.conn.execute("SELECT id, md5, path FROM artworks ORDER BY id"):
             yield int(r[0]), r[1], r[2]
+
+
+def _connect_read_only(path: Path) -> sqlite3.Connection:
+    """A connection that never writes: ``mode=ro``, or ``immutable=1`` where SQLite cannot even make
+    the shared-memory file a WAL reader needs (a read-only mount)."""
+    uri = path.resolve().as_uri()
+    try:
+        conn = sqlite3.connect(f"{uri}?mode=ro", uri=True, check_same_thread=False)
+        conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+        return conn
+    except sqlite3.OperationalError:
+        return sqlite3.connect(f"{uri}?immutable=1", uri=True, check_same_thread=False)

@@ -17,6 +17,7 @@ from artlens.catalog.metadata import MetadataTable, read_metadata
 from artlens.errors import CollectionError, ImageDecodeError, MetadataError
 from artlens.imaging import IMAGE_SUFFIXES, load_image
 from artlens.progress import QUIET, Reporter
+from artlens.storage import boundary
 
 # Files that commonly sit beside images and are not meant as artworks: not reported as skipped.
 _QUIET_SUFFIXES = {".csv", ".tsv", ".md", ".txt", ".json", ".toml", ".yaml", ".yml", ".db", ".sqlite", ".npz"}
@@ -32,6 +33,7 @@ class IngestReport:
     removed: int = 0  # artworks dropped because their files are gone
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     missing_from_csv: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the metadata CSV had that was ignored or conflicting
     removed_ids: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict:
@@ -39,7 +41,7 @@ class IngestReport:
             "scanned": self.scanned, "added": self.added, "updated": self.updated, "unchanged": self.unchanged,
             "duplicates": self.duplicates, "removed": self.removed,
             "skipped": [{"path": p, "reason": r} for p, r in self.skipped],
-            "missing_from_csv": self.missing_from_csv,
+            "missing_from_csv": self.missing_from_csv, "notes": self.notes,
         }
 
 
@@ -95,7 +97,7 @@ def ingest_folder(
             f"no image files ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}",
             "point `artlens ingest` at a folder that holds artwork images",
         )
-    report = IngestReport(scanned=len(images))
+    report = IngestReport(scanned=len(images), notes=list(table.notes) if table is not None else [])
     report.skipped += [(str(p), "not an image file type") for p in others]
 
     metadata: dict[str, dict[str, str]] = {}
@@ -115,6 +117,7 @@ def ingest_folder(
 
     known = catalog.file_states(under=folder)
     skipped_before = catalog.skipped_states()
+    reasons = dict(catalog.skipped())
     seen: set[str] = {str(p) for p in others}
     with catalog.transaction():
         for path in others:
@@ -126,7 +129,8 @@ def ingest_folder(
                 key = str(path)
                 seen.add(key)
                 _ingest_file(catalog, path, known.get(key), skipped_before.get(key), metadata.get(key), table is not None,
-                             max_pixels, report)
+                             max_pixels, report, reasons.get(key))
+        boundary("catalog-batch")
         bar.update(min(batch_size, len(images) - start))
     bar.close()
     with catalog.transaction():
@@ -139,12 +143,14 @@ def ingest_folder(
     return report
 
 
-def _ingest_file(catalog, path: Path, state, skipped_state, fields, has_table: bool, max_pixels: int, report: IngestReport):
+def _ingest_file(catalog, path: Path, state, skipped_state, fields, has_table: bool, max_pixels: int, report: IngestReport,
+                 reason_before: str | None = None):
     key = str(path)
     try:
         st = path.stat()
-    except OSError as exc:
+    except OSError as exc:  # e.g. a link to nothing: recorded like any skip, so `stats` counts what ingest reported
         report.skipped.append((key, f"cannot read file: {exc.strerror}"))
+        catalog.record_skipped(key, f"cannot read file: {exc.strerror}", None, None)
         return
     if state is not None and state.size_bytes == st.st_size and state.mtime_ns == st.st_mtime_ns:
         report.unchanged += 1
@@ -152,17 +158,20 @@ def _ingest_file(catalog, path: Path, state, skipped_state, fields, has_table: b
             catalog.set_metadata(state.artwork_id, fields)
         return
     if skipped_state is not None and skipped_state == (st.st_size, st.st_mtime_ns):
-        report.skipped.append((key, next((r for p, r in catalog.skipped() if p == key), "unreadable")))
+        report.skipped.append((key, reason_before or "unreadable"))
         return
     if st.st_size == 0:
         _skip(catalog, report, key, "empty file", st)
         return
     try:
         image = load_image(path, max_pixels=max_pixels)
+        md5 = file_md5(path)
     except ImageDecodeError as exc:
         _skip(catalog, report, key, exc.message.removeprefix(f"{key}: "), st)  # the report names the path
         return
-    md5 = file_md5(path)
+    except OSError as exc:  # unreadable (permissions, a vanished file)
+        _skip(catalog, report, key, f"cannot read file: {exc.strerror or exc}", st)
+        return
     artwork_id, is_new = catalog.add_file(key, md5, st.st_size, st.st_mtime_ns, image.width, image.height)
     if state is not None:
         report.updated += 1

@@ -248,6 +248,26 @@ class _Resolver:
         return full
 
 
+def _note_duplicate(line: int, fields: dict[str, str], first: tuple[int, dict[str, str]], value: str,
+                    duplicates: list[int], conflicts: list[str]) -> None:
+    """A second row for an image is ignored; when it disagrees with the first, that is reported too."""
+    duplicates.append(line)
+    first_line, first_fields = first
+    differ = sorted(k for k in set(fields) | set(first_fields) if fields.get(k) != first_fields.get(k))
+    if not differ:
+        return
+    shown = "; ".join(f"{k} {first_fields.get(k, '')!r} vs {fields.get(k, '')!r}" for k in differ[:3])
+    conflicts.append(f"{value} (line {first_line} vs {line}: {shown})")
+
+
+def _conflicts_notes(conflicts: list[str], limit: int = 5) -> list[str]:
+    if not conflicts:
+        return []
+    shown = ", ".join(conflicts[:limit]) + (", ..." if len(conflicts) > limit else "")
+    return [f"{_plural(len(conflicts), 'image')} listed twice with different metadata; the first row was kept "
+            f"for each: {shown}"]
+
+
 def _duplicates_note(lines: list[int]) -> str:
     return f"{_plural(len(lines), 'duplicate row')} for an image already listed ignored ({_lines(lines)})"
 
@@ -317,8 +337,9 @@ def read_metadata(
         raise MetadataError(f"{path}: the header has no rows under it", "add one row per image")
 
     rows: list[MetadataRow] = []
-    seen: set[Path] = set()
+    seen: dict[Path, tuple[int, dict[str, str]]] = {}
     duplicates: list[int] = []
+    conflicts: list[str] = []
     empty_path: list[int] = []
     ragged: list[int] = []
     width = len(names)
@@ -330,15 +351,15 @@ def read_metadata(
             empty_path.append(line)
             continue
         full = resolve(value)
-        if full in seen:
-            duplicates.append(line)
-            continue
-        seen.add(full)
         fields = {
             name: cell.strip()
             for i, (name, cell) in enumerate(zip(names, cells))
             if i != path_col and cell.strip()
         }
+        if full in seen:
+            _note_duplicate(line, fields, seen[full], value, duplicates, conflicts)
+            continue
+        seen[full] = (line, fields)
         rows.append(MetadataRow(full, fields))
 
     if not rows:
@@ -349,6 +370,7 @@ def read_metadata(
     notes: list[str] = []
     if duplicates:
         notes.append(_duplicates_note(duplicates))
+    notes += _conflicts_notes(conflicts)
     if empty_path:
         notes.append(
             f"{_plural(len(empty_path), 'row')} without an image path skipped ({_lines(empty_path)})"
@@ -368,16 +390,17 @@ def _read_wikiart(records: list[tuple[int, list[str]]], source: Path, base: Path
     label_col = f"{kind}_class" if kind else "class"
     resolve = _Resolver(base)
     rows: list[MetadataRow] = []
-    seen: set[Path] = set()
+    seen: dict[Path, tuple[int, dict[str, str]]] = {}
     duplicates: list[int] = []
+    conflicts: list[str] = []
     for line, cells in records:
         cells = [c for c in cells if c.strip()]
         rel, label = cells[0].strip(), cells[1].strip()
         full = resolve(rel)
         if full in seen:
-            duplicates.append(line)
+            _note_duplicate(line, {label_col: label}, (seen[full][0], {label_col: seen[full][1][label_col]}), rel,
+                            duplicates, conflicts)
             continue
-        seen.add(full)
         parts = _normalise_rel(rel).parts
         fields: dict[str, str] = {}
         if len(parts) >= 2:
@@ -390,8 +413,8 @@ def _read_wikiart(records: list[tuple[int, list[str]]], source: Path, base: Path
             if artist:
                 fields["artist"] = artist
         fields[label_col] = label
+        seen[full] = (line, fields)
         rows.append(MetadataRow(full, fields))
-    notes = ()
-    if duplicates:
-        notes = (_duplicates_note(duplicates),)
+    notes = (_duplicates_note(duplicates),) if duplicates else ()
+    notes += tuple(_conflicts_notes(conflicts))
     return MetadataTable(source, "wikiart", ("style", "artist", label_col), tuple(rows), notes)

@@ -169,6 +169,10 @@ def _one_suggestion(exc) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     click_errors = _click_exception_types()
+    if os.environ.get("ARTLENS_CRASH_AT"):  # crash tests: kill this process at a named write boundary
+        from artlens.storage import inject_faults
+
+        inject_faults(os.environ["ARTLENS_CRASH_AT"])
     try:
         result = app(args=argv, prog_name="artlens", standalone_mode=False)
     except ArtlensError as exc:

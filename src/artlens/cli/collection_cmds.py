@@ -64,12 +64,16 @@ def ingest(
         help="Set an aspect's extractor, e.g. style=gramcos-block3 (repeatable; see `artlens stats`).",
     ),
     as_json: bool = json_option("Print the ingest report as one JSON object: ingest, features, indexes."),
+    wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
+                              "to finish (default: stop with an error naming it)."),
     quiet: bool = quiet_option(),
 ):
     """Add a folder of images (and metadata) to a collection, extract features and index them.
 
     Re-running is incremental: only new or changed files are read, removed files are dropped, and an
-    interrupted run resumes. Corrupt or unreadable files are skipped and listed in the report.
+    interrupted run resumes. Corrupt or unreadable files are skipped and listed in the report. One
+    process writes a collection at a time; searches and servers keep reading the previous state
+    until the new one is complete.
     """
     from artlens.catalog.ingest import check_ingest_inputs
     from artlens.errors import ArtlensError
@@ -80,10 +84,12 @@ def ingest(
     root = collection or default_collection()
     created = _entries_before_creating(root)
     coll = open_collection(root, create=True)
+    reporter = Reporter(not quiet)
     try:
-        if extractors:
-            coll.set_extractors(dict(e.split("=", 1) for e in extractors))
-        summary = coll.ingest(folder, labels, features=not no_features, reindex=reindex, reporter=Reporter(not quiet))
+        with coll.writing(wait=wait, reporter=reporter):  # new extractors commit with their indexes
+            if extractors:
+                coll.set_extractors(dict(e.split("=", 1) for e in extractors))
+            summary = coll.ingest(folder, labels, features=not no_features, reindex=reindex, reporter=reporter)
     except ArtlensError:
         if created is not None and len(coll.catalog) == 0:
             coll.close()
@@ -102,6 +108,8 @@ def ingest(
         out.print(f"  skipped {item['path']}: {item['reason']}", markup=False)
     if len(r["skipped"]) > 20:
         out.print(f"  ... and {len(r['skipped']) - 20} more (see `artlens stats --json`)")
+    for note in r["notes"]:
+        out.print(f"  {labels}: {note}", markup=False)
     if r["missing_from_csv"]:
         out.print(f"  {len(r['missing_from_csv'])} CSV rows name files that do not exist, e.g. {r['missing_from_csv'][0]}",
                   markup=False)

@@ -40,13 +40,16 @@ def train(
                                         f"(0: train on all but the val split; default: {DEFAULTS.test_fraction:g})."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
     collection: Path = collection_option(),
+    wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
+                              "to finish (default: stop with an error naming it)."),
     as_json: bool = typer.Option(False, "--json", help="Print a JSON summary: head, counts, best val, test scores."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ):
     """Train a head over cached features and index the collection with it (the `learned` aspect).
 
     Writes COLLECTION/heads/learned.pt with its per-epoch metrics (.metrics.json) and curves
-    (.curves.png), and index/learned/. The split (a `split` column, else stratified and seeded) is
+    (.curves.png), and index/learned/ (committed together: searches see the old head and index or
+    the new ones, never a mix). The split (a `split` column, else stratified and seeded) is
     stored with the head; test scores come from artworks it never saw.
     """
     from artlens.settings import with_changes
@@ -56,7 +59,9 @@ def train(
                                      "patience": patience, "seed": seed, "test_fraction": test_fraction})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
     coll = open_collection(collection)
-    run = train_learned_aspect(coll, label, names, config, out, extract, Reporter(not quiet))
+    reporter = Reporter(not quiet)
+    with coll.writing(wait=wait, reporter=reporter):  # one writer; the head and its index commit together
+        run = train_learned_aspect(coll, label, names, config, out, extract, reporter)
     summary = run.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -1,8 +1,10 @@
 """One aspect's index: an optional PCA fitted on the collection, L2 normalisation, and a FAISS
 inner-product index (exact flat, or HNSW for large collections) keyed by artwork id.
 
-On disk a folder holds ``index.faiss``, ``transform.npz`` and ``manifest.json``; a new version is
-written beside the old one and swapped in with renames, so a reader never sees half an index.
+On disk a folder holds ``index.faiss``, ``transform.npz``, ``hasher.npz`` / ``codes.npz`` and
+``manifest.json`` (written last); a new version is written as a complete new folder (fsynced), which
+a collection commits with its other artifacts (:mod:`artlens.storage`), so a reader never sees half
+an index.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import numpy as np
 
 from artlens.config import IndexConfig
 from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.files import write_arrays, write_text
 from artlens.hashing import HammingIndex, ITQHasher, hamming_distances, load_hasher
+from artlens.storage import durable_rename, seal_folder
 from artlens.vectors import l2_normalise
 
 INDEX_SCHEMA_VERSION = 1
@@ -39,6 +43,7 @@ class IndexManifest:
     built_at: float
     schema_version: int = INDEX_SCHEMA_VERSION
     hash_bits: int = 0  # length of the binary codes kept for fast search (0: none)
+    generation: int = 0  # the collection generation that wrote it (see artlens.storage)
 
 
 class AspectIndex:
@@ -195,28 +200,41 @@ class AspectIndex:
         return scores, out
 
     # -- persistence ----------------------------------------------------------------------------
+    def write(self, folder: str | Path) -> Path:
+        """Write the index as a complete new folder (which must not exist): every file written,
+        0644 and fsynced before this returns. A collection stages its indexes so and commits them."""
+        folder = Path(folder)
+        folder.mkdir(parents=True)
+        faiss.write_index(self.index, str(folder / "index.faiss"))
+        if self.components is not None:
+            write_arrays(folder / "transform.npz", mean=self.mean, components=self.components)
+        if self.codes is not None:
+            self.hasher.save(folder / "hasher.npz")
+            self.codes.save(folder / "codes.npz")
+        write_text(json.dumps(asdict(self.manifest), indent=2), folder / "manifest.json")  # last: marks it complete
+        seal_folder(folder)
+        return folder
+
     def save(self, folder: str | Path) -> None:
-        """Write atomically: a complete new folder is swapped in with renames."""
+        """Replace the index folder ``folder`` on its own: a complete new folder is written beside it
+        and renamed in (the collection commits several indexes at once through its generations
+        instead). Temporaries of an earlier save cut short are removed first."""
         folder = Path(folder)
         folder.parent.mkdir(parents=True, exist_ok=True)
+        for stale in folder.parent.glob(f".{folder.name}.*"):
+            if stale.name.startswith((f".{folder.name}.tmp-", f".{folder.name}.old-")):
+                shutil.rmtree(stale, ignore_errors=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.tmp-", dir=folder.parent))
+        tmp.rmdir()
         try:
-            tmp.chmod(0o755)
-            faiss.write_index(self.index, str(tmp / "index.faiss"))
-            if self.components is not None:
-                np.savez(tmp / "transform.npz", mean=self.mean, components=self.components)
-            if self.codes is not None:
-                self.hasher.save(tmp / "hasher.npz")
-                self.codes.save(tmp / "codes.npz")
-            (tmp / "manifest.json").write_text(json.dumps(asdict(self.manifest), indent=2))
+            self.write(tmp)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
-        old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
-        old.rmdir()  # a free name for the old folder
+        old = tmp.with_name(tmp.name.replace(".tmp-", ".old-"))
         if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
+            durable_rename(folder, old)
+        durable_rename(tmp, folder)
         shutil.rmtree(old, ignore_errors=True)
 
     @classmethod
@@ -240,8 +258,8 @@ class AspectIndex:
             )
         mean = components = None
         if (folder / "transform.npz").exists():
-            t = np.load(folder / "transform.npz")
-            mean, components = t["mean"], t["components"]
+            with np.load(folder / "transform.npz") as t:
+                mean, components = t["mean"], t["components"]
         index = faiss.read_index(str(folder / "index.faiss"))
         if manifest.kind == "ivf":
             ivf = faiss.extract_index_ivf(index)

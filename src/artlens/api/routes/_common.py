@@ -12,7 +12,7 @@ MAX_ID = 2**63 - 1  # SQLite's integer range
 
 
 def service(request: Request) -> ArtService:
-    return request.app.state.service
+    return request.app.state.service.current()  # the newest generation of the collection
 
 
 def errors(*codes: int) -> dict:
