@@ -325,7 +325,12 @@ class Portal:
         and ``members`` (name, status, ms, count). ``described``: the ``query`` of the answer."""
         start = time.perf_counter()
         await self.ensure_infos()
-        chosen = self.resolve_weights(query, weights, aspect)
+        try:
+            chosen = self.resolve_weights(query, weights, aspect)
+        except ArtlensError:
+            if self.member_aspects():
+                raise
+            chosen = {}  # no member on the federation's head has answered yet: the statuses say why
         base = {"protocol": PROTOCOL, "head_id": self.head_id(), "k": int(k), "weights": chosen, "fast": bool(fast),
                 **query.payload()}
         filters = {c: list(v) for c, v in (filters or {}).items()}
