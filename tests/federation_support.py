@@ -7,14 +7,18 @@ from __future__ import annotations
 import csv
 import shutil
 import socket
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import torch
 
+from artlens.api import ApiSettings, create_app
+from artlens.api.routes.federation import install_member
+from artlens.api.server import BackgroundServer
 from artlens.collection import Collection
 from artlens.features import create_extractor
-from artlens.federation import token_sha256
+from artlens.federation import Member, MemberEntry, load_member_settings, token_sha256
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import gather_features
 
@@ -85,3 +89,26 @@ def write_member_toml(path: Path, name: str, head: Path, tokens: Sequence[str], 
 def write_members_toml(path: Path, members: Sequence[tuple[str, str, str]]) -> Path:
     path.write_text("".join(f'[[member]]\nname = "{n}"\nurl = "{u}"\ntoken = "{t}"\n\n' for n, u, t in members))
     return path
+
+
+@contextmanager
+def running_members(folder: Path, labels: Path, tiny_collection: Collection, root: Path, token: str,
+                    sharing: Sequence[int] = (2,)) -> Iterator[dict]:
+    """Three members over a split of the tiny collection, each a real server on 127.0.0.1 in a
+    thread (those in ``sharing`` share liked works' vectors), and the whole collection with the head:
+    {"entries", "head", "whole", "collections", "root"}."""
+    whole = Collection.open(shutil.copytree(tiny_collection.root, root / "whole"))
+    head = make_head(whole, root / "head.pt")
+    collections = split_collection(folder, labels, whole, root)
+    entries = []
+    with ExitStack() as stack:
+        for i, coll in enumerate(collections):
+            toml = write_member_toml(root / f"member-{i}.toml", f"Museum {i}", root / "head.pt", [token],
+                                     share_liked_vectors=i in sharing)
+            app = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
+            svc = app.state.service
+            install_member(app, Member.open(coll, load_member_settings(toml), thumbnails=svc.thumbnails,
+                                            facets=lambda svc=svc: svc.facets()["facets"]))
+            entries.append(MemberEntry(f"Museum {i}", stack.enter_context(BackgroundServer(app)), token))
+        whole.attach_head(head)
+        yield {"entries": entries, "head": head, "whole": whole, "collections": collections, "root": root}

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 
 import httpx
 import numpy as np
@@ -17,21 +16,16 @@ from fastapi.responses import PlainTextResponse
 from federation_support import (
     EXPOSE,
     make_head,
-    split_collection,
-    write_member_toml,
+    running_members,
     write_members_toml,
 )
 
-from artlens.api import ApiSettings, create_app
 from artlens.api.portal import create_portal_app
-from artlens.api.routes.federation import install_member
 from artlens.api.server import BackgroundServer
 from artlens.api.settings import PortalSettings
 from artlens.cli import main
-from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.federation import (
-    Member,
     MemberEntry,
     Portal,
     load_member_settings,
@@ -46,26 +40,9 @@ TOKEN = "portal-token-1"
 @pytest.fixture(scope="module")
 def federation(tiny_folder, tiny_collection, tmp_path_factory):
     """Three members (the third shares liked works' vectors), their collections, the head, the whole."""
-    root = tmp_path_factory.mktemp("federation")
     folder, labels = tiny_folder
-    whole = Collection.open(shutil.copytree(tiny_collection.root, root / "whole"))
-    head = make_head(whole, root / "head.pt")
-    collections = split_collection(folder, labels, whole, root)
-    servers, entries = [], []
-    for i, coll in enumerate(collections):
-        toml = write_member_toml(root / f"member-{i}.toml", f"Museum {i}", root / "head.pt", [TOKEN],
-                                 share_liked_vectors=(i == 2))
-        app = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
-        svc = app.state.service
-        install_member(app, Member.open(coll, load_member_settings(toml), thumbnails=svc.thumbnails,
-                                        facets=lambda svc=svc: svc.facets()["facets"]))
-        server = BackgroundServer(app)
-        entries.append(MemberEntry(f"Museum {i}", server.__enter__(), TOKEN))
-        servers.append(server)
-    whole.attach_head(head)
-    yield {"entries": entries, "head": head, "whole": whole, "folder": folder, "root": root, "collections": collections}
-    for server in servers:
-        server.__exit__(None)
+    with running_members(folder, labels, tiny_collection, tmp_path_factory.mktemp("federation"), TOKEN) as running:
+        yield {**running, "folder": folder}
 
 
 def run(coro):
