@@ -52,6 +52,7 @@ from artlens.federation import (
     load_member_settings,
     token_sha256,
 )
+from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import gather_features
 from artlens.progress import Reporter
 from artlens.search import SearchEngine
@@ -188,8 +189,6 @@ def synthetic_member(root: Path, n: int, seed: int, head_path: Path | None) -> C
 
 
 def fitted_head(coll: Collection, path: Path):
-    from artlens.models import HeadConfig, InputSpec, create_head
-
     specs = []
     for name in ("effnet-lite0", "gram-block4+block5", "colour-hist"):
         ex = create_extractor(name)
