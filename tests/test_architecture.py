@@ -27,7 +27,7 @@ LAYERS: list[set[str]] = [  # lowest first
     {"index"},
     {"collection"},
     {"federated", "search"},
-    {"recommend", "annotation", "copyright", "artists", "study"},
+    {"recommend", "annotation", "copyright", "artists", "study", "federation"},
     {"reports"},
     {"api", "web"},
     {"cli"},

@@ -99,3 +99,22 @@ class ApiSettings:
 
     def resolved_study_dir(self) -> Path:
         return Path(self.study_dir) if self.study_dir else Path(self.collection) / "study"
+
+
+@dataclass(frozen=True)
+class PortalSettings:
+    """What ``artlens portal`` serves: the federation of ``members`` (MEMBERS.toml), searched in the
+    space of ``head`` (without one, the head most members report, over pretrained aspects only),
+    each member given ``timeout`` seconds to answer, and the limits it enforces on requests."""
+
+    members: Path
+    head: Path | None = None
+    timeout: float = 2.0
+    title: str = "artlens federation"
+    max_upload_bytes: int = 20 * 1024 * 1024
+    max_upload_pixels: int = 40_000_000
+    default_k: int = 24
+    max_k: int = 200
+    max_liked: int = 100
+    query_cache_size: int = 128
+    serve_page: bool = True

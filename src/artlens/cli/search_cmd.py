@@ -51,8 +51,12 @@ def search(
                          "features the collection lacks are extracted and cached first)."),
     fast: bool = typer.Option(False, "--fast", help="Shortlist by Hamming distance on binary codes, then re-rank "
                               "by exact cosine: faster on very large collections, may miss a few neighbours."),
+    members: Path = typer.Option(None, "--members", help="Search every member of a federation instead of a collection "
+                                 "(MEMBERS.toml, as `artlens portal` reads it; --head is then the federation's head)."),
+    timeout: float = typer.Option(None, "--timeout", help="With --members: seconds each member has to answer (default: 2.0)."),
     collection: Path = collection_option(),
-    as_json: bool = json_option("Print one JSON object: query, weights, results[id, score, aspects, ...]."),
+    as_json: bool = json_option("Print one JSON object: query, weights, results[id, score, aspects, ...] "
+                                "(with --members also institution per hit, and members[name, status, ms, count])."),
 ):
     """Find the artworks most similar to an image, a text or an artwork.
 
@@ -63,6 +67,18 @@ def search(
 
     if image is not None and not image.exists():
         raise ArtlensError(f"query image {image} does not exist", "check the path given to --image")
+    if members is not None:
+        if collection is not None:
+            raise ArtlensError("give --members or --collection, not both", "--members searches every member's collection")
+        from artlens.cli.portal_cmd import federated_search, print_federated
+
+        answer = federated_search(members, head, timeout, image, text, k, aspect, parse_weights(weights),
+                                  parse_filters(filters), fast)
+        if as_json:
+            print_json(answer)
+        else:
+            print_federated(answer)
+        return
     coll = open_collection(collection)
     if head is not None:
         from artlens.models import load_head

@@ -82,6 +82,8 @@ def serve(
                                                                            "(repeatable; default: none)."),
     ssl_certfile: Path = tls_option("certfile"),
     ssl_keyfile: Path = tls_option("keyfile"),
+    member: Path = typer.Option(None, "--member", help="MEMBER.toml: make this server a federation member, searched by "
+                                "portals under /api/federation/ (see docs/federation.md)."),
 ):
     """Serve the web page and REST API of a collection (search by image, text, artwork or liked works;
     find an artist from published style profiles, see --profiles). The study served at /study is
@@ -104,6 +106,11 @@ def serve(
         from artlens.models import load_head
 
         load_head(head)
+    member_settings = None
+    if member is not None:  # a malformed MEMBER.toml is a one-line error before anything loads
+        from artlens.federation import load_member_settings
+
+        member_settings = load_member_settings(member)
     settings = ApiSettings.from_env(
         coll.root, thumbnail_dir=thumbnails, max_upload_bytes=max_upload_mb * 2**20 if max_upload_mb else None,
         copyright_registry=registry, copyright_free=free, artist_profiles=profiles, artist_head=head)
@@ -113,6 +120,15 @@ def serve(
                                        "access__frame_ancestors": tuple(frame_ancestor) if frame_ancestor else None})
     console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
     app = create_app(settings, collection=coll, warm_up=False)
+    if member_settings is not None:
+        from artlens.api.routes.federation import install_member
+        from artlens.federation import Member
+        from artlens.progress import Reporter
+
+        service = app.state.service
+        install_member(app, Member.open(coll, member_settings, Reporter(progress=False), thumbnails=service.thumbnails,
+                                        facets=lambda: service.facets()["facets"]))
+        console.print(f"Federation member {member_settings.name!r} on head {app.state.member.head_id}")
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
     warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile or ssl_keyfile else {}

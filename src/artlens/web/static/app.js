@@ -280,6 +280,7 @@ function signIn() {
 
   // -- queries ------------------------------------------------------------------------------------
   function setQuery(query) {
+    if (query.kind === "browse") renderMembers(null);
     if (state.query.kind === "image" && state.query.url && query.kind !== "image") URL.revokeObjectURL(state.query.url);
     state.query = query;
     state.answer = null;
@@ -338,6 +339,7 @@ function signIn() {
       showNotice(answer.results.length ? null : "Nothing matches this query with these filters. Try removing a filter.", "empty");
       renderCards(answer.results);
       renderHead();
+      renderMembers(answer);
     } catch (err) {
       if (seq !== state.seq) return;
       if (err.status === 404 && q.kind === "image" && q.uploadId) { q.uploadId = null; return search(); }
@@ -372,11 +374,21 @@ function signIn() {
   }
 
   // -- rendering ----------------------------------------------------------------------------------
+  /** On a portal: which institutions answered this search ("3 of 4 institutions answered; …"). */
+  function renderMembers(answer) {
+    const line = $("members-line");
+    if (!answer || !answer.members) { line.hidden = true; return; }
+    line.textContent = answer.line || `${answer.answered} of ${answer.asked} institutions answered`;
+    line.classList.toggle("partial", answer.answered < answer.asked);
+    line.title = answer.members.map((m) => `${m.name}: ${m.status}, ${m.count} hits, ${Math.round(m.ms)} ms${m.detail ? ` (${m.detail})` : ""}`).join("\n");
+    line.hidden = false;
+  }
+
   function renderHead() {
     const q = state.query;
     const a = state.answer;
     const n = state.results.length;
-    let title = "Explore the collection";
+    let title = state.stats && state.stats.portal ? "Explore the federation" : "Explore the collection";
     let meta = "";
     if (q.kind === "browse") {
       meta = `${state.browse.total.toLocaleString()} artworks${activeFilterCount() ? " match the filters" : ""}`;
@@ -426,6 +438,7 @@ function signIn() {
       el("div", { class: "body" },
         el("div", { class: "title", title }, title),
         el("div", { class: "sub" }, byline(meta) || "\u00a0"),
+        hit.institution ? el("span", { class: "institution", "data-testid": "institution", title: `From ${hit.institution}` }, hit.institution) : null,
         withScores ? scoreBars(hit.aspects, weights) : null,
         el("div", { class: "foot" },
           withScores ? el("span", { class: "score", title: "Weighted mix of the aspect scores" }, `score ${hit.score.toFixed(3)}`) : el("span"),
@@ -565,7 +578,8 @@ function signIn() {
     const title = titleOf(meta, id);
     const shown = new Set(["title", "description"]);
     const rows = Object.entries(meta).filter(([k]) => !shown.has(k));
-    rows.push(["size", `${art.width} × ${art.height} px`]);
+    if (art.width && art.height) rows.push(["size", `${art.width} × ${art.height} px`]);
+    if (art.institution) rows.unshift(["institution", art.institution]);
     const current = hit || state.results.find((h) => h.id === id);
     const like = el("button", { type: "button", class: "btn", "data-like": String(id), onclick: () => toggleLike(id, meta, art.thumbnail) },
       isLiked(id) ? "♥ Liked" : "♡ Like");
