@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [  # lowest first
     {"collection"},
     {"federated", "search"},
     {"recommend", "annotation", "copyright", "artists", "study"},
+    {"privacy"},
     {"reports"},
     {"api", "web"},
     {"cli"},
