@@ -13,11 +13,22 @@ from feature_collections import make_feature_collection
 
 from artlens.errors import ArtlensError
 from artlens.models import HeadShape, load_head
-from artlens.privacy import AuditConfig, audit_head, audit_profiles, lira_scores, membership_roc
+from artlens.privacy import (
+    AuditConfig,
+    audit_head,
+    audit_profiles,
+    lira_scores,
+    membership_roc,
+)
 from artlens.train.config import TrainConfig
 from artlens.train.loop import train_head
 from artlens.train.privacy import DPPlan, PrivateStepper, epsilon_spent
-from artlens.train.run import build_head, labelled_features, split_features, train_collection_head
+from artlens.train.run import (
+    build_head,
+    labelled_features,
+    split_features,
+    train_collection_head,
+)
 
 SPLITS = {0: "train", 1: "train", 2: "val", 3: "test", 4: "test"}  # 40 % members, 40 % non-members, 20 % val
 # a wide, unregularised head trained long on few noisy artworks: it memorises its training split
@@ -187,3 +198,24 @@ def test_cli_eval_privacy_json_and_report(noisy, memorised, tmp_path, capsys):
     assert main(["eval", "privacy", "-c", str(noisy.root), "--head", str(tmp_path / "head.pt"),
                  "--profiles", str(tmp_path / "nothing.json"), "--artist-column", "artist"]) == 2
     assert "no profile file" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_path):
+    pytest.importorskip("flwr")
+    from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.simulation import simulate
+    from artlens.settings import with_changes
+
+    coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=25,
+                                   extractors=("colour-hist",))
+    coll.close()
+    config = with_changes(FederatedConfig(rounds=2, local_epochs=2, features=("colour-hist",)),
+                          {"training__dp_records": 4.0})
+    result = simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+    spent = result.head.info["privacy"]
+    assert spent["level"] == "record" and 0 < spent["epsilon"] <= 4.0
+    assert set(spent["per_institution"]) == {"baroque", "cubism", "impressionism"}
+    assert result.summary["record_epsilon"] == spent["epsilon"] and result.summary["map"] is not None
+    with pytest.raises(ArtlensError, match="fedprox"):
+        config.replace(strategy="fedprox")
