@@ -219,3 +219,18 @@ def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_pa
     assert result.summary["record_epsilon"] == spent["epsilon"] and result.summary["map"] is not None
     with pytest.raises(ArtlensError, match="fedprox"):
         config.replace(strategy="fedprox")
+
+
+def test_cli_train_dp_records_trains_ce_and_reports_epsilon(tmp_path, capsys):
+    from artlens.cli import main
+
+    coll = make_feature_collection(tmp_path / "c", per_class=15, extractors=("colour-hist",))
+    coll.close()
+    code = main(["train", "-c", str(tmp_path / "c"), "-l", "style", "--features", "colour-hist", "--epochs", "2",
+                 "--dp-records", "2", "-q", "--json"])
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["loss"] == "ce" and 0 < summary["privacy"]["epsilon"] <= 2.0
+    assert load_head(tmp_path / "c" / "heads" / "learned.pt").info["privacy"]["epsilon"] == summary["privacy"]["epsilon"]
+    metrics = json.loads((tmp_path / "c" / "heads" / "learned.metrics.json").read_text())
+    assert "privacy" in json.dumps(metrics)
