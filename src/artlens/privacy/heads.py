@@ -33,6 +33,7 @@ from artlens.progress import QUIET, Reporter
 from artlens.settings import from_dict
 from artlens.train.config import TrainConfig
 from artlens.train.loop import cpu_threads, train_head
+from artlens.train.privacy import PER_EXAMPLE_LOSSES
 from artlens.train.run import labelled_features, score_head
 from artlens.train.split import collection_split
 
@@ -100,6 +101,8 @@ def audit_head(collection, head, config: AuditConfig = AuditConfig(), reporter: 
     recipe = head_recipe(head)
     if config.shadow_epochs:
         recipe = dataclasses.replace(recipe, epochs=config.shadow_epochs)
+    if recipe.private and recipe.loss not in PER_EXAMPLE_LOSSES:  # fedstyle's own loss has no central twin
+        recipe = dataclasses.replace(recipe, loss=PER_EXAMPLE_LOSSES[0])
     shadow_note = None
     if config.shadows:
         if len(val_rows) < 2:
