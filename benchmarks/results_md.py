@@ -348,6 +348,47 @@ def section_federated(results: Path) -> list[str] | None:
     return out
 
 
+# -- privacy ------------------------------------------------------------------------------------------
+PRIVACY_PROTECTS = [
+    ("no DP", "nothing beyond what training hides: whoever holds the model (or a profile) can run these attacks"),
+    ("record-level DP (`--dp-records EPS`)", "any one artwork, against whoever holds the head, sees an "
+     "institution's updates (server, other institutions) or queries the portal: its use changes what they can "
+     "learn by at most e^eps (+ delta)"),
+    ("institution-level DP (`federate --dp-epsilon EPS`)", "an institution's whole collection, against whoever "
+     "holds the aggregated head; the server still sees each update unless SecAgg+ is on"),
+    ("DP profiles (`artists publish --epsilon EPS`)", "any one work of an artist's profile (replacing it by another)"),
+]
+
+
+def section_privacy(results: Path) -> list[str] | None:
+    names = ["privacy_central", "privacy_federated", "privacy_profiles", "privacy_timing"]
+    found = [(n, d) for n in names if (d := load(results, n))]
+    if not found:
+        return None
+    from artlens.reports.privacy import privacy_table
+
+    out = ["## Privacy (`benchmarks/privacy.py`)", "",
+           "Utility on held-out artworks and membership inference (`artlens eval privacy`): members are the artworks a "
+           "head was trained on (profiles: the works published), non-members artworks it never saw; the threshold "
+           "attack reads the head's confidence in the true label, LiRA compares it with shadow heads trained on random "
+           "halves (Carlini et al. 2022). AUC 0.5 and TPR = FPR are chance. Delta is 1e-5 throughout.", "",
+           table(["setting", "protects"], PRIVACY_PROTECTS), ""]
+    for name, d in found:
+        what = {"privacy_central": "central head on wikiart_styles (ce loss)",
+                "privacy_federated": f"fedstyle, {d.get('partition', '')}, {d.get('rounds')} rounds x "
+                                     f"{d.get('local_epochs')} local epochs",
+                "privacy_profiles": f"artist profiles of {d.get('dataset')} (utility: attribution of held-back works, "
+                                    "mAP = MRR)",
+                "privacy_timing": "one audit with the default shadows"}[name]
+        out += [f"### {name.removeprefix('privacy_')}: {what}", "", f"{d.get('shadows')} shadow models per audit.", "",
+                privacy_table(d["rows"]), ""]
+        if name == "privacy_timing":
+            row = d["rows"][0]
+            out += [f"The audit took {row.get('minutes')} min with {row.get('shadows')} shadow heads "
+                    f"(target: {d.get('target_minutes')} min on 2 cores).", ""]
+    return out
+
+
 # -- copyright, artists, fast search: summaries of their own documents -------------------------------
 def section_copyright(results: Path) -> list[str] | None:
     sets = [(path, d) for path, d in load_each(results, "copyright_*.json")
@@ -421,6 +462,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_api, "python benchmarks/api_load.py"),
     (section_learned, "python benchmarks/learned.py wikiart_styles --label style"),
     (section_federated, "python benchmarks/federated.py"),
+    (section_privacy, "python benchmarks/privacy.py"),
     (section_copyright, "python benchmarks/copyright.py; python benchmarks/copyright_scale.py"),
     (section_artists, "python benchmarks/artists.py"),
     (section_fast_search, "python benchmarks/fast_search.py"),

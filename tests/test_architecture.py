@@ -28,6 +28,7 @@ LAYERS: list[set[str]] = [  # lowest first
     {"collection"},
     {"federated", "search"},
     {"recommend", "annotation", "copyright", "artists", "study", "federation"},
+    {"privacy"},
     {"reports"},
     {"api", "web"},
     {"cli"},

@@ -33,3 +33,16 @@ def test_empty_results_folder_lists_every_section(tmp_path):
     text = generate(tmp_path)
     assert text.startswith("# Measured results")
     assert text.count("\n- ") >= 10
+
+
+def test_privacy_section_from_the_benchmark_rows(tmp_path):
+    rows = [{"setting": "central, no DP", "map": 0.435, "top1": 0.642, "auc_threshold": 0.61, "auc_lira": 0.66,
+             "tpr@1%fpr": 0.05, "tpr@0.1%fpr": 0.01, "epsilon": None},
+            {"setting": "central, record-level DP eps 8", "map": 0.42, "top1": 0.63, "auc_threshold": 0.51,
+             "auc_lira": 0.52, "tpr@1%fpr": 0.011, "tpr@0.1%fpr": 0.001, "epsilon": 7.98}]
+    (tmp_path / "privacy_central.json").write_text(json.dumps({"shadows": 4, "rows": rows}))
+    text = generate(tmp_path)
+    assert "## Privacy (`benchmarks/privacy.py`)" in text
+    assert "| central, record-level DP eps 8 | 0.4200 | 0.6300 | 0.5100 | 0.5200 | 0.0110 | 0.0010 | 7.9800 |" in text
+    assert "record-level DP (`--dp-records EPS`)" in text
+    assert "- privacy: `python benchmarks/privacy.py`" not in text

@@ -53,6 +53,9 @@ FLAGS: dict[str, tuple[str, str, str]] = {
                    "Differential privacy per institution at this epsilon (0: off)"),
     "dp_delta": ("federation__dp_delta", "--dp-delta", "Differential privacy delta"),
     "dp_clip": ("federation__dp_clip", "--dp-clip", "L2 bound of one institution's update per round (DP)"),
+    "dp_records": ("federation__training__dp_records", "--dp-records",
+                   "Record-level DP-SGD inside every institution at this epsilon per artwork for the whole run "
+                   "(0: off; fedstyle, fedavg, fedadam)"),
     "secagg": ("federation__secagg", "--secagg/--no-secagg",
                "Secure aggregation (SecAgg+): the server only sees the sum of updates"),
     "min_clients": ("federation__min_clients", "--min-clients", "Fewest institutions a round needs"),
@@ -127,7 +130,9 @@ def kept_line(summary: dict) -> str:
                                                           "not scored (no held-out collection was given: pass "
                                                           "--eval-collection PATH to score every round)")
     eps = summary.get("epsilon")
-    return line + (f", epsilon {eps:.2f} (delta {summary.get('delta')})" if eps else "")
+    line += f", epsilon {eps:.2f} (delta {summary.get('delta')})" if eps else ""
+    record = summary.get("record_epsilon")
+    return line + (f", record-level epsilon {record:.2f} (delta {summary.get('record_delta')})" if record else "")
 
 
 def _f(value) -> str:
@@ -147,7 +152,8 @@ def simulate(
     label: str = option("label"), features: str = option("features"), lr: float = option("lr"),
     batch_size: int = option("batch_size"), proximal_mu: float = option("proximal_mu"),
     server_lr: float = option("server_lr"), dp_epsilon: float = option("dp_epsilon"),
-    dp_delta: float = option("dp_delta"), dp_clip: float = option("dp_clip"), secagg: bool = option("secagg"),
+    dp_delta: float = option("dp_delta"), dp_clip: float = option("dp_clip"), dp_records: float = option("dp_records"),
+    secagg: bool = option("secagg"),
     min_clients: int = option("min_clients"), round_timeout: float = option("round_timeout"),
     seed: int = option("seed"), virtual_styles: bool = option("virtual_styles"), reduce: int = option("reduce"),
     monitor: str = option("monitor"), out: Path = option("out"),
@@ -185,7 +191,8 @@ def server(
     label: str = option("label"), features: str = option("features"), lr: float = option("lr"),
     batch_size: int = option("batch_size"), proximal_mu: float = option("proximal_mu"),
     server_lr: float = option("server_lr"), dp_epsilon: float = option("dp_epsilon"),
-    dp_delta: float = option("dp_delta"), dp_clip: float = option("dp_clip"), secagg: bool = option("secagg"),
+    dp_delta: float = option("dp_delta"), dp_clip: float = option("dp_clip"), dp_records: float = option("dp_records"),
+    secagg: bool = option("secagg"),
     min_clients: int = option("min_clients"), round_timeout: float = option("round_timeout"),
     seed: int = option("seed"), virtual_styles: bool = option("virtual_styles"), reduce: int = option("reduce"),
     monitor: str = option("monitor"), out: Path = option("out"),

@@ -38,6 +38,10 @@ def train(
                                                   f"(default: {DEFAULTS.seed})."),
     test_fraction: float = typer.Option(None, "--test-fraction", help="Share of each class held out for testing "
                                         f"(0: train on all but the val split; default: {DEFAULTS.test_fraction:g})."),
+    dp_records: float = typer.Option(None, "--dp-records", help="Record-level differential privacy: DP-SGD (Opacus) "
+                                     f"at this epsilon for the run, delta {DEFAULTS.dp_delta:g}, one artwork's gradient "
+                                     f"clipped to {DEFAULTS.dp_clip:g}; trains the ce loss unless --loss is given "
+                                     "(default: off)."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
     collection: Path = collection_option(),
     wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
@@ -55,8 +59,11 @@ def train(
     from artlens.settings import with_changes
     from artlens.train.run import train_learned_aspect
 
+    if dp_records and loss is None:
+        loss = "ce"  # the default supcon loss mixes artworks in one term, which DP-SGD cannot clip
     config = with_changes(DEFAULTS, {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                     "patience": patience, "seed": seed, "test_fraction": test_fraction})
+                                     "patience": patience, "seed": seed, "test_fraction": test_fraction,
+                                     "dp_records": dp_records})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
     coll = open_collection(collection)
     reporter = Reporter(not quiet)
@@ -76,5 +83,9 @@ def train(
     Console().print(table)
     for note in run.notes:
         console.print(f"  note: {note}")
+    if run.history.privacy:
+        spent = run.history.privacy
+        console.print(f"  record-level DP: epsilon {spent['epsilon']:.3f}, delta {spent['delta']:g} after {spent['steps']} "
+                      f"steps (noise multiplier {spent['noise_multiplier']:.3f}, clip {spent['clip']:g})")
     console.print(f"  {len(run.history.epochs)} epochs in {run.history.seconds:.1f} s; {run.indexed} artworks indexed "
                   f"as `learned`; wrote {', '.join(run.files)}")

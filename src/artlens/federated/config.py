@@ -22,6 +22,7 @@ from artlens.errors import ArtlensError
 from artlens.models import HeadShape
 from artlens.settings import from_run_config, to_run_config
 from artlens.train.config import TrainConfig
+from artlens.train.privacy import check_private_loss, check_target
 
 STRATEGIES = ("fedavg", "fedprox", "fedadam", "fedstyle")
 
@@ -72,10 +73,26 @@ class FederatedConfig:
                                "pass e.g. --dp-epsilon 8 --dp-delta 1e-5")
         if self.dp_clip <= 0:
             raise ArtlensError("the DP clipping norm must be positive", "pass e.g. --dp-clip 1.0")
+        if self.training.private:
+            check_target(self.training.dp_records, self.training.dp_delta, self.training.dp_clip)
+            if self.strategy == "fedprox":
+                raise ArtlensError("record-level DP is not available with fedprox (its proximal term is not one "
+                                   "artwork's)", "use --strategy fedstyle, fedavg or fedadam with --dp-records")
+            if self.strategy == "fedstyle" and not self.virtual_styles:
+                raise ArtlensError("record-level DP with fedstyle needs its virtual styles (its prototypes are then "
+                                   "drawn from them, not from the artworks)", "drop --no-virtual-styles")
+            if self.strategy != "fedstyle":
+                check_private_loss(self.training.loss)
 
     @property
     def dp(self) -> bool:
+        """Institution-level DP (the server's noise on the mean of clipped updates)."""
         return self.dp_epsilon > 0
+
+    @property
+    def dp_records(self) -> bool:
+        """Record-level DP (DP-SGD inside every institution, ``training.dp_records``)."""
+        return self.training.private
 
     def train_config(self) -> TrainConfig:
         """The plain-PyTorch training settings of one institution's local epochs (fedstyle's head

@@ -39,6 +39,7 @@ from artlens.federated.head import (
     wire_keys,
 )
 from artlens.federated.heldout import HeldOut
+from artlens.federated.local import record_plan
 from artlens.federated.participant import Settings
 from artlens.federated.privacy import (
     RdpAccountant,
@@ -53,6 +54,11 @@ from artlens.federated.strategies import (
     create_strategy,
 )
 from artlens.federated.transforms import fit_transforms, style_statistics
+from artlens.train.privacy import steps_per_epoch
+
+RECORD_SCOPE = ("record-level (epsilon, delta) of each institution's training artworks (add or remove one) against "
+                "anyone who sees its updates or the final head; the one-off input and style statistics of the set-up "
+                "are exact sums and the validation metrics exact means, outside the accountant")
 
 log = logging.getLogger("artlens.federated")
 
@@ -231,6 +237,9 @@ class Coordinator:
         if cfg.dp:
             header["dp_scope"] = ("institution-level (epsilon, delta) of the training rounds; the one-off input and "
                                   "style statistics of the set-up are exact sums, outside the accountant")
+        record_privacy = self._record_privacy()
+        if record_privacy is not None:
+            header["dp_records_scope"] = RECORD_SCOPE
         run_dir = Path(self.settings.run_dir)
         round_log = RoundLog(run_dir / "metrics.json", self.settings.monitor, meter, header, started)
         if heldout is not None:
@@ -250,14 +259,16 @@ class Coordinator:
                          "strategy": cfg.strategy, "rounds": cfg.rounds, "local_epochs": cfg.local_epochs,
                          "institutions": names, "rejected": list(self.rejected.values()), "best_round": round_log.best_round,
                          "secagg": cfg.secagg, "dp": {"epsilon": epsilon, "delta": cfg.dp_delta, "clip": cfg.dp_clip} if cfg.dp else None},
-                     "test": {k.replace("test-", ""): v for k, v in test.items()},
+                     "test": {k.replace("test-", ""): v for k, v in test.items()}, "privacy": record_privacy,
                      "trained_on": f"federated: {len(names)} institutions", "counts": {"train": sum(i["n"] for i in names.values())}}
         head.weights_changed()
         head_path = head.save(run_dir / "head.pt")
         if self.settings.out:
             head.save(self.settings.out)
         final_scores = {"head": str(head_path), "head_id": head.id, "kept_round": round_log.best_round,
-                        "accuracy": test.get("test-acc"), "delta": cfg.dp_delta if cfg.dp else None}
+                        "accuracy": test.get("test-acc"), "delta": cfg.dp_delta if cfg.dp else None,
+                        "record_epsilon": record_privacy["epsilon"] if record_privacy else None,
+                        "record_delta": record_privacy["delta"] if record_privacy else None}
         if self.settings.share_result:
             state = {k: v.detach().cpu().numpy() for k, v in head.state_dict().items()}
             done = self._ask(grid, "result", state, {"head": config_to_json(head.config),
@@ -273,6 +284,20 @@ class Coordinator:
             log.warning("could not draw the curves: %s", exc)
         return FederatedResult(head, round_log.summary(final_scores), {str(k): v for k, v in self.rejected.items()},
                                str(run_dir))
+
+    def _record_privacy(self) -> dict | None:
+        """The record-level DP spent by the institution that spends most, if every round trains it
+        (each institution runs the same plan, ``local.record_plan``, on its own artworks)."""
+        cfg = self.config
+        if not cfg.dp_records:
+            return None
+        spent = {}
+        for info in self.institutions.values():
+            n = info["n"]
+            steps = cfg.rounds * cfg.local_epochs * steps_per_epoch(n, min(cfg.training.batch_size, n))
+            spent[info["name"]] = record_plan(cfg, n).record(steps)
+        worst = max(spent.values(), key=lambda r: r["epsilon"])
+        return {**worst, "per_institution": {k: v["epsilon"] for k, v in spent.items()}, "scope": RECORD_SCOPE}
 
     def _check_enough(self, phase: str) -> None:
         if len(self.institutions) < self.config.min_clients:

@@ -24,13 +24,19 @@ from artlens.federated.config import FederatedConfig
 from artlens.federated.head import prototype_statistics
 from artlens.federated.transforms import STYLE_COUNT, STYLE_FACTOR, STYLE_MEAN
 from artlens.models.inputs import FeatureSet
-from artlens.train.loop import evaluate_head, fit_local_epochs
+from artlens.train.loop import (
+    evaluate_head,
+    fit_local_epochs,
+    private_plan,
+    private_stepper,
+)
 from artlens.train.objectives import (
     Objective,
     Prepared,
     create_objective,
     drop_modalities,
 )
+from artlens.train.privacy import DPPlan, steps_per_epoch
 
 
 class ProximalObjective(Objective):
@@ -114,6 +120,44 @@ class FedStyleObjective(Objective):
         return fedstyle_loss(emb, target, self.anchors, self.present, self.config.temperature, self.align_weight,
                              scored=len(rows))
 
+    # -- record-level DP: one loss term per artwork, against public keys (train.privacy) -----------
+    def example_losses(self, head, x, present, target) -> torch.Tensor:
+        """Each artwork's contrastive loss against the global prototypes and a batch of virtual
+        artworks (embedded without gradient: public keys, so a term depends on its artwork alone),
+        plus its alignment to its style's prototype."""
+        emb = head.embed_transformed(x, present)
+        keys, key_labels = [], []
+        if self.virtual is not None and bool(self.virtual.available.any()):
+            if self._pool is None:  # drawn once per round from the federation's style statistics
+                self._pool = self.virtual.sample(max(64, self.config.batch_size), self.generator)
+            px, pp, codes = self._pool
+            with torch.no_grad():
+                keys.append(head.embed_transformed(px, pp))
+            key_labels.append(codes)
+        if self.present.any():
+            idx = torch.nonzero(self.present).flatten()
+            keys.append(self.anchors[idx])
+            key_labels.append(idx)
+        if not keys:
+            return emb.sum(dim=1) * 0.0
+        keys, key_labels = torch.cat(keys), torch.cat(key_labels)
+        logits = emb @ keys.T / self.config.temperature
+        log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
+        positives = (target[:, None] == key_labels[None, :]).to(emb.dtype)
+        loss = -(log_prob * positives).sum(dim=1) / positives.sum(dim=1).clamp(min=1.0)
+        if self.present.any():
+            proto = (emb @ self.anchors.T / self.config.temperature).masked_fill(~self.present[None, :], -1e9)
+            known = self.present[target].to(emb.dtype)
+            loss = loss + self.align_weight * F.cross_entropy(proto, target, reduction="none") * known
+        return loss
+
+    def correct(self, head, x, present, target) -> int:
+        if not self.present.any():
+            return -1
+        emb = head.embed_transformed(x, present)
+        proto = (emb @ self.anchors.T).masked_fill(~self.present[None, :], float("-inf"))
+        return int((proto.argmax(dim=1) == target).sum())
+
     def _with_virtual(self, x, present, target, size: int):
         """The batch plus as many virtual artworks, drawn from a pool sampled once per round."""
         if not bool(self.virtual.available.any()):
@@ -173,19 +217,49 @@ def local_objective(head, config: FederatedConfig, anchors=None, present=None, v
     return objective
 
 
+def record_plan(config: FederatedConfig, n: int) -> DPPlan:
+    """The DP-SGD noise of an institution with ``n`` training artworks for the whole run: every
+    round's local epochs compose (``config.training.dp_records`` is the run's epsilon per artwork)."""
+    return private_plan(config.training, n, config.rounds * config.local_epochs)
+
+
 def train_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, server_round: int, salt: int = 0,
                   anchors=None, present=None, virtual: VirtualStyles | None = None,
                   epochs: int | None = None) -> dict[str, float]:
     """E local epochs on an institution's training split, seeded by (seed, round, salt) so that a
-    run is reproducible. Returns the last epoch's mean loss and accuracy."""
+    run is reproducible. Returns the last epoch's mean loss and accuracy (and, under record-level
+    DP, the epsilon the institution has spent after this round)."""
     if config.strategy == "fedstyle":
         head.classifier.weight.requires_grad_(False)  # its rows are the global prototypes
     seed = config.training.seed
     torch.manual_seed(seed * 1_000_003 + server_round * 1009 + salt)
     rng = np.random.default_rng([seed, server_round, salt])
     objective = local_objective(head, config, anchors, present, virtual, seed + server_round * 7919 + salt)
-    return fit_local_epochs(head, data, config.train_config(), epochs or config.local_epochs,
-                            objective=objective, rng=rng)
+    epochs = epochs or config.local_epochs
+    private = None
+    if config.training.private:
+        plan = record_plan(config, len(data))
+        private = private_stepper(head, data, config.train_config(), plan, objective=objective,
+                                  seed=seed * 1_000_003 + server_round * 1009 + salt)
+    stats = fit_local_epochs(head, data, config.train_config(), epochs, objective=objective, rng=rng, private=private)
+    if private is not None:
+        private.close()
+        stats["epsilon"] = private.plan.record(server_round * epochs * steps_per_epoch(len(data), private.batch_size))[
+            "epsilon"]
+    return stats
+
+
+def virtual_prototypes(head, virtual: VirtualStyles, seed: int = 0, per_style: int = 64) -> dict[str, np.ndarray]:
+    """Packed per-style statistics of virtual artworks embedded by ``head``: under record-level DP
+    an institution reports these instead of its artworks' (a function of its DP-trained head and
+    the federation's public style statistics, so they cost no privacy)."""
+    generator = torch.Generator().manual_seed(seed)
+    styles = int(virtual.available.sum())
+    x, present, codes = virtual.sample(max(1, styles) * per_style, generator)
+    with torch.no_grad():
+        head.eval()
+        emb = head.embed_transformed(x, present).numpy()
+    return prototype_statistics(emb, codes.numpy(), len(head.config.classes))
 
 
 def local_prototypes(head, data: FeatureSet | Prepared) -> dict[str, np.ndarray]:

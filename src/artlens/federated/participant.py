@@ -39,6 +39,7 @@ from artlens.federated.local import (
     evaluate_locally,
     local_prototypes,
     train_locally,
+    virtual_prototypes,
 )
 from artlens.federated.transforms import local_statistics, local_style_statistics
 from artlens.models import FusionHead
@@ -157,7 +158,17 @@ class Participant:
         head = self.head()
         load_head_arrays(head, arrays, self.fedstyle, self.who)
         data = self.prepared(head, "train")
-        return local_prototypes(head, data), {"num-examples": len(data)}
+        return self._prototypes(head, data, 0), {"num-examples": len(data)}
+
+    def _prototypes(self, head, data: Prepared, server_round: int) -> dict[str, np.ndarray]:
+        """fedstyle's per-style statistics: of this institution's artworks, or, under record-level DP
+        (whose accountant covers the weights only), of virtual artworks of the federation's styles."""
+        if self.config.training.private:
+            if not self.styles:
+                raise ArtlensError(f"{self.who} has no style statistics for record-level DP's virtual prototypes",
+                                   "run fedstyle with virtual styles (--virtual-styles) under --dp-records")
+            return virtual_prototypes(head, VirtualStyles(head, self.styles), self.salt + server_round)
+        return local_prototypes(head, data)
 
     def train(self, arrays: Mapping[str, np.ndarray], server_round: int) -> tuple[dict, dict]:
         head = self.head()
@@ -166,9 +177,11 @@ class Participant:
         anchor, present = anchors(arrays) if self.fedstyle else (None, None)
         virtual = VirtualStyles(head, self.styles) if self.fedstyle and self.styles and self.config.virtual_styles else None
         stats = train_locally(head, data, self.config, server_round, self.salt, anchor, present, virtual)
-        out = head_arrays(head, self.fedstyle, local_prototypes(head, data) if self.fedstyle else None)
+        out = head_arrays(head, self.fedstyle, self._prototypes(head, data, server_round) if self.fedstyle else None)
         metrics = {"num-examples": len(data), "unit-weight": 1, "train-loss": float(stats.get("loss", 0.0)),
                    "train-acc": float(stats.get("acc", 0.0))}
+        if "epsilon" in stats:
+            metrics["record-epsilon"] = float(stats["epsilon"])
         return out, metrics
 
     def evaluate(self, arrays: Mapping[str, np.ndarray]) -> dict:

@@ -34,11 +34,19 @@ class TrainConfig:
     label_smoothing: float = 0.0
     modality_dropout: float = 0.2  # chance to hide an optional input (text) of a training artwork
     threads: int = 1  # small batches (and the input PCA) run fastest on one thread on a busy, shared CPU
+    dp_records: float = 0.0  # > 0: record-level DP-SGD (train.privacy) at this epsilon for the whole run
+    dp_delta: float = 1e-5  # its delta
+    dp_clip: float = 1.0  # L2 bound of one artwork's gradient
     head: HeadShape = field(default_factory=HeadShape)
 
     def head_config(self, inputs, label: str = "", classes=()) -> HeadConfig:
         """The config of the head this trains (the proxy loss trains a cosine classifier)."""
         return self.head.config(inputs, label, classes, "cosine" if self.loss == "proxy" else "linear")
+
+    @property
+    def private(self) -> bool:
+        """Whether training runs DP-SGD (one artwork's influence bounded, see ``train.privacy``)."""
+        return self.dp_records > 0
 
     def as_dict(self) -> dict:
         return to_dict(self)

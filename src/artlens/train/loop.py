@@ -23,6 +23,12 @@ from artlens.models.inputs import FeatureSet
 from artlens.progress import QUIET, Reporter
 from artlens.train.config import TrainConfig
 from artlens.train.objectives import Objective, Prepared, create_objective
+from artlens.train.privacy import (
+    DPPlan,
+    PrivateStepper,
+    poisson_batches,
+    steps_per_epoch,
+)
 
 
 @dataclass
@@ -34,6 +40,7 @@ class History:
     monitor: str = "val_map"
     stopped_early: bool = False
     seconds: float = 0.0
+    privacy: dict | None = None  # record-level DP: the (epsilon, delta) spent and how (train.privacy)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -60,11 +67,29 @@ def cpu_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def private_plan(config: TrainConfig, n: int, epochs: int, extra=()) -> DPPlan:
+    """The DP-SGD noise for ``epochs`` passes over ``n`` training artworks (Poisson batches of
+    ``config.batch_size`` on average) within ``config.dp_records``."""
+    batch = min(config.batch_size, n)
+    return DPPlan.calibrate(config.dp_records, config.dp_delta, config.dp_clip, batch / n,
+                            epochs * steps_per_epoch(n, batch), tuple(extra))
+
+
+def private_stepper(head, data: FeatureSet | Prepared, config: TrainConfig, plan: DPPlan,
+                    optimizer: torch.optim.Optimizer | None = None, objective: Objective | None = None,
+                    seed: int | None = None) -> PrivateStepper:
+    """The DP-SGD steps of ``plan`` for ``head`` (its optimizer and objective, as ``fit_local_epochs`` uses)."""
+    return PrivateStepper(head, objective or create_objective(config), optimizer or make_optimizer(head, config), plan,
+                          min(config.batch_size, len(data)), config.seed if seed is None else seed)
+
+
 def fit_local_epochs(head, data: FeatureSet | Prepared, config: TrainConfig, epochs: int = 1,
                      optimizer: torch.optim.Optimizer | None = None, objective: Objective | None = None,
-                     rng: np.random.Generator | None = None) -> dict[str, float]:
+                     rng: np.random.Generator | None = None, private: PrivateStepper | None = None) -> dict[str, float]:
     """Train ``head`` in place for ``epochs`` passes over ``data``; returns the last pass's mean loss and
-    (for classifier losses) accuracy. A fresh optimizer and a ``config.seed`` generator by default."""
+    (for classifier losses) accuracy. A fresh optimizer and a ``config.seed`` generator by default.
+    ``private``: DP-SGD steps (Poisson batches, clipped per-artwork gradients, noise) instead of
+    plain ones; it holds its own optimizer and objective."""
     _check_trainable(data)
     data = data if isinstance(data, Prepared) else Prepared(head, data)
     optimizer = optimizer or make_optimizer(head, config)
@@ -75,7 +100,18 @@ def fit_local_epochs(head, data: FeatureSet | Prepared, config: TrainConfig, epo
         head.train()
         for _ in range(epochs):
             total, count, correct, seen = 0.0, 0, 0, 0
-            for batch in objective.batches(head, data, rng):
+            if private is not None:
+                rate, steps = private.plan.sample_rate, steps_per_epoch(len(data), private.batch_size)
+                batches = poisson_batches(len(data), rate, steps, rng)
+            else:
+                batches = objective.batches(head, data, rng)
+            for batch in batches:
+                if private is not None:
+                    summed, right = private.step(data, batch)
+                    total, count = total + summed, count + len(batch)
+                    if right >= 0:
+                        correct, seen = correct + right, seen + len(batch)
+                    continue
                 loss, right = objective.loss(head, data, batch)
                 optimizer.zero_grad()
                 loss.backward()
@@ -130,6 +166,10 @@ def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, re
     objective = create_objective(config)
     optimizer = make_optimizer(head, config)
     train_set, val_set = Prepared(head, train), Prepared(head, val)
+    private = None
+    if config.private:
+        plan = private_plan(config, len(train_set), config.epochs)
+        private = private_stepper(head, train_set, config, plan, optimizer, objective)
     history = History(monitor=config.monitor)
     best_score, best_state, stale = -np.inf, copy.deepcopy(head.state_dict()), 0
     start = time.perf_counter()
@@ -137,7 +177,7 @@ def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, re
     with cpu_threads(config.threads):
         for epoch in bar:
             t = time.perf_counter()
-            stats = fit_local_epochs(head, train_set, config, 1, optimizer, objective, rng)
+            stats = fit_local_epochs(head, train_set, config, 1, optimizer, objective, rng, private)
             record = {"epoch": epoch, **{f"train_{k}": v for k, v in stats.items()}}
             centroids = None
             if not objective.trains_classifier:  # accuracy by the nearest class centroid of the train split
@@ -146,6 +186,8 @@ def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, re
                 record["train_acc"] = float(np.mean(np.argmax(emb @ centroids.T, axis=1) == codes))
             val_stats = evaluate_head(head, val_set, objective, centroids, config.seed)
             record.update({f"val_{k}": v for k, v in val_stats.items()})
+            if private is not None:
+                record["epsilon"] = private.plan.record(private.steps)["epsilon"]
             record["seconds"] = round(time.perf_counter() - t, 3)
             history.epochs.append(record)
             score = record.get(config.monitor)
@@ -168,6 +210,8 @@ def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, re
             fit_classifier(head, train_set, config.seed)
     head.eval()
     history.seconds = round(time.perf_counter() - start, 2)
+    if private is not None:
+        history.privacy = private.plan.record(private.steps)
     return history
 
 

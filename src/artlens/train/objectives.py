@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
+from torch.nn import functional as F
 
 from artlens.errors import ArtlensError
 from artlens.models.inputs import FeatureSet
@@ -70,6 +71,22 @@ class Objective:
         """(loss, correct predictions in the batch or -1 when it does not classify)."""
         raise NotImplementedError
 
+    # Record-level DP (``train.privacy``) needs a loss that is a sum of per-artwork terms, each
+    # depending on its artwork alone and on public values: objectives that have one define
+    # ``example_losses(head, x, present, target) -> (n,)`` and, where they classify, ``correct``.
+    def training_presence(self, present: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The presence masks a training batch sees (optional inputs hidden at random)."""
+        return drop_modalities(present, self.config.modality_dropout)
+
+    @torch.no_grad()
+    def batch_scores(self, head, x, present, target) -> tuple[float, int]:
+        """(summed per-example loss, correct predictions or -1) of a batch, for the epoch's statistics."""
+        losses = self.example_losses(head, x, present, target)
+        return float(losses.sum()), self.correct(head, x, present, target)
+
+    def correct(self, head, x, present, target) -> int:
+        return -1
+
 
 def drop_modalities(present: dict[str, torch.Tensor], rate: float) -> dict[str, torch.Tensor]:
     """Hide optional inputs at random while training, so the head also embeds artworks (and image
@@ -92,6 +109,13 @@ class ClassifierObjective(Objective):
         target = torch.from_numpy(data.labels[rows, 0])
         loss = classification_loss(logits, target, self.config.label_smoothing)
         return loss, int((logits.argmax(dim=1) == target).sum())
+
+    def example_losses(self, head, x, present, target) -> torch.Tensor:
+        logits = head.logits(head.embed_transformed(x, present))
+        return F.cross_entropy(logits, target, reduction="none", label_smoothing=self.config.label_smoothing)
+
+    def correct(self, head, x, present, target) -> int:
+        return int((head.logits(head.embed_transformed(x, present)).argmax(dim=1) == target).sum())
 
 
 class TripletObjective(Objective):

@@ -23,6 +23,7 @@ from artlens.progress import QUIET, Reporter
 from artlens.train.config import TrainConfig
 from artlens.train.curves import plot_curves, write_metrics
 from artlens.train.loop import History, cpu_threads, train_head
+from artlens.train.privacy import check_private_loss
 from artlens.train.split import SPLITS, collection_split
 
 DEFAULT_FEATURES = ("content", "style", "text")
@@ -45,7 +46,8 @@ class TrainingRun:
                 "inputs": [s.extractor for s in self.head.config.inputs], "counts": self.counts,
                 "best_epoch": self.history.best_epoch, "epochs_run": len(self.history.epochs),
                 "stopped_early": self.history.stopped_early, "best_val": self.history.best,
-                "test": self.test, "notes": self.notes, "seconds": round(self.seconds, 2), **attached}
+                "test": self.test, "privacy": self.history.privacy, "notes": self.notes,
+                "seconds": round(self.seconds, 2), **attached}
 
 
 def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> tuple[list[InputSpec], list[str]]:
@@ -128,22 +130,28 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
     columns = [c.strip() for c in label.split(",") if c.strip()]
     if not columns:
         raise ArtlensError("no label column given", "pass --label COLUMN, e.g. --label style")
+    if config.private:
+        check_private_loss(config.loss)
     specs, notes = resolve_inputs(collection, features, config)
     data, classes = labelled_features(collection, specs, columns)
     parts = split_features(collection, data, columns[0], config)
-    # a PCA cannot have more components than training artworks (tiny collections)
-    specs = [dataclasses.replace(s, reduce_dims=min(s.reduce_dims, len(parts["train"]) - 1)) if s.reduce_dims else s
+    # under record-level DP the input transforms are fitted on the validation split, which the
+    # guarantee does not cover (train.privacy), so that no exact statistic of a training artwork is kept
+    fitted_on = parts["val"] if config.private else parts["train"]
+    # a PCA cannot have more components than the artworks it is fitted on (tiny collections)
+    specs = [dataclasses.replace(s, reduce_dims=min(s.reduce_dims, len(fitted_on) - 1)) if s.reduce_dims else s
              for s in specs]
     head = build_head(specs, columns[0], classes[0], config, kind)
     with cpu_threads(config.threads):
-        head.fit_inputs(parts["train"].inputs, parts["train"].present, config.seed)
+        head.fit_inputs(fitted_on.inputs, fitted_on.present, config.seed)
         history = train_head(head, parts["train"], parts["val"], config, reporter)
         test = score_head(head, parts["test"]) if len(parts["test"]) else {}
     counts = {name: len(part) for name, part in parts.items()}
     head.split = {name: list(part.keys) for name, part in parts.items()}
     head.info = {"labels": columns, "loss": config.loss, "config": config.as_dict(), "counts": counts,
                  "best_epoch": history.best_epoch, "best_val": history.best, "test": test,
-                 "trained_on": str(collection.root), "seconds": history.seconds, "notes": notes}
+                 "trained_on": str(collection.root), "seconds": history.seconds, "notes": notes,
+                 "privacy": history.privacy}
     head.weights_changed()
     return TrainingRun(head, history, test, counts, notes, time.perf_counter() - start)
 

@@ -1,0 +1,184 @@
+"""Privacy against utility (issue 18): held-out mAP / top-1 and membership-inference AUC of heads
+and artist profiles without DP, with record-level DP-SGD and with institution-level DP.
+
+    python benchmarks/privacy.py                                   # every experiment
+    python benchmarks/privacy.py --only central --epsilons 1,4,8
+    python benchmarks/privacy.py --only federated --rounds 10
+    python benchmarks/privacy.py --only profiles
+
+Experiments:
+
+- ``central``: a head on wikiart_styles (content + style, ce loss) without DP and with record-level
+  DP at each epsilon (delta 1e-5); each audited (threshold + LiRA with ``--shadows`` shadow heads);
+- ``federated``: fedstyle over the style partition (7 institutions): no DP, record-level DP at each
+  epsilon, institution-level DP at ``--institution-epsilon``; each head audited the same way
+  (shadows: central heads with the federation's local settings);
+- ``profiles``: kohlerryan_artists profiles in the space of the central no-DP style head: exact
+  prototypes and DP profiles at each epsilon; attribution of held-back works and the attacks;
+- ``timing``: one full audit (default shadows) of the central head: the 15-minute target.
+
+Writes results/privacy_<experiment>.json; docs/RESULTS.md's privacy section is generated from them
+(benchmarks/results_md.py). The machine may be shared: seconds are this machine's at the time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import RESULTS, print_table, write_result
+
+from artlens.artists.portfolio import artist_labels, learned_space
+from artlens.artists.profiles import ProfileConfig, build_profiles
+from artlens.collection import Collection
+from artlens.models import load_head
+from artlens.privacy import AuditConfig, audit_privacy
+from artlens.progress import Reporter
+from artlens.reports.privacy import summary_row, write_privacy_report
+from artlens.settings import with_changes
+from artlens.train.config import TrainConfig
+from artlens.train.run import train_collection_head
+
+STYLES = RESULTS / "collections" / "wikiart_styles"
+ARTISTS = RESULTS / "collections" / "kohlerryan_artists"
+RUNS = RESULTS / "privacy_runs"
+FEATURES = ("content", "style")
+COLUMNS = ["setting", "map", "top1", "auc_threshold", "auc_lira", "tpr@1%fpr", "tpr@0.1%fpr", "epsilon", "seconds"]
+
+
+def audited_row(setting: str, coll, head, args, extra: dict | None = None, **kwargs) -> dict:
+    start = time.perf_counter()
+    audit = audit_privacy(coll, head, config=AuditConfig(shadows=args.shadows, shadow_epochs=args.shadow_epochs),
+                          reporter=Reporter(), **kwargs)
+    write_privacy_report(audit, RUNS / setting.replace(" ", "-").replace(",", ""))
+    row = {**summary_row(setting, audit), "audit_seconds": round(time.perf_counter() - start, 1), **(extra or {})}
+    row["members"], row["nonmembers"] = audit["members"], audit["nonmembers"]
+    print_table([row], COLUMNS)
+    return row
+
+
+def central_head(coll, eps: float, args):
+    config = TrainConfig(loss="ce", seed=args.seed)
+    if eps:
+        # DP-SGD's noise grows with the number of weights: the content input is reduced by PCA too
+        config = with_changes(config, {"dp_records": eps, "batch_size": args.dp_batch_size, "lr": args.dp_lr,
+                                       "head__reduce_above": args.dp_reduce_above})
+    start = time.perf_counter()
+    run = train_collection_head(coll, "style", FEATURES, config)
+    run.head.save(RUNS / f"central-eps{eps:g}.pt")
+    return run.head, round(time.perf_counter() - start, 1)
+
+
+def run_central(args) -> None:
+    coll = Collection.open(STYLES)
+    rows = []
+    try:
+        for eps in [0.0, *args.epsilons]:
+            head, seconds = central_head(coll, eps, args)
+            rows.append(audited_row("central, no DP" if not eps else f"central, record-level DP eps {eps:g}", coll,
+                                    head, args, {"seconds": seconds}))
+    finally:
+        coll.close()
+    for r in rows:
+        r["map_cost"] = round(rows[0]["map"] - r["map"], 4)
+    report("privacy_central", rows, args, {"dataset": "wikiart_styles", "loss": "ce", "delta": 1e-5,
+                                           "dp_batch_size": args.dp_batch_size, "dp_lr": args.dp_lr,
+                                           "dp_reduce_above": args.dp_reduce_above})
+
+
+def run_federated(args) -> None:
+    from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.simulation import simulate
+
+    base = with_changes(FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs),
+                        {"training__seed": args.seed})
+    settings = [("federated fedstyle, no DP", base)]
+    settings += [(f"federated fedstyle, record-level DP eps {eps:g}", with_changes(base, {"training__dp_records": eps}))
+                 for eps in args.epsilons]
+    settings.append((f"federated fedstyle, institution-level DP eps {args.institution_epsilon:g}",
+                     base.replace(dp_epsilon=args.institution_epsilon)))
+    rows = []
+    for name, config in settings:
+        start = time.perf_counter()
+        result = simulate(STYLES, ServerSettings(config, str(RUNS / name.replace(" ", "-").replace(",", ""))), "style",
+                          attach=False, cpus=args.cpus)
+        seconds = round(time.perf_counter() - start, 1)
+        coll = Collection.open(STYLES)
+        try:
+            rows.append(audited_row(name, coll, load_head(f"{result.run_dir}/head.pt"), args,
+                                    {"seconds": seconds, "kept_round": result.summary["kept_round"],
+                                     "federated_map": result.summary["map"]}))
+        finally:
+            coll.close()
+    for r in rows:
+        r["map_cost"] = round(rows[0]["map"] - r["map"], 4)
+    report("privacy_federated", rows, args, {"dataset": "wikiart_styles", "partition": "style (7 institutions)",
+                                             "rounds": args.rounds, "local_epochs": args.local_epochs, "delta": 1e-5})
+
+
+def run_profiles(args) -> None:
+    head_file = RUNS / "central-eps0.pt"
+    if not head_file.exists():
+        raise SystemExit(f"{head_file} not found: run --only central first (the profiles live in its space)")
+    head = load_head(head_file)
+    coll = Collection.open(ARTISTS)
+    rows = []
+    try:
+        space = learned_space(coll, head, artist_labels(coll, "artist"))
+        for eps in [None, *args.epsilons]:
+            published = build_profiles(space.vectors, space.artists, head.id, ProfileConfig(epsilon=eps))
+            name = "profiles, exact prototypes" if eps is None else f"profiles, DP eps {eps:g}"
+            rows.append(audited_row(name, coll, head, args, profiles=published, artist_column="artist"))
+    finally:
+        coll.close()
+    report("privacy_profiles", rows, args, {"dataset": "kohlerryan_artists", "head": head.id,
+                                            "utility": "attribution of held-back works: top-1, map = MRR"})
+
+
+def run_timing(args) -> None:
+    coll = Collection.open(STYLES)
+    try:
+        head = load_head(RUNS / "central-eps0.pt")
+        start = time.perf_counter()
+        audit = audit_privacy(coll, head, config=AuditConfig(), reporter=Reporter())
+        minutes = round((time.perf_counter() - start) / 60, 2)
+    finally:
+        coll.close()
+    row = {**summary_row("central, no DP (default audit)", audit), "minutes": minutes, "shadows": audit["shadows"]}
+    report("privacy_timing", [row], args, {"dataset": "wikiart_styles", "target_minutes": 15})
+
+
+def report(name: str, rows: list[dict], args, extra: dict) -> None:
+    print(f"\n{name}")
+    print_table(rows, COLUMNS)
+    write_result(name, {"shadows": args.shadows, "shadow_epochs": args.shadow_epochs, "seed": args.seed, **extra,
+                        "rows": rows})
+
+
+EXPERIMENTS = {"central": run_central, "federated": run_federated, "profiles": run_profiles, "timing": run_timing}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", default="central,profiles,federated,timing", help=", ".join(EXPERIMENTS))
+    parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",")], default=[1.0, 4.0, 8.0])
+    parser.add_argument("--institution-epsilon", type=float, default=8.0)
+    parser.add_argument("--shadows", type=int, default=4)
+    parser.add_argument("--shadow-epochs", type=int, default=0)
+    parser.add_argument("--dp-batch-size", type=int, default=1024)
+    parser.add_argument("--dp-lr", type=float, default=5e-3)
+    parser.add_argument("--dp-reduce-above", type=int, default=512, help="DP runs: PCA of every input wider than this")
+    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--local-epochs", type=int, default=10)
+    parser.add_argument("--cpus", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if not (STYLES / "collection.toml").exists():
+        raise SystemExit(f"{STYLES} not found: build it with benchmarks/retrieval.py wikiart_styles first")
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for name in args.only.split(","):
+        EXPERIMENTS[name.strip()](args)
+
+
+if __name__ == "__main__":
+    main()
