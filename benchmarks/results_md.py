@@ -390,6 +390,34 @@ def section_privacy(results: Path) -> list[str] | None:
 
 
 # -- copyright, artists, fast search: summaries of their own documents -------------------------------
+def section_federation(results: Path) -> list[str] | None:
+    d = load(results, "federation")
+    if not d or "parity" not in d:
+        return None
+    a = d["args"]
+    out = ["## Search across institutions (`benchmarks/federation.py`)", "",
+           f"Parity: {a['n']} wikiart_styles paintings split row by row into three members sharing one head (trained "
+           f"on all of them), {a['queries']} other paintings uploaded as queries; top-10 overlap of the portal with one "
+           "collection holding every work. `learned`: ranked by the shared head's aspect alone; `mixed`: the default mix "
+           "of pretrained aspects, which each member reduces with its own PCA. Targets: learned >= 0.99 (exact), "
+           ">= 0.95 (approximate). A painting present twice in wikiart_styles is one artwork in the whole collection "
+           "and may be one in each of two members, which costs the overlap a little.", "",
+           _generic_table(d["parity"]), ""]
+    if "latency" in d:
+        out += [f"Latency: {a['members']} members of {a['member_size']} artworks each (features drawn under the real "
+                "extractor ids: real index sizes, synthetic contents) and a portal, as processes on 127.0.0.1 of the "
+                f"same 2 cores; {a['latency_queries']} distinct image uploads each, one at a time. A member's figure is "
+                "its own image-upload search (decode, encode, search); the portal's adds the fan-out and the merge. "
+                f"Portal p95 - slowest member's p95: {d['portal_minus_slowest_p95_ms']:+.1f} ms (target <= +30 ms). "
+                "At the median the portal is slower than any one member (it encodes the upload as a member does, then "
+                "waits for the slowest of five); its p95 stays within the slowest member's because a member's tail, "
+                "like the portal's, is set by the other work on the shared cores.", "",
+                _generic_table(d["latency"]), "",
+                f"A member that never answers (a socket that accepts and stays silent), timeout {a['timeout']} s:", "",
+                _generic_table(d["silent_member"]), ""]
+    return out
+
+
 def section_copyright(results: Path) -> list[str] | None:
     sets = [(path, d) for path, d in load_each(results, "copyright_*.json")
             if "methods" in d and "works" in d and not path.stem.endswith("_first_recipe")]
@@ -463,6 +491,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_learned, "python benchmarks/learned.py wikiart_styles --label style"),
     (section_federated, "python benchmarks/federated.py"),
     (section_privacy, "python benchmarks/privacy.py"),
+    (section_federation, "python benchmarks/federation.py"),
     (section_copyright, "python benchmarks/copyright.py; python benchmarks/copyright_scale.py"),
     (section_artists, "python benchmarks/artists.py"),
     (section_fast_search, "python benchmarks/fast_search.py"),
