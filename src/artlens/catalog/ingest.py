@@ -63,11 +63,8 @@ def scan_folder(folder: Path) -> tuple[list[Path], list[Path]]:
 
 
 def file_md5(path: Path) -> str:
-    digest = hashlib.md5()
     with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(fh, "md5").hexdigest()
 
 
 def check_ingest_inputs(folder: str | Path) -> Path:
