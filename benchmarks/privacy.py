@@ -145,7 +145,8 @@ def run_timing(args) -> None:
     finally:
         coll.close()
     row = {**summary_row("central, no DP (default audit)", audit), "minutes": minutes, "shadows": audit["shadows"]}
-    report("privacy_timing", [row], args, {"dataset": "wikiart_styles", "target_minutes": 15})
+    report("privacy_timing", [row], args, {"dataset": "wikiart_styles", "target_minutes": 15,
+                                           "shadows": audit["shadows"]})
 
 
 def report(name: str, rows: list[dict], args, extra: dict) -> None:
