@@ -32,6 +32,7 @@ from crash_campaign import CHEAP, KINDS, draw  # noqa: E402
 
 from artlens.api import ApiSettings, create_app  # noqa: E402
 from artlens.api.server import BackgroundServer  # noqa: E402
+from artlens.api.settings import AccessSettings  # noqa: E402
 from artlens.collection import Collection  # noqa: E402
 
 
@@ -73,7 +74,9 @@ def main() -> None:
                     requests[0] += 2
 
         rows = []
-        with BackgroundServer(create_app(ApiSettings(collection=coll.root, thumbnail_dir=work / "t"))) as url:
+        settings = ApiSettings(collection=coll.root, thumbnail_dir=work / "t",
+                               access=AccessSettings(rate_limit=0))  # the loop asks as fast as it can
+        with BackgroundServer(create_app(settings)) as url:
             thread = threading.Thread(target=loop, args=(url,), daemon=True)
             thread.start()
             writer = Collection.open(coll.root)

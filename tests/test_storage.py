@@ -208,12 +208,15 @@ def test_a_server_follows_an_ingest_whole_and_within_two_seconds(tmp_path):
     searchable within 2 s of the ingest's end, without a restart."""
     from artlens.api import ApiSettings, create_app
     from artlens.api.server import BackgroundServer
+    from artlens.api.settings import AccessSettings
 
     folder = pictures(tmp_path / "a", 12)
     coll = cheap(tmp_path / "c")
     coll.ingest(folder, folder / "labels.csv")
     first_id = coll.catalog.ids()[0]
-    app = create_app(ApiSettings(collection=coll.root, thumbnail_dir=tmp_path / "thumbs"))
+    # the loop asks as fast as it can: no rate limit, which would answer it 429 on a fast machine
+    app = create_app(ApiSettings(collection=coll.root, thumbnail_dir=tmp_path / "thumbs",
+                                 access=AccessSettings(rate_limit=0)))
     problems: list[str] = []
     counts: set[int] = set()
     stop = threading.Event()
