@@ -21,7 +21,7 @@ from artlens.annotation import Annotator as CollectionAnnotator  # noqa: E402
 from artlens.api import ApiSettings, create_app  # noqa: E402
 from artlens.api.facets import FacetIndex  # noqa: E402
 from artlens.api.protocols import Annotator, CopyrightChecker  # noqa: E402
-from artlens.api.settings import ENVIRONMENT  # noqa: E402
+from artlens.api.settings import ENVIRONMENT, AccessSettings  # noqa: E402
 from artlens.catalog.db import Catalog  # noqa: E402
 from artlens.collection import Collection  # noqa: E402
 from artlens.copyright.check import CopyrightChecker as RegistryChecker  # noqa: E402
@@ -38,7 +38,9 @@ def png_bytes(image: Image.Image, fmt: str = "PNG") -> bytes:
 
 @pytest.fixture(scope="module")
 def settings(tiny_collection, tmp_path_factory):
-    return ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"))
+    # one client sends every request of this module: no rate limit (tests/test_security.py tests it)
+    return ApiSettings(collection=tiny_collection.root, thumbnail_dir=tmp_path_factory.mktemp("thumbs"),
+                       access=AccessSettings(rate_limit=0))
 
 
 @pytest.fixture(scope="module")
