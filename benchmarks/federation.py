@@ -77,14 +77,6 @@ def image_config(kind: str) -> CollectionConfig:
                                index=IndexConfig(kind=kind))
 
 
-def copy_features(source: Collection, target: Collection) -> None:
-    for extractor_id, info in source.cache.extractors().items():
-        keys = sorted(source.cache.keys(extractor_id))
-        vectors, found = source.cache.get(extractor_id, keys)
-        target.cache.register(extractor_id, int(info["dim"]), {k: v for k, v in info.items() if k != "dim"})
-        target.cache.put(extractor_id, [k for k, f in zip(keys, found) if f], vectors)
-
-
 def write_folder(root: Path, data: Path, rows: list[dict]) -> Path:
     (root / "images").mkdir(parents=True)
     out = []
@@ -117,7 +109,7 @@ def parity(args, work: Path, reporter: Reporter) -> list[dict]:
     parts = []
     for m in range(3):
         coll = Collection.open(work / f"member-{m}", create=True, config=image_config("flat"))
-        copy_features(whole, coll)
+        whole.cache.copy_into(coll.cache)
         folder = write_folder(work / f"pictures-{m}", data, [r for i, r in enumerate(chosen) if i % 3 == m])
         coll.ingest(folder, folder / "labels.csv")
         parts.append(coll)

@@ -32,14 +32,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def copy_features(source: Collection, target: Collection) -> None:
-    for extractor_id, info in source.cache.extractors().items():
-        keys = sorted(source.cache.keys(extractor_id))
-        vectors, found = source.cache.get(extractor_id, keys)
-        target.cache.register(extractor_id, int(info["dim"]), {k: v for k, v in info.items() if k != "dim"})
-        target.cache.put(extractor_id, [k for k, f in zip(keys, found) if f], vectors)
-
-
 def split_collection(folder: Path, labels: Path, whole: Collection, root: Path, parts: int = 3) -> list[Collection]:
     """``parts`` collections of the folder's pictures (row i to part i % parts), ingested with the
     whole collection's cached features."""
@@ -57,7 +49,7 @@ def split_collection(folder: Path, labels: Path, whole: Collection, root: Path, 
             writer.writeheader()
             writer.writerows(mine)
         coll = Collection.open(root / f"member-{part}", create=True)
-        copy_features(whole, coll)
+        whole.cache.copy_into(coll.cache)
         coll.ingest(src, src / "labels.csv")
         out.append(coll)
     return out

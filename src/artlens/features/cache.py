@@ -109,6 +109,14 @@ class FeatureCache:
             return np.zeros((0, 0), dtype=np.float32), mask
         return np.stack([found[k] for k in keys if k in found]).astype(np.float32), mask
 
+    def copy_into(self, target: "FeatureCache") -> None:
+        """Every cached vector of every extractor, registered and stored in ``target`` as here."""
+        for extractor_id, info in self.extractors().items():
+            keys = sorted(self.keys(extractor_id))
+            vectors, found = self.get(extractor_id, keys)
+            target.register(extractor_id, int(info["dim"]), {k: v for k, v in info.items() if k != "dim"})
+            target.put(extractor_id, [k for k, f in zip(keys, found) if f], vectors)
+
     def delete(self, extractor_id: str, keys: Iterable[str]) -> None:
         with self.conn:
             self.conn.executemany("DELETE FROM main.vectors WHERE extractor = ? AND key = ?",
