@@ -111,10 +111,11 @@ class PortalSettings:
     head: Path | None = None
     timeout: float = 2.0
     title: str = "artlens federation"
-    max_upload_bytes: int = 20 * 1024 * 1024
-    max_upload_pixels: int = 40_000_000
-    default_k: int = 24
-    max_k: int = 200
-    max_liked: int = 100
-    query_cache_size: int = 128
+    # the request limits of a server, with their one default each in ApiSettings
+    max_upload_bytes: int = ApiSettings.max_upload_bytes
+    max_upload_pixels: int = ApiSettings.max_upload_pixels
+    default_k: int = ApiSettings.default_k
+    max_k: int = ApiSettings.max_k
+    max_liked: int = ApiSettings.max_liked
+    query_cache_size: int = ApiSettings.query_cache_size
     serve_page: bool = True
