@@ -504,7 +504,6 @@ def run_schemathesis(settings, collection, tmp_path, max_examples: int):
     cli = Path(sys.executable).with_name("schemathesis")
     if not cli.exists():
         pytest.skip("schemathesis is not installed (pip install -e '.[test]')")
-    from artlens.api.security import AccessSettings
     from artlens.api.server import BackgroundServer
     from artlens.study import create_study
 
