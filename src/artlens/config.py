@@ -23,8 +23,12 @@ class AspectConfig:
 
 @dataclass(frozen=True)
 class IndexConfig:
-    kind: str = "auto"  # "flat" (exact), "ivf" or "hnsw" (approximate), or "auto": ivf above approx_threshold items
+    # "flat" (exact), "ivf" or "hnsw" (approximate, float vectors in memory), "ivfpq" (compressed codes in
+    # memory, exact vectors memory-mapped from disk for re-ranking), or "auto": flat, ivf from
+    # approx_threshold vectors, ivfpq from pq_threshold (see docs/indexes.md)
+    kind: str = "auto"
     approx_threshold: int = 200_000
+    pq_threshold: int = 1_000_000
     ivf_nlist: int | None = None  # None: about 4 x sqrt(n) lists
     ivf_nprobe: int = 32
     hnsw_m: int = 32
@@ -34,6 +38,17 @@ class IndexConfig:
     # nearest codes by Hamming distance are re-ranked by exact cosine.
     hash_bits: int = 128
     fast_shortlist: int = 1000
+    # IVF-PQ (kind "ivfpq"). None derives from the number of vectors n and their dimension d: lists
+    # about sqrt(n) / 3 (a power of two), about d / 8 sub-quantisers, a training sample of 64 per list.
+    pq_nlist: int | None = None
+    pq_m: int | None = None  # sub-quantisers (must divide d); codes take pq_m * pq_nbits / 8 bytes a vector
+    pq_nbits: int = 8
+    pq_train_size: int | None = None
+    pq_nprobe: int = 32  # lists searched per query
+    pq_rerank: int = 256  # nearest codes re-ranked by exact cosine on the stored vectors (0: none)
+    pq_exact_below: int = 10_000  # a filter leaving at most this many artworks is searched exactly
+    pq_add_batch: int = 65_536  # vectors projected and added at a time while building
+    scratch_dir: str | None = None  # where a build writes its vectors before they are saved (None: the temp dir)
 
 
 @dataclass(frozen=True)

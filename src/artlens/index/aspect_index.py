@@ -1,5 +1,8 @@
 """One aspect's index: an optional PCA fitted on the collection, L2 normalisation, and a FAISS
-inner-product index (exact flat, or HNSW for large collections) keyed by artwork id.
+inner-product index keyed by artwork id: exact flat, IVF or HNSW, or for collections too large for
+float vectors in memory IVF-PQ (:mod:`artlens.index.ivfpq`, a sibling class that the manifest's kind
+chooses on load). ``IndexConfig.kind = "auto"`` picks flat, then ivf above ``approx_threshold``
+vectors, then ivfpq above ``pq_threshold``.
 
 On disk a folder holds ``index.faiss``, ``transform.npz``, ``hasher.npz`` / ``codes.npz`` and
 ``manifest.json`` (written last); a new version is written as a complete new folder (fsynced), which
@@ -13,7 +16,7 @@ import json
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import faiss
@@ -44,6 +47,23 @@ class IndexManifest:
     schema_version: int = INDEX_SCHEMA_VERSION
     hash_bits: int = 0  # length of the binary codes kept for fast search (0: none)
     generation: int = 0  # the collection generation that wrote it (see artlens.storage)
+    params: dict = field(default_factory=dict)  # the kind's parameters (ivfpq: nlist, m, nbits, train_size, rows)
+
+
+def choose_kind(config: IndexConfig, n: int) -> str:
+    """The index kind for ``n`` vectors: ``config.kind``, or for "auto" flat, then ivf from
+    ``approx_threshold`` vectors, then ivfpq from ``pq_threshold``."""
+    if config.kind != "auto":
+        if config.kind not in KINDS:
+            raise CollectionError(f"unknown index kind {config.kind!r}", f"use {', '.join(KINDS)} or auto")
+        return config.kind
+    if n >= config.pq_threshold:
+        return "ivfpq"
+    return "ivf" if n >= config.approx_threshold else "flat"
+
+
+KINDS = ("flat", "ivf", "hnsw", "ivfpq")
+_SIBLINGS: dict[str, type] = {}  # kinds served by a subclass (registered by its module): kind -> class
 
 
 class AspectIndex:
@@ -51,6 +71,7 @@ class AspectIndex:
 
     def __init__(self, manifest: IndexManifest, index: faiss.Index, mean: np.ndarray | None, components: np.ndarray | None,
                  hasher=None, codes=None):
+        self.bytes_on_disk: int | None = None  # size of its folder, once written or loaded
         self.manifest = manifest
         self.index = index
         self.mean = mean
@@ -73,12 +94,16 @@ class AspectIndex:
     ) -> "AspectIndex":
         raw = np.ascontiguousarray(raw, dtype=np.float32)
         n, raw_dim = raw.shape if raw.ndim == 2 else (0, 0)
+        kind = choose_kind(config, n)
+        if kind in _SIBLINGS and not n:
+            kind = "flat"
+        if kind in _SIBLINGS:
+            return _SIBLINGS[kind].build(aspect, extractor, extractor_id, ids, raw, pca_dims, config, seed)
         mean = components = None
         dim = raw_dim
         if pca_dims and n > 1 and raw_dim > pca_dims:
             mean, components = _fit_pca(raw, min(pca_dims, n - 1), seed)
             dim = components.shape[0]
-        kind = config.kind if config.kind != "auto" else ("ivf" if n >= config.approx_threshold else "flat")
         manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
                                  n if components is not None else 0, time.time())
         index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
@@ -205,7 +230,7 @@ class AspectIndex:
         0644 and fsynced before this returns. A collection stages its indexes so and commits them."""
         folder = Path(folder)
         folder.mkdir(parents=True)
-        faiss.write_index(self.index, str(folder / "index.faiss"))
+        self._write_files(folder)
         if self.components is not None:
             write_arrays(folder / "transform.npz", mean=self.mean, components=self.components)
         if self.codes is not None:
@@ -213,7 +238,36 @@ class AspectIndex:
             self.codes.save(folder / "codes.npz")
         write_text(json.dumps(asdict(self.manifest), indent=2), folder / "manifest.json")  # last: marks it complete
         seal_folder(folder)
+        self.bytes_on_disk = _folder_bytes(folder)
+        self._written(folder)
         return folder
+
+    def _write_files(self, folder: Path) -> None:
+        faiss.write_index(self.index, str(folder / "index.faiss"))
+
+    def _written(self, folder: Path) -> None:
+        """After a complete write into ``folder`` (subclasses may switch to reading from it)."""
+
+    # -- description ----------------------------------------------------------------------------
+    def memory_bytes(self) -> int:
+        """Estimated memory the index holds when serving: its FAISS index (vectors and id map), the
+        binary codes of fast search, and PCA."""
+        n, dim, kind = len(self), self.manifest.dim, self.manifest.kind
+        per_vector = dim * 4 + 8 + 48  # float vector, id, id map entry
+        if kind == "ivf":
+            per_vector += 16  # inverted list id and direct map
+        elif kind == "hnsw":
+            per_vector += 2 * self.search_config.hnsw_m * 4 * 1.1  # level-0 links and upper levels
+        codes = 0 if self.codes is None else n * (self.manifest.hash_bits // 8 + 8)
+        pca = 0 if self.components is None else self.components.nbytes + self.mean.nbytes
+        return int(n * per_vector + codes + pca)
+
+    def describe(self) -> dict:
+        """What the index is and costs: kind, vectors, dim, bytes_on_disk (None until written or
+        loaded), memory_bytes (estimated), and the kind's parameters."""
+        return {"kind": self.manifest.kind, "vectors": len(self), "dim": self.manifest.dim,
+                "bytes_on_disk": self.bytes_on_disk, "memory_bytes": self.memory_bytes(),
+                "params": dict(self.manifest.params)}
 
     def save(self, folder: str | Path) -> None:
         """Replace the index folder ``folder`` on its own: a complete new folder is written beside it
@@ -260,6 +314,11 @@ class AspectIndex:
         if (folder / "transform.npz").exists():
             with np.load(folder / "transform.npz") as t:
                 mean, components = t["mean"], t["components"]
+        if manifest.kind in _SIBLINGS:
+            loaded = _SIBLINGS[manifest.kind].open_folder(folder, manifest, mean, components)
+            loaded.search_config = config or IndexConfig()
+            loaded.bytes_on_disk = _folder_bytes(folder)
+            return loaded
         index = faiss.read_index(str(folder / "index.faiss"))
         if manifest.kind == "ivf":
             ivf = faiss.extract_index_ivf(index)
@@ -271,6 +330,7 @@ class AspectIndex:
             codes = HammingIndex.load(folder / "codes.npz")
         loaded = cls(manifest, index, mean, components, hasher, codes)
         loaded.search_config = config or IndexConfig()
+        loaded.bytes_on_disk = _folder_bytes(folder)
         return loaded
 
     def add_codes(self, bits: int, seed: int = 0) -> bool:
@@ -302,7 +362,11 @@ def _base_index(kind: str, dim: int, config: IndexConfig, n: int) -> faiss.Index
         index.hnsw.efConstruction = config.hnsw_ef_construction
         index.hnsw.efSearch = config.hnsw_ef_search
         return index
-    raise CollectionError(f"unknown index kind {kind!r}", "use flat, ivf, hnsw or auto")
+    raise CollectionError(f"unknown index kind {kind!r}", f"use {', '.join(KINDS)} or auto")
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(p.stat().st_size for p in Path(folder).rglob("*") if p.is_file())
 
 
 def _fit_hasher(vectors: np.ndarray, bits: int, feature_id: str, seed: int, max_samples: int = 65_536):

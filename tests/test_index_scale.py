@@ -1,0 +1,174 @@
+"""IVF-PQ indexes (kind "ivfpq"): built in batches, chosen by size, persisted, described, and
+searched through a collection with filters. Tiny data: the speed and recall targets at 10M are
+benchmarks/index_scale.py's."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import make_folder
+
+from artlens.cli import main
+from artlens.collection import Collection
+from artlens.config import AspectConfig, CollectionConfig, IndexConfig
+from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.index import AspectIndex, IVFPQIndex, choose_kind, ivfpq_params
+from artlens.search.engine import SearchEngine
+
+PQ = IndexConfig(kind="ivfpq", pq_add_batch=300)
+
+
+def _clustered(n=2000, d=32, clusters=20, seed=0):
+    """Easy clustered data: tight clusters far apart, with ids that are not row numbers."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((clusters, d)) * 3
+    labels = rng.integers(0, clusters, n)
+    x = centres[labels] + 0.6 * rng.standard_normal((n, d))
+    return np.arange(n, dtype=np.int64) * 7 + 11, x.astype(np.float32)
+
+
+def _overlap(a, b):
+    return float(np.mean([len(set(r) & set(s)) / len(r) for r, s in zip(a.tolist(), b.tolist())]))
+
+
+def test_built_in_batches_it_finds_the_flat_neighbours():
+    ids, raw = _clustered()
+    reads = []
+
+    def chunks():  # the build reads batches, twice (sample, then add); never the whole array
+        for start in range(0, len(ids), 250):
+            reads.append(len(ids[start : start + 250]))
+            yield ids[start : start + 250], raw[start : start + 250]
+
+    pq = IVFPQIndex.build_chunks("content", "x", "x/v1", chunks, len(ids), raw.shape[1], None, PQ)
+    flat = AspectIndex.build("content", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat"))
+    assert max(reads) == 250 and sum(reads) == 2 * len(ids)
+    assert isinstance(pq, IVFPQIndex) and len(pq) == len(ids) and pq.manifest.kind == "ivfpq"
+    assert sorted(pq.ids().tolist()) == ids.tolist()
+    queries = flat.project(raw[:100] + 0.05)
+    _, expected = flat.search(queries, 10)
+    _, got = pq.search(queries, 10)
+    assert _overlap(got, expected) >= 0.95
+    # every list probed and a re-ranking deeper than the lists: what a flat scan finds
+    pq.search_config = IndexConfig(kind="ivfpq", pq_nprobe=10_000, pq_rerank=len(ids))
+    scores, got = pq.search(queries, 10)
+    assert _overlap(got, expected) >= 0.99
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)  # best first
+    # stored vectors are the flat index's, as float16
+    np.testing.assert_allclose(pq.vectors(ids[[3, 0, 1999]]), flat.vectors(ids[[3, 0, 1999]]), atol=2e-3)
+    # the same index from the array (one call, batches inside)
+    again = AspectIndex.build("content", "x", "x/v1", ids, raw, None, PQ)
+    assert isinstance(again, IVFPQIndex) and again.search(queries, 10)[1].tolist() == pq.search(queries, 10)[1].tolist()
+
+
+def test_auto_switches_to_ivfpq_above_the_threshold():
+    config = IndexConfig(approx_threshold=300, pq_threshold=600, pq_add_batch=128)
+    assert [choose_kind(config, n) for n in (299, 300, 599, 600)] == ["flat", "ivf", "ivf", "ivfpq"]
+    assert choose_kind(IndexConfig(), 999_999) == "ivf" and choose_kind(IndexConfig(), 1_000_000) == "ivfpq"
+    ids, raw = _clustered(n=700)
+    assert type(AspectIndex.build("c", "x", "x/v1", ids[:200], raw[:200], None, config)) is AspectIndex
+    big = AspectIndex.build("c", "x", "x/v1", ids, raw, None, config)
+    assert isinstance(big, IVFPQIndex) and big.manifest.kind == "ivfpq"
+    with pytest.raises(CollectionError, match="use flat, ivf, hnsw, ivfpq or auto"):
+        choose_kind(IndexConfig(kind="annoy"), 10)
+
+
+def test_parameters_follow_the_size_and_the_settings():
+    p = ivfpq_params(IndexConfig(), 10_000_000, 256)
+    assert p == {"nlist": 1024, "m": 32, "nbits": 8, "train_size": 65_536}
+    small = ivfpq_params(IndexConfig(), 30, 19)  # a tiny collection: one list, codes trainable on 30 points
+    assert small["nlist"] == 1 and small["m"] == 1 and 2 ** small["nbits"] <= 30
+    assert ivfpq_params(IndexConfig(pq_nlist=64, pq_m=8, pq_nbits=6), 100_000, 64)["nlist"] == 64
+    with pytest.raises(CollectionError, match="does not divide"):
+        ivfpq_params(IndexConfig(pq_m=7), 1000, 64)
+
+
+def test_persisted_reloaded_updated_and_described(tmp_path):
+    ids, raw = _clustered(n=1500, d=48)
+    index = AspectIndex.build("style", "g", "g/v1", ids[:1200], raw[:1200], 16, PQ)
+    assert index.manifest.dim == 16 and index.components is not None
+    q = index.project(raw[1300:1320])
+    before = index.search(q, 5)
+    index.save(tmp_path / "style")
+    files = sorted(p.name for p in (tmp_path / "style").iterdir())
+    assert files == ["ids.npy", "index.faiss", "manifest.json", "transform.npz", "vectors.npy"]
+    manifest = json.loads((tmp_path / "style" / "manifest.json").read_text())
+    assert manifest["kind"] == "ivfpq" and manifest["count"] == 1200
+    assert set(manifest["params"]) == {"nlist", "m", "nbits", "train_size", "rows"} and manifest["params"]["rows"] == 1200
+
+    loaded = AspectIndex.load(tmp_path / "style", "g/v1")
+    assert isinstance(loaded, IVFPQIndex) and len(loaded) == 1200
+    np.testing.assert_array_equal(loaded.search(q, 5)[1], before[1])
+    info = loaded.describe()
+    assert info["kind"] == "ivfpq" and info["vectors"] == 1200 and info["dim"] == 16
+    assert info["bytes_on_disk"] == sum(p.stat().st_size for p in (tmp_path / "style").iterdir())
+    # in memory: the codes (m bytes) and row numbers, not the float vectors kept on disk
+    assert 0 < info["memory_bytes"] < info["bytes_on_disk"]
+
+    loaded.remove(ids[:100])
+    loaded.add(ids[1200:], raw[1200:])
+    assert len(loaded) == 1400 and ids[0] not in loaded.ids() and ids[1499] in loaded.ids()
+    _, got = loaded.search(q, 5)
+    assert set(got.ravel().tolist()) <= set(ids[100:].tolist())
+    with pytest.raises(CollectionError, match="not in the style index"):
+        loaded.vectors(ids[:2])
+    loaded.save(tmp_path / "style")
+    again = AspectIndex.load(tmp_path / "style")
+    assert len(again) == 1400 and again.manifest.count == 1400 and again.manifest.params["rows"] == 1500
+    np.testing.assert_allclose(again.vectors(ids[1400:1405]), loaded.vectors(ids[1400:1405]), atol=0)
+    # the first version, still open, kept serving what it held meanwhile
+    assert len(index) == 1200 and index.search(q, 5)[1].tolist() == before[1].tolist()
+
+    np.save(tmp_path / "style" / "ids.npy", np.arange(3))  # a damaged folder: one-line error
+    with pytest.raises(ArtifactMismatchError, match="inconsistent"):
+        AspectIndex.load(tmp_path / "style")
+
+
+def test_filters_small_and_large():
+    ids, raw = _clustered(n=1200)
+    index = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="ivfpq", pq_exact_below=50))
+    flat = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat"))
+    q = index.project(raw[:5])
+    for allowed in (ids[::40], ids[::3]):  # 30 (searched exactly) and 400 (through the index)
+        _, got = index.search(q, 10, allowed_ids=allowed)
+        _, expected = flat.search(q, 10, allowed_ids=allowed)
+        assert set(got.ravel().tolist()) <= set(allowed.tolist()) and (got >= 0).all()
+        assert _overlap(got, expected) >= 0.9
+    _, got = index.search(q, 10, allowed_ids=[])
+    assert (got == -1).all()
+
+
+@pytest.fixture(scope="module")
+def pq_collection(tmp_path_factory):
+    """A collection ingested from images with kind = "ivfpq" (one cheap aspect)."""
+    root = tmp_path_factory.mktemp("pq")
+    folder, labels = make_folder(root / "src", per_kind=6)
+    config = CollectionConfig(aspects={"colour": AspectConfig("colour-hist")}, weights={"colour": 1.0},
+                              index=IndexConfig(kind="ivfpq"))
+    coll = Collection.open(root / "c", create=True, config=config)
+    summary = coll.ingest(folder, labels)
+    assert summary["indexes"] == {"colour": 18}
+    return coll
+
+
+def test_a_collection_with_ivfpq_searches_with_filters(pq_collection):
+    coll = Collection.open(pq_collection.root)
+    assert isinstance(coll.index("colour"), IVFPQIndex)
+    engine = SearchEngine(coll)
+    query = next(i for i in coll.catalog.ids() if coll.catalog.get_many([i])[i].metadata["style"] == "rings")
+    result = engine.search(artwork_id=query, k=5, filters={"style": ["dots"]})
+    assert len(result.hits) == 5 and {h.metadata["style"] for h in result.hits} == {"dots"}
+    unfiltered = engine.search(artwork_id=query, k=5)
+    assert len(unfiltered.hits) == 5 and query not in [h.id for h in unfiltered.hits]
+    assert unfiltered.hits[0].metadata["style"] == "rings"
+
+
+def test_stats_shows_kind_and_size(pq_collection, capsys):
+    assert main(["stats", "-c", str(pq_collection.root), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)["indexes"]["colour"]
+    folder = pq_collection.root / "index" / "colour"
+    assert info["kind"] == "ivfpq" and info["vectors"] == 18 and info["dim"] == 512 and info["count"] == 18
+    assert info["bytes_on_disk"] == sum(p.stat().st_size for p in folder.iterdir()) and info["memory_bytes"] > 0
+    assert main(["stats", "-c", str(pq_collection.root)]) == 0
+    out = capsys.readouterr().out
+    assert "ivfpq" in out and "kB" in out and "memory" in out
