@@ -592,8 +592,9 @@ class Collection:
             extractors[name] = {"id": ex.id, "aspect": ex.aspect, "dim": ex.dim, "cached": self.cache.count(ex.id)}
         indexes = {}
         for aspect in self.indexed_aspects():
-            m = self.index(aspect).manifest
-            indexes[aspect] = {"extractor": m.extractor_id, "count": m.count, "dim": m.dim, "kind": m.kind}
+            index = self.index(aspect)
+            m = index.manifest
+            indexes[aspect] = {"extractor": m.extractor_id, "count": m.count, **index.describe()}
         columns = self.catalog.metadata_columns()
         return {
             "collection": str(self.root),

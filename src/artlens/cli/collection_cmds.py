@@ -122,8 +122,9 @@ def ingest(
 @app.command()
 def stats(
     collection: Path = collection_option(),
-    as_json: bool = json_option("Print one JSON object: artworks, files, skipped, skipped_files, extractors, indexes, "
-                                "metadata_columns, heads (values in full)."),
+    as_json: bool = json_option("Print one JSON object: artworks, files, skipped, skipped_files, extractors, indexes "
+                                "(kind, vectors, dim, bytes_on_disk, memory_bytes each), metadata_columns, heads "
+                                "(values in full)."),
 ):
     """Show what a collection holds: artworks, skipped files, extractors, indexes and metadata."""
     coll = open_collection(collection)
@@ -138,10 +139,22 @@ def stats(
     for name, e in info["extractors"].items():
         table.add_row(name, e["id"], e["aspect"], str(e["dim"]), str(e["cached"]))
     out.print(table)
-    table = Table("aspect index", "extractor", "kind", "dim", "count")
+    table = Table("aspect index", "extractor", "kind", "dim", "count", "on disk", "memory")
     for aspect, i in info["indexes"].items():
-        table.add_row(aspect, i["extractor"], i["kind"], str(i["dim"]), str(i["count"]))
+        table.add_row(aspect, i["extractor"], i["kind"], str(i["dim"]), str(i["count"]),
+                      _size(i["bytes_on_disk"]), _size(i["memory_bytes"]))
     out.print(table)
     for column in info["metadata_columns"]:
         facets = coll.catalog.facet_counts(column, limit=6)
         out.print(f"  {column}: " + ", ".join(f"{v[:30]} ({n})" for v, n in facets))
+
+
+def _size(n: int | None) -> str:
+    """Bytes for people: 12.3 MB (decimal units); "-" when unknown."""
+    if n is None:
+        return "-"
+    for unit in ("B", "kB", "MB"):
+        if n < 1000:
+            return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
