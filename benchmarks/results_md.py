@@ -474,6 +474,29 @@ def section_fast_search(results: Path) -> list[str] | None:
             _generic_table(d["quality"]), "", _generic_table(d["speed"]), ""]
 
 
+def section_index_scale(results: Path) -> list[str] | None:
+    found = load_each(results, "index_scale_*.json")
+    if not found:
+        return None
+    out = ["## Indexes at millions of vectors (`benchmarks/index_scale.py`)", "",
+           "IVF-PQ (`kind = \"ivfpq\"`) over synthetic clustered 256-d vectors; 1,000 queries one at a time against "
+           "ground truth from a flat scan; serving memory of a fresh process. Targets at 10M: p95 <= 20 ms at "
+           "recall@10 >= 0.90, RSS <= 2 GB." + (" Details: [indexes.md](indexes.md)." if (DOCS / "indexes.md").exists() else ""), ""]
+    for _, d in sorted(found, key=lambda f: (f[1]["data"], f[1]["n"])):
+        mem = d["serve"]["memory_at_end"]
+        build = d.get("build") or {}
+        out += [f"### {d['n']:,} vectors ({d['data']} data), {d['threads']} threads", "",
+                f"Build {fmt(build.get('build_s'))} s, {fmt(build.get('bytes_on_disk', 0) / 1e9, 2)} GB on disk; serving RSS "
+                f"{mem['VmRSS'] / 2**30:.2f} GiB (peak {mem['VmHWM'] / 2**30:.2f} GiB); params {build.get('params', {})}.", "",
+                _generic_table(d["serve"]["settings"]), ""]
+        if "load_average_at_end" in d["serve"]:
+            out[-1:] = [f"Load average {d['serve']['load_average_at_end']} on {d['serve']['cpus']} cpus at the end "
+                        "(wall-clock latencies of a loaded machine; cpu_* columns: CPU time per query).", ""]
+    if not any(d["n"] >= 10_000_000 for _, d in found):
+        out += ["10M not measured yet: `python benchmarks/index_scale.py --n 10000000`.", ""]
+    return out
+
+
 def _generic_table(rows: list[dict]) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return table(columns, [[f3(r.get(c)) for c in columns] for r in rows])
@@ -495,6 +518,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_copyright, "python benchmarks/copyright.py; python benchmarks/copyright_scale.py"),
     (section_artists, "python benchmarks/artists.py"),
     (section_fast_search, "python benchmarks/fast_search.py"),
+    (section_index_scale, "python benchmarks/index_scale.py --n 1000000; python benchmarks/index_scale.py --n 10000000"),
 ]
 
 
