@@ -248,6 +248,7 @@ def section_ray_extraction(results: Path) -> list[str] | None:
             table(["measure", "local img/s (median)", "Ray img/s (median)", "Ray / local"],
                   [[labels.get(k, k), f3(r["local_median"]), f3(r["ray_median"]), f3(r["ray_vs_local"])]
                    for k, r in ratio.items()]), "",
+            "Both runs share the catalog and index steps (the same code), so the whole-ingest ratio away from 1 is the machine's noise; at load averages far above the 2 cores, runs of the same code differ by up to 2x, so read the medians' ratio, and rerun on a quiet machine to check it.", "",
             table(["round", "run", "images", "ingest s", "ingest img/s", "extract img/s", "load average"],
                   [[r["round"], r["run"], r["images"], f3(r["ingest_s"]), f3(r["ingest_img_s"]), f3(r["extract_img_s"]),
                     f3(r["load_avg"])] for r in d["rows"]]), ""]
