@@ -23,6 +23,7 @@ from _common import dataset, print_table, write_result
 from artlens.catalog.ingest import ingest_folder
 from artlens.collection import Collection
 from artlens.devices import device_name
+from artlens.errors import ArtlensError
 
 
 def main(argv=None) -> int:
@@ -33,7 +34,11 @@ def main(argv=None) -> int:
     parser.add_argument("--device", default="cpu", help="also measure on this device: cuda or cuda:N (default: cpu only)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    devices = list(dict.fromkeys(["cpu", device_name(args.device)]))
+    try:
+        devices = list(dict.fromkeys(["cpu", device_name(args.device)]))
+    except ArtlensError as exc:
+        print(f"error: {exc.message}\n  hint: {exc.hint}", file=sys.stderr)
+        return 2
     root = dataset(args.dataset)
     images = sorted(root.glob("images/**/*.jpg"))[: args.n]
     rows = []
