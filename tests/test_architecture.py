@@ -17,7 +17,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "artlens"
 
 LAYERS: list[set[str]] = [  # lowest first
     {"artlens", "errors"},
-    {"files", "vectors"},
+    {"files", "vectors", "devices"},
     {"settings", "progress", "metrics", "storage"},
     {"imaging"},
     {"config"},

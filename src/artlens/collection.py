@@ -31,8 +31,9 @@ import numpy as np
 from artlens.catalog.db import Catalog
 from artlens.catalog.ingest import ingest_folder
 from artlens.config import AspectConfig, CollectionConfig
+from artlens.devices import device_name
 from artlens.errors import ArtlensError, CollectionError
-from artlens.features import Extractor, ImageExtractor, create_extractor
+from artlens.features import Extractor, ImageExtractor, create_extractor, distributed
 from artlens.features.cache import FeatureCache
 from artlens.features.extract import (
     ExtractionReport,
@@ -330,19 +331,28 @@ class Collection:
                 by_id.setdefault(artwork_id, {})[column] = value
         return {i: t for i, meta in by_id.items() if (t := artwork_text(meta, self.config.text_columns))}
 
-    def extract(self, extractor_names: list[str] | None = None, reporter: Reporter = QUIET) -> ExtractionReport:
-        """Compute every missing feature of the configured (or given) extractors."""
+    def extract(self, extractor_names: list[str] | None = None, reporter: Reporter = QUIET,
+                device: str | None = None, ray: str | None = None) -> ExtractionReport:
+        """Compute every missing feature of the configured (or given) extractors. ``device``: where
+        the extractors run (``artlens.devices``; default auto); ``ray``: decode and extract images on
+        the Ray cluster at this address (``auto``: see ``artlens.features.distributed.connect``)."""
         names = extractor_names or self.config.extractor_names() + self._head_extractors()
         for name in names:
             create_extractor(name)  # fail early on unknown names
+        device = device_name(device)
+        runner = None
+        if ray is not None:  # imports Ray (the `ray` extra) only now
+            distributed.connect(ray)
+            runner = distributed.RayRunner()
         report = ExtractionReport()
         items = [(md5, path) for _, md5, path in self.catalog.iter_artworks()]
         image_names = [n for n in names if isinstance(create_extractor(n), ImageExtractor)]
         extract_images(items, image_names, self.cache, self.config.batch_size, self.config.max_pixels,
-                       self.config.crop_letterbox, reporter, report)
+                       self.config.crop_letterbox, reporter, report, device=device, runner=runner)
         text_names = [n for n in names if n not in image_names]
         if text_names:
-            extract_texts(list(self.texts().values()), text_names, self.cache, reporter=reporter, report=report)
+            extract_texts(list(self.texts().values()), text_names, self.cache, reporter=reporter, report=report,
+                          device=device)
         return report
 
     def ensure_features(self, extractor_names: list[str], ids: list[int] | None = None, reporter: Reporter = QUIET,
@@ -400,16 +410,18 @@ class Collection:
         return np.asarray(ids, dtype=np.int64)[found], vectors
 
     def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
-               reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False) -> dict:
+               reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False,
+               device: str | None = None, ray: str | None = None) -> dict:
         """Catalog a folder (and its metadata CSV), then extract missing features and bring every index
         up to date: the one ingest that the CLI, the API, the demo and the registries run. Returns the
         report as ``artlens ingest --json`` prints it. Holds the writer lock (``wait``: queue behind
-        another writer) and commits catalog and indexes as one generation."""
+        another writer) and commits catalog and indexes as one generation. ``device`` and ``ray``: where
+        features are extracted (see ``extract``)."""
         with self.writing(wait, reporter, publish=True):
             report = ingest_folder(self.catalog, folder, labels, self.config.max_pixels, reporter=reporter)
             summary: dict = {"ingest": report.as_dict()}
             if features:
-                extraction = self.extract(reporter=reporter)
+                extraction = self.extract(reporter=reporter, device=device, ray=ray)
                 summary["features"] = {"computed": extraction.computed, "failed": [
                     {"md5": m, "reason": r} for m, r in extraction.failed], "seconds": round(extraction.seconds, 2)}
                 summary["indexes"] = self.update_indexes(rebuild=reindex)

@@ -98,6 +98,13 @@ def quiet_option(help: str = "No progress bars."):
     return typer.Option(False, "--quiet", "-q", help=help)
 
 
+def device_option(what: str):
+    """``--device``: where torch runs (resolved by ``artlens.devices.resolve_device``)."""
+    return typer.Option(None, "--device", metavar="auto|cpu|cuda[:N]",
+                        help=f"Device to {what}: auto (a GPU when torch sees one, else the CPU), cpu, cuda or "
+                        "cuda:N (default: auto).")
+
+
 def open_collection(path: Path | None, create: bool = False):
     from artlens.collection import Collection
 

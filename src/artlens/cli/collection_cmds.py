@@ -11,6 +11,7 @@ from artlens.cli import (
     app,
     collection_option,
     default_collection,
+    device_option,
     json_option,
     make_console,
     open_collection,
@@ -66,6 +67,10 @@ def ingest(
     as_json: bool = json_option("Print the ingest report as one JSON object: ingest, features, indexes."),
     wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
                               "to finish (default: stop with an error naming it)."),
+    device: str = device_option("extract features on"),
+    ray: str = typer.Option(None, "--ray", metavar="auto|ADDRESS",
+                            help="Decode and extract on a Ray cluster: auto ($RAY_ADDRESS, else a Ray on this "
+                            "machine) or the head's HOST:PORT (needs the ray extra; see docs/distributed.md)."),
     quiet: bool = quiet_option(),
 ):
     """Add a folder of images (and metadata) to a collection, extract features and index them.
@@ -76,11 +81,17 @@ def ingest(
     until the new one is complete.
     """
     from artlens.catalog.ingest import check_ingest_inputs
+    from artlens.devices import device_name
     from artlens.errors import ArtlensError
 
     if extractors:
         _check_extractor_choices(extractors)
     check_ingest_inputs(folder)
+    device = device_name(device)
+    if ray is not None and not no_features:
+        from artlens.features import distributed
+
+        distributed.connect(ray)  # before anything is created: an unreachable cluster changes nothing
     root = collection or default_collection()
     created = _entries_before_creating(root)
     coll = open_collection(root, create=True)
@@ -89,7 +100,8 @@ def ingest(
         with coll.writing(wait=wait, reporter=reporter):  # new extractors commit with their indexes
             if extractors:
                 coll.set_extractors(dict(e.split("=", 1) for e in extractors))
-            summary = coll.ingest(folder, labels, features=not no_features, reindex=reindex, reporter=reporter)
+            summary = coll.ingest(folder, labels, features=not no_features, reindex=reindex, reporter=reporter,
+                                  device=device, ray=None if no_features else ray)
     except ArtlensError:
         if created is not None and len(coll.catalog) == 0:
             coll.close()

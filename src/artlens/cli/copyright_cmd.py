@@ -12,6 +12,7 @@ from rich.table import Table
 from artlens.cli import (
     app,
     comma_list,
+    device_option,
     env_path,
     eval_app,
     json_option,
@@ -81,15 +82,18 @@ def registry_add(
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
     as_json: bool = json_option("Print the report as one JSON object."),
+    device: str = device_option("extract the works' features and edited views on"),
     quiet: bool = quiet_option(QUIET_HELP),
 ):
     """Register a folder of works under an owner and licence (a free-to-use collection is a registry
     with a free licence). Re-running is incremental; new works are indexed in the trained detectors."""
     from artlens.copyright.registry import check_image_folder
+    from artlens.devices import device_name
 
     check_image_folder(folder)  # before anything is created
+    device = device_name(device)
     reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs))
-    summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet))
+    summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet), device=device)
     if as_json:
         print_json(summary)
         return
@@ -168,12 +172,16 @@ def registry_train(
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
     as_json: bool = json_option("Print what was trained as one JSON object."),
+    device: str = device_option("extract the works' features and edited views on"),
     quiet: bool = quiet_option(QUIET_HELP),
 ):
     """(Re)train the registry's detectors on its works; also rebuilds a registry made by another version."""
+    from artlens.devices import device_name
+
+    device = device_name(device)  # before anything is opened
     changes = _config_changes(detectors, views, epochs, cvae_epochs)
     reg = _open(registry, changes=changes, allow_rebuild=True)
-    report = reg.train(changes["detectors"], reporter=Reporter(not quiet))
+    report = reg.train(changes["detectors"], reporter=Reporter(not quiet), device=device)
     if as_json:
         print_json({"registry": str(reg.root), "trained": report})
         return

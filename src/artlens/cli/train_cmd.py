@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, open_collection
+from artlens.cli import app, collection_option, device_option, open_collection
 from artlens.progress import Reporter
 from artlens.train.config import TrainConfig
 from artlens.train.run import DEFAULT_FEATURES
@@ -43,6 +43,7 @@ def train(
                                      f"clipped to {DEFAULTS.dp_clip:g}; trains the ce loss unless --loss is given "
                                      "(default: off)."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
+    device: str = device_option("compute the --extract features on (the head itself trains on the CPU)"),
     collection: Path = collection_option(),
     wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
                               "to finish (default: stop with an error naming it)."),
@@ -56,6 +57,7 @@ def train(
     the new ones, never a mix). The split (a `split` column, else stratified and seeded) is
     stored with the head; test scores come from artworks it never saw.
     """
+    from artlens.devices import device_name
     from artlens.settings import with_changes
     from artlens.train.run import train_learned_aspect
 
@@ -65,10 +67,11 @@ def train(
                                      "patience": patience, "seed": seed, "test_fraction": test_fraction,
                                      "dp_records": dp_records})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
+    device = device_name(device)  # before the collection is opened
     coll = open_collection(collection)
     reporter = Reporter(not quiet)
     with coll.writing(wait=wait, reporter=reporter):  # one writer; the head and its index commit together
-        run = train_learned_aspect(coll, label, names, config, out, extract, reporter)
+        run = train_learned_aspect(coll, label, names, config, out, extract, reporter, device)
     summary = run.summary()
     if as_json:
         print(json.dumps(summary, indent=2))

@@ -45,6 +45,7 @@ from artlens.copyright.robust import (
 )
 from artlens.copyright.taps import COPY_TAPS
 from artlens.copyright.views import compute_views, view_keys
+from artlens.devices import device_name
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
 from artlens.files import write_json
@@ -132,9 +133,10 @@ class CopyrightRegistry:
         return {o: {"works": e["works"], "licences": dict(e["licences"])} for o, e in sorted(out.items())}
 
     def add(self, folder: str | Path, owner: str, licence: str | None = None, labels: str | Path | None = None,
-            train: bool = True, reporter: Reporter = QUIET) -> dict:
+            train: bool = True, reporter: Reporter = QUIET, device: str | None = None) -> dict:
         """Register (or refresh) every image under ``folder`` as ``owner``'s, then bring the features and
-        detectors up to date. Unreadable files are skipped and reported."""
+        detectors up to date. Unreadable files are skipped and reported. ``device``: where features are
+        extracted (``artlens.devices``; default auto)."""
         if not owner.strip():
             raise CollectionError("an owner is needed", "pass --owner NAME")
         folder = check_image_folder(folder)
@@ -152,7 +154,7 @@ class CopyrightRegistry:
                 fields.setdefault(LICENCE, "all rights reserved")
                 catalog.set_metadata(artwork_id, fields)
         summary["works"] = len(self)
-        summary.update(self.refresh(train=train, reporter=reporter))
+        summary.update(self.refresh(train=train, reporter=reporter, device=device))
         return summary
 
     def _refuse_other_owners(self, folder: Path, owner: str) -> None:
@@ -251,15 +253,16 @@ class CopyrightRegistry:
         order = list(dict.fromkeys([*self.config.detectors, *DETECTORS]))
         return [d for d in order if d in manifest.get("detectors", {})]
 
-    def refresh(self, train: bool = True, reporter: Reporter = QUIET) -> dict:
+    def refresh(self, train: bool = True, reporter: Reporter = QUIET, device: str | None = None) -> dict:
         """Compute missing features, update the content index, and index new works in the trained
         detectors (training the detectors first if there are none yet and ``train``)."""
         extraction = self.collection.extract(
-            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=reporter)
+            self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=reporter,
+            device=device)
         self.collection.update_indexes(aspects=["content"])
         out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed]}
         if train and not self.trained():
-            out["trained"] = self.train(reporter=reporter)
+            out["trained"] = self.train(reporter=reporter, device=device)
             return out
         ids, md5s = self.works()
         md5_of = dict(zip(ids.tolist(), md5s))
@@ -276,19 +279,25 @@ class CopyrightRegistry:
         out["indexed"] = {name: len(self.detector(name)) for name in self.trained()}
         return out
 
-    def train(self, detectors: tuple[str, ...] | None = None, reporter: Reporter = QUIET) -> dict:
-        """Train (or retrain) detectors on the registered works; returns what was fitted."""
+    def train(self, detectors: tuple[str, ...] | None = None, reporter: Reporter = QUIET,
+              device: str | None = None) -> dict:
+        """Train (or retrain) detectors on the registered works; returns what was fitted. ``device``:
+        where features and the edited views' descriptors are extracted (default auto)."""
+        device = device_name(device)
         detectors = tuple(detectors or self.config.detectors)
         ids, md5s = self.works()
         if len(ids) < 2:
             raise CollectionError(f"{self.root} holds {len(ids)} work(s); training needs at least two",
                                   "register more works with `artlens registry add`")
-        self.collection.extract(self._extractor_names(detectors), reporter=reporter)
+        self.collection.extract(self._extractor_names(detectors), reporter=reporter, device=device)
         report: dict = {}
         manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
         for name in detectors:
             started = time.perf_counter()
-            detector, info = (self._train_robust if name == "robust" else self._train_cvae)(ids, md5s, reporter)
+            if name == "robust":
+                detector, info = self._train_robust(ids, md5s, reporter, device)
+            else:
+                detector, info = self._train_cvae(ids, md5s, reporter)
             detector.save(self.folder / name)
             self._detectors[name] = detector
             info = {"descriptor_id": detector.descriptor_id, "works": len(ids),
@@ -299,10 +308,10 @@ class CopyrightRegistry:
         write_json(manifest, self.folder / "manifest.json")
         return report
 
-    def _train_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter):
+    def _train_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter, device: str = "cpu"):
         cfg = self.config.robust
         taps = self._cached(COPY_TAPS, md5s)
-        compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, reporter=reporter)
+        compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, reporter=reporter, device=device)
         edits = self._cached(COPY_TAPS, [k for m in md5s for k in view_keys(m, cfg.views + 1, cfg.seed)])
         edits = edits.reshape(len(md5s), cfg.views + 1, -1)
         views = np.concatenate([taps[:, None, :], edits[:, : cfg.views]], axis=1).astype(np.float16)

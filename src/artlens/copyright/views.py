@@ -43,9 +43,10 @@ def render_views(path: str, md5: str, n_views: int | list[int], seed: int, max_p
 
 
 def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: int, batch_works: int = 8,
-                  reporter: Reporter = QUIET) -> int:
+                  reporter: Reporter = QUIET, device: str = "cpu") -> int:
     """Cache the pooled taps of ``n_views`` edited views of each work that lacks them; returns how many
-    views were computed. Works whose file cannot be decoded any more are skipped."""
+    views were computed. Works whose file cannot be decoded any more are skipped. ``device``: where
+    the backbone runs (a resolved torch device name)."""
     extractor = create_extractor(COPY_TAPS)
     collection.cache.register(extractor.id, extractor.dim, extractor.describe())
     have = collection.cache.keys(extractor.id)
@@ -78,7 +79,7 @@ def compute_views(collection: Collection, md5s: list[str], n_views: int, seed: i
             if not rendered:
                 continue
             images = [image for _, views in rendered for image in views]
-            vectors = encode_images(images, [extractor])[extractor.name]
+            vectors = encode_images(images, [extractor], device)[extractor.name]
             keys = [view_key(md5, k, seed) for md5, _ in rendered for k in missing[md5]]
             collection.cache.put(extractor.id, keys, np.asarray(vectors), extractor.store_dtype)
             done += len(keys)

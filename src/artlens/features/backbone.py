@@ -3,8 +3,9 @@ features and intermediate feature maps) in one forward pass shared by every extr
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from PIL import Image
@@ -20,11 +21,22 @@ class Backbone:
     preprocess: Callable[[Sequence[Image.Image]], torch.Tensor]
     layer_channels: dict[str, int]
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
     @torch.inference_mode()
     def taps(self, images: Sequence[Image.Image], layers: Sequence[str]) -> dict[str, torch.Tensor]:
+        """The taps of one forward pass, on the CPU whatever device the model runs on (extractors
+        reduce them there; pooled features and mid-level maps are small next to the forward pass)."""
         if not layers:
             return {}
-        return self.model.forward_features(self.preprocess(images), list(layers))
+        device = self.device
+        x = self.preprocess(images)
+        if device.type != "cpu":
+            x = x.pin_memory().to(device, non_blocking=True)
+        taps = self.model.forward_features(x, list(layers))
+        return taps if device.type == "cpu" else {k: v.float().cpu() for k, v in taps.items()}
 
 
 def _effnet_lite0() -> Backbone:
@@ -33,7 +45,8 @@ def _effnet_lite0() -> Backbone:
 
 
 _FACTORIES: dict[str, Callable[[], Backbone]] = {"effnet-lite0": _effnet_lite0}
-_LOADED: dict[str, Backbone] = {}
+_LOADED: dict[str, Backbone] = {}  # on the CPU
+_ON_DEVICE: dict[tuple[str, str], Backbone] = {}  # copies on other devices
 
 # Channel counts known without loading weights, so extractors can state their dimension up front.
 KNOWN_CHANNELS: dict[str, dict[str, int]] = {
@@ -54,14 +67,21 @@ def list_backbones() -> list[str]:
     return sorted(_FACTORIES)
 
 
-def get_backbone(name: str) -> Backbone:
-    """The loaded backbone, created once per process."""
+def get_backbone(name: str, device: str | torch.device = "cpu") -> Backbone:
+    """The loaded backbone on ``device`` (a resolved torch device name), created once per process
+    and device: a GPU copy is made from the CPU one."""
     if name not in _FACTORIES:
         raise ArtlensError(f"unknown backbone {name!r}", f"available: {', '.join(list_backbones())}")
     if name not in _LOADED:
         _LOADED[name] = _FACTORIES[name]()
         _LOADED[name].model.eval()
-    return _LOADED[name]
+    device = str(torch.device(device))
+    if device == "cpu":
+        return _LOADED[name]
+    if (name, device) not in _ON_DEVICE:
+        cpu = _LOADED[name]
+        _ON_DEVICE[name, device] = replace(cpu, model=copy.deepcopy(cpu.model).to(device).eval())
+    return _ON_DEVICE[name, device]
 
 
 def _vgg_channels(blocks: tuple[int, ...]) -> dict[str, int]:

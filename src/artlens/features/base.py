@@ -28,6 +28,10 @@ class Extractor(ABC):
     def describe(self) -> dict:
         return {"name": self.name, "id": self.id, "aspect": self.aspect, "modality": self.modality, "dim": self.dim}
 
+    def use_device(self, device: str) -> None:
+        """Run on ``device`` (a resolved torch device name) from now on. Image extractors run on their
+        backbone's device, given per batch; an extractor with a model of its own moves it here."""
+
 
 class ImageExtractor(Extractor):
     """An image extractor computes its vector from the taps of a shared backbone forward pass

@@ -49,7 +49,13 @@ class SentenceEncoderExtractor(TextExtractor):
         self.model_ref = model
         self.dim = dim
         self.batch_size = batch_size
+        self.device = "cpu"
         self._model = None
+
+    def use_device(self, device: str) -> None:
+        self.device = device
+        if self._model is not None:
+            self._model.to(device)
 
     @property
     def model(self):
@@ -60,7 +66,7 @@ class SentenceEncoderExtractor(TextExtractor):
             from sentence_transformers import SentenceTransformer
 
             with _quiet_loading():
-                self._model = SentenceTransformer(ref, device="cpu")
+                self._model = SentenceTransformer(ref, device=self.device)
             # sentence-transformers 6 renamed the method and warns on the old name
             dimension = getattr(self._model, "get_embedding_dimension", None) or \
                 self._model.get_sentence_embedding_dimension

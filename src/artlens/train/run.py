@@ -158,14 +158,15 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
 
 def train_learned_aspect(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
                          config: TrainConfig = TrainConfig(), out: str | Path | None = None, extract: bool = False,
-                         reporter: Reporter = QUIET) -> TrainingRun:
+                         reporter: Reporter = QUIET, device: str | None = None) -> TrainingRun:
     """Train a head (``train_collection_head``) and make it the collection's ``learned`` aspect: saved
     as its head file (and to ``out``), each with its per-epoch metrics (.metrics.json) and curves
-    (.curves.png), and indexed. ``extract``: first compute the input features the collection lacks."""
+    (.curves.png), and indexed. ``extract``: first compute the input features the collection lacks
+    (on ``device``, default auto; the head itself trains on the CPU)."""
     features = [f.strip() for f in features if f.strip()]
     if extract:
         specs, _ = resolve_inputs(collection, features, config)
-        collection.extract([s.extractor for s in specs], reporter=reporter)
+        collection.extract([s.extractor for s in specs], reporter=reporter, device=device)
     run = train_collection_head(collection, label, features, config, reporter)
     extra = {"summary": run.summary(), "config": config.as_dict()}
     run.indexed = collection.attach_head(run.head, persist=True)
