@@ -154,7 +154,7 @@ def main(argv=None) -> dict:
                           f"(cpu {lat['cpu_p50_ms']:.3f}/{lat['cpu_p95_ms']:.3f})  "
                           f"recall {recall:.3f}  results/q {row['mean_results']:.1f}"
                           f"{'  (scan)' if row['scan_fallback'] else ''}  build {build_s:.1f}s", flush=True)
-                del mih
+                mih = None  # frees the tables before the next build
         report["sizes"].append(entry)
         del flat, db
 
