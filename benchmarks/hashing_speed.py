@@ -156,7 +156,7 @@ def main(argv=None) -> dict:
                           f"{'  (scan)' if row['scan_fallback'] else ''}  build {build_s:.1f}s", flush=True)
                 mih = None  # frees the tables before the next build
         report["sizes"].append(entry)
-        del flat, db
+        flat = db = None  # frees the memory before the next size
 
     print("\nsummary, ms per single-query call, wall p50/p95 [cpu p50/p95]; multi-index: fastest exact "
           "configuration per radius (by cpu p95), recall = worst over all configurations")
