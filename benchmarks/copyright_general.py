@@ -53,7 +53,7 @@ from artlens.copyright.general import (  # noqa: E402
     train_general,
     training_taps,
 )
-from artlens.copyright.queries import UNEDITED, edited_queries  # noqa: E402
+from artlens.copyright.queries import UNEDITED, edited_queries, sample_paths  # noqa: E402
 from artlens.copyright.robust import distractor_taps, registry_calibration  # noqa: E402
 from artlens.copyright.taps import COPY_TAPS  # noqa: E402
 from artlens.features import create_extractor  # noqa: E402
@@ -129,21 +129,23 @@ def calibration_taps(name: str, works: list[str], rows: np.ndarray, families, vi
     extractor = create_extractor(COPY_TAPS)
 
     def compute():
-        out = []
+        images = []
         for r in rows:
             work = crop_letterbox(load_image(works[r]))
-            images = []
             for k in range(views):
                 rng = rng_for(seed, int(r), k, 0xCA1)
                 images.append(crop_letterbox(edited(work, str(families[int(rng.integers(0, len(families)))]), rng)[0]))
-            out.append(encode_images(images, [extractor])[COPY_TAPS].astype(np.float16))
-        return np.stack(out)
+        out = [encode_images(images[i : i + 32], [extractor])[COPY_TAPS].astype(np.float16)
+               for i in range(0, len(images), 32)]
+        return np.concatenate(out).reshape(len(rows), views, -1)
 
     return _cached(f"{name}-calibration", [works[int(r)] for r in rows] + list(families) + [views, seed], compute)
 
 
-def evaluate(name: str, seed: int, cfg: RobustConfig) -> dict:
+def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None = None) -> dict:
     _, works, distractors = registry_set(name)
+    if n_distractors:
+        distractors = sample_paths(distractors, n_distractors, 5)
     stages = {}
     started = time.perf_counter()
     taps = work_taps(name, works).astype(np.float32)
@@ -162,6 +164,10 @@ def evaluate(name: str, seed: int, cfg: RobustConfig) -> dict:
     out = {"works": len(works), "copies": int((truth >= 0).sum()), "distractors": len(distractors), "heads": {}}
     sscd = sscd_features(name, queries, seed)
     for group, calib_families in HEADS.items():
+        if not head_path(group).exists():
+            print(f"{name}: no head {group} (train it with --train)", file=sys.stderr, flush=True)
+            continue
+        print(f"{name}: head {group}", file=sys.stderr, flush=True)
         head, meta = load_general(head_path(group))
         started = time.perf_counter()
         index = head.encode(taps)
@@ -212,16 +218,18 @@ def main(argv=None) -> dict:
     ap.add_argument("--pictures", type=int, default=None, help="demo pictures for training (default: the recipe's)")
     ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"], choices=["louvre", "bob_ross"])
     ap.add_argument("--seed", type=int, default=2024)
+    ap.add_argument("--distractors", nargs="+", type=int, default=None,
+                    help="distractors per set, in --sets order (default: all 1,000; a seeded sample when fewer)")
     args = ap.parse_args(argv)
     register_extractors()
     config = settings.with_changes(GeneralHeadConfig(), {"pictures": args.pictures})
-    payload: dict = {"recipe": settings.to_dict(config)}
+    payload: dict = {"recipe": settings.to_dict(config), "per_work": PER_WORK, "distractors": args.distractors}
     if args.train:
         payload["training"] = train(config, ["all", "a", "b"])
     cfg = RobustConfig()
     rows = []
-    for name in args.sets:
-        r = evaluate(name, args.seed, cfg)
+    for i, name in enumerate(args.sets):
+        r = evaluate(name, args.seed, cfg, args.distractors[i] if args.distractors else None)
         payload[name] = r
         for group, h in r["heads"].items():
             for subset, m in h["subsets"].items():

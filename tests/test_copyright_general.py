@@ -81,7 +81,8 @@ def test_a_missing_or_foreign_general_head_is_a_clear_error(tmp_path):
 
 def test_registry_add_encodes_and_calibrates_without_training(pictures, tmp_path, capsys):
     path = tmp_path / "reg"
-    code, out, err = run(["registry", "add", pictures["first"], "--owner", "Ann", "--registry", path, "--json"], capsys)
+    code, out, err = run(["registry", "add", pictures["first"], "--owner", "Ann", "--registry", path, "--json",
+                          "--head", "general"], capsys)
     assert code == 0, err
     summary = json.loads(out)
     assert set(summary["trained"]) == {"robust"}  # no CVAE unless asked
@@ -126,7 +127,7 @@ def test_a_threshold_outside_zero_one_is_refused_before_anything_is_made(picture
 def test_a_fixed_threshold_and_the_cvae_warning(pictures, tmp_path, capsys):
     path = tmp_path / "reg"
     code, out, err = run(["registry", "add", pictures["first"], "--owner", "A", "--registry", path,
-                          "--threshold", "0.77", "--json", "-q"], capsys)
+                          "--threshold", "0.77", "--head", "general", "--json", "-q"], capsys)
     assert code == 0 and json.loads(out)["trained"]["robust"]["threshold"] == pytest.approx(0.77)
     before = snapshot(path)
     code, out, err = run(["registry", "train", "--registry", path, "--threshold", "2"], capsys)
@@ -139,7 +140,8 @@ def test_a_fixed_threshold_and_the_cvae_warning(pictures, tmp_path, capsys):
 
 def test_a_registry_of_an_older_artlens_says_how_to_upgrade_and_is_left_alone(pictures, tmp_path, capsys):
     path = tmp_path / "reg"
-    assert run(["registry", "add", pictures["first"], "--owner", "A", "--registry", path, "-q"], capsys)[0] == 0
+    assert run(["registry", "add", pictures["first"], "--owner", "A", "--registry", path, "--head", "general",
+                "-q"], capsys)[0] == 0
     manifest = path / "copyright" / "manifest.json"
     manifest.write_text(json.dumps({**json.loads(manifest.read_text()), "format": MANIFEST_FORMAT - 1}))
     before = snapshot(path)

@@ -34,7 +34,7 @@ class RobustConfig:
     encodes and calibrates; ``"registry"``: a head trained on the registry's works (starting from the
     general head where the shapes match)."""
 
-    head: str = "general"
+    head: str = "registry"  # "general" is fast but, shipped today, weaker (docs/copyright.md)
     views: int = 12  # edited views per work computed (once) for training; one more is kept for calibration
     dim: int = 256
     hidden: int = 1024
