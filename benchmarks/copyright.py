@@ -135,11 +135,15 @@ def main(argv=None) -> dict:
     ap.add_argument("--cvae-epochs", type=int, default=8,
                     help="CVAE epochs (8: ~25-40 min per registry on 2 shared cores; the registry default is 30)")
     ap.add_argument("--views", type=int, default=None, help="edited views per work for the robust head")
+    ap.add_argument("--head", default="registry", choices=["registry", "general"],
+                    help="robust head: trained on each registry (the figures in docs/RESULTS.md) or the shipped "
+                         "general one (see benchmarks/copyright_general.py)")
     ap.add_argument("--retrain", default="", help="detectors to retrain although trained, e.g. robust")
     ap.add_argument("--report", action="store_true", help="also write results/copyright_SET_report/ (md, json, PNGs)")
     args = ap.parse_args(argv)
 
-    config = settings.with_changes(CopyrightConfig(), {"cvae__epochs": args.cvae_epochs, "robust__views": args.views})
+    config = settings.with_changes(CopyrightConfig(), {"cvae__epochs": args.cvae_epochs, "robust__views": args.views,
+                                                       "detectors": ("robust", "cvae"), "robust__head": args.head})
     results, heads = {}, {}
     for name in args.sets:
         retrain = tuple(d for d in args.retrain.split(",") if d)

@@ -18,7 +18,8 @@ from artlens.copyright.registry import CopyrightRegistry
 from artlens.errors import ArtifactMismatchError, ArtlensError, CollectionError
 
 TINY = CopyrightConfig(
-    robust=RobustConfig(views=2, epochs=15, hidden=128, dim=32, batch_works=8, threshold=0.85),
+    detectors=("robust", "cvae"),
+    robust=RobustConfig(head="registry", views=2, epochs=15, hidden=128, dim=32, batch_works=8, threshold=0.85),
     cvae=CVAEConfig(image_size=32, channels=(4, 8, 8, 16, 16), hidden=32, latent=16, epochs=2, batch_size=4),
 )
 

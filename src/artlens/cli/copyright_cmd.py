@@ -22,6 +22,7 @@ from artlens.cli import (
     quiet_option,
 )
 from artlens.copyright.config import (
+    CVAE_WARNING,
     DETECTORS,
     CopyrightConfig,
     CVAEConfig,
@@ -48,10 +49,25 @@ def registry_option():
                         help="Registry folder (default: $ARTLENS_REGISTRY or ./artlens-registry).")
 
 
-def _config_changes(detectors: str | None, views: int | None, epochs: int | None, cvae_epochs: int | None) -> dict:
-    """The options given, as :func:`artlens.settings.with_changes` takes them (None: not given)."""
-    return {"detectors": comma_list(detectors, "--detectors", example="robust,cvae") or None,
-            "robust__views": views, "robust__epochs": epochs, "cvae__epochs": cvae_epochs}
+def _config_changes(detectors: str | None, views: int | None, epochs: int | None, cvae_epochs: int | None,
+                    head: str | None = None, threshold: float | None = None) -> dict:
+    """The options given, as :func:`artlens.settings.with_changes` takes them (None: not given). Checked
+    here, before any registry is opened or created."""
+    from artlens.copyright.config import HEADS, check_threshold
+    from artlens.errors import ArtlensError
+
+    check_threshold(threshold)
+    if head is not None and head not in HEADS:
+        raise ArtlensError(f"unknown head {head!r}", f"use --head {' or --head '.join(HEADS)}")
+    chosen = comma_list(detectors, "--detectors", example="robust,cvae") or None
+    if chosen and set(chosen) - set(DETECTORS):
+        raise ArtlensError(f"unknown detectors {sorted(set(chosen) - set(DETECTORS))}",
+                           f"choose from: {', '.join(DETECTORS)}")
+    if chosen and "cvae" in chosen:
+        err.print(f"warning: {CVAE_WARNING}")
+    return {"detectors": chosen, "robust__views": views, "robust__epochs": epochs, "cvae__epochs": cvae_epochs,
+            "robust__head": head, "robust__threshold": threshold,
+            "robust__calibrate": False if threshold is not None else None}
 
 
 def _open(path: Path | None, create: bool = False, changes: dict | None = None, allow_rebuild: bool = False):
@@ -61,7 +77,12 @@ def _open(path: Path | None, create: bool = False, changes: dict | None = None, 
                                   changes=changes)
 
 
-DETECTORS_HELP = f"Detectors to train, comma-separated: robust, cvae (default: {','.join(CopyrightConfig.detectors)})."
+DETECTORS_HELP = (f"Detectors to train, comma-separated: robust, cvae (the paper's VAE, a comparison: slow, accepts "
+                  f"look-alikes) (default: {','.join(CopyrightConfig.detectors)}).")
+HEAD_HELP = (f"Robust detector's head: general (shipped with artlens; the registry only encodes and calibrates) or "
+             f"registry (trained on the registry's works from the general one: slower) (default: {RobustConfig.head}).")
+THRESHOLD_HELP = ("Fixed operating threshold of the robust detector, in (0, 1] (default: calibrated to "
+                  f"{RobustConfig.target_precision:.0%} precision on held-out works).")
 VIEWS_HELP = f"Edited views per work for the robust descriptor (default {RobustConfig.views})."
 EPOCHS_HELP = f"Training epochs of the robust projection head (default {RobustConfig.epochs})."
 CVAE_EPOCHS_HELP = f"Training epochs of the paper's CVAE (default {CVAEConfig.epochs})."
@@ -77,7 +98,9 @@ def registry_add(
     labels: Path = typer.Option(None, "--labels", help="Metadata CSV (title, artist, ...) with a path column."),
     registry: Path = registry_option(),
     no_train: bool = typer.Option(False, "--no-train", help="Do not train detectors now (`artlens registry train` later)."),
-    detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
+    detectors: str = typer.Option(None, "--detectors", "--detector", help=DETECTORS_HELP),
+    head: str = typer.Option(None, "--head", help=HEAD_HELP),
+    threshold: float = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
     views: int = typer.Option(None, "--views", help=VIEWS_HELP),
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
@@ -92,7 +115,8 @@ def registry_add(
 
     check_image_folder(folder)  # before anything is created
     device = device_name(device)
-    reg = _open(registry, create=True, changes=_config_changes(detectors, views, epochs, cvae_epochs))
+    changes = _config_changes(detectors, views, epochs, cvae_epochs, head, threshold)
+    reg = _open(registry, create=True, changes=changes)
     summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet), device=device)
     if as_json:
         print_json(summary)
@@ -167,7 +191,9 @@ def registry_list(
 @registry_app.command("train")
 def registry_train(
     registry: Path = registry_option(),
-    detectors: str = typer.Option(None, "--detectors", help=DETECTORS_HELP),
+    detectors: str = typer.Option(None, "--detectors", "--detector", help=DETECTORS_HELP),
+    head: str = typer.Option(None, "--head", help=HEAD_HELP),
+    threshold: float = typer.Option(None, "--threshold", help=THRESHOLD_HELP),
     views: int = typer.Option(None, "--views", help=VIEWS_HELP),
     epochs: int = typer.Option(None, "--epochs", help=EPOCHS_HELP),
     cvae_epochs: int = typer.Option(None, "--cvae-epochs", help=CVAE_EPOCHS_HELP),
@@ -175,11 +201,13 @@ def registry_train(
     device: str = device_option("extract the works' features and edited views on"),
     quiet: bool = quiet_option(QUIET_HELP),
 ):
-    """(Re)train the registry's detectors on its works; also rebuilds a registry made by another version."""
+    """(Re)build the registry's detectors: with the general head, re-encode and recalibrate (fast); with
+    `--head registry`, fine-tune a head on the registry's works. Also upgrades a registry made by an older
+    artlens or another version."""
     from artlens.devices import device_name
 
     device = device_name(device)  # before anything is opened
-    changes = _config_changes(detectors, views, epochs, cvae_epochs)
+    changes = _config_changes(detectors, views, epochs, cvae_epochs, head, threshold)
     reg = _open(registry, changes=changes, allow_rebuild=True)
     report = reg.train(changes["detectors"], reporter=Reporter(not quiet), device=device)
     if as_json:

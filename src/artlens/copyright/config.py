@@ -14,13 +14,27 @@ from artlens import settings
 from artlens.errors import ArtlensError, CollectionError
 
 DETECTORS = ("robust", "cvae")
+HEADS = ("general", "registry")
+CVAE_WARNING = ("the paper's CVAE detector accepts look-alike distractors (hundreds of false positives "
+                "on 1,000 distractors in docs/RESULTS.md); it is a comparison, check with robust")
+
+
+def check_threshold(threshold: float | None) -> None:
+    """A cosine operating threshold must lie in (0, 1]; None (not given) passes."""
+    if threshold is not None and not 0.0 < float(threshold) <= 1.0:
+        raise CollectionError(f"threshold {threshold} is outside (0, 1]",
+                              "give a cosine threshold above 0 and at most 1, e.g. --threshold 0.8")
 
 
 @dataclass(frozen=True)
 class RobustConfig:
     """The edit-invariant descriptor: a projection head on pooled EfficientNet-Lite0 taps, trained
-    contrastively on edited views of the registry's works (SSCD's recipe on cached features)."""
+    contrastively on edited views (SSCD's recipe on cached features). ``head = "general"``: the head
+    artlens ships (trained once on its own demo pictures, ``copyright.general``), the registry only
+    encodes and calibrates; ``"registry"``: a head trained on the registry's works (starting from the
+    general head where the shapes match)."""
 
+    head: str = "registry"  # "general" is fast but, shipped today, weaker (docs/copyright.md)
     views: int = 12  # edited views per work computed (once) for training; one more is kept for calibration
     dim: int = 256
     hidden: int = 1024
@@ -37,7 +51,10 @@ class RobustConfig:
     min_calibration_works: int = 50  # fewer works: the default threshold is kept
     calibration_works: int = 100  # held-out works wanted: small registries repeat the split (a head per fold)
     threshold: float = 0.6  # operating cosine threshold; replaced by calibration on large enough registries
+    calibrate: bool = True  # False: ``threshold`` is the operating threshold as given (``--threshold``)
     margin: float = 0.02  # added above the highest score of a calibration distractor
+    calibration_views: int = 2  # general head: edited views of each sampled work that play copies
+    duplicate_score: float = 0.98  # general head: a sampled work scoring this close to another is a duplicate
     code_bits: int = 64  # ITQ codes of the descriptors, for the fast (Hamming shortlist) mode
     shortlist: int = 100  # works re-ranked with the float descriptor in the fast mode
     seed: int = 0
@@ -63,7 +80,7 @@ class CVAEConfig:
 
 @dataclass(frozen=True)
 class CopyrightConfig:
-    detectors: tuple[str, ...] = DETECTORS  # trained when the registry is built; the first one checks by default
+    detectors: tuple[str, ...] = ("robust",)  # trained when the registry is built; the first one checks by default
     robust: RobustConfig = field(default_factory=RobustConfig)
     cvae: CVAEConfig = field(default_factory=CVAEConfig)
     alternatives: int = 5  # works from the free collection suggested with every verdict
@@ -72,6 +89,9 @@ class CopyrightConfig:
         unknown = set(self.detectors) - set(DETECTORS)
         if unknown or not self.detectors:
             raise CollectionError(f"unknown detectors {sorted(unknown)}", f"choose from: {', '.join(DETECTORS)}")
+        if self.robust.head not in HEADS:
+            raise CollectionError(f"unknown robust head {self.robust.head!r}", f"choose from: {', '.join(HEADS)}")
+        check_threshold(self.robust.threshold)
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "copyright/config.toml") -> "CopyrightConfig":

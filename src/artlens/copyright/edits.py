@@ -31,6 +31,13 @@ EDITS: tuple[str, ...] = (
 )
 COMBO = "combo"
 FAMILIES: tuple[str, ...] = EDITS + (COMBO,)
+# Harder edits than the generator's own (``FAMILIES``): the general copy head is trained on them too,
+# and the held-out-family benchmark tests on them. Not drawn by ``random_edit`` unless asked for.
+STRONG_EDITS: tuple[str, ...] = (
+    "tight_crop", "rotate_strong", "perspective_strong", "picture_in_picture", "pixelate", "jpeg_low",
+    "hue_shift",
+)
+ALL_FAMILIES: tuple[str, ...] = FAMILIES + STRONG_EDITS
 
 _WORDS = ("SALE", "new", "art", "poster", "print", "museum", "gallery", "@artlover", "original", "2024",
           "limited", "edition", "wall", "decor", "sample", "preview", "copyright", "canvas", "oil", "classic")
@@ -217,10 +224,97 @@ def jpeg(image: Image.Image, rng: Rng) -> Image.Image:
     return Image.open(buffer).convert("RGB")
 
 
+# -- stronger edits (``STRONG_EDITS``) -------------------------------------------------------------
+def tight_crop(image: Image.Image, rng: Rng) -> Image.Image:
+    """Keep 15-45 % of the area, then resized to 150-250 px on the longer side."""
+    w, h = image.size
+    area = rng.uniform(0.15, 0.45) * w * h
+    ratio = math.exp(rng.uniform(math.log(2 / 3), math.log(3 / 2)))
+    cw = max(8, int(round(min(w, math.sqrt(area * ratio)))))
+    ch = max(8, int(round(min(h, area / cw))))
+    x, y = int(rng.integers(0, w - cw + 1)), int(rng.integers(0, h - ch + 1))
+    out = image.crop((x, y, x + cw, y + ch))
+    side = int(rng.integers(150, 251))
+    scale = side / max(out.size)
+    return out.resize((max(8, int(cw * scale)), max(8, int(ch * scale))), Image.Resampling.BILINEAR)
+
+
+def rotate_strong(image: Image.Image, rng: Rng) -> Image.Image:
+    """15-45 degrees either way, canvas grown (corners filled)."""
+    angle = float(rng.uniform(15, 45) * rng.choice([-1, 1]))
+    fill = [(0, 0, 0), (255, 255, 255), _colour(rng)][int(rng.integers(0, 3))]
+    return image.rotate(angle, resample=Image.Resampling.BILINEAR, expand=True, fillcolor=fill)
+
+
+def perspective_strong(image: Image.Image, rng: Rng) -> Image.Image:
+    """Each corner moved inwards by 15-30 % of the side: a print photographed at a steep angle."""
+    w, h = image.size
+    jitter = rng.uniform(0.15, 0.3, size=(4, 2)) * np.array([w, h])
+    jitter[rng.integers(0, 4)] *= 0.3  # one corner stays nearly put, as in a real photograph
+    src = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float64)
+    dst = src + np.array([[1, 1], [-1, 1], [-1, -1], [1, -1]]) * jitter
+    fill = [(0, 0, 0), (255, 255, 255), _colour(rng)][int(rng.integers(0, 3))]
+    return image.transform((w, h), Image.Transform.PERSPECTIVE, _perspective_coefficients(dst, src),
+                           Image.Resampling.BILINEAR, fillcolor=fill)
+
+
+def picture_in_picture(image: Image.Image, rng: Rng) -> Image.Image:
+    """The work shown small (25-50 % of the width) inside a larger picture of noise, gradients and shapes."""
+    w, h = image.size
+    share = rng.uniform(0.25, 0.5)
+    W = int(w / share)
+    H = max(int(W * rng.uniform(0.6, 1.0)), int(h * 1.1))
+    cells = rng.integers(0, 256, size=(int(rng.integers(2, 6)), int(rng.integers(2, 6)), 3)).astype(np.uint8)
+    page = Image.fromarray(cells).resize((W, H), Image.Resampling.BICUBIC)
+    draw = ImageDraw.Draw(page)
+    for _ in range(int(rng.integers(2, 8))):
+        x0, y0 = int(rng.integers(0, W)), int(rng.integers(0, H))
+        box = [x0, y0, x0 + int(rng.integers(W // 10, W // 3)), y0 + int(rng.integers(H // 10, H // 3))]
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=_colour(rng))
+    small = image.resize((max(8, int(share * W)), max(8, int(share * W * h / w))), Image.Resampling.BILINEAR)
+    x0 = int(rng.integers(0, max(1, W - small.size[0])))
+    y0 = int(rng.integers(0, max(1, H - small.size[1])))
+    page.paste(small, (x0, y0))
+    return page
+
+
+def pixelate(image: Image.Image, rng: Rng) -> Image.Image:
+    """Blocks of 1/24-1/12 of the longer side (nearest-neighbour down and up)."""
+    w, h = image.size
+    block = max(2, int(max(w, h) / rng.uniform(12, 24)))
+    small = image.resize((max(2, w // block), max(2, h // block)), Image.Resampling.BILINEAR)
+    return small.resize((w, h), Image.Resampling.NEAREST)
+
+
+def jpeg_low(image: Image.Image, rng: Rng) -> Image.Image:
+    """Halved, then JPEG at quality 3-10."""
+    w, h = image.size
+    image = image.resize((max(8, w // 2), max(8, h // 2)), Image.Resampling.BILINEAR)
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=int(rng.integers(3, 11)))
+    buffer.seek(0)
+    return Image.open(buffer).convert("RGB")
+
+
+def hue_shift(image: Image.Image, rng: Rng) -> Image.Image:
+    """Hue rotated by 60-300 degrees, or the channels swapped, or inverted."""
+    kind = int(rng.integers(0, 3))
+    if kind == 0:
+        hsv = np.asarray(image.convert("HSV")).copy()
+        hsv[..., 0] = (hsv[..., 0].astype(np.int32) + int(rng.integers(43, 213))) % 256
+        return Image.fromarray(hsv, "HSV").convert("RGB")
+    if kind == 1:
+        order = [(1, 2, 0), (2, 0, 1), (2, 1, 0), (0, 2, 1), (1, 0, 2)][int(rng.integers(0, 5))]
+        return Image.fromarray(np.asarray(image)[..., list(order)])
+    return ImageOps.invert(image)
+
+
 _EDIT_FUNCTIONS: dict[str, Callable[[Image.Image, Rng], Image.Image]] = {
     "crop": crop, "rotate": rotate, "flip": flip, "perspective": perspective, "colour": colour,
     "greyscale": greyscale, "overlay": overlay, "border": border, "screenshot": screenshot,
     "downscale": downscale, "blur_noise": blur_noise, "jpeg": jpeg,
+    "tight_crop": tight_crop, "rotate_strong": rotate_strong, "perspective_strong": perspective_strong,
+    "picture_in_picture": picture_in_picture, "pixelate": pixelate, "jpeg_low": jpeg_low, "hue_shift": hue_shift,
 }
 
 
@@ -235,7 +329,7 @@ def edited(image: Image.Image, family: str, rng: Rng) -> tuple[Image.Image, str]
     elif family in _EDIT_FUNCTIONS:
         names = [family]
     else:
-        raise ArtlensError(f"unknown edit {family!r}", f"choose one of: {', '.join(FAMILIES)}")
+        raise ArtlensError(f"unknown edit {family!r}", f"choose one of: {', '.join(ALL_FAMILIES)}")
     out = image.convert("RGB")
     for name in names:
         out = _EDIT_FUNCTIONS[name](out, rng)

@@ -28,7 +28,7 @@ import numpy as np
 from artlens.catalog.ingest import file_md5, scan_folder
 from artlens.collection import Collection
 from artlens.config import AspectConfig, CollectionConfig
-from artlens.copyright.config import DETECTORS, CopyrightConfig
+from artlens.copyright.config import CVAE_WARNING, DETECTORS, CopyrightConfig
 from artlens.copyright.cvae import (
     CVAEKeyDetector,
     latent_means,
@@ -36,10 +36,13 @@ from artlens.copyright.cvae import (
     train_cvae,
 )
 from artlens.copyright.extractors import register_extractors
+from artlens.copyright.general import load_general
 from artlens.copyright.robust import (
+    ProjectionHead,
     RobustDetector,
     distractor_taps,
     raise_to_floor,
+    registry_calibration,
     train_calibrated_head,
     train_head,
 )
@@ -52,12 +55,14 @@ from artlens.files import write_json
 from artlens.progress import QUIET, Reporter
 from artlens.settings import with_changes
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: the robust detector records its head ("general" or "registry") and calibration
 OWNER, LICENCE = "owner", "licence"
 CONTENT_EXTRACTOR = "effnet-lite0"
 REGISTRY_COLLECTION = CollectionConfig(aspects={"content": AspectConfig(CONTENT_EXTRACTOR)},
                                        weights={"content": 1.0}, text_columns=("title",))
 _REBUILD = "rebuild its detectors: artlens registry train --registry {root}"
+_UPGRADE = ("upgrade it (re-encodes the works with the general copy head and recalibrates in minutes; works and "
+            "owners are kept): artlens registry train --registry {root} --detectors robust")
 
 
 def check_image_folder(folder: str | Path) -> Path:
@@ -103,15 +108,15 @@ class CopyrightRegistry:
             _check_manifest(path, manifest)
         if not create and manifest is None:
             _refuse_plain_collection(path)
+        settings = path / "copyright" / "config.toml"
+        stored = CopyrightConfig.load(settings) if settings.exists() else None
+        chosen = with_changes(config or stored or CopyrightConfig(), dict(changes or {}))  # bad values: nothing made
         collection = Collection.open(path, create=create, config=REGISTRY_COLLECTION)
         if CONTENT_EXTRACTOR not in collection.config.extractor_names():
             raise CollectionError(f"{path} has no {CONTENT_EXTRACTOR} content aspect",
                                   "use a registry made by `artlens registry add`, or a collection with default settings")
-        settings = collection.root / "copyright" / "config.toml"
-        stored = CopyrightConfig.load(settings) if settings.exists() else None
-        chosen = with_changes(config or stored or CopyrightConfig(), dict(changes or {}))
         if chosen != stored:
-            chosen.save(settings)
+            chosen.save(collection.root / "copyright" / "config.toml")
         return cls(collection, chosen)
 
     def close(self) -> None:
@@ -143,6 +148,7 @@ class CopyrightRegistry:
         self._refuse_other_owners(folder, owner.strip())
         catalog = self.collection.catalog
         # catalogued as any collection is; the registry's own features and indexes follow in refresh
+        started = time.perf_counter()
         summary = self.collection.ingest(folder, labels, features=False, reporter=reporter)
         files = catalog.file_states(under=folder)
         with catalog.transaction():
@@ -154,7 +160,10 @@ class CopyrightRegistry:
                 fields.setdefault(LICENCE, "all rights reserved")
                 catalog.set_metadata(artwork_id, fields)
         summary["works"] = len(self)
+        ingest_s = time.perf_counter() - started
         summary.update(self.refresh(train=train, reporter=reporter, device=device))
+        summary["timings"] = {"ingest_s": round(ingest_s, 2), **summary.get("timings", {}),
+                              "total_s": round(time.perf_counter() - started, 2)}
         return summary
 
     def _refuse_other_owners(self, folder: Path, owner: str) -> None:
@@ -256,13 +265,19 @@ class CopyrightRegistry:
     def refresh(self, train: bool = True, reporter: Reporter = QUIET, device: str | None = None) -> dict:
         """Compute missing features, update the content index, and index new works in the trained
         detectors (training the detectors first if there are none yet and ``train``)."""
+        started = time.perf_counter()
         extraction = self.collection.extract(
             self._extractor_names(tuple(self.config.detectors) + tuple(self.trained())), reporter=reporter,
             device=device)
+        timings = {"features_s": round(time.perf_counter() - started, 2)}
+        started = time.perf_counter()
         self.collection.update_indexes(aspects=["content"])
-        out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed]}
+        timings["content_index_s"] = round(time.perf_counter() - started, 2)
+        out = {"features_failed": [{"md5": m, "reason": r} for m, r in extraction.failed], "timings": timings}
+        started = time.perf_counter()
         if train and not self.trained():
             out["trained"] = self.train(reporter=reporter, device=device)
+            timings["detectors_s"] = round(time.perf_counter() - started, 2)
             return out
         ids, md5s = self.works()
         md5_of = dict(zip(ids.tolist(), md5s))
@@ -270,14 +285,27 @@ class CopyrightRegistry:
             detector = self.detector(name)
             if name == "robust":
                 changed = detector.sync(ids, lambda new: self._cached(COPY_TAPS, [md5_of[i] for i in new]))
+                if changed and detector.info.get("head") == "general" and self.config.robust.calibrate:
+                    self._calibrate_general(detector, md5s, reporter, device_name(device))
             else:
                 thumbs = thumbnail_extractor(self.config.cvae.image_size)
                 changed = detector.sync(ids, lambda new: latent_means(
                     detector.model, thumbs.unflatten(self._cached(thumbs.name, [md5_of[i] for i in new]))))
             if changed:
                 detector.save(self.folder / name)
+                self._record(name, {"works": len(ids), "threshold": getattr(detector, "threshold", None),
+                                    "calibration": detector.info.get("calibration")} if name == "robust" else
+                             {"works": len(ids)})
+        timings["detectors_s"] = round(time.perf_counter() - started, 2)
         out["indexed"] = {name: len(self.detector(name)) for name in self.trained()}
         return out
+
+    def _record(self, name: str, fields: dict) -> None:
+        """Update a trained detector's entry in the manifest (after works were added or removed)."""
+        manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
+        if name in manifest.get("detectors", {}):
+            manifest["detectors"][name].update(fields)
+            write_json(manifest, self.folder / "manifest.json")
 
     def train(self, detectors: tuple[str, ...] | None = None, reporter: Reporter = QUIET,
               device: str | None = None) -> dict:
@@ -293,6 +321,8 @@ class CopyrightRegistry:
         report: dict = {}
         manifest = _read_json(self.folder / "manifest.json") or {"detectors": {}}
         for name in detectors:
+            if name == "cvae":
+                reporter.notice(f"warning: {CVAE_WARNING}")
             started = time.perf_counter()
             if name == "robust":
                 detector, info = self._train_robust(ids, md5s, reporter, device)
@@ -309,27 +339,91 @@ class CopyrightRegistry:
         return report
 
     def _train_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter, device: str = "cpu"):
+        if self.config.robust.head == "general":
+            return self._general_robust(ids, md5s, reporter, device)
         cfg = self.config.robust
         taps = self._cached(COPY_TAPS, md5s)
         compute_views(self.collection, md5s, cfg.views + 1, cfg.seed, reporter=reporter, device=device)
         edits = self._cached(COPY_TAPS, [k for m in md5s for k in view_keys(m, cfg.views + 1, cfg.seed)])
         edits = edits.reshape(len(md5s), cfg.views + 1, -1)
         views = np.concatenate([taps[:, None, :], edits[:, : cfg.views]], axis=1).astype(np.float16)
-        info: dict = {}
+        info: dict = {"head": "registry"}
         threshold = cfg.threshold
-        if len(ids) >= cfg.min_calibration_works:
-            head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, reporter=reporter)
+        start = _general_start(cfg)
+        if len(ids) >= cfg.min_calibration_works and cfg.calibrate:
+            head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, reporter=reporter,
+                                                      start=start)
             threshold = calibration.threshold
             info["calibration"] = asdict(calibration)
         else:
-            head = train_head(views, cfg, reporter=reporter)
+            head = train_head(views, cfg, reporter=reporter, start=start)
             info["calibration"] = None
+        info["fine_tuned_from"] = start.fingerprint() if start is not None else None
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,
-                                  {"views": cfg.views, "calibration": info["calibration"]}, code_bits=cfg.code_bits)
+                                  {"views": cfg.views, **info}, code_bits=cfg.code_bits)
         detector.set_works(ids, taps)
-        info["distractor_floor"] = raise_to_floor(detector, distractor_taps(cfg.seed), cfg.margin)
+        if cfg.calibrate:
+            info["distractor_floor"] = raise_to_floor(detector, distractor_taps(cfg.seed), cfg.margin)
         info["threshold"] = detector.threshold
         return detector, info
+
+    def _general_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter, device: str = "cpu"):
+        """The shipped general head: encode the works, calibrate; nothing trained."""
+        cfg = self.config.robust
+        head, meta = load_general()
+        detector = RobustDetector(head, create_extractor(COPY_TAPS).id, cfg.threshold,
+                                  {"head": "general", "general": meta["fingerprint"],
+                                   "general_threshold": meta["threshold"]}, code_bits=cfg.code_bits)
+        started = time.perf_counter()
+        detector.set_works(ids, self._cached(COPY_TAPS, md5s))
+        timings = {"encode_s": round(time.perf_counter() - started, 2)}
+        if cfg.calibrate:
+            timings.update(self._calibrate_general(detector, md5s, reporter, device))
+        return detector, {"head": "general", "general": meta["fingerprint"],
+                          "calibration": detector.info.get("calibration"),
+                          "distractor_floor": detector.info.get("distractor_floor"),
+                          "threshold": detector.threshold, "timings": timings}
+
+    def _calibrate_general(self, detector: RobustDetector, md5s: list[str], reporter: Reporter,
+                           device: str = "cpu") -> dict:
+        """Set ``detector``'s threshold from a sample of the registered works (see
+        :func:`artlens.copyright.robust.registry_calibration`), then raise it above the distractors'
+        floor. The sample (the works with the lowest MD5s) and its cached edited views change little
+        as works are added, so adding works computes few new views. Returns stage timings."""
+        cfg = self.config.robust
+        timings: dict = {}
+        started = time.perf_counter()
+        if len(md5s) >= cfg.min_calibration_works:
+            rows = np.argsort(np.asarray(md5s))[: cfg.calibration_works]
+            sample = [md5s[r] for r in rows]
+            n_views = cfg.calibration_views
+            compute_views(self.collection, sample, n_views, cfg.seed, reporter=reporter, device=device)
+            timings["calibration_views_s"] = round(time.perf_counter() - started, 2)
+            keys = [k for m in sample for k in view_keys(m, n_views, cfg.seed)]
+            found = self._cached_found(COPY_TAPS, keys)
+            views = detector.describe(found).reshape(len(sample), n_views, -1)
+            calibration = registry_calibration(detector.vectors, rows, views, cfg)
+            detector.threshold = calibration.threshold
+            detector.info["calibration"] = asdict(calibration)
+        else:
+            detector.threshold = cfg.threshold  # too few works to calibrate: the default, then the floor
+            detector.info["calibration"] = None
+        started = time.perf_counter()
+        raise_to_floor(detector, distractor_taps(cfg.seed), cfg.margin)
+        timings["distractor_floor_s"] = round(time.perf_counter() - started, 2)
+        reporter.step(f"  robust threshold {detector.threshold:.3f}" + (
+            f" (99 % precision on {len(md5s) if len(md5s) < cfg.calibration_works else cfg.calibration_works} "
+            "held-out works)" if detector.info["calibration"] else " (the default; too few works to calibrate)"))
+        return timings
+
+    def _cached_found(self, extractor_name: str, keys: list[str]) -> np.ndarray:
+        extractor = create_extractor(extractor_name)
+        vectors, found = self.collection.cache.get(extractor.id, keys)
+        if not found.all():
+            raise CollectionError(f"{int((~found).sum())} calibration views could not be computed",
+                                  f"check that the registered files are readable, then run "
+                                  f"`artlens registry train --registry {self.root}`")
+        return vectors
 
     def _train_cvae(self, ids: np.ndarray, md5s: list[str], reporter: Reporter):
         cfg = self.config.cvae
@@ -364,8 +458,23 @@ class CopyrightRegistry:
         return self._detectors[name]
 
 
+def _general_start(cfg) -> ProjectionHead | None:
+    """The general head to fine-tune from, when it has the configured shape (else None: from scratch)."""
+    try:
+        head, _ = load_general()
+    except ArtifactMismatchError:
+        return None
+    shape = {"hidden": cfg.hidden, "dim": cfg.dim, "dropout": cfg.dropout}
+    return head if all(head.config.get(k) == v for k, v in shape.items()) else None
+
+
 def _check_manifest(root: Path, manifest: dict) -> None:
     expected = create_extractor(COPY_TAPS).id
+    if isinstance(manifest.get("format"), int) and manifest["format"] < MANIFEST_FORMAT \
+            and manifest.get("taps_id") == expected:
+        raise ArtifactMismatchError(
+            f"the registry {root} was made by an older artlens (registry format {manifest['format']}, this "
+            f"artlens writes {MANIFEST_FORMAT})", _UPGRADE.format(root=root))
     if manifest.get("format") != MANIFEST_FORMAT or manifest.get("taps_id") != expected:
         raise ArtifactMismatchError(
             f"the registry {root} was built with descriptor features {manifest.get('taps_id')!r} "

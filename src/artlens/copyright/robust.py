@@ -104,15 +104,21 @@ def koleo(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return -torch.log((z - z[nearest]).norm(dim=1) + eps).mean()
 
 
-def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUIET) -> ProjectionHead:
-    """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original."""
+def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUIET,
+               start: ProjectionHead | None = None) -> ProjectionHead:
+    """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original.
+    ``start``: a head of the same shape to fine-tune (its weights and standardisation are kept)."""
     n_works, n_views, in_dim = views.shape
     if n_works < 2 or n_views < 2:
         raise ValueError("training needs at least two works with an original and one edited view each")
     gen = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
     head = ProjectionHead(in_dim, config.hidden, config.dim, config.dropout)
-    head.fit_standardisation(torch.from_numpy(views.reshape(-1, in_dim)[:: max(1, n_views // 2)].astype(np.float32)))
+    if start is not None and start.config == head.config:
+        head.load_state_dict(start.state_dict())
+    else:
+        head.fit_standardisation(
+            torch.from_numpy(views.reshape(-1, in_dim)[:: max(1, n_views // 2)].astype(np.float32)))
     per_batch = min(config.batch_works, n_works)
     steps_per_epoch = max(1, n_works // per_batch)
     total = config.epochs * steps_per_epoch
@@ -207,6 +213,36 @@ def threshold_from_scores(scores: CalibrationScores, config: RobustConfig, folds
                        recall, float(unedited.max()) if len(unedited) else -1.0, folds, scores.heldout_works)
 
 
+def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray, config: RobustConfig,
+                         folds: int = 1) -> Calibration:
+    """The operating threshold of a registry whose head was not trained on it (the general head):
+    every work can play an unregistered one. ``index`` (N, d): the descriptors of all registered works;
+    ``rows`` (s,): a sample of them; ``views`` (s, V, d): edited views of the sampled works.
+
+    Registered copies: each view against the whole index (right if its top-1 is its own work).
+    Unregistered look-alikes: each sampled work's original and views against the index without it
+    (another work whose original scores ``duplicate_score`` or more against its original is the same
+    picture registered twice, not a look-alike, and is left out too)."""
+    index = np.asarray(index, np.float32)
+    rows = np.asarray(rows, np.int64)
+    s, n_views, dim = views.shape
+    queries = np.concatenate([index[rows][:, None], views], axis=1)  # (s, 1 + V, d), 0 the original
+    sims = queries.reshape(-1, dim) @ index.T
+    own = np.repeat(rows, 1 + n_views)
+    at = np.arange(len(own))
+    own_score = sims[at, own].copy()
+    # the work itself, and works whose original is (nearly) the same picture as its original
+    same = np.repeat(index[rows] @ index.T >= config.duplicate_score, 1 + n_views, axis=0)
+    same[at, own] = True
+    sims[same] = -np.inf
+    other = sims.max(1) if sims.shape[1] > 1 else np.full(len(own), -1.0, np.float32)
+    is_view = np.tile(np.r_[False, np.ones(n_views, bool)], s)
+    positive = np.maximum(own_score[is_view], other[is_view])
+    correct = own_score[is_view] >= other[is_view]
+    scores = CalibrationScores(positive, correct, other, ~is_view, s)
+    return threshold_from_scores(scores, config, folds)
+
+
 def calibrate_threshold(head: ProjectionHead, train_views: np.ndarray, calibration_view: np.ndarray,
                         heldout_views: np.ndarray, config: RobustConfig) -> Calibration:
     """Operating threshold of one split (see :func:`calibration_scores`)."""
@@ -227,7 +263,8 @@ def calibration_folds(n_works: int, config: RobustConfig) -> list[tuple[np.ndarr
 
 
 def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, config: RobustConfig,
-                          reporter: Reporter = QUIET) -> tuple[ProjectionHead, Calibration]:
+                          reporter: Reporter = QUIET, start: ProjectionHead | None = None
+                          ) -> tuple[ProjectionHead, Calibration]:
     """The head of the first split and the threshold from every split's scores.
 
     ``views``: (n, 1 + views, D), view 0 the original; ``calibration_view``: (n, E, D) further edits,
@@ -237,7 +274,7 @@ def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, confi
     for f, (held, kept) in enumerate(splits):
         if len(splits) > 1:
             reporter.step(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out")
-        head = train_head(views[kept], config, reporter if f == 0 else QUIET)
+        head = train_head(views[kept], config, reporter if f == 0 else QUIET, start=start)
         first = head if first is None else first
         heldout = np.concatenate([views[held], calibration_view[held]], axis=1)
         parts.append(calibration_scores(head, views[kept], calibration_view[kept, 0], heldout))
