@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from conftest import draw_picture
 
 from artlens.api import ApiSettings, create_app
 from artlens.api.security import AccessSettings
 from artlens.api.server import BackgroundServer
 from artlens.collection import Collection, copy_collection
-from conftest import draw_picture
 
 pytestmark = pytest.mark.postgres
 REPO = Path(__file__).resolve().parents[1]
