@@ -181,10 +181,9 @@ def test_a_second_writer_is_refused_naming_the_first(tiny_folder, pg_copy, pg_ur
     assert len(second.catalog) == 12
 
 
-def test_readers_see_each_commit_without_reopening(tiny_folder, pg_url, tmp_path):
-    folder, labels = tiny_folder
-    writer = Collection.open(pg_url, create=True)
-    writer.ingest(folder, labels)
+def test_readers_see_each_commit_without_reopening(tiny_collection, pg_url, tmp_path):
+    copy_collection(tiny_collection.root, pg_url)  # features included: only the new work is extracted below
+    writer = Collection.open(pg_url)
     reader = Collection.open(pg_url, read_only=True)
     seen = reader.signature()
     n = len(reader.catalog)
@@ -201,10 +200,13 @@ def test_readers_see_each_commit_without_reopening(tiny_folder, pg_url, tmp_path
     assert new_id in SearchEngine(Collection.open(pg_url, read_only=True)).collection.index("content").ids()
 
 
-def test_index_rebuild_refits_and_incremental_ingest_keeps_the_transform(tiny_folder, pg_url, tmp_path, capsys):
+def test_index_rebuild_refits_and_incremental_ingest_keeps_the_transform(tiny_collection, tiny_folder, pg_url, tmp_path,
+                                                                          capsys):
     folder, labels = tiny_folder
-    coll = Collection.open(pg_url, create=True)
-    coll.ingest(folder, labels)
+    copy_collection(tiny_collection.root, pg_url)
+    coll = Collection.open(pg_url)
+    coll.ingest(folder, labels)  # the same folder again: nothing new
+    assert coll.generation == 1
     before = coll.index("content")
     extra = tmp_path / "more"
     extra.mkdir()

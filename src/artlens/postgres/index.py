@@ -90,7 +90,6 @@ class PgAspectIndex(AspectIndex):
         self.store = store
         self.table = table
         self.search_config = config or IndexConfig()
-        self._ef: int | None = None
 
     @property
     def conn(self):
@@ -221,12 +220,14 @@ class PgAspectIndex(AspectIndex):
         return np.array([r[0] for r in rows], dtype=np.int64), np.stack([_numpy(r[1]) for r in rows])
 
     def _set_ef(self, k: int) -> None:
+        """The connection's search parameters (set once per value: every index of the collection
+        shares its connection)."""
         ef = min(MAX_EF_SEARCH, max(int(self.search_config.hnsw_ef_search), int(k)))
-        if ef != self._ef:
+        if ef != self.store.ef_search:
             self.conn.execute(f"SET hnsw.ef_search = {ef}")
             self.conn.execute("SET hnsw.iterative_scan = relaxed_order")
             self.conn.execute(f"SET hnsw.max_scan_tuples = {max(20_000, 20 * ef)}")
-            self._ef = ef
+            self.store.ef_search = ef
 
     def search(self, queries: np.ndarray, k: int, allowed_ids=None) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` cosine scores and ids per query (-1 ids pad short lists): HNSW, with a filter

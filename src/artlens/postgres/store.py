@@ -177,6 +177,7 @@ class Store:
         self.conn = conn  # autocommit; a writer opens a transaction on it for its scope
         self._features = None
         self._lock_conn = None
+        self.ef_search: int | None = None  # hnsw.ef_search as set on ``conn`` (None: the server's default)
 
     @classmethod
     def open(cls, location, create: bool = False, read_only: bool = False) -> "Store":
