@@ -206,7 +206,7 @@ class PgAspectIndex(AspectIndex):
         if not ids:
             return np.zeros((0, self.manifest.dim), dtype=np.float32)
         rows = dict(self.conn.execute(f"SELECT artwork_id, embedding FROM {self.table} WHERE artwork_id = ANY(%s)",
-                                      (ids,)).fetchall())
+                                      (ids,), binary=True).fetchall())  # binary: vectors without parsing text
         missing = [i for i in ids if i not in rows]
         if missing:
             raise CollectionError(f"artwork(s) {missing[:5]} are not in the {self.manifest.aspect} index",
@@ -214,7 +214,8 @@ class PgAspectIndex(AspectIndex):
         return np.stack([_numpy(rows[i]) for i in ids])
 
     def all_vectors(self) -> tuple[np.ndarray, np.ndarray]:
-        rows = self.conn.execute(f"SELECT artwork_id, embedding FROM {self.table} ORDER BY artwork_id").fetchall()
+        rows = self.conn.execute(f"SELECT artwork_id, embedding FROM {self.table} ORDER BY artwork_id",
+                                 binary=True).fetchall()
         if not rows:
             return np.zeros(0, dtype=np.int64), np.zeros((0, self.manifest.dim), dtype=np.float32)
         return np.array([r[0] for r in rows], dtype=np.int64), np.stack([_numpy(r[1]) for r in rows])
@@ -242,7 +243,7 @@ class PgAspectIndex(AspectIndex):
         sql = (f"WITH hits AS MATERIALIZED (SELECT artwork_id, embedding <=> %(q)s AS d FROM {self.table} {where} "
                f"ORDER BY embedding <=> %(q)s LIMIT %(k)s) SELECT artwork_id, d FROM hits ORDER BY d, artwork_id")
         for row, vector in enumerate(q):
-            hits = self.conn.execute(sql, {"q": vector, "allowed": allowed, "k": k}).fetchall()
+            hits = self.conn.execute(sql, {"q": vector, "allowed": allowed, "k": k}, binary=True).fetchall()
             for j, (artwork_id, distance) in enumerate(hits):
                 out[row, j], scores[row, j] = artwork_id, 1.0 - float(distance)
         return scores, out
