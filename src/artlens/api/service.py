@@ -34,7 +34,6 @@ from artlens.features import ImageExtractor, TextExtractor
 from artlens.recommend import recommend
 from artlens.search import SearchEngine, SearchResult
 from artlens.search.filters import check_columns
-from artlens.storage import pointer_signature
 from artlens.thumbnails import ThumbnailCache
 
 log = logging.getLogger("artlens.api")
@@ -110,7 +109,7 @@ class _Generations:
 
     def current(self) -> "ArtService":
         live = self.live
-        signature = pointer_signature(live.collection.root)
+        signature = live.collection.signature()
         failed, at = self._failed
         if signature == live._signature or (signature == failed and time.monotonic() - at < 0.5) \
                 or not self._lock.acquire(blocking=False):
@@ -118,7 +117,7 @@ class _Generations:
         try:
             live = self.live
             if signature != live._signature:
-                collection = Collection.open(live.collection.root, read_only=live.collection.read_only)
+                collection = Collection.open(live.collection.location, read_only=live.collection.read_only)
                 collection.load_indexes()
                 successor = ArtService(live.settings, collection, *live._given, previous=live)
                 successor.facet_index.facets()
@@ -161,7 +160,7 @@ class ArtService:
         self._annotator = annotator
         self._copyright_checker = copyright_checker
         self._opening = threading.Lock()
-        self._signature = pointer_signature(self.collection.root)
+        self._signature = self.collection.signature()
         if previous is not None:  # what does not depend on the generation carries over
             self.thumbnails, self.artists = previous.thumbnails, previous.artists
             self._free, self._root = previous._free, previous._root

@@ -335,6 +335,30 @@ class Catalog:
         for r in self.conn.execute("SELECT id, md5, path FROM artworks ORDER BY id"):
             yield int(r[0]), r[1], r[2]
 
+    # -- moving a catalog -----------------------------------------------------------------------
+    def dump(self) -> dict[str, list[tuple]]:
+        """Every visible row (artworks, files, metadata, skipped files), ids kept: what
+        :meth:`load_dump` of another catalog (this backend's or PostgreSQL's) takes."""
+        q = self.conn.execute
+        return {
+            "artworks": [tuple(r) for r in q("SELECT id, md5, path, size_bytes, width, height, added_at FROM artworks ORDER BY id")],
+            "files": [tuple(r) for r in q("SELECT path, artwork_id, size_bytes, mtime_ns FROM files ORDER BY path")],
+            "metadata": [tuple(r) for r in q("SELECT artwork_id, key, value FROM metadata ORDER BY artwork_id, key")],
+            "skipped": [tuple(r) for r in q("SELECT path, reason, size_bytes, mtime_ns, at FROM skipped ORDER BY path")],
+        }
+
+    def load_dump(self, dump: dict[str, list[tuple]]) -> None:
+        """Insert a dumped catalog (ids kept) into this empty one, as artworks of the pending generation."""
+        with self.transaction():
+            self.conn.executemany(
+                "INSERT INTO main.artworks(id, md5, path, size_bytes, width, height, added_at, added_gen) "
+                "VALUES (?,?,?,?,?,?,?,?)", [(*row, self.pending_generation) for row in dump["artworks"]])
+            self.conn.executemany("INSERT INTO main.files(path, artwork_id, size_bytes, mtime_ns) VALUES (?,?,?,?)",
+                                  dump["files"])
+            self.conn.executemany("INSERT INTO main.metadata(artwork_id, key, value) VALUES (?,?,?)", dump["metadata"])
+            self.conn.executemany("INSERT INTO main.skipped(path, reason, size_bytes, mtime_ns, at) VALUES (?,?,?,?,?)",
+                                  dump["skipped"])
+
 
 def _connect_read_only(path: Path) -> sqlite3.Connection:
     """A connection that never writes: ``mode=ro``, or ``immutable=1`` where SQLite cannot even make

@@ -36,7 +36,8 @@ app = typer.Typer(
 eval_app = typer.Typer(help="Measure retrieval, annotation, hashing and copyright quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
 
-COLLECTION_HELP = "Collection folder (default: $ARTLENS_COLLECTION or ./artlens-collection)."
+COLLECTION_HELP = ("Collection folder, or postgresql://USER@HOST:PORT/DB?schema=NAME "
+                   "(default: $ARTLENS_COLLECTION or ./artlens-collection).")
 
 
 def package_version() -> str:

@@ -1,4 +1,4 @@
-"""`artlens ingest` and `artlens stats`."""
+"""`artlens ingest`, `artlens stats`, `artlens collection copy` and `artlens index rebuild`."""
 
 from __future__ import annotations
 
@@ -35,8 +35,11 @@ def _check_extractor_choices(items: list[str]) -> None:
 
 
 def _entries_before_creating(root: Path) -> set[Path] | None:
-    """What the folder held before this run makes a collection in it; None when it is one already."""
-    if (root / "collection.toml").exists():
+    """What the folder held before this run makes a collection in it; None when it is one already
+    (or a database: a failed first ingest there leaves the schema its transaction did not write)."""
+    from artlens.postgres import is_postgres
+
+    if is_postgres(root) or (root / "collection.toml").exists():
         return None
     return set(root.iterdir()) if root.is_dir() else set()
 
@@ -113,7 +116,7 @@ def ingest(
     r = summary["ingest"]
     out = make_console()
     out.print(
-        f"[bold]{coll.root}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
+        f"[bold]{coll.location}[/]: {r['added']} new, {r['updated']} changed, {r['unchanged']} unchanged, "
         f"{r['duplicates']} duplicate files, {r['removed']} removed, {len(r['skipped'])} skipped"
     )
     for item in r["skipped"][:20]:
@@ -170,3 +173,59 @@ def _size(n: int | None) -> str:
             return f"{n:.0f} B" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+collection_app = typer.Typer(help="Move collections between folders and PostgreSQL databases.", no_args_is_help=True)
+app.add_typer(collection_app, name="collection")
+index_app = typer.Typer(help="Maintain a collection's indexes.", no_args_is_help=True)
+app.add_typer(index_app, name="index")
+
+
+@collection_app.command("copy")
+def collection_copy(
+    source: Path = typer.Argument(..., help="Collection to copy: a folder or a postgresql:// URL."),
+    target: Path = typer.Argument(..., help="New or empty collection to copy it into: a folder or a postgresql:// URL "
+                                  "(postgresql://USER@HOST:PORT/DB?schema=NAME)."),
+    queries: int = typer.Option(200, "--queries", help="Artworks whose searches are compared after the copy."),
+    as_json: bool = json_option("Print one JSON object: source, target, artworks, generation, aspects "
+                                "(count, queries, overlap), same."),
+    quiet: bool = quiet_option(),
+):
+    """Copy a collection into another backend (folder -> PostgreSQL, or back): catalog, features,
+    settings, head and indexes as they are; then check that searches give the same results
+    (top-10 overlap per aspect, on --queries of its artworks)."""
+    from artlens.collection import copy_collection
+
+    report = copy_collection(source, target, Reporter(not quiet), queries=queries)
+    if as_json:
+        print_json(report)
+    else:
+        out = make_console()
+        out.print(f"[bold]{report['target']}[/]: {report['artworks']} artworks copied from {report['source']}", soft_wrap=True)
+        for aspect, check in report["aspects"].items():
+            out.print(f"  {aspect}: {check['count']} vectors, top-10 overlap {check['overlap']:.3f} on {check['queries']} searches")
+        out.print("  searches give the same results" if report["same"] else
+                  "  [bold yellow]searches differ[/] (an approximate index: compare with `artlens eval retrieval`)")
+
+
+@index_app.command("rebuild")
+def index_rebuild(
+    collection: Path = collection_option(),
+    aspects: str = typer.Option(None, "--aspects", help="Comma-separated aspects to rebuild (default: all)."),
+    wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
+                              "to finish (default: stop with an error naming it)."),
+    as_json: bool = json_option("Print one JSON object: collection, generation, indexes (count per aspect)."),
+):
+    """Rebuild indexes from the feature cache: the PCA and hashing transforms refitted on a sample of
+    today's works (an ingest adds new works with the stored ones), new vectors and codes written."""
+    from artlens.cli import comma_list
+
+    coll = open_collection(collection)
+    counts = coll.update_indexes(rebuild=True, aspects=list(comma_list(aspects, "--aspects", example="content,style"))
+                                 if aspects else None, wait=wait)
+    report = {"collection": coll.location, "generation": coll.generation, "indexes": counts}
+    if as_json:
+        print_json(report)
+        return
+    make_console().print(f"[bold]{coll.location}[/]: rebuilt " + ", ".join(f"{a} {n}" for a, n in counts.items()),
+                         soft_wrap=True)

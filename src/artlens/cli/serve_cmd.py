@@ -62,6 +62,8 @@ def serve(
     thumbnails: Path = typer.Option(None, "--thumbnails", help="Thumbnail cache folder (default: COLLECTION/thumbnails)."),
     max_upload_mb: int = typer.Option(None, "--max-upload-mb", help=f"Largest upload accepted, in MiB (default: {DEFAULT_UPLOAD_MB})."),
     threads: int = typer.Option(1, "--threads", help="CPU threads per request (1 serves concurrent requests best)."),
+    workers: int = typer.Option(1, "--workers", help="Server processes sharing the port (e.g. one per core); each "
+                                "reads the collection on its own (a postgresql:// one from the database)."),
     profiles: Path = typer.Option(None, "--profiles", help="Artist profile file that \"Find an artist\" and "
                                                            "/api/artists search (from `artlens artists publish`/`merge`; "
                                                            "default: $ARTLENS_ARTIST_PROFILES, else "
@@ -96,6 +98,10 @@ def serve(
 
     if not 0 <= port <= 65535:
         raise ArtlensError(f"port {port} is out of range", "use a port between 1 and 65535 (0: any free one), e.g. --port 8000")
+    if workers < 1:
+        raise ArtlensError(f"--workers {workers}: at least one worker", "e.g. --workers 2 (one per core)")
+    if workers > 1 and member is not None:
+        raise ArtlensError("a federation member serves from one process", "leave out --workers, or --member")
     coll = Collection.open(collection or default_collection())
     if profiles is not None:  # a wrong file or head is a one-line error now, not a failing page later
         from artlens.artists.locate import load_head_for
@@ -118,7 +124,19 @@ def serve(
                                        "access__rate_limit": rate_limit, "access__rate_burst": rate_burst,
                                        "access__cors_origins": tuple(cors_origin) if cors_origin else None,
                                        "access__frame_ancestors": tuple(frame_ancestor) if frame_ancestor else None})
-    console.print(f"Loading {coll.root} ({len(coll.catalog)} artworks)...")
+    console.print(f"Loading {coll.location} ({len(coll.catalog)} artworks)...")
+    if workers > 1:
+        from artlens.api.server import CollectionApp, serve_workers
+
+        coll.load_indexes()  # here, so a collection that needs rebuilding is a one-line error
+        warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
+        location = coll.location
+        coll.close()
+        console.print(f"Starting {workers} workers...")
+        serve_workers(CollectionApp(settings, location, threads), workers, host, port, on_ready=announce,
+                      ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+                      ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None)
+        return
     app = create_app(settings, collection=coll, warm_up=False)
     if member_settings is not None:
         from artlens.api.routes.federation import install_member
