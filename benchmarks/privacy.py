@@ -228,7 +228,7 @@ def main() -> None:
     federated = FederatedConfig()  # its defaults are the benchmark's (rounds, local epochs)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="central,profiles,federated,timing", help=", ".join(EXPERIMENTS))
-    parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",")], default=[1.0, 4.0, 8.0])
+    parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",") if v], default=[1.0, 4.0, 8.0])
     parser.add_argument("--institution-epsilon", type=float, default=8.0)
     parser.add_argument("--shadows", type=int, default=4)
     parser.add_argument("--shadow-epochs", type=int, default=0)
