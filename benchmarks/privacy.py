@@ -3,19 +3,26 @@ and artist profiles without DP, with record-level DP-SGD and with institution-le
 
     python benchmarks/privacy.py                                   # every experiment
     python benchmarks/privacy.py --only central --epsilons 1,4,8
-    python benchmarks/privacy.py --only federated --rounds 10
+    python benchmarks/privacy.py --only federated --rounds 5
     python benchmarks/privacy.py --only profiles
 
 Experiments:
 
 - ``central``: a head on wikiart_styles (content + style, ce loss) without DP and with record-level
-  DP at each epsilon (delta 1e-5); each audited (threshold + LiRA with ``--shadows`` shadow heads);
+  DP at each epsilon (delta 1e-5, the recipe of ``--dp-records``: ``train.privacy.DP_RECIPE``); each
+  audited (threshold + LiRA with ``--shadows`` shadow heads);
 - ``federated``: fedstyle over the style partition (7 institutions): no DP, record-level DP at each
-  epsilon, institution-level DP at ``--institution-epsilon``; each head audited the same way
-  (shadows: central heads with the federation's local settings);
+  epsilon (the recipe of ``federate --dp-records``: ``federated.privacy.private_federation``),
+  institution-level DP at ``--institution-epsilon``; each head audited the same way (shadows:
+  central heads with the federation's local settings);
 - ``profiles``: kohlerryan_artists profiles in the space of the central no-DP style head: exact
   prototypes and DP profiles at each epsilon; attribution of held-back works and the attacks;
 - ``timing``: one full audit (default shadows) of the central head: the 15-minute target.
+
+Utility is the held-out mAP of the head alone (``map``, what the target is about) and, beside it,
+``map_mix``: the ranking a user gets when the learned aspect is mixed with the collection's
+pretrained aspects (``--weights learned=W`` over the default mix; the pretrained aspects cost no
+privacy), with the pretrained mix alone as a reference row.
 
 Writes results/privacy_<experiment>.json; docs/RESULTS.md's privacy section is generated from them
 (benchmarks/results_md.py). The machine may be shared: seconds are this machine's at the time.
@@ -26,24 +33,67 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 from _common import RESULTS, print_table, write_result
 
 from artlens.artists.portfolio import artist_labels, learned_space
 from artlens.artists.profiles import ProfileConfig, build_profiles
 from artlens.collection import Collection
+from artlens.config import CollectionConfig, IndexConfig
+from artlens.features import create_extractor
+from artlens.index import AspectIndex
+from artlens.metrics import evaluate_vectors
 from artlens.models import load_head
 from artlens.privacy import AuditConfig, audit_privacy
+from artlens.privacy.heads import audited_features
 from artlens.progress import Reporter
 from artlens.reports.privacy import summary_row, write_privacy_report
 from artlens.settings import with_changes
 from artlens.train.config import TrainConfig
+from artlens.train.privacy import DP_RECIPE, private_training
 from artlens.train.run import train_collection_head
 
 STYLES = RESULTS / "collections" / "wikiart_styles"
 ARTISTS = RESULTS / "collections" / "kohlerryan_artists"
 RUNS = RESULTS / "privacy_runs"
 FEATURES = ("content", "style")
-COLUMNS = ["setting", "map", "top1", "auc_threshold", "auc_lira", "tpr@1%fpr", "tpr@0.1%fpr", "epsilon", "seconds"]
+COLUMNS = ["setting", "map", "map_mix", "top1", "auc_threshold", "auc_lira", "tpr@1%fpr", "tpr@0.1%fpr", "epsilon", "seconds"]
+
+
+_PRETRAINED: dict = {}
+
+
+def pretrained_vectors(coll, ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The collection's default pretrained aspects (as its index stores them: PCA fitted on every
+    artwork) of ``ids``, by aspect; indexes built once per collection."""
+    config = CollectionConfig()
+    out = {}
+    for aspect, weight in config.weights.items():
+        spec = config.aspects[aspect]
+        if weight <= 0:
+            continue
+        key = (str(coll.root), aspect)
+        if key not in _PRETRAINED:
+            got, raw = coll.raw_vectors(spec.extractor)
+            _PRETRAINED[key] = AspectIndex.build(aspect, spec.extractor, create_extractor(spec.extractor).id, got, raw,
+                                                 spec.pca_dims, IndexConfig(kind="flat"))
+        out[aspect] = _PRETRAINED[key].vectors(ids)
+    return out
+
+
+def ranking_maps(coll, head, weight: float) -> dict:
+    """Held-out mAP of the ranking users get: the learned aspect at ``weight`` mixed with the default
+    pretrained mix (``map_mix``), and of that pretrained mix alone (``map_pretrained``)."""
+    data, split = audited_features(coll, head)
+    test = data.subset(np.flatnonzero(split == "test"))
+    vectors = pretrained_vectors(coll, test.ids.astype(np.int64))
+    mix = {a: w for a, w in CollectionConfig().weights.items() if a in vectors}
+    labels = test.labels[:, 0].tolist()
+    vectors["learned"] = head.embed(test.inputs, test.present)
+    total = sum(mix.values())
+    mixed = {"learned": weight, **{a: (1 - weight) * w / total for a, w in mix.items()}}
+    return {"map_mix": evaluate_vectors(vectors, mixed, labels)["map"],
+            "map_pretrained": evaluate_vectors(vectors, mix, labels)["map"]}
 
 
 def audited_row(setting: str, coll, head, args, extra: dict | None = None, **kwargs) -> dict:
@@ -52,6 +102,8 @@ def audited_row(setting: str, coll, head, args, extra: dict | None = None, **kwa
                           reporter=Reporter(), **kwargs)
     write_privacy_report(audit, RUNS / setting.replace(" ", "-").replace(",", ""))
     row = {**summary_row(setting, audit), "audit_seconds": round(time.perf_counter() - start, 1), **(extra or {})}
+    if "profiles" not in kwargs:
+        row.update(ranking_maps(coll, head, args.learned_weight))
     row["members"], row["nonmembers"] = audit["members"], audit["nonmembers"]
     print_table([row], COLUMNS)
     return row
@@ -60,9 +112,7 @@ def audited_row(setting: str, coll, head, args, extra: dict | None = None, **kwa
 def central_head(coll, eps: float, args):
     config = TrainConfig(loss="ce", seed=args.seed)
     if eps:
-        # DP-SGD's noise grows with the number of weights: the content input is reduced by PCA too
-        config = with_changes(config, {"dp_records": eps, "batch_size": args.dp_batch_size, "lr": args.dp_lr,
-                                       "head__reduce_above": args.dp_reduce_above})
+        config = private_training(config, eps)  # the recipe of `artlens train --dp-records`
     start = time.perf_counter()
     run = train_collection_head(coll, "style", FEATURES, config)
     run.head.save(RUNS / f"central-eps{eps:g}.pt")
@@ -79,22 +129,34 @@ def run_central(args) -> None:
                                     head, args, {"seconds": seconds}))
     finally:
         coll.close()
+    costs(rows)
+    report("privacy_central", rows, args, {"dataset": "wikiart_styles", "loss": "ce", "delta": 1e-5,
+                                           "dp_recipe": DP_RECIPE, "learned_weight": args.learned_weight})
+
+
+def costs(rows: list[dict]) -> None:
+    """Each row's cost in points of held-out mAP against the first (no DP), for the head alone and
+    for the mixed ranking; then the pretrained mix alone as a reference row."""
     for r in rows:
         r["map_cost"] = round(rows[0]["map"] - r["map"], 4)
-    report("privacy_central", rows, args, {"dataset": "wikiart_styles", "loss": "ce", "delta": 1e-5,
-                                           "dp_batch_size": args.dp_batch_size, "dp_lr": args.dp_lr,
-                                           "dp_reduce_above": args.dp_reduce_above})
+        if r.get("map_mix") is not None:
+            r["map_mix_cost"] = round(rows[0]["map_mix"] - r["map_mix"], 4)
+    if rows and rows[0].get("map_pretrained") is not None:
+        rows.append({"setting": "pretrained aspects alone (no learned aspect, no training)",
+                     "map_mix": rows[0]["map_pretrained"]})
 
 
 def run_federated(args) -> None:
     from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.privacy import DP_FEDERATION, private_federation
     from artlens.federated.simulation import simulate
 
     base = with_changes(FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs),
                         {"training__seed": args.seed})
     settings = [("federated fedstyle, no DP", base)]
-    settings += [(f"federated fedstyle, record-level DP eps {eps:g}", with_changes(base, {"training__dp_records": eps}))
-                 for eps in args.epsilons]
+    dp_local = {"local_epochs": args.dp_local_epochs} if args.dp_local_epochs else {}
+    settings += [(f"federated fedstyle, record-level DP eps {eps:g}", private_federation(base, eps, dp_local or None))
+                 for eps in args.epsilons]  # the recipe of `artlens federate --dp-records`
     settings.append((f"federated fedstyle, institution-level DP eps {args.institution_epsilon:g}",
                      base.replace(dp_epsilon=args.institution_epsilon)))
     rows = []
@@ -110,10 +172,11 @@ def run_federated(args) -> None:
                                      "federated_map": result.summary["map"]}))
         finally:
             coll.close()
-    for r in rows:
-        r["map_cost"] = round(rows[0]["map"] - r["map"], 4)
+    costs(rows)
     report("privacy_federated", rows, args, {"dataset": "wikiart_styles", "partition": "style (7 institutions)",
-                                             "rounds": args.rounds, "local_epochs": args.local_epochs, "delta": 1e-5})
+                                             "rounds": args.rounds, "local_epochs": args.local_epochs, "delta": 1e-5,
+                                             "dp_recipe": {**DP_RECIPE, **DP_FEDERATION, **dp_local},
+                                             "learned_weight": args.learned_weight})
 
 
 def run_profiles(args) -> None:
@@ -160,17 +223,20 @@ EXPERIMENTS = {"central": run_central, "federated": run_federated, "profiles": r
 
 
 def main() -> None:
+    from artlens.federated.config import FederatedConfig
+
+    federated = FederatedConfig()  # its defaults are the benchmark's (rounds, local epochs)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="central,profiles,federated,timing", help=", ".join(EXPERIMENTS))
-    parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",")], default=[1.0, 4.0, 8.0])
+    parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",") if v], default=[1.0, 4.0, 8.0])
     parser.add_argument("--institution-epsilon", type=float, default=8.0)
     parser.add_argument("--shadows", type=int, default=4)
     parser.add_argument("--shadow-epochs", type=int, default=0)
-    parser.add_argument("--dp-batch-size", type=int, default=1024)
-    parser.add_argument("--dp-lr", type=float, default=5e-3)
-    parser.add_argument("--dp-reduce-above", type=int, default=512, help="DP runs: PCA of every input wider than this")
-    parser.add_argument("--rounds", type=int, default=10)
-    parser.add_argument("--local-epochs", type=int, default=10)
+    parser.add_argument("--learned-weight", type=float, default=0.5,
+                        help="weight of the learned aspect in the mixed ranking (map_mix), over the pretrained mix")
+    parser.add_argument("--rounds", type=int, default=federated.rounds)
+    parser.add_argument("--local-epochs", type=int, default=federated.local_epochs, help="without record-level DP")
+    parser.add_argument("--dp-local-epochs", type=int, default=0, help="record-level DP runs (0: the DP recipe's)")
     parser.add_argument("--cpus", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()

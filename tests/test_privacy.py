@@ -22,7 +22,13 @@ from artlens.privacy import (
 )
 from artlens.train.config import TrainConfig
 from artlens.train.loop import train_head
-from artlens.train.privacy import DPPlan, PrivateStepper, epsilon_spent
+from artlens.train.privacy import (
+    DP_RECIPE,
+    DPPlan,
+    PrivateStepper,
+    epsilon_spent,
+    private_training,
+)
 from artlens.train.run import (
     build_head,
     labelled_features,
@@ -231,6 +237,25 @@ def test_cli_train_dp_records_trains_ce_and_reports_epsilon(tmp_path, capsys):
     assert code == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["loss"] == "ce" and 0 < summary["privacy"]["epsilon"] <= 2.0
-    assert load_head(tmp_path / "c" / "heads" / "learned.pt").info["privacy"]["epsilon"] == summary["privacy"]["epsilon"]
+    # the DP recipe under the flags given: full batches (one step an epoch), a linear 64-d head, 2 epochs
+    assert summary["privacy"]["sample_rate"] == 1.0 and summary["privacy"]["planned_steps"] == 2
+    head = load_head(tmp_path / "c" / "heads" / "learned.pt")
+    assert head.config.hidden == () and head.config.dim == DP_RECIPE["head__dim"]
+    assert head.info["privacy"]["epsilon"] == summary["privacy"]["epsilon"]
     metrics = json.loads((tmp_path / "c" / "heads" / "learned.metrics.json").read_text())
     assert "privacy" in json.dumps(metrics)
+
+
+def test_the_dp_recipe_is_the_default_of_dp_records_and_flags_apply_over_it():
+    config = private_training(TrainConfig(), 4.0)
+    assert config.dp_records == 4.0 and config.loss == "ce" and config.head.hidden == ()
+    assert config.batch_size == DP_RECIPE["batch_size"] and config.lr == DP_RECIPE["lr"]
+    pytest.importorskip("typer")
+    from artlens.cli.federate_cmd import server_settings
+    from artlens.federated.privacy import DP_FEDERATION
+
+    federation = server_settings({"dp_records": 8.0, "lr": 0.01}).federation
+    assert federation.training.dp_records == 8.0 and federation.local_epochs == DP_FEDERATION["local_epochs"]
+    assert federation.training.lr == 0.01 and federation.training.head.dim == DP_RECIPE["head__dim"]
+    plain = server_settings({"dp_records": None}).federation
+    assert not plain.dp_records and plain.training.head.hidden == HeadShape().hidden

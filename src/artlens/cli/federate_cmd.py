@@ -54,8 +54,9 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "dp_delta": ("federation__dp_delta", "--dp-delta", "Differential privacy delta"),
     "dp_clip": ("federation__dp_clip", "--dp-clip", "L2 bound of one institution's update per round (DP)"),
     "dp_records": ("federation__training__dp_records", "--dp-records",
-                   "Record-level DP-SGD inside every institution at this epsilon per artwork for the whole run "
-                   "(0: off; fedstyle, fedavg, fedadam)"),
+                   "Record-level DP-SGD inside every institution at this epsilon per artwork for the whole run, "
+                   "with the DP recipe (full local batches, 2 local epochs, a linear 64-d head; docs/privacy.md) "
+                   "under the other flags (0: off; fedstyle, fedavg, fedadam)"),
     "secagg": ("federation__secagg", "--secagg/--no-secagg",
                "Secure aggregation (SecAgg+): the server only sees the sum of updates"),
     "min_clients": ("federation__min_clients", "--min-clients", "Fewest institutions a round needs"),
@@ -96,7 +97,13 @@ def server_settings(values: dict, **fixed):
         changes["federation__features"] = tuple(f.strip() for f in features.split(",") if f.strip())
     if changes.get("out") is not None:
         changes["out"] = str(Path(changes["out"]).resolve())
-    return with_changes(ServerSettings(), {**changes, **fixed})
+    base = ServerSettings()
+    if changes.get("federation__training__dp_records"):  # the DP recipe (docs/privacy.md), then the flags
+        from artlens.federated.privacy import private_federation
+
+        base = with_changes(base, {"federation": private_federation(base.federation,
+                                                                    changes["federation__training__dp_records"])})
+    return with_changes(base, {**changes, **fixed})
 
 
 def require_flower() -> None:

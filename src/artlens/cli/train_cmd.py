@@ -39,9 +39,9 @@ def train(
     test_fraction: float = typer.Option(None, "--test-fraction", help="Share of each class held out for testing "
                                         f"(0: train on all but the val split; default: {DEFAULTS.test_fraction:g})."),
     dp_records: float = typer.Option(None, "--dp-records", help="Record-level differential privacy: DP-SGD (Opacus) "
-                                     f"at this epsilon for the run, delta {DEFAULTS.dp_delta:g}, one artwork's gradient "
-                                     f"clipped to {DEFAULTS.dp_clip:g}; trains the ce loss unless --loss is given "
-                                     "(default: off)."),
+                                     f"at this epsilon for the run, delta {DEFAULTS.dp_delta:g}, with the DP recipe "
+                                     "(ce loss, full batches, a linear 64-d head; docs/privacy.md), over which the "
+                                     "other flags apply (default: off)."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
     device: str = device_option("compute the --extract features on (the head itself trains on the CPU)"),
     collection: Path = collection_option(),
@@ -59,13 +59,12 @@ def train(
     """
     from artlens.devices import device_name
     from artlens.settings import with_changes
+    from artlens.train.privacy import private_training
     from artlens.train.run import train_learned_aspect
 
-    if dp_records and loss is None:
-        loss = "ce"  # the default supcon loss mixes artworks in one term, which DP-SGD cannot clip
-    config = with_changes(DEFAULTS, {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                     "patience": patience, "seed": seed, "test_fraction": test_fraction,
-                                     "dp_records": dp_records})
+    base = private_training(DEFAULTS, dp_records) if dp_records else DEFAULTS  # the DP recipe, then the flags
+    config = with_changes(base, {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                                 "patience": patience, "seed": seed, "test_fraction": test_fraction})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
     device = device_name(device)  # before the collection is opened
     coll = open_collection(collection)

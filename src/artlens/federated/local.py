@@ -38,6 +38,8 @@ from artlens.train.objectives import (
 )
 from artlens.train.privacy import DPPlan, steps_per_epoch
 
+VIRTUAL_KEYS = 512  # most virtual artworks a DP step contrasts with (a full-batch step must not draw one per artwork)
+
 
 class ProximalObjective(Objective):
     """Another objective plus mu/2 * ||w - w_global||^2 over the trainable weights (FedProx)."""
@@ -129,7 +131,7 @@ class FedStyleObjective(Objective):
         keys, key_labels = [], []
         if self.virtual is not None and bool(self.virtual.available.any()):
             if self._pool is None:  # drawn once per round from the federation's style statistics
-                self._pool = self.virtual.sample(max(64, self.config.batch_size), self.generator)
+                self._pool = self.virtual.sample(max(64, min(self.config.batch_size, VIRTUAL_KEYS)), self.generator)
             px, pp, codes = self._pool
             with torch.no_grad():
                 keys.append(head.embed_transformed(px, pp))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.settings import with_changes
+from artlens.train.privacy import DP_RECIPE
 
 DEFAULT_ORDERS = tuple([1 + x / 10.0 for x in range(1, 10)] + list(range(2, 64)) + [80, 128, 256, 512])
 
@@ -147,3 +149,19 @@ def secagg_workflow(num_clients: int, shares: float, threshold: float, max_weigh
                            "set secagg-shares and secagg-threshold in the run config, e.g. 1.0 and 0.6")
     return SecAggPlusWorkflow(num_shares=float(shares), reconstruction_threshold=float(threshold),
                               max_weight=max_weight, timeout=timeout)
+
+
+# -- record-level DP: the recipe of `--dp-records` ------------------------------------------------
+# Each institution's DP-SGD runs the central recipe (train.privacy.DP_RECIPE: full batches of its own
+# artworks, a high learning rate, a linear 64-d head) with few local epochs a round: every local step
+# is paid for in noise for the whole run (rounds x local epochs compose), and averaging the
+# institutions' updates averages their independent noise too.
+DP_FEDERATION: dict = {"local_epochs": 2}
+
+
+def private_federation(config, epsilon: float, recipe: dict | None = None):
+    """``config`` (a ``FederatedConfig``) with record-level DP at ``epsilon`` inside every institution,
+    with ``recipe`` (default: ``DP_FEDERATION`` over ``DP_RECIPE``, the recipe of `--dp-records`)."""
+    changes = {**DP_FEDERATION, **{f"training__{k}": v for k, v in DP_RECIPE.items()}, **(recipe or {}),
+               "training__dp_records": epsilon}
+    return with_changes(config, changes)
