@@ -68,3 +68,22 @@ def test_collection_split_grouped_by_clusters_or_a_column(tiny_collection):
         collection_split(tiny_collection, "style", seed=0, kind="grouped", group_by="artist")
     with pytest.raises(ArtlensError, match="unknown split kind"):
         collection_split(tiny_collection, "style", kind="by-date")
+
+
+def test_training_records_its_grouped_split_and_reports_the_random_one(tiny_collection):
+    from artlens.train.config import TrainConfig
+    from artlens.train.run import random_split_check, train_collection_head
+
+    config = TrainConfig(epochs=2)
+    run = train_collection_head(tiny_collection, "style", ["content", "style"], config)
+    assert run.split["kind"] == "grouped" and "clusters" in run.split["by"]
+    assert run.head.info["split"] == run.split and set(run.pretrained) == {s.extractor for s in run.head.config.inputs}
+    assert sorted(sum(run.head.split.values(), [])) == sorted(tiny_collection.catalog.md5s().values())
+    grouped = collection_split(tiny_collection, "style", seed=0, kind="grouped")
+    md5s = tiny_collection.catalog.md5s()
+    assert set(run.head.split["test"]) == {md5s[i] for i, s in grouped.items() if s == "test"}
+    summary = run.summary()
+    assert {"split", "pretrained", "test"} <= set(summary)
+    check = random_split_check(tiny_collection, "style", ["content", "style"], config)
+    assert set(check) == {"test", "pretrained", "counts", "best_epoch"} and 0.0 <= check["test"]["map"] <= 1.0
+    assert random_split_check(tiny_collection, "style", ["content", "style"], TrainConfig(split="random")) is None

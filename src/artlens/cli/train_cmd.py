@@ -94,6 +94,7 @@ def train(
               run.random_split["pretrained"])] if run.random_split else []):
         if test:
             top = max(pretrained.items(), key=lambda kv: kv[1]) if pretrained else None
+            top = top if top and top[1] > 0 else None
             table.add_row(name, f"{test['map']:.4f}", f"{test.get('top1', 0):.4f}", f"{test.get('top3', 0):.4f}",
                           str(counts["test"]), f"{top[1]:.4f} ({top[0]}; {test['map'] / top[1]:.2f}x)" if top else "")
     Console().print(table)
