@@ -190,9 +190,14 @@ def split_groups(collection, ids: Sequence[int], group_by: str | None = None, gr
         return {int(i): values.get(int(i), f"#{int(i)}") for i in ids}
     extractors = list(dict.fromkeys(collection.config.aspects[a].extractor for a in GROUP_FEATURES
                                     if a in collection.config.aspects))
+    # without content or style features, the image aspects the collection has (e.g. colour)
+    extractors += [a.extractor for name, a in collection.config.aspects.items()
+                   if name not in GROUP_FEATURES and name != "text" and a.extractor not in extractors]
     common = None
     vectors = {}
     for name in extractors:
+        if len(vectors) == 2:
+            break
         got, raw = collection.raw_vectors(name, list(ids))
         if len(got) == 0:
             continue
