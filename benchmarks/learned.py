@@ -34,7 +34,7 @@ from artlens.metrics import cross_entropy, evaluate_vectors
 from artlens.reports.learned import text_lstm_scores
 from artlens.train.loop import TrainConfig, cpu_threads
 from artlens.train.run import resolve_inputs, train_collection_head
-from artlens.train.split import collection_split
+from artlens.train.split import config_split
 
 # (extractor, PCA dimensions fitted on the whole collection, as its index would)
 PRETRAINED = [("effnet-lite0", None), ("effnet-lite0", 256), ("gram-block3", 256), ("gram-block4", 256),
@@ -144,6 +144,9 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=TrainConfig.epochs)
     parser.add_argument("--aicrs", action="store_true", help="add the AICRS Table 4 comparison (needs text)")
     parser.add_argument("--seeds", default="0", help="seeds (splits) of the AICRS comparison")
+    parser.add_argument("--split", default=TrainConfig.split, choices=["grouped", "random"],
+                        help="grouped (look-alike groups whole in one split: unseen artists) or random (stratified)")
+    parser.add_argument("--group-by", default=None, help="grouped split: a metadata column (default: feature clusters)")
     args = parser.parse_args(argv)
 
     with cpu_threads(1):  # on a shared CPU, spinning BLAS/torch threads slow every step down
@@ -154,7 +157,7 @@ def run(args) -> int:
     root = dataset(args.dataset)
     coll = Collection.open(RESULTS / "collections" / args.dataset, create=True)
     feature_sets = [[f for f in fs.split(",") if f] for fs in args.feature_sets.split(";")]
-    base = TrainConfig(epochs=args.epochs)
+    base = TrainConfig(epochs=args.epochs, split=args.split, group_by=args.group_by)
     if len(coll.catalog) == 0:
         coll.ingest(root, root / "labels.csv", features=False)
     needed = {s.extractor for fs in feature_sets for s in resolve_inputs(coll, fs, base)[0]}
@@ -164,10 +167,10 @@ def run(args) -> int:
     print(f"features ready ({time.perf_counter() - t:.1f} s)")
 
     labels = coll.catalog.column(args.label)
-    split = collection_split(coll, args.label)
+    split = config_split(coll, args.label, base)
     test_ids = sorted(i for i, s in split.items() if s == "test")
     print(f"{args.dataset}: {len(labels)} labelled, test split {len(test_ids)} "
-          f"({'split column' if 'split' in coll.catalog.metadata_columns() else 'stratified, seed 0'})")
+          f"({'split column' if 'split' in coll.catalog.metadata_columns() else args.split + ', seed 0'})")
 
     retrieval, annotation = [], []
     mix = {}
@@ -206,7 +209,7 @@ def run(args) -> int:
     print_table(retrieval, ["model", "map", "p@10", "x_best_pretrained", "n_test", "epochs", "train_s", "total_s"])
     print("\nannotation on the test split")
     print_table(annotation, ["model", "top1", "top3", "loss", "n_test", "seconds"])
-    payload = {"dataset": args.dataset, "label": args.label, "n_labelled": len(labels), "n_test": len(test_ids),
+    payload = {"dataset": args.dataset, "label": args.label, "split": args.split, "n_labelled": len(labels), "n_test": len(test_ids),
                "config": base.as_dict(), "retrieval": retrieval, "annotation": annotation,
                "best_pretrained": best_pretrained}
     if args.aicrs:
@@ -214,7 +217,7 @@ def run(args) -> int:
         rows = aicrs_table(coll, args.label, [int(s) for s in args.seeds.split(",")], base)
         print_table(rows, ["model", "accuracy", "accuracy_std", "loss", "train_s", "map", "n_test", "seeds"])
         payload["aicrs"] = rows
-    write_result(f"learned_{args.dataset}", payload)
+    write_result(f"learned_{args.dataset}" + ("" if args.split == "grouped" else f"_{args.split}"), payload)
     return 0
 
 

@@ -25,7 +25,8 @@ D = HashingEvalConfig  # the defaults (class attributes of the dataclass), for t
 @eval_app.command("hashing")
 def eval_hashing(
     label: str = typer.Option(..., "--label", "-l", help="Metadata column that defines relevance."),
-    method: str = typer.Option(None, "--method", help=f"Hasher: lsh, itq, tbh or tbh-sim (default: {D.method})."),
+    method: str = typer.Option(None, "--method", help="Hasher: lsh, itq, tbh, tbh-sim (unsupervised) or supervised "
+                          f"(label-aware hash centres, learned from --label) (default: {D.method})."),
     bits: str = typer.Option(None, "--bits", help="Code lengths, comma-separated, multiples of 8 (default: "
                              f"{','.join(map(str, D.bits))})."),
     queries: int = typer.Option(None, "--queries", show_default=False,
@@ -35,21 +36,24 @@ def eval_hashing(
     features: str = typer.Option(None, "--features", help="Extractor whose cached vectors are hashed (default: "
                                  f"{D.features})."),
     seed: int = typer.Option(None, "--seed", help=f"Seed of the query split and the hashers (default: {D.seed})."),
+    seeds: str = typer.Option(None, "--seeds", help="Hasher seeds, comma-separated: each row is the mean over them, "
+                              "the query split stays that of --seed (default: the --seed)."),
     collection: Path = collection_option(),
     as_json: bool = json_option("JSON Lines, one object per bit length: method, bits, map@k, k, n_queries, "
                                 "float_map@k, features, label."),
     out: Path = typer.Option(None, "--out", "-o", help="Also write report.md, report.json and map_by_bits.png into this folder."),
     quiet: bool = quiet_option(),
 ):
-    """Hash the collection's cached features (the hasher is fitted on the database part only) and
-    score Hamming ranking (ties broken by id) on a seeded stratified query set against the rest."""
+    """Hash the collection's cached features (the hasher is fitted on the database part only; the
+    supervised one on its labels too) and score Hamming ranking (ties broken by id) on a seeded
+    stratified query set against the rest."""
     from artlens.progress import Reporter
     from artlens.reports.hashing import evaluate_hashing, write_hashing_report
     from artlens.settings import with_changes
 
     config = with_changes(HashingEvalConfig(label=label), {
         "method": method, "bits": comma_list(bits, "--bits", int, "16,32,64"), "queries": queries, "k": k,
-        "features": features, "seed": seed})
+        "features": features, "seed": seed, "seeds": comma_list(seeds, "--seeds", int, "0,1,2")})
     coll = open_collection(collection)
     rows = evaluate_hashing(coll, config, Reporter(not quiet))
     if out is not None:

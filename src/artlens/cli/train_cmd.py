@@ -36,6 +36,15 @@ def train(
                                                           f"(default: {DEFAULTS.patience})."),
     seed: int = typer.Option(None, "--seed", help="Seed of the split, the initial weights and the batches "
                                                   f"(default: {DEFAULTS.seed})."),
+    split: str = typer.Option(None, "--split", help="grouped (look-alike groups whole in one split, so val and test "
+                              "approximate unseen artists) or random (stratified by label) "
+                              f"(default: {DEFAULTS.split}; a collection's split column wins)."),
+    group_by: str = typer.Option(None, "--group-by", help="Grouped split: a metadata column whose values stay together, "
+                                 "e.g. artist (default: k-means clusters of the content and style features, about "
+                                 f"{DEFAULTS.group_size} artworks each)."),
+    random_check: bool = typer.Option(True, "--random-check/--no-random-check",
+                                      help="Also train on a random split (not kept) and show its figures beside the "
+                                      "grouped ones (default: on)."),
     test_fraction: float = typer.Option(None, "--test-fraction", help="Share of each class held out for testing "
                                         f"(0: train on all but the val split; default: {DEFAULTS.test_fraction:g})."),
     dp_records: float = typer.Option(None, "--dp-records", help="Record-level differential privacy: DP-SGD (Opacus) "
@@ -54,8 +63,10 @@ def train(
 
     Writes COLLECTION/heads/learned.pt with its per-epoch metrics (.metrics.json) and curves
     (.curves.png), and index/learned/ (committed together: searches see the old head and index or
-    the new ones, never a mix). The split (a `split` column, else stratified and seeded) is
-    stored with the head; test scores come from artworks it never saw.
+    the new ones, never a mix). The split (a `split` column, else grouped: whole groups of look-alike
+    works, by --group-by or by feature clusters, in train, val or test) picks the best epoch and is
+    stored with the head; test scores come from artworks it never saw, beside the pretrained inputs
+    on the same split and the figures of a random split.
     """
     from artlens.devices import device_name
     from artlens.settings import with_changes
@@ -64,25 +75,33 @@ def train(
 
     base = private_training(DEFAULTS, dp_records) if dp_records else DEFAULTS  # the DP recipe, then the flags
     config = with_changes(base, {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                 "patience": patience, "seed": seed, "test_fraction": test_fraction})
+                                 "patience": patience, "seed": seed, "test_fraction": test_fraction,
+                                 "split": split, "group_by": group_by})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
     device = device_name(device)  # before the collection is opened
     coll = open_collection(collection)
     reporter = Reporter(not quiet)
     with coll.writing(wait=wait, reporter=reporter):  # one writer; the head and its index commit together
-        run = train_learned_aspect(coll, label, names, config, out, extract, reporter, device)
+        run = train_learned_aspect(coll, label, names, config, out, extract, reporter, device, random_check)
     summary = run.summary()
     if as_json:
         print(json.dumps(summary, indent=2))
         return
-    table = Table("", "mAP", "top-1", "top-3", "artworks", title=f"head {run.head.id} on {label!r} ({config.loss})")
+    table = Table("", "mAP", "top-1", "top-3", "artworks", "best pretrained mAP",
+                  title=f"head {run.head.id} on {label!r} ({config.loss}), {run.split['kind']} split")
     best = run.history.best
     table.add_row(f"val (best epoch {run.history.best_epoch})", f"{best.get('val_map', 0):.4f}",
-                  f"{best.get('val_acc') or 0:.4f}", "", str(run.counts["val"]))
-    if run.test:
-        table.add_row("test", f"{run.test['map']:.4f}", f"{run.test.get('top1', 0):.4f}",
-                      f"{run.test.get('top3', 0):.4f}", str(run.counts["test"]))
+                  f"{best.get('val_acc') or 0:.4f}", "", str(run.counts["val"]), "")
+    for name, test, counts, pretrained in [(f"test ({run.split['kind']})", run.test, run.counts, run.pretrained)] + (
+            [("test (random split)", run.random_split["test"], run.random_split["counts"],
+              run.random_split["pretrained"])] if run.random_split else []):
+        if test:
+            top = max(pretrained.items(), key=lambda kv: kv[1]) if pretrained else None
+            top = top if top and top[1] > 0 else None
+            table.add_row(name, f"{test['map']:.4f}", f"{test.get('top1', 0):.4f}", f"{test.get('top3', 0):.4f}",
+                          str(counts["test"]), f"{top[1]:.4f} ({top[0]}; {test['map'] / top[1]:.2f}x)" if top else "")
     Console().print(table)
+    console.print(f"  split: {run.split['kind']}, {run.split['by']}")
     for note in run.notes:
         console.print(f"  note: {note}")
     if run.history.privacy:

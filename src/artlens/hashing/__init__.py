@@ -2,7 +2,8 @@
 
 Hashers (``create_hasher(name, bits)``; names from ``list_hashers()``): ``lsh`` (random
 projections), ``itq`` (PCA + Iterative Quantization), ``tbh`` (twin-bottleneck auto-encoding
-hashing) and ``tbh-sim`` (TBH with the KOLAA similarity loss). Codes are packed ``uint8``
+hashing), ``tbh-sim`` (TBH with the KOLAA similarity loss) and ``supervised`` (label-aware: CSQ hash
+centres, ``fit(features, labels=...)``). Codes are packed ``uint8``
 arrays ``(N, bits // 8)`` in ``np.packbits`` order.
 
 Search: :class:`HammingIndex` (exact linear scan) and :class:`MultiIndexHammingIndex`
@@ -27,10 +28,12 @@ from .evaluate import (
 from .hamming import HammingIndex, load_index
 from .linear import ITQHasher, LSHHasher
 from .multi_index import MultiIndexHammingIndex
+from .supervised import CSQHasher, hash_centres
 from .tbh import TBHHasher, TBHSimHasher
 
 __all__ = [
     "BaseHasher",
+    "CSQHasher",
     "Hasher",
     "HammingIndex",
     "ITQHasher",
@@ -42,6 +45,7 @@ __all__ = [
     "create_hasher",
     "float_map_at_k",
     "hamming_distances",
+    "hash_centres",
     "hashing_map_at_k",
     "list_hashers",
     "load_hasher",

@@ -36,7 +36,8 @@ class HashingEvalConfig:
     queries: int | None = None  # stratified, seeded query set size; None: 10 % of the labelled artworks, <= 1000
     k: int = 1000  # rank cut-off of mAP@k
     features: str = "effnet-lite0"  # extractor whose cached vectors are hashed
-    seed: int = 0
+    seed: int = 0  # of the query split (and of the hasher, unless ``seeds`` are given)
+    seeds: tuple[int, ...] = ()  # hasher seeds: each row reports the mean over them (); empty: ``seed``
 
     def __post_init__(self):
         if self.method not in list_hashers():
@@ -48,8 +49,9 @@ class HashingEvalConfig:
 
 def evaluate_hashing(collection: Collection, config: HashingEvalConfig, reporter: Reporter = QUIET) -> list[dict]:
     """One row per code length: ``method``, ``bits``, ``map@k``, ``k``, ``n_queries``, ``float_map@k``,
-    ``features``, ``label``. The hasher is fitted on the database part only; Hamming ranking breaks ties
-    by id; the same seeded stratified queries are ranked by cosine for the float bound."""
+    ``features``, ``label`` (and with several hasher seeds ``map@k_by_seed``, ``map@k`` being their
+    mean). The hasher is fitted on the database part only (a label-aware one on its labels too); Hamming
+    ranking breaks ties by id; the same seeded stratified queries are ranked by cosine for the float bound."""
     labels = collection.catalog.labels(config.label)
     ids, vectors = collection.raw_vectors(config.features, sorted(labels))
     if len(ids) < 2:
@@ -70,12 +72,20 @@ def evaluate_hashing(collection: Collection, config: HashingEvalConfig, reporter
     q_idx, db_idx = stratified_queries(y, queries, config.seed)
     bound = float_map_at_k(vectors[q_idx], vectors[db_idx], y[q_idx], y[db_idx], k=config.k)
     rows = []
+    seeds = config.seeds or (config.seed,)
     for b in config.bits:
-        hasher = create_hasher(config.method, b).fit(vectors[db_idx], seed=config.seed, reporter=reporter)
-        score = hashing_map_at_k(hasher.encode(vectors[q_idx]), hasher.encode(vectors[db_idx]), y[q_idx], y[db_idx],
-                                 k=config.k)
-        rows.append({"method": config.method, "bits": b, "map@k": score, "k": config.k, "n_queries": len(q_idx),
-                     "float_map@k": bound, "features": config.features, "label": config.label})
+        scores = []
+        for seed in seeds:
+            hasher = create_hasher(config.method, b)
+            extra = {"labels": y[db_idx]} if getattr(hasher, "needs_labels", False) else {}
+            hasher.fit(vectors[db_idx], seed=seed, reporter=reporter, **extra)
+            scores.append(hashing_map_at_k(hasher.encode(vectors[q_idx]), hasher.encode(vectors[db_idx]), y[q_idx],
+                                           y[db_idx], k=config.k))
+        row = {"method": config.method, "bits": b, "map@k": float(np.mean(scores)), "k": config.k,
+               "n_queries": len(q_idx), "float_map@k": bound, "features": config.features, "label": config.label}
+        if len(seeds) > 1:
+            row |= {"map@k_by_seed": dict(zip(map(str, seeds), scores)), "hasher_seeds": list(seeds)}
+        rows.append(row)
     return rows
 
 

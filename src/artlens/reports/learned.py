@@ -19,7 +19,7 @@ from artlens.progress import QUIET, Reporter
 from artlens.settings import with_changes
 from artlens.train.config import TrainConfig
 from artlens.train.run import train_collection_head
-from artlens.train.split import collection_split
+from artlens.train.split import config_split
 from artlens.train.text_lstm import evaluate_text_lstm, train_text_lstm
 
 
@@ -35,9 +35,41 @@ class TrainedHead:
     history: list[dict]
 
 
+def report_split(collection, label: str, seed: int, kind: str | None = None) -> dict[int, str]:
+    """{artwork id: split} of the report: the split its heads train on (``TrainConfig``'s, grouped by
+    default; ``kind`` overrides it)."""
+    return config_split(collection, label, TrainConfig(seed=seed), kind)
+
+
 def test_ids(collection, label: str, seed: int) -> list[int]:
     """The ids of the report's held-out test split."""
-    return sorted(i for i, s in collection_split(collection, label, seed=seed).items() if s == "test")
+    return sorted(i for i, s in report_split(collection, label, seed).items() if s == "test")
+
+
+def split_row(info: dict, name: str) -> dict:
+    """One row of the report's split comparison from a head's ``info`` (test scores beside the best
+    pretrained input on the same split)."""
+    pretrained = info.get("pretrained") or {}
+    best = max(pretrained, key=pretrained.get) if pretrained else None
+    test = info.get("test") or {}
+    return {"model": name, "split": info.get("split", {}).get("kind"), "by": info.get("split", {}).get("by"),
+            "map": test.get("map"), "top1": test.get("top1"), "n_test": test.get("n"), "best_pretrained": best,
+            "best_pretrained_map": pretrained.get(best) if best else None,
+            "x_best": test["map"] / pretrained[best] if best and pretrained[best] and test.get("map") is not None
+            else None}
+
+
+def split_comparison(collection, label: str, trained: TrainedHead, epochs: int, seed: int,
+                     reporter: Reporter = QUIET) -> list[dict]:
+    """The report's head on its (grouped) split and the same training on a random split: the grouped
+    figure approximates unseen artists, the random one is what a random split overstates."""
+    rows = [split_row(trained.head.info, trained.name)]
+    if rows[0]["split"] == "grouped":
+        config = TrainConfig(loss=trained.head.info.get("loss", "ce"), epochs=epochs, seed=seed)
+        run = train_collection_head(collection, label, list(trained.scores["features"]), config, reporter,
+                                    split="random")
+        rows.append(split_row(run.head.info, trained.name))
+    return rows
 
 
 def train_scored_head(collection, label: str, features: Sequence[str], loss: str, epochs: int, seed: int,
@@ -64,7 +96,7 @@ def text_lstm_scores(collection, label: str, seed: int) -> dict:
     """The AICRS text-only baseline: an LSTM over description tokens, trained on train, stopped on val."""
     texts = collection.texts()
     labels = collection.catalog.column(label)
-    split = collection_split(collection, label, seed=seed)
+    split = report_split(collection, label, seed)
     classes = sorted(set(labels.values()))
     part = {s: [i for i, v in split.items() if v == s and i in texts] for s in ("train", "val", "test")}
     y = {s: [classes.index(labels[i]) for i in part[s]] for s in part}
@@ -88,7 +120,7 @@ def federated_scores(collection, label: str, strategy: str, rounds: int, local_e
     from artlens.federated.simulation import simulate
 
     # the federated PCA of wide inputs cannot keep more dimensions than the federation has artworks
-    pooled = sum(1 for s in collection_split(collection, label, seed=seed).values() if s == "train")
+    pooled = sum(1 for s in report_split(collection, label, seed).values() if s == "train")
     config = with_changes(FederatedConfig(strategy=strategy, rounds=rounds, local_epochs=local_epochs, label=label),
                           {"training__seed": seed, "training__head__reduce_dims":
                            max(2, min(FederatedConfig().training.head.reduce_dims, pooled - 1))})

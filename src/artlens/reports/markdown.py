@@ -67,6 +67,14 @@ def render_report(d: dict) -> str:
                 "train split with early stopping on val.", "", retrieval_table(d["retrieval"], k), ""]
         if "precision_at_k" in d["figures"]:
             out += [f"![P@k curves]({d['figures']['precision_at_k']})", ""]
+    if d.get("splits"):
+        out += ["## Grouped and random splits", "",
+                "The same head on the report's split (grouped: look-alike groups whole in one split, an "
+                "approximation of unseen artists) and on a random split, each beside the best pretrained input "
+                "on its own test split.", "",
+                table(["model", "split", "mAP", "top-1", "best pretrained mAP", "x best", "test"],
+                      [[r["model"], r["split"], r["map"], r["top1"], r["best_pretrained_map"], r["x_best"], r["n_test"]]
+                       for r in d["splits"]]), ""]
     if d["annotation"]:
         out += ["## Annotation", "", "Top-1 / top-3 on the test split: the cross-entropy head's classifier for the "
                 "label it was trained on, a logistic-regression probe on content + style vectors for other columns.",

@@ -86,6 +86,7 @@ class Report:
     retrieval: list[dict] = field(default_factory=list)
     annotation: dict = field(default_factory=dict)
     aicrs: list[dict] = field(default_factory=list)
+    splits: list[dict] = field(default_factory=list)  # the ce head on the grouped and on a random split
     embedding_map: dict = field(default_factory=dict)
     figures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
@@ -98,7 +99,7 @@ class Report:
                 "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
                 "at": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_labelled": self.n_labelled, "n_test": self.n_test,
                 "stages": self.stages, "retrieval": self.retrieval, "annotation": self.annotation,
-                "aicrs": self.aicrs, "embedding_map": self.embedding_map, "figures": self.figures,
+                "aicrs": self.aicrs, "splits": self.splits, "embedding_map": self.embedding_map, "figures": self.figures,
                 "seconds": round(self.seconds, 1)}
 
 
@@ -194,8 +195,11 @@ def _prepare_features(collection, config: ReportConfig, has_text: bool, reporter
 
 
 def _learned_stage(collection, config: ReportConfig, report: Report, reporter: Reporter) -> dict:
-    return {loss: learned.train_scored_head(collection, config.label, ("content", "style"), loss, config.epochs,
-                                            config.seed, reporter) for loss in ("ce", "triplet")}
+    heads = {loss: learned.train_scored_head(collection, config.label, ("content", "style"), loss, config.epochs,
+                                             config.seed, reporter) for loss in ("ce", "triplet")}
+    report.splits = learned.split_comparison(collection, config.label, heads["ce"], config.epochs, config.seed,
+                                             reporter)
+    return heads
 
 
 def _retrieval_stage(collection, config: ReportConfig, report: Report, held, labels, heads: dict) -> None:

@@ -179,11 +179,16 @@ class SearchEngine:
              allowed_ids: Sequence[int] | None = None, exclude: set[int] | None = None,
              fast: bool = False) -> list[tuple[int, float, dict]]:
         """Mixed-score top-k: (id, score, per-aspect scores) best first. ``fast`` gathers each aspect's
-        candidates through its binary shortlist (Hamming ranking, then exact cosine re-ranking)."""
+        candidates through its binary shortlist (Hamming ranking, then exact cosine re-ranking), and,
+        when the collection has a trained head (the ``learned`` aspect), through the learned codes too:
+        the head's neighbourhoods are the label-aware ones, so they bring candidates the others miss."""
         exclude = exclude or set()
         n_cand = max(self.candidates, 10 * k) + len(exclude)
         candidates: set[int] = set()
-        for aspect in weights:
+        shortlisted = list(weights)
+        if fast and LEARNED_ASPECT in vectors and LEARNED_ASPECT in self.aspects and LEARNED_ASPECT not in shortlisted:
+            shortlisted.append(LEARNED_ASPECT)
+        for aspect in shortlisted:
             if fast:
                 _, ids = self.collection.fast_index(aspect).search_fast(vectors[aspect][None, :], n_cand, allowed_ids)
             else:

@@ -25,6 +25,9 @@ class TrainConfig:
     patience: int = 10  # epochs without a better validation score before stopping
     monitor: str = "val_map"  # validation score that picks the best epoch
     seed: int = 0
+    split: str = "grouped"  # grouped (look-alike groups whole in one split: unseen artists) or random (train.split)
+    group_by: str | None = None  # grouped: a metadata column (e.g. artist); None: clusters of content + style features
+    group_size: int = 20  # grouped by clusters: about this many artworks per cluster
     val_fraction: float = 0.15  # of each class, when the collection has no split column
     test_fraction: float = 0.15  # 0 trains on everything but the val split (nothing left to test on)
     margin: float = 0.6  # triplet margin on cosine distance (DeepArt)

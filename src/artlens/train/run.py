@@ -24,7 +24,8 @@ from artlens.train.config import TrainConfig
 from artlens.train.curves import plot_curves, write_metrics
 from artlens.train.loop import History, cpu_threads, train_head
 from artlens.train.privacy import check_private_loss
-from artlens.train.split import SPLITS, collection_split
+from artlens.train.split import GROUP_FEATURES, SPLIT_COLUMN, SPLITS, config_split
+from artlens.vectors import l2_normalise
 
 DEFAULT_FEATURES = ("content", "style", "text")
 
@@ -39,15 +40,20 @@ class TrainingRun:
     seconds: float = 0.0
     indexed: int | None = None  # artworks indexed as the collection's `learned` aspect (None: not attached)
     files: list[str] = field(default_factory=list)  # head files written
+    split: dict = field(default_factory=dict)  # how the split was made (split_record)
+    pretrained: dict[str, float] = field(default_factory=dict)  # test mAP of each pretrained input, same split
+    random_split: dict | None = None  # the same training on a random split, for comparison (or None)
 
     def summary(self) -> dict:
         attached = {} if self.indexed is None else {"indexed": self.indexed, "files": self.files}
+        attached |= {} if self.random_split is None else {"random_split": self.random_split}
         return {"head": self.head.id, "label": self.head.config.label, "loss": self.head.info.get("loss"),
                 "inputs": [s.extractor for s in self.head.config.inputs], "counts": self.counts,
                 "best_epoch": self.history.best_epoch, "epochs_run": len(self.history.epochs),
                 "stopped_early": self.history.stopped_early, "best_val": self.history.best,
                 "test": self.test, "privacy": self.history.privacy, "notes": self.notes,
-                "seconds": round(self.seconds, 2), **attached}
+                "seconds": round(self.seconds, 2), "split": self.split, "pretrained": self.pretrained,
+                **attached}
 
 
 def resolve_inputs(collection, features: Sequence[str], config: TrainConfig) -> tuple[list[InputSpec], list[str]]:
@@ -89,9 +95,10 @@ def labelled_features(collection, specs: Sequence[InputSpec], columns: Sequence[
     return features, classes
 
 
-def split_features(collection, features: FeatureSet, label: str, config: TrainConfig) -> dict[str, FeatureSet]:
-    fractions = (1.0 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
-    by_id = collection_split(collection, label, seed=config.seed, fractions=fractions)
+def split_features(collection, features: FeatureSet, label: str, config: TrainConfig,
+                   kind: str | None = None) -> dict[str, FeatureSet]:
+    """The train / val / test parts of ``features`` by ``config``'s split (``kind`` overrides its kind)."""
+    by_id = config_split(collection, label, config, kind)
     names = np.array([by_id.get(int(i), "train") for i in features.ids])
     parts = {name: features.subset(np.flatnonzero(names == name)) for name in SPLITS}
     for name in SPLITS:
@@ -101,6 +108,27 @@ def split_features(collection, features: FeatureSet, label: str, config: TrainCo
     if len(np.unique(parts["train"].labels[:, 0])) < 2:
         raise ArtlensError(f"the train split of {label!r} has fewer than two classes", "label more artworks")
     return parts
+
+
+def split_record(collection, config: TrainConfig, kind: str | None = None) -> dict:
+    """How the split was made, as stored with the head and shown in the summary."""
+    kind = kind or config.split
+    if SPLIT_COLUMN in collection.catalog.metadata_columns():
+        return {"kind": "column", "by": SPLIT_COLUMN, "seed": config.seed}
+    if kind == "random":
+        return {"kind": "random", "by": "stratified by label", "seed": config.seed}
+    by = config.group_by or f"k-means clusters of {' + '.join(GROUP_FEATURES)} features (~{config.group_size} each)"
+    return {"kind": "grouped", "by": by, "seed": config.seed}
+
+
+def pretrained_scores(data: FeatureSet) -> dict[str, float]:
+    """Retrieval mAP within ``data`` of each input every artwork has (raw pretrained vectors, cosine):
+    what the head is measured against on the same split."""
+    if len(data) < 2:
+        return {}
+    codes = data.labels[:, 0]
+    return {name: leave_self_out_map(l2_normalise(x), codes) for name, x in data.inputs.items()
+            if name not in data.present}
 
 
 def build_head(specs: Sequence[InputSpec], label: str, classes: Sequence[str], config: TrainConfig, kind: str = "fusion"):
@@ -123,9 +151,10 @@ def score_head(head, data: FeatureSet) -> dict[str, float]:
 
 def train_collection_head(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
                           config: TrainConfig = TrainConfig(), reporter: Reporter = QUIET,
-                          kind: str = "fusion") -> TrainingRun:
+                          kind: str = "fusion", split: str | None = None) -> TrainingRun:
     """Train a head on ``label`` (``"style"``, or ``"style,genre"``: the first column names the classifier,
-    all of them define triplet / supcon relevance) and score it on the test split. Nothing is written."""
+    all of them define triplet / supcon relevance) and score it on the test split, beside the pretrained
+    inputs on the same split. ``split`` overrides ``config.split`` (grouped or random). Nothing is written."""
     start = time.perf_counter()
     columns = [c.strip() for c in label.split(",") if c.strip()]
     if not columns:
@@ -134,7 +163,8 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
         check_private_loss(config.loss)
     specs, notes = resolve_inputs(collection, features, config)
     data, classes = labelled_features(collection, specs, columns)
-    parts = split_features(collection, data, columns[0], config)
+    parts = split_features(collection, data, columns[0], config, split)
+    how = split_record(collection, config, split)
     # under record-level DP the input transforms are fitted on the validation split, which the
     # guarantee does not cover (train.privacy), so that no exact statistic of a training artwork is kept
     fitted_on = parts["val"] if config.private else parts["train"]
@@ -146,28 +176,46 @@ def train_collection_head(collection, label: str, features: Sequence[str] = DEFA
         head.fit_inputs(fitted_on.inputs, fitted_on.present, config.seed)
         history = train_head(head, parts["train"], parts["val"], config, reporter)
         test = score_head(head, parts["test"]) if len(parts["test"]) else {}
+        pretrained = pretrained_scores(parts["test"])
     counts = {name: len(part) for name, part in parts.items()}
     head.split = {name: list(part.keys) for name, part in parts.items()}
     head.info = {"labels": columns, "loss": config.loss, "config": config.as_dict(), "counts": counts,
                  "best_epoch": history.best_epoch, "best_val": history.best, "test": test,
                  "trained_on": str(collection.root), "seconds": history.seconds, "notes": notes,
-                 "privacy": history.privacy}
+                 "privacy": history.privacy, "split": how, "pretrained": pretrained}
     head.weights_changed()
-    return TrainingRun(head, history, test, counts, notes, time.perf_counter() - start)
+    return TrainingRun(head, history, test, counts, notes, time.perf_counter() - start, split=how, pretrained=pretrained)
+
+
+def random_split_check(collection, label: str, features: Sequence[str], config: TrainConfig,
+                       reporter: Reporter = QUIET) -> dict | None:
+    """The same training on a random (stratified) split, for comparison with the grouped figure: its
+    test scores and the pretrained inputs' on that split (None when the run already trains on a random
+    split or the collection has a split column)."""
+    if config.split == "random" or SPLIT_COLUMN in collection.catalog.metadata_columns() or config.test_fraction == 0:
+        return None
+    reporter.step("the same training on a random split, for comparison")
+    run = train_collection_head(collection, label, features, config, reporter, split="random")
+    return {"test": run.test, "pretrained": run.pretrained, "counts": run.counts, "best_epoch": run.history.best_epoch}
 
 
 def train_learned_aspect(collection, label: str, features: Sequence[str] = DEFAULT_FEATURES,
                          config: TrainConfig = TrainConfig(), out: str | Path | None = None, extract: bool = False,
-                         reporter: Reporter = QUIET, device: str | None = None) -> TrainingRun:
+                         reporter: Reporter = QUIET, device: str | None = None,
+                         compare_random: bool = True) -> TrainingRun:
     """Train a head (``train_collection_head``) and make it the collection's ``learned`` aspect: saved
     as its head file (and to ``out``), each with its per-epoch metrics (.metrics.json) and curves
     (.curves.png), and indexed. ``extract``: first compute the input features the collection lacks
-    (on ``device``, default auto; the head itself trains on the CPU)."""
+    (on ``device``, default auto; the head itself trains on the CPU). ``compare_random``: also train
+    on a random split (not kept) and report its figures beside the grouped ones (``random_split_check``)."""
     features = [f.strip() for f in features if f.strip()]
     if extract:
         specs, _ = resolve_inputs(collection, features, config)
         collection.extract([s.extractor for s in specs], reporter=reporter, device=device)
     run = train_collection_head(collection, label, features, config, reporter)
+    if compare_random:
+        run.random_split = random_split_check(collection, label, features, config, reporter)
+        run.head.info["random_split"] = run.random_split
     extra = {"summary": run.summary(), "config": config.as_dict()}
     run.indexed = collection.attach_head(run.head, persist=True)
     targets = [Path(collection.head_file())] + ([Path(out)] if out else [])

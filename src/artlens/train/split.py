@@ -1,5 +1,12 @@
-"""Train / val / test splits: stratified by label, seeded, keyed by image MD5 so that a split is the
-same in any collection holding the same artworks, and stored with the head it trained.
+"""Train / val / test splits: seeded, keyed by image MD5 so that a split is the same in any collection
+holding the same artworks, and stored with the head it trained.
+
+Two kinds. ``random``: stratified by label, each artwork on its own. ``grouped`` (the default of
+training): look-alike groups go whole to one split, so that validation and test approximate works
+by artists the head never saw. The groups are a metadata column (``group_by``, e.g. ``artist``) or,
+without one, k-means clusters of the artworks' pretrained content and style features (works of one
+artist or series, and near-duplicates, fall into one cluster). On wikiart_styles a random split lets
+one artist's works sit on both sides and overstates a head's gain about twofold (docs/learned.md).
 
 A collection with a ``split`` metadata column (louvre_genre has one) uses that column instead.
 """
@@ -11,8 +18,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.vectors import l2_normalise
 
 SPLITS = ("train", "val", "test")
+SPLIT_KINDS = ("grouped", "random")
+GROUP_FEATURES = ("content", "style")  # aspects whose cached features are clustered into groups
 SPLIT_COLUMN = "split"
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
 _ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -45,6 +55,81 @@ def stratified_split(keys: Sequence[str], labels: Sequence, fractions=DEFAULT_FR
     return out
 
 
+def grouped_split(keys: Sequence[str], labels: Sequence, groups: Sequence, fractions=DEFAULT_FRACTIONS,
+                  seed: int = 0) -> np.ndarray:
+    """The split name of each item, every group whole in one split.
+
+    Groups are visited in a seeded order and each goes to the split whose per-class quota (``fractions``
+    of each class) it fills best, else to the split least full overall; then every class gets at least
+    one val and one test item (where that fraction is above 0) by moving a group out of train. ``keys``
+    only order the items, so the split does not depend on the order they come in."""
+    keys = list(keys)
+    labels = np.asarray([str(v) for v in labels])
+    groups = np.asarray([str(g) for g in groups])
+    classes = sorted(set(labels.tolist()))
+    class_of = {c: k for k, c in enumerate(classes)}
+    y = np.array([class_of[v] for v in labels], dtype=np.int64)
+    fractions = np.asarray(fractions, dtype=np.float64)
+    target = fractions[:, None] * np.bincount(y, minlength=len(classes))[None, :].astype(np.float64)
+    names = sorted(set(groups.tolist()), key=lambda g: min(keys[i] for i in np.flatnonzero(groups == g)))
+    members = {g: np.flatnonzero(groups == g) for g in names}
+    counts = {g: np.bincount(y[m], minlength=len(classes)) for g, m in members.items()}
+    rng = np.random.default_rng(seed)
+    order = [names[i] for i in rng.permutation(len(names))]
+    current = np.zeros_like(target)
+    where: dict[str, int] = {}
+    for g in order:
+        c = counts[g]
+        gain = np.minimum(c[None, :], np.maximum(target - current, 0.0)).sum(axis=1)
+        gain[fractions <= 0] = -1.0
+        if gain.max() > 0:
+            s = int(np.argmax(gain))
+        else:
+            fill = current.sum(axis=1) / np.maximum(target.sum(axis=1), 1e-9)
+            fill[fractions <= 0] = np.inf
+            s = int(np.argmin(fill))
+        where[g] = s
+        current[s] += c
+    for s in (1, 2):  # every class in val and test: move the smallest train group holding it
+        if fractions[s] <= 0:
+            continue
+        for k, cls in enumerate(classes):
+            if current[s, k] > 0:
+                continue
+            movable = [g for g in order if where[g] == 0 and counts[g][k] > 0 and current[0, k] - counts[g][k] > 0]
+            if not movable:
+                raise ArtlensError(
+                    f"class {cls!r} falls in too few groups for a grouped train/val/test split",
+                    "use more, smaller groups, a random split (--split random), or label more artworks of that class",
+                )
+            g = min(movable, key=lambda g: (counts[g].sum(), names.index(g)))
+            where[g] = s
+            current[0] -= counts[g]
+            current[s] += counts[g]
+    out = np.empty(len(keys), dtype=object)
+    for g, m in members.items():
+        out[m] = SPLITS[where[g]]
+    return out
+
+
+def feature_groups(matrices: Sequence[np.ndarray], n_groups: int, seed: int = 0) -> np.ndarray:
+    """k-means cluster of each row: every matrix L2-normalised and weighted alike, reduced by PCA to at
+    most 64 dimensions, then ``n_groups`` clusters (seeded)."""
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    n = len(matrices[0])
+    n_groups = max(1, min(int(n_groups), n))
+    if n_groups == 1:
+        return np.zeros(n, dtype=np.int64)
+    parts = [l2_normalise(np.asarray(m, dtype=np.float32)) / np.sqrt(len(matrices)) for m in matrices]
+    x = np.hstack(parts)
+    dims = min(64, n - 1, x.shape[1])
+    if dims < x.shape[1]:
+        x = PCA(dims, random_state=seed).fit_transform(x)
+    return KMeans(n_groups, n_init=1, random_state=seed).fit_predict(x).astype(np.int64)
+
+
 def column_split(values: dict[int, str], labels: dict[int, str], seed: int = 0) -> dict[int, str]:
     """A collection's own split column, normalised (validation -> val); labelled artworks without a
     value train; with no val rows, val is carved out of train (stratified)."""
@@ -62,11 +147,14 @@ def column_split(values: dict[int, str], labels: dict[int, str], seed: int = 0) 
     return out
 
 
-def collection_split(collection, label: str, head=None, seed: int = 0, fractions=DEFAULT_FRACTIONS) -> dict[int, str]:
+def collection_split(collection, label: str, head=None, seed: int = 0, fractions=DEFAULT_FRACTIONS,
+                     kind: str = "random", group_by: str | None = None, group_size: int = 20) -> dict[int, str]:
     """{artwork id: split} for the artworks labelled in ``label``.
 
     In order: the collection's ``split`` column; else the split stored with ``head`` (artworks the
-    head never saw count as test); else a stratified split seeded by ``seed``.
+    head never saw count as test); else a split of ``kind`` seeded by ``seed``: ``random``
+    (stratified), or ``grouped`` by the ``group_by`` column or, without one, by clusters of about
+    ``group_size`` artworks of the collection's cached content and style features.
     """
     catalog = collection.catalog
     labels = catalog.column(label)
@@ -77,8 +165,56 @@ def collection_split(collection, label: str, head=None, seed: int = 0, fractions
         by_key = {key: name for name, keys in head.split.items() for key in keys}
         return {i: by_key.get(md5s[i], "test") for i in labels if i in md5s}
     ids = sorted(i for i in labels if i in md5s)
-    names = stratified_split([md5s[i] for i in ids], [labels[i] for i in ids], fractions, seed)
+    if kind not in SPLIT_KINDS:
+        raise ArtlensError(f"unknown split kind {kind!r}", f"use one of: {', '.join(SPLIT_KINDS)}")
+    if kind == "random":
+        names = stratified_split([md5s[i] for i in ids], [labels[i] for i in ids], fractions, seed)
+    else:
+        # at least four groups per class, so that a small collection's classes can reach every split
+        least = min(len(ids), 4 * len({labels[i] for i in ids}))
+        groups = split_groups(collection, ids, group_by, group_size, seed, least)
+        keep = [i for i in ids if i in groups]
+        names = grouped_split([md5s[i] for i in keep], [labels[i] for i in keep], [groups[i] for i in keep],
+                              fractions, seed)
+        ids = keep
     return dict(zip(ids, names.tolist()))
+
+
+def split_groups(collection, ids: Sequence[int], group_by: str | None = None, group_size: int = 20,
+                 seed: int = 0, min_groups: int = 1) -> dict[int, str]:
+    """{artwork id: group} of a grouped split: the ``group_by`` column (an artwork without a value is
+    its own group), else k-means clusters of the cached content and style features (artworks without
+    them are left out, as training leaves them out), at least ``min_groups`` of them."""
+    if group_by:
+        values = collection.catalog.labels(group_by)
+        return {int(i): values.get(int(i), f"#{int(i)}") for i in ids}
+    extractors = list(dict.fromkeys(collection.config.aspects[a].extractor for a in GROUP_FEATURES
+                                    if a in collection.config.aspects))
+    # without content or style features, the image aspects the collection has (e.g. colour)
+    extractors += [a.extractor for name, a in collection.config.aspects.items()
+                   if name not in GROUP_FEATURES and name != "text" and a.extractor not in extractors]
+    common = None
+    vectors = {}
+    for name in extractors:
+        if len(vectors) == 2:
+            break
+        got, raw = collection.raw_vectors(name, list(ids))
+        if len(got) == 0:
+            continue
+        vectors[name] = (np.asarray(got, dtype=np.int64), raw)
+        common = got if common is None else np.intersect1d(common, got)
+    if not vectors or common is None or len(common) == 0:
+        raise ArtlensError(f"a grouped split clusters the {' and '.join(GROUP_FEATURES)} features, which "
+                           f"{collection.root} has not extracted",
+                           "extract them (artlens train ... --extract), group by a column (--group-by COLUMN), "
+                           "or use --split random")
+    common = np.asarray(common, dtype=np.int64)
+    rows = []
+    for got, raw in vectors.values():
+        position = {int(i): r for r, i in enumerate(got)}
+        rows.append(raw[[position[int(i)] for i in common]])
+    clusters = feature_groups(rows, max(min_groups, round(len(common) / max(1, group_size))), seed)
+    return {int(i): f"cluster {int(c)}" for i, c in zip(common, clusters)}
 
 
 def split_ids(collection, label: str, split: str, head=None, seed: int = 0) -> list[int] | None:
@@ -88,3 +224,10 @@ def split_ids(collection, label: str, split: str, head=None, seed: int = 0) -> l
     if split not in SPLITS:
         raise ArtlensError(f"unknown split {split!r}", "use train, val, test or all")
     return sorted(i for i, s in collection_split(collection, label, head, seed).items() if s == split)
+
+
+def config_split(collection, label: str, config, kind: str | None = None) -> dict[int, str]:
+    """The split a ``TrainConfig`` trains on (``kind`` overrides its ``split``)."""
+    fractions = (1.0 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
+    return collection_split(collection, label, seed=config.seed, fractions=fractions, kind=kind or config.split,
+                            group_by=config.group_by, group_size=config.group_size)

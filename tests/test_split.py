@@ -1,0 +1,89 @@
+"""Grouped splits: look-alike groups (a column, or clusters of pretrained features) stay whole in one
+of train / val / test, so that validation and test approximate artists a head never saw."""
+
+import numpy as np
+import pytest
+
+from artlens.errors import ArtlensError
+from artlens.train.split import collection_split, feature_groups, grouped_split
+
+
+def grouped_items(n_groups=60, per_group=5, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(n_groups), per_group)
+    labels = rng.integers(0, classes, n_groups)[groups]  # an artist paints in one style
+    keys = [f"{i:032x}" for i in rng.permutation(len(groups))]
+    return keys, [f"class {c}" for c in labels], [f"artist {g}" for g in groups]
+
+
+def test_grouped_split_keeps_every_group_on_one_side_and_every_class_in_every_split():
+    keys, labels, groups = grouped_items()
+    split = grouped_split(keys, labels, groups, seed=1)
+    for g in set(groups):
+        assert len({s for s, gg in zip(split, groups) if gg == g}) == 1, g
+    for cls in set(labels):
+        assert {s for s, c in zip(split, labels) if c == cls} == {"train", "val", "test"}
+    share = {name: float(np.mean(split == name)) for name in ("train", "val", "test")}
+    assert 0.55 < share["train"] < 0.85 and 0.05 < share["val"] < 0.3 and 0.05 < share["test"] < 0.3
+    assert split.tolist() == grouped_split(keys, labels, groups, seed=1).tolist()
+    assert split.tolist() != grouped_split(keys, labels, groups, seed=2).tolist()
+    order = np.random.default_rng(5).permutation(len(keys))  # the same items in another order: the same split
+    again = grouped_split([keys[i] for i in order], [labels[i] for i in order], [groups[i] for i in order], seed=1)
+    assert again.tolist() == split[order].tolist()
+
+
+def test_grouped_split_without_a_val_or_test_fraction_and_with_too_few_groups():
+    keys, labels, groups = grouped_items()
+    no_test = grouped_split(keys, labels, groups, (0.85, 0.15, 0.0))
+    assert "test" not in set(no_test) and "val" in set(no_test)
+    with pytest.raises(ArtlensError, match="too few groups") as err:
+        grouped_split(keys[:10], ["a"] * 10, ["g1"] * 5 + ["g2"] * 5)
+    assert "--split random" in err.value.hint
+
+
+def test_feature_clusters_keep_near_duplicates_together():
+    rng = np.random.default_rng(0)
+    base_content, base_style = rng.normal(size=(30, 48)), rng.normal(size=(30, 24))
+    copies = np.repeat(np.arange(30), 4)  # each work and three near-duplicates (a re-scan, a crop, ...)
+    content = base_content[copies] + 0.02 * rng.normal(size=(120, 48))
+    style = 5.0 * (base_style[copies] + 0.02 * rng.normal(size=(120, 24)))  # scale does not matter
+    clusters = feature_groups([content, style], 30, seed=0)
+    for work in range(30):
+        assert len(set(clusters[copies == work].tolist())) == 1
+    assert len(set(clusters.tolist())) >= 25
+    labels = [f"class {w % 3}" for w in copies]
+    split = grouped_split([f"{i:04d}" for i in range(120)], labels, clusters, seed=0)
+    for work in range(30):  # so a split never puts a work on one side and its copy on the other
+        assert len(set(split[copies == work].tolist())) == 1
+
+
+def test_collection_split_grouped_by_clusters_or_a_column(tiny_collection):
+    random = collection_split(tiny_collection, "style", seed=0)
+    grouped = collection_split(tiny_collection, "style", seed=0, kind="grouped")
+    assert sorted(grouped) == sorted(random) and set(grouped.values()) == {"train", "val", "test"}
+    assert grouped == collection_split(tiny_collection, "style", seed=0, kind="grouped")
+    artists = tiny_collection.catalog.column("artist")  # two artists: too few groups for three splits
+    assert len(set(artists.values())) == 2
+    with pytest.raises(ArtlensError, match="too few groups"):
+        collection_split(tiny_collection, "style", seed=0, kind="grouped", group_by="artist")
+    with pytest.raises(ArtlensError, match="unknown split kind"):
+        collection_split(tiny_collection, "style", kind="by-date")
+
+
+def test_training_records_its_grouped_split_and_reports_the_random_one(tiny_collection):
+    from artlens.train.config import TrainConfig
+    from artlens.train.run import random_split_check, train_collection_head
+
+    config = TrainConfig(epochs=2)
+    run = train_collection_head(tiny_collection, "style", ["content", "style"], config)
+    assert run.split["kind"] == "grouped" and "clusters" in run.split["by"]
+    assert run.head.info["split"] == run.split and set(run.pretrained) == {s.extractor for s in run.head.config.inputs}
+    assert sorted(sum(run.head.split.values(), [])) == sorted(tiny_collection.catalog.md5s().values())
+    grouped = collection_split(tiny_collection, "style", seed=0, kind="grouped")
+    md5s = tiny_collection.catalog.md5s()
+    assert set(run.head.split["test"]) == {md5s[i] for i, s in grouped.items() if s == "test"}
+    summary = run.summary()
+    assert {"split", "pretrained", "test"} <= set(summary)
+    check = random_split_check(tiny_collection, "style", ["content", "style"], config)
+    assert set(check) == {"test", "pretrained", "counts", "best_epoch"} and 0.0 <= check["test"]["map"] <= 1.0
+    assert random_split_check(tiny_collection, "style", ["content", "style"], TrainConfig(split="random")) is None
