@@ -29,6 +29,18 @@ _ALIASES = {"train": "train", "training": "train", "val": "val", "valid": "val",
             "dev": "val", "test": "test", "testing": "test"}
 
 
+def check_class_sizes(labels: np.ndarray, fractions=DEFAULT_FRACTIONS) -> None:
+    """Every class needs an artwork for each split with a fraction above 0."""
+    needed = 1 + (fractions[1] > 0) + (fractions[2] > 0)
+    values, counts = np.unique(labels, return_counts=True)
+    for cls, n in zip(values.tolist(), counts.tolist()):
+        if n < needed:
+            raise ArtlensError(
+                f"class {cls!r} has {n} labelled artwork(s); a train/val/test split needs at least {needed}",
+                "label more artworks of that class, or choose a column with fewer, larger classes",
+            )
+
+
 def stratified_split(keys: Sequence[str], labels: Sequence, fractions=DEFAULT_FRACTIONS, seed: int = 0) -> np.ndarray:
     """The split name of each item: per class, items ordered by key are shuffled with ``seed`` and cut
     by ``fractions`` (train, val, test); every class gets at least one val and one test item (none
@@ -37,14 +49,9 @@ def stratified_split(keys: Sequence[str], labels: Sequence, fractions=DEFAULT_FR
     labels = np.asarray([str(v) for v in labels])
     out = np.empty(len(keys), dtype=object)
     rng = np.random.default_rng(seed)
-    needed = 1 + (fractions[1] > 0) + (fractions[2] > 0)
+    check_class_sizes(labels, fractions)
     for cls in sorted(set(labels.tolist())):
         members = np.flatnonzero(labels == cls)
-        if len(members) < needed:
-            raise ArtlensError(
-                f"class {cls!r} has {len(members)} labelled artwork(s); a train/val/test split needs at least {needed}",
-                "label more artworks of that class, or choose a column with fewer, larger classes",
-            )
         members = members[np.argsort([keys[i] for i in members], kind="stable")]
         members = members[rng.permutation(len(members))]
         n_val = max(1, int(round(fractions[1] * len(members)))) if fractions[1] > 0 else 0
@@ -66,6 +73,7 @@ def grouped_split(keys: Sequence[str], labels: Sequence, groups: Sequence, fract
     keys = list(keys)
     labels = np.asarray([str(v) for v in labels])
     groups = np.asarray([str(g) for g in groups])
+    check_class_sizes(labels, fractions)
     classes = sorted(set(labels.tolist()))
     class_of = {c: k for k, c in enumerate(classes)}
     y = np.array([class_of[v] for v in labels], dtype=np.int64)
