@@ -47,13 +47,13 @@ def url(tiny_folder, tmp_path_factory):
 def test_review_lists_the_copies_side_by_side_and_the_slider_regroups(page):
     page.get_by_test_id("duplicates-open").click()
     groups = page.locator("[data-testid=duplicate-groups] > li")
-    expect(groups).to_have_count(1)
-    expect(groups.first.locator("figure")).to_have_count(3)  # the painting and its two copies, side by side
+    expect(page.get_by_test_id("duplicates-status")).to_contain_text("of copies among 14 works")
+    # largest first: the painting and its two copies, side by side, each with its score
+    expect(groups.first.locator("figure")).to_have_count(3)
     expect(groups.first.locator("[data-testid=duplicate-score]")).to_have_count(3)
     scores = [float(s) for s in groups.first.locator("[data-testid=duplicate-score]").all_inner_texts()]
     threshold = float(page.get_by_test_id("duplicates-threshold").input_value())
-    assert all(threshold <= s <= 1.0 for s in scores)
-    expect(page.get_by_test_id("duplicates-status")).to_contain_text("1 group of copies among 14 works")
+    assert threshold == 0.6 and all(threshold <= s <= 1.0 for s in scores)
     page.get_by_test_id("duplicates-threshold").evaluate(
         "e => { e.value = '1'; e.dispatchEvent(new Event('input', { bubbles: true })); }")
     expect(groups).to_have_count(0)
