@@ -153,7 +153,11 @@ class WhitenedTaps:
         inv_std = 1.0 / np.maximum(std, 0.1 * float(std.mean()) + 1e-6)  # dead channels stay quiet
         z = (x - mean) * inv_std
         dims = int(min(dims, z.shape[1], max(1, len(z) - 1)))
-        eigenvalues, vectors = np.linalg.eigh((z.T @ z / len(z)).astype(np.float64))
+        if len(z) < z.shape[1]:  # fewer works than taps: the SVD of the works is far cheaper
+            _, singular, rows = np.linalg.svd(z.astype(np.float64), full_matrices=False)
+            eigenvalues, vectors = singular ** 2 / len(z), rows.T
+        else:
+            eigenvalues, vectors = np.linalg.eigh((z.T @ z / len(z)).astype(np.float64))
         top = np.argsort(eigenvalues)[::-1][:dims]
         # Fitted on the very works it compares, full whitening of n works in ~n dimensions makes them
         # all orthogonal: with fewer than two works per dimension the projection only centres and
