@@ -550,6 +550,26 @@ def section_postgres(results: Path) -> list[str] | None:
     return out
 
 
+def section_duplicates(results: Path) -> list[str] | None:
+    d = load(results, "duplicates")
+    if not d:
+        return None
+    c, at, cal = d["collection"], d["at_default"], d["calibrated_for_precision_0.95"] or {}
+    rows = [[f"{r['threshold']:.2f}", r["pairs_found"], f3(r["precision"]), f3(r["recall"])] for r in d["sweep"]
+            if abs(r["threshold"] * 20 - round(r["threshold"] * 20)) < 1e-6 and r["threshold"] <= 0.8]
+    families = [[f, f3(v["recall"]), v["pairs"]] for f, v in sorted(d["recall_by_family"].items())]
+    return ["## Near-duplicate review (`benchmarks/duplicates.py`)", "",
+            f"{d['works']} works: {c['real']} real paintings, {c['copies']} planted edited copies (every family of "
+            f"the generator), {c['demo']} demo pictures. Target: precision >= 0.95 at recall >= 0.90; 10,000 works "
+            "in <= 2 min on 2 cores (features cached).", "",
+            f"At the default threshold {d['default_threshold']}: pair precision {f3(at['precision'])}, recall "
+            f"{f3(at['recall'])}, {d['groups']} groups; lowest threshold with precision >= 0.95: "
+            f"{cal.get('threshold')} (recall {f3(cal.get('recall'))}). Review time {d['review_seconds']} s on "
+            f"{d['threads']} threads; planted pairs in the Hamming shortlist: {f3(d['planted_pairs_in_shortlist'])}.", "",
+            table(["threshold", "pairs grouped", "precision", "recall"], rows), "",
+            table(["edit family", "recall at the default", "pairs"], families), ""]
+
+
 def _generic_table(rows: list[dict]) -> str:
     columns = list(dict.fromkeys(k for r in rows for k in r))
     return table(columns, [[f3(r.get(c)) for c in columns] for r in rows])
@@ -574,6 +594,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_fast_search, "python benchmarks/fast_search.py"),
     (section_index_scale, "python benchmarks/index_scale.py --n 1000000; python benchmarks/index_scale.py --n 10000000"),
     (section_postgres, "python benchmarks/postgres.py all"),
+    (section_duplicates, "python benchmarks/duplicates.py"),
 ]
 
 

@@ -354,6 +354,8 @@ def test_copyright_check_against_a_real_registry(settings, tiny_collection, tiny
         assert c.get("/api/stats").json()["features"]["copyright"] is True
         other = c.post("/api/copyright/check", files={"image": ("n.png", noise_png(), "image/png")}).json()
         assert other["verdict"] == "not-registered" and other["work"] is None and other["owner"] is None
+        closest = other["closest"]  # the near miss: the nearest registered work, below the threshold
+        assert set(closest) >= {"id", "score"} and closest["score"] == other["score"] < other["evidence"]["threshold"]
 
 
 def test_copyright_check_passes_the_fast_field_to_the_checker(settings, tiny_collection, registry, dots):

@@ -98,7 +98,10 @@ def test_edited_copies_are_found_and_a_distractor_is_not(registry_path, pictures
     for copy in (crop, jpeg):
         assert copy.verdict == "registered" and copy.stage == "descriptor" and copy.owner == "Ann"
         assert copy.work_path == work_path and copy.score >= copy.threshold
-    assert other.verdict == "not-registered" and other.work_id is None and other.score < other.threshold
+    assert other.verdict == "not-registered" and other.score < other.threshold and other.stage is None
+    # the near miss is named: the nearest registered work, with its score (owner and licence stay unset)
+    assert other.work_id is not None and Path(other.work_path).parent.name in ("ann", "bob")
+    assert other.owner is None and other.licence is None
     assert len(other.alternatives) == 2 and other.alternatives[0].licence == "CC0"
     assert other.alternatives[0].path.endswith("free9.jpg")  # the same picture is in the free collection
     exact = checker.check_files([pictures["work"]])[0]
@@ -137,7 +140,8 @@ def test_check_json_lines_for_many_files_and_a_folder(registry_path, pictures, c
         assert {"file", "verdict", "work_id", "work_path", "score", "stage", "alternatives", "owner"} <= set(r)
         assert len(r["alternatives"]) == 1
     assert [r["verdict"] for r in rows] == ["registered", "registered", "not-registered", "registered"]
-    assert rows[2]["work_path"] is None and rows[2]["work_id"] is None and rows[2]["stage"] is None
+    assert rows[2]["stage"] is None and rows[2]["owner"] is None and rows[2]["score"] < rows[2]["threshold"]
+    assert rows[2]["work_id"] is not None and rows[2]["work_path"]  # the closest registered work
 
 
 def test_check_text_output_names_every_licence(registry_path, pictures, capsys):
@@ -148,6 +152,10 @@ def test_check_text_output_names_every_licence(registry_path, pictures, capsys):
     lines = out.splitlines()
     assert "of Ann [all rights reserved], score " in lines[0]
     assert lines[1].startswith("    alternative ") and lines[1].endswith(" [CC0]")
+    code, out, _ = run(["copyright", "check", str(pictures["queries"] / "other.jpg"), "--registry", str(registry_path),
+                        "--alternatives", "0"], capsys)
+    assert code == 0 and "not registered" in out and "closest registered work " in out
+    assert "(below the threshold)" in out
 
 
 def test_undecodable_image_is_reported_and_exits_nonzero(registry_path, pictures, capsys):

@@ -29,13 +29,19 @@ def alternative_answer(alt: Alternative, thumbnail: Callable[[int], str]) -> dic
 
 def copyright_answer(result: CheckResult, k: int, thumbnail: Callable[[int], str]) -> dict:
     """The JSON of ``/api/copyright/check``, field by field (no path of a registered or free work leaves
-    the server): the verdict, the matched work, the first ``k`` alternatives, and how it was decided."""
+    the server): the verdict, the matched work (or, when not registered, the ``closest`` one: id, title,
+score), the first ``k`` alternatives, and how it was decided."""
     registered = result.verdict == REGISTERED
     work = {"id": result.work_id, "owner": result.owner, "licence": result.licence, "title": result.title}
     work = {key: value for key, value in work.items() if value is not None}
     evidence = {"detector": result.detector, "search": result.search, "threshold": _rounded(result.threshold)}
     evidence = {key: value for key, value in evidence.items() if value is not None}
+    closest = None
+    if not registered and result.work_id is not None:  # the near miss: which work, and how far below the threshold
+        closest = {key: value for key, value in {"id": result.work_id, "title": result.title,
+                                                 "score": _rounded(result.score)}.items() if value is not None}
     return {"verdict": result.verdict, "registered": registered, "owner": result.owner,
-            "work": work if registered and work else None, "score": _rounded(result.score), "stage": result.stage,
+            "work": work if registered and work else None, "closest": closest,
+            "score": _rounded(result.score), "stage": result.stage,
             "alternatives": [alternative_answer(a, thumbnail) for a in result.alternatives[:k]],
             "evidence": evidence or None}

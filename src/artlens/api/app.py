@@ -12,7 +12,15 @@ from artlens import __version__
 from artlens.api.errors import install_error_handlers
 from artlens.api.limits import BodySizeLimit
 from artlens.api.protocols import Annotator, CopyrightChecker
-from artlens.api.routes import annotate, artists, artworks, copyright, search, study
+from artlens.api.routes import (
+    annotate,
+    artists,
+    artworks,
+    copyright,
+    duplicates,
+    search,
+    study,
+)
 from artlens.api.routes import collection as collection_routes
 from artlens.api.routes._common import errors
 from artlens.api.routes.page import page_router
@@ -52,7 +60,7 @@ def create_app(settings: ApiSettings, collection: Collection | None = None, anno
     # Any API answer may be a 429 (rate limit) or a 401 (a token not valid, or none on a private server).
     access_errors = errors(401, 429)
     app.include_router(search.build_router(settings), responses=access_errors)
-    for module in (artworks, collection_routes, annotate, copyright, artists, study):
+    for module in (artworks, collection_routes, annotate, copyright, duplicates, artists, study):
         app.include_router(module.router, responses=access_errors)
     app.include_router(page_router(settings.title, with_page=settings.serve_page))
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_upload_bytes + _FORM_OVERHEAD,

@@ -133,7 +133,33 @@ class CopyrightResponse(BaseModel):
     registered: bool
     owner: str | None = None
     work: dict | None = Field(None, description="The registered work matched: id, owner, licence, title")
+    closest: dict | None = Field(None, description="When not registered: the nearest registered work (id, title) "
+                                 "and its score, below the threshold")
     score: float | None = None
     stage: str | None = None
     alternatives: list[FreeAlternative] = Field(description="Free-to-use works most similar to the upload")
     evidence: dict | None = Field(None, description="How it was decided: detector, search (exact or fast), threshold")
+
+
+class DuplicateWork(BaseModel):
+    id: int
+    title: str | None = None
+    artist: str | None = None
+    score: float = Field(description="The work's best cosine to another work of its group")
+    thumbnail: str = Field(examples=["/api/artworks/1/thumbnail"])
+
+
+class DuplicateGroupAnswer(BaseModel):
+    ids: list[int]
+    scores: list[float] = Field(description="Per id: its best cosine to another work of the group")
+    works: list[DuplicateWork]
+    pairs: list[list[float]] = Field(description="The links found: [id, id, cosine], best first")
+
+
+class DuplicatesResponse(BaseModel):
+    threshold: float
+    default_threshold: float = Field(description="The calibrated default (precision >= 0.95 on planted copies)")
+    floor: float = Field(description="The lowest threshold the review can be re-grouped at")
+    works: int = Field(description="Works reviewed")
+    groups_total: int = Field(description="Groups at this threshold (the first 500 are listed)")
+    groups: list[DuplicateGroupAnswer]

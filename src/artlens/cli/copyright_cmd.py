@@ -263,8 +263,10 @@ def copyright_check(
                       f"({escape(Path(result.work_path).name)}) of {escape(str(result.owner))} "
                       f"{_licence(result.licence)}, score {result.score:.3f}, stage {result.stage}")
         elif result.verdict != ERROR:
-            out.print(f"[green]not registered[/] {escape(str(result.file))}: best score {result.score:.3f} "
-                      f"< {result.threshold:.3f}")
+            closest = "" if result.work_id is None else \
+                f"closest registered work {result.work_id} ({escape(Path(result.work_path).name)}), "
+            out.print(f"[green]not registered[/] {escape(str(result.file))}: {closest}score {result.score:.3f} "
+                      f"< {result.threshold:.3f} (below the threshold)")
         for alt in result.alternatives:
             out.print(f"    alternative {alt.score:.3f} {escape(str(alt.path))} {_licence(alt.licence)}")
     if failed:

@@ -3,7 +3,9 @@ used instead?
 
 Stages, first hit wins: ``exact`` (the file's bytes are a registered file), then the chosen detector:
 ``descriptor`` (robust cosine >= its calibrated threshold) or the paper's ``hamming`` / ``cosine``
-stages. Every result also lists the ``alternatives`` most similar in content from the free collection.
+stages. Every result also lists the ``alternatives`` most similar in content from the free collection, and
+names the registered work nearest to the image (``work_id``, ``work_path``, ``title``, ``score``) even
+when the verdict is ``not-registered``: a near miss is visible to a reviewer.
 With ``fast=True`` the robust detector scores only a Hamming shortlist of its works (``copyright.code_shortlist``).
 """
 
@@ -56,7 +58,7 @@ class CheckResult:
     detector: str | None = None
     search: str | None = None  # exact (every work scored) or fast (binary shortlist, then re-ranked)
     threshold: float | None = None
-    work_id: int | None = None
+    work_id: int | None = None  # the matched work; when not registered, the nearest one (its score below the threshold)
     work_path: str | None = None
     owner: str | None = None
     licence: str | None = None
@@ -176,11 +178,17 @@ class CopyrightChecker:
             result = CheckResult(str(name), REGISTERED if registered else NOT_REGISTERED, float(score),
                                  stage if registered else None, self.detector_name,
                                  searched, self._threshold(), alternatives=alternatives[i])
-            if registered:
-                work = self.registry.work(work_id)
+            if work_id is not None and int(work_id) >= 0:
+                # a near miss is named too (work, path, title), so a reviewer sees how close it came;
+                # owner and licence belong to a registered verdict only
+                work = self.registry.work(int(work_id))
+            else:
+                work = None
+            if work is not None:
                 result.work_id, result.work_path = int(work_id), work.path
-                result.owner, result.licence = work.metadata.get(OWNER), work.metadata.get(LICENCE)
                 result.title = work.metadata.get("title")
+                if registered:
+                    result.owner, result.licence = work.metadata.get(OWNER), work.metadata.get(LICENCE)
             results.append(result)
         return results
 

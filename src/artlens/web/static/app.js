@@ -523,6 +523,14 @@ function signIn() {
     }));
   }
 
+  /** The near miss of a not-registered verdict: which registered work came closest, and how far below the threshold. */
+  function closestText(closest, evidence) {
+    const name = closest.title || `registry work #${closest.id}`;
+    const score = closest.score !== undefined && closest.score !== null ? `score ${Number(closest.score).toFixed(2)}` : null;
+    const threshold = evidence && evidence.threshold !== undefined ? `threshold ${Number(evidence.threshold).toFixed(2)}` : null;
+    return `closest registered work: ${name} (${[score, threshold].filter(Boolean).join(", ")}${score || threshold ? ", " : ""}below the threshold)`;
+  }
+
   async function checkCopyright(file, query) {
     const box = $("verdict");
     box.className = "verdict info";
@@ -543,6 +551,7 @@ function signIn() {
       box.replaceChildren(
         el("strong", {}, v.registered ? `Registered protected work: ${workName}` : "Not in the copyright registry"),
         v.registered ? el("div", {}, details) : el("div", {}, "No registered work matches this picture."),
+        !v.registered && v.closest ? el("div", { class: "small closest", "data-testid": "closest" }, closestText(v.closest, v.evidence)) : null,
         v.alternatives.length ? el("div", { class: "small", style: "margin-top:6px" }, v.registered ? "Free-to-use alternatives:" : "Similar free-to-use works:") : null,
         v.alternatives.length ? alternativeStrip(v.alternatives) : null);
     } catch (err) {
@@ -794,6 +803,78 @@ function signIn() {
       renderRefs();
     });
     $("artists-dialog").addEventListener("click", (e) => { if (e.target === $("artists-dialog")) $("artists-dialog").close(); });
+  }
+
+  document.addEventListener("DOMContentLoaded", wire);
+})();
+
+/* Near-duplicate review (/api/duplicates): groups of works that are copies of each other, side by side
+   with their scores, re-grouped as the threshold slider moves (the server keeps the candidate pairs). */
+(() => {
+  let timer = null;
+  let asked = 0;
+
+  const status = (text) => { $("duplicates-status").textContent = text; $("duplicates-status").hidden = !text; };
+
+  function renderGroups(answer) {
+    $("duplicate-groups").replaceChildren(...answer.groups.map((g, i) => el("li", { class: "duplicate-group", "data-ids": g.ids.join(",") },
+      el("div", { class: "group-head" }, `Group ${i + 1} · ${g.ids.length} works · best link ${g.pairs.length ? Number(g.pairs[0][2]).toFixed(2) : "–"}`),
+      el("div", { class: "group-works" }, g.works.map((w) => el("figure", { class: "duplicate-work", "data-id": String(w.id) },
+        el("img", { src: w.thumbnail, alt: w.title || `work #${w.id}`, loading: "lazy" }),
+        el("figcaption", {}, el("span", { class: "dup-title" }, w.title || `work #${w.id}`),
+          el("span", { class: "dup-score", "data-testid": "duplicate-score" }, Number(w.score).toFixed(2)))))))));
+    const shown = answer.groups.length < answer.groups_total ? ` (the first ${answer.groups.length} shown)` : "";
+    status(answer.groups_total ? `${answer.groups_total} group${answer.groups_total === 1 ? "" : "s"} of copies among ${answer.works} works at threshold ${answer.threshold.toFixed(2)}${shown}.`
+      : `No copies among ${answer.works} works at threshold ${answer.threshold.toFixed(2)}.`);
+  }
+
+  async function load() {
+    const threshold = Number($("duplicates-threshold").value);
+    $("duplicates-threshold-value").textContent = threshold.toFixed(2);
+    const mine = ++asked;
+    try {
+      const answer = await api(`/api/duplicates?threshold=${threshold.toFixed(2)}`);
+      if (mine !== asked) return;  // the slider moved on meanwhile
+      $("duplicates-threshold").min = String(answer.floor);
+      renderGroups(answer);
+    } catch (err) {
+      if (mine !== asked) return;
+      $("duplicate-groups").replaceChildren();
+      status(err.hint ? `${err.message} (${err.hint})` : err.message);
+    }
+  }
+
+  let opened = false;
+  async function open() {
+    $("duplicates-dialog").showModal();
+    if (!opened) {  // the first answer says the calibrated default: start the slider there
+      opened = true;
+      status("Reviewing the collection…");
+      try {
+        const first = await api("/api/duplicates");
+        $("duplicates-threshold").min = String(first.floor);
+        $("duplicates-threshold").value = String(first.default_threshold);
+        $("duplicates-threshold-value").textContent = first.default_threshold.toFixed(2);
+        renderGroups(first);
+        return;
+      } catch (err) {
+        opened = false;
+        status(err.hint ? `${err.message} (${err.hint})` : err.message);
+        return;
+      }
+    }
+    load();
+  }
+
+  function wire() {
+    if (!$("duplicates-open")) return;
+    $("duplicates-open").addEventListener("click", open);
+    $("duplicates-threshold").addEventListener("input", () => {
+      $("duplicates-threshold-value").textContent = Number($("duplicates-threshold").value).toFixed(2);
+      clearTimeout(timer);
+      timer = setTimeout(load, 150);
+    });
+    $("duplicates-dialog").addEventListener("click", (e) => { if (e.target === $("duplicates-dialog")) $("duplicates-dialog").close(); });
   }
 
   document.addEventListener("DOMContentLoaded", wire);
