@@ -60,7 +60,7 @@ def test_hamming_distances_brute_force():
 
 
 def test_registry():
-    assert list_hashers() == ["itq", "lsh", "tbh", "tbh-sim"]
+    assert list_hashers() == ["itq", "lsh", "supervised", "tbh", "tbh-sim"]
     with pytest.raises(ArtlensError, match="unknown hasher"):
         create_hasher("nope", 16)
     with pytest.raises(ArtlensError):
