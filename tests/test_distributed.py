@@ -1,8 +1,8 @@
 """Extraction on Ray (`artlens ingest --ray`): the same catalog and vectors as a local ingest, corrupt
 images skipped and reported, batches committed as they come back, and Ray never imported without it.
 
-One local Ray (2 CPUs, bound to 127.0.0.1) serves the module and is stopped afterwards. Starting it
-and its actors takes half a minute on two cores: the tests that use it are ``slow``."""
+One local Ray (2 CPUs, bound to 127.0.0.1) serves the module and is stopped afterwards (the test
+extra installs Ray Data, so CI starts it: about 25 s for the module on two quiet cores)."""
 
 from __future__ import annotations
 
@@ -59,7 +59,6 @@ def _vectors(coll: Collection) -> dict[str, np.ndarray]:
     return out
 
 
-@pytest.mark.slow
 def test_ray_ingest_gives_the_local_catalog_and_vectors(local_ray, folder, tmp_path):
     local = Collection.open(tmp_path / "local", create=True)
     on_ray = Collection.open(tmp_path / "ray", create=True)
@@ -82,7 +81,6 @@ def test_ray_ingest_gives_the_local_catalog_and_vectors(local_ray, folder, tmp_p
     on_ray.close()
 
 
-@pytest.mark.slow
 def test_batches_commit_as_they_return_and_a_rerun_finishes_the_rest(local_ray, folder, tmp_path):
     coll = Collection.open(tmp_path / "c", create=True)
     coll.ingest(folder, features=False)
@@ -108,7 +106,6 @@ def test_batches_commit_as_they_return_and_a_rerun_finishes_the_rest(local_ray, 
     coll.close()
 
 
-@pytest.mark.slow
 def test_connect_reuses_the_running_ray(local_ray):
     assert connect("auto")["cpus"] == 2
 
