@@ -513,8 +513,9 @@ def section_index_scale(results: Path) -> list[str] | None:
                 f"{mem['VmRSS'] / 2**30:.2f} GiB (peak {mem['VmHWM'] / 2**30:.2f} GiB); params {build.get('params', {})}.", "",
                 _generic_table(d["serve"]["settings"]), ""]
         if "load_average_at_end" in d["serve"]:
-            out += [f"Load average {d['serve']['load_average_at_end']} on {d['serve']['cpus']} cpus at the end "
-                        "(wall-clock latencies of a loaded machine; cpu_* columns: CPU time per query).", ""]
+            load, cpus = d["serve"]["load_average_at_end"], d["serve"]["cpus"]
+            busy = "wall-clock latencies of a loaded machine; " if load > cpus else ""
+            out += [f"Load average {load} on {cpus} cpus at the end ({busy}cpu_* columns: CPU time per query).", ""]
     if not any(d["n"] >= 10_000_000 for _, d in found):
         out += ["10M not measured yet: `python benchmarks/index_scale.py --n 10000000`.", ""]
     return out
