@@ -32,7 +32,8 @@ from artlens.features import create_extractor
 from artlens.index import AspectIndex
 from artlens.metrics import cross_entropy, evaluate_vectors
 from artlens.reports.learned import text_lstm_scores
-from artlens.train.loop import TrainConfig, cpu_threads
+from artlens.devices import cpu_threads
+from artlens.train.loop import TrainConfig
 from artlens.train.run import resolve_inputs, train_collection_head
 from artlens.train.split import config_split
 

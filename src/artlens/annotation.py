@@ -29,7 +29,7 @@ from artlens.errors import ArtlensError
 from artlens.files import write_arrays
 from artlens.metrics import topk_accuracy
 from artlens.search import SearchEngine
-from artlens.train.loop import cpu_threads
+from artlens.devices import cpu_threads
 from artlens.train.split import SPLIT_COLUMN, collection_split
 
 MAX_CLASSES = 200

@@ -1,5 +1,5 @@
 """Where tensors run: one resolver for every ``--device`` (extraction, training, federated training,
-registry building).
+registry building), and how many CPU threads they run on (``cpu_threads``).
 
 ``auto`` takes the first GPU when torch sees one and the CPU otherwise; ``cpu``, ``cuda`` and
 ``cuda:N`` name one device. A GPU that is asked for and not there is an error, before anything runs.
@@ -7,9 +7,12 @@ registry building).
 
 from __future__ import annotations
 
+import contextlib
 import re
+from collections.abc import Iterator
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from artlens.errors import ArtlensError
 
@@ -53,3 +56,20 @@ def on_gpu(device: str | torch.device) -> bool:
 def extraction_batch_size(device: str | torch.device, cpu_batch: int) -> int:
     """Images per forward pass: the collection's batch on the CPU; large enough to keep a GPU busy."""
     return max(cpu_batch, 128) if on_gpu(device) else cpu_batch
+
+
+@contextlib.contextmanager
+def cpu_threads(n: int | None) -> Iterator[None]:
+    """Run torch and the BLAS behind numpy / scikit-learn on ``n`` threads (None or 0: leave them
+    as they are): on a shared CPU, spinning threads make small-batch training and PCA several times
+    slower, not faster. The previous setting is restored on exit."""
+    if not n:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        with threadpool_limits(max(1, int(n))):
+            yield
+    finally:
+        torch.set_num_threads(before)

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artlens.devices import cpu_threads
 from artlens.errors import ArtlensError
 from artlens.progress import QUIET, Reporter
 from artlens.vectors import l2_normalise
@@ -120,10 +121,7 @@ class CSQHasher(BaseHasher):
         y = np.array([index[str(v)] for v in self.labels[known]], dtype=np.int64)
         targets = torch.from_numpy((hash_centres(len(classes), self.bits, seed) + 1.0) / 2.0)
         data, codes = torch.from_numpy(pre), torch.from_numpy(y)
-        old_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
-        try:
+        with cpu_threads(self.threads):
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
                 torch.manual_seed(seed)
                 gen = torch.Generator().manual_seed(seed)
@@ -145,8 +143,6 @@ class CSQHasher(BaseHasher):
                         opt.zero_grad()
                         loss.backward()
                         opt.step()
-        finally:
-            torch.set_num_threads(old_threads)
         net.eval()
         self.net = net
 

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from artlens.devices import cpu_threads
 from artlens.vectors import l2_normalise
 
 from .base import BaseHasher, register_hasher
@@ -270,10 +271,7 @@ class TBHHasher(BaseHasher):
             "decorrelation": self.decorrelation_weight,
             "quantization": self.quantization_weight,
         }
-        old_threads = torch.get_num_threads()
-        if self.threads:
-            torch.set_num_threads(int(self.threads))
-        try:
+        with cpu_threads(self.threads):
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 gen = torch.Generator().manual_seed(seed)
@@ -302,8 +300,6 @@ class TBHHasher(BaseHasher):
                     bar.set_postfix(loss=f"{self.history[-1]['loss']:.4f}")
                     bar.update(1)
                 bar.close()
-        finally:
-            torch.set_num_threads(old_threads)
         net.eval()
         self.net = net
 

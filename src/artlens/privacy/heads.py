@@ -32,7 +32,8 @@ from artlens.privacy.config import AuditConfig
 from artlens.progress import QUIET, Reporter
 from artlens.settings import from_dict
 from artlens.train.config import TrainConfig
-from artlens.train.loop import cpu_threads, train_head
+from artlens.devices import cpu_threads
+from artlens.train.loop import train_head
 from artlens.train.privacy import PER_EXAMPLE_LOSSES
 from artlens.train.run import labelled_features, score_head
 from artlens.train.split import collection_split

@@ -7,16 +7,14 @@ own data between rounds (the federated layer wraps these and never the other way
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
-from threadpoolctl import threadpool_limits
 
+from artlens.devices import cpu_threads
 from artlens.errors import ArtlensError
 from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet
@@ -52,19 +50,6 @@ class History:
 
 def make_optimizer(head, config: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-
-
-@contextlib.contextmanager
-def cpu_threads(n: int) -> Iterator[None]:
-    """Run torch and the BLAS behind numpy / scikit-learn on ``n`` threads: on a shared CPU, spinning
-    threads make small-batch training and PCA several times slower, not faster."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, n))
-    try:
-        with threadpool_limits(max(1, n)):
-            yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def private_plan(config: TrainConfig, n: int, epochs: int, extra=()) -> DPPlan:

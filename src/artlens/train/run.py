@@ -22,7 +22,8 @@ from artlens.models.inputs import FeatureSet, gather_features
 from artlens.progress import QUIET, Reporter
 from artlens.train.config import TrainConfig
 from artlens.train.curves import plot_curves, write_metrics
-from artlens.train.loop import History, cpu_threads, train_head
+from artlens.devices import cpu_threads
+from artlens.train.loop import History, train_head
 from artlens.train.privacy import check_private_loss
 from artlens.train.split import GROUP_FEATURES, SPLIT_COLUMN, SPLITS, config_split
 from artlens.vectors import l2_normalise

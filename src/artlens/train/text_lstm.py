@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from artlens.models.text_lstm import LSTMTextClassifier, MiniLMTokens
-from artlens.train.loop import cpu_threads
+from artlens.devices import cpu_threads
 
 
 def train_text_lstm(tokens: MiniLMTokens, train_texts, train_y, val_texts, val_y, n_classes: int,
