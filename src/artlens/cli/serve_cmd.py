@@ -140,13 +140,10 @@ def serve(
     app = create_app(settings, collection=coll, warm_up=False)
     if member_settings is not None:
         from artlens.api.routes.federation import install_member
-        from artlens.federation import Member
         from artlens.progress import Reporter
 
-        service = app.state.service
-        install_member(app, Member.open(coll, member_settings, Reporter(progress=False), thumbnails=service.thumbnails,
-                                        facets=lambda: service.facets()["facets"]))
-        console.print(f"Federation member {member_settings.name!r} on head {app.state.member.head_id}")
+        member = install_member(app, member_settings, Reporter(progress=False))
+        console.print(f"Federation member {member_settings.name!r} on head {member.head_id}")
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
     warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile or ssl_keyfile else {}
