@@ -11,7 +11,9 @@ from artlens.cli import (
     app,
     collection_option,
     default_collection,
+    host_option,
     json_option,
+    port_option,
     print_json,
 )
 
@@ -53,8 +55,8 @@ def tls_option(kind: str):
 @app.command()
 def serve(
     collection: Path = collection_option(),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    host: str = host_option("Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
+    port: int = port_option(),
     registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check "
                                                            "(default: $ARTLENS_REGISTRY)."),
     free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives "
