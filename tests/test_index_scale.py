@@ -227,7 +227,7 @@ def test_a_collection_indexes_its_cache_in_batches(kind, tmp_path, monkeypatch):
 
 
 def test_adding_to_an_ivfpq_index_appends_to_its_vector_file(tmp_path):
-    ids, raw = _clustered(n=1600, d=32)
+    ids, raw = _clustered(n=1700, d=32)
     first = AspectIndex.build("c", "x", "x/v1", ids[:1000], raw[:1000], None, PQ)
     first.save(tmp_path / "c")
     vectors = tmp_path / "c" / "vectors.npy"
@@ -242,19 +242,40 @@ def test_adding_to_an_ivfpq_index_appends_to_its_vector_file(tmp_path):
     assert len(old) == 1000 and old.store.array.shape == (1000, 32)
     assert old.search(q, 10)[1].tolist() == before[1].tolist()
 
+    # the file holds rows after this version's (the cut-short add's, or another copy's): copied, not touched
     index = AspectIndex.load(tmp_path / "c")
-    index.add(ids[1000:1200], raw[1000:1200])  # the rows the cut-short add left are dropped first
-    index.add(ids[1200:], raw[1200:])
-    assert vectors.stat().st_size == size + 600 * 32 * 2
+    index.add(ids[1000:1200], raw[1000:1200])
+    index.add(ids[1200:1600], raw[1200:1600])
+    assert vectors.stat().st_size == size + 300 * 32 * 2
     index.save(tmp_path / "c")
-    assert (tmp_path / "c" / "vectors.npy").stat().st_ino == inode  # the new version shares the grown file
+    inode = vectors.stat().st_ino
+    # the newest version of the file grows it in place, and the new version shares it
+    grown = AspectIndex.load(tmp_path / "c")
+    grown.add(ids[1600:], raw[1600:])
+    assert vectors.stat().st_ino == inode
+    grown.save(tmp_path / "c")
+    assert vectors.stat().st_ino == inode
     again = AspectIndex.load(tmp_path / "c")
-    assert len(again) == 1600 and again.manifest.params["rows"] == 1600
-    np.testing.assert_allclose(again.vectors(ids[[0, 999, 1000, 1599]]), first.project(raw[[0, 999, 1000, 1599]]),
+    assert len(again) == 1700 and again.manifest.params["rows"] == 1700
+    np.testing.assert_allclose(again.vectors(ids[[0, 999, 1000, 1699]]), first.project(raw[[0, 999, 1000, 1699]]),
                                atol=2e-3)
     flat = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat"))
     assert _overlap(again.search(q, 10)[1], flat.search(q, 10)[1]) >= 0.95
     assert len(first) == 1000 and first.search(q, 10)[1].tolist() == before[1].tolist()  # still open: unchanged
+
+    # a copy elsewhere shares the file (a hard link); each grows it only while it is the newest
+    again.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "vectors.npy").stat().st_ino == inode
+    mine, theirs = AspectIndex.load(tmp_path / "c"), AspectIndex.load(tmp_path / "copy")
+    mine.add([90_001], raw[:1] + 1)
+    theirs.add([90_002], raw[:1] - 1)
+    mine.save(tmp_path / "c")
+    theirs.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "vectors.npy").stat().st_ino != inode
+    for folder, added, sign in (("c", 90_001, 1), ("copy", 90_002, -1)):
+        loaded = AspectIndex.load(tmp_path / folder)
+        assert len(loaded) == 1701 and added in loaded.ids()
+        np.testing.assert_allclose(loaded.vectors([added]), first.project(raw[:1] + sign), atol=2e-3)
 
 
 def test_a_collection_update_grows_the_ivfpq_file_and_the_last_generation_still_reads(tmp_path):

@@ -15,6 +15,7 @@ remove, save and load behave the same, so search, recommend and filters work unc
 
 from __future__ import annotations
 
+import fcntl
 import io
 import math
 import os
@@ -103,15 +104,19 @@ class _Store:
 
     def append(self, kept: int, rows: np.ndarray) -> "_Store | None":
         """This finished store's first ``kept`` rows followed by ``rows``, in place: the rows are
-        written after row ``kept`` (dropping any that an add cut short left there), then the header's
-        row count. A version of the index with ``kept`` rows or fewer still reads the same file as
-        before (it reads only its own rows), so an interrupted add leaves it whole. None when the file
-        cannot grow in place (a scratch store, or a header of another layout): the caller copies."""
+        written after row ``kept`` (dropping bytes that an add cut short left there), then the
+        header's row count. Every version of the index that shares the file (hard links) reads only
+        its own rows, so they, and the saved version an interrupted add started from, read as before.
+        Only the file's newest version grows it: one whose ``kept`` is the header's row count (the
+        header only grows, and is rewritten after the rows, under a lock on the file). None when the
+        file cannot grow in place (a scratch store, another layout, or rows after ``kept`` that
+        another version holds, or that an add cut short after its header): the caller copies."""
         if self.scratch is not None:
             return None
         rows = np.ascontiguousarray(rows, dtype=STORE_DTYPE)
         dim = self.array.shape[1]
         with open(self.path, "r+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
             version = np.lib.format.read_magic(fh)
             if version not in ((1, 0), (2, 0)):
                 return None
@@ -119,8 +124,9 @@ class _Store:
             shape, fortran, dtype = read(fh)
             offset = fh.tell()
             header = _npy_header(version, (kept + len(rows), dim))
-            if (fortran or np.dtype(dtype) != STORE_DTYPE or len(shape) != 2 or shape[1] != dim or shape[0] < kept
-                    or rows.shape[1:] != (dim,) or len(header) != offset or offset != self.offset):
+            if (fortran or np.dtype(dtype) != STORE_DTYPE or len(shape) != 2 or shape[1] != dim or shape[0] != kept
+                    or rows.shape[1:] != (dim,) or len(header) != offset or offset != self.offset
+                    or os.fstat(fh.fileno()).st_size < offset + kept * self.row_bytes):
                 return None
             end = offset + kept * self.row_bytes
             fh.truncate(end)
