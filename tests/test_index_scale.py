@@ -172,3 +172,131 @@ def test_stats_shows_kind_and_size(pq_collection, capsys):
     assert main(["stats", "-c", str(pq_collection.root)]) == 0
     out = capsys.readouterr().out
     assert "ivfpq" in out and "kB" in out and "memory" in out
+
+
+# -- built from chunks of the feature cache, appended in place ---------------------------------------
+def _same_results(a, b, queries, k=10, atol=1e-6):
+    scores_a, ids_a = a.search(queries, k)
+    scores_b, ids_b = b.search(queries, k)
+    assert ids_a.tolist() == ids_b.tolist()
+    np.testing.assert_allclose(scores_a, scores_b, atol=atol)
+
+
+@pytest.mark.parametrize("kind, pca", [("ivf", 16), ("ivfpq", 16), ("ivfpq", None)])
+def test_a_build_in_tiny_chunks_gives_the_one_piece_results(kind, pca):
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(50_000)[:3000].astype(np.int64)
+    raw = rng.standard_normal((3000, 48)).astype(np.float32)
+    one = AspectIndex.build("c", "x", "x/v1", ids, raw, pca, IndexConfig(kind=kind))  # one batch of 65,536
+    reads = []
+
+    def chunks():
+        for start in range(0, len(ids), 37):
+            reads.append(min(37, len(ids) - start))
+            yield ids[start : start + 37], raw[start : start + 37]
+
+    chunked = AspectIndex.build_chunks("c", "x", "x/v1", chunks, len(ids), 48, pca, IndexConfig(kind=kind))
+    assert chunked.manifest.kind == one.manifest.kind == kind and len(chunked) == len(one) == 3000
+    assert max(reads) == 37 and sum(reads) == 2 * len(ids)  # a sample pass, then an add pass
+    queries = one.project(raw[:40] + 0.1 * rng.standard_normal((40, 48)).astype(np.float32))
+    _same_results(one, chunked, queries)
+    if one.codes is not None:  # ivf's binary codes of fast search: fitted on the same sample
+        assert one.search_fast(queries, 10)[1].tolist() == chunked.search_fast(queries, 10)[1].tolist()
+
+
+@pytest.mark.parametrize("kind", ["ivf", "ivfpq"])
+def test_a_collection_indexes_its_cache_in_batches(kind, tmp_path, monkeypatch):
+    from feature_collections import make_feature_collection
+
+    config = CollectionConfig(aspects={"colour": AspectConfig("colour-hist", pca_dims=24)}, weights={"colour": 1.0},
+                              index=IndexConfig(kind=kind, pq_add_batch=50))
+    Collection.open(tmp_path / "c", create=True, config=config).close()
+    coll = make_feature_collection(tmp_path / "c", per_class=300, extractors=("colour-hist",))
+    ids, raw = coll.raw_vectors("colour-hist")
+    one_piece = AspectIndex.build("colour", "colour-hist", "colour-hist/v1", ids, raw, 24, IndexConfig(kind=kind))
+    asked = []
+    get = coll.cache.get
+    monkeypatch.setattr(coll.cache, "get", lambda extractor_id, keys: asked.append(len(keys)) or get(extractor_id, keys))
+    monkeypatch.setattr(coll, "raw_vectors", lambda *a, **k: pytest.fail("read every vector in one piece"))
+    assert coll.update_indexes(rebuild=True) == {"colour": 1200}
+    assert asked and max(asked) == 50  # the cache is read a batch at a time
+    built = Collection.open(tmp_path / "c").index("colour")
+    assert built.manifest.kind == kind
+    # the same neighbours; scores within float16 rounding (batches of another size round the PCA differently)
+    _same_results(one_piece, built, one_piece.project(raw[::60]), atol=1e-4)
+
+
+def test_adding_to_an_ivfpq_index_appends_to_its_vector_file(tmp_path):
+    ids, raw = _clustered(n=1700, d=32)
+    first = AspectIndex.build("c", "x", "x/v1", ids[:1000], raw[:1000], None, PQ)
+    first.save(tmp_path / "c")
+    vectors = tmp_path / "c" / "vectors.npy"
+    inode, size = vectors.stat().st_ino, vectors.stat().st_size
+    q = first.project(raw[::50])
+    before = first.search(q, 10)
+
+    cut_short = AspectIndex.load(tmp_path / "c")  # an add that is never saved: cut short before its commit
+    cut_short.add(ids[1000:1300], raw[1000:1300])
+    assert vectors.stat().st_ino == inode and vectors.stat().st_size == size + 300 * 32 * 2  # appended, not copied
+    old = AspectIndex.load(tmp_path / "c")  # the saved version still reads whole: its own 1,000 rows
+    assert len(old) == 1000 and old.store.array.shape == (1000, 32)
+    assert old.search(q, 10)[1].tolist() == before[1].tolist()
+
+    # the file holds rows after this version's (the cut-short add's, or another copy's): copied, not touched
+    index = AspectIndex.load(tmp_path / "c")
+    index.add(ids[1000:1200], raw[1000:1200])
+    index.add(ids[1200:1600], raw[1200:1600])
+    assert vectors.stat().st_size == size + 300 * 32 * 2
+    index.save(tmp_path / "c")
+    inode = vectors.stat().st_ino
+    # the newest version of the file grows it in place, and the new version shares it
+    grown = AspectIndex.load(tmp_path / "c")
+    grown.add(ids[1600:], raw[1600:])
+    assert vectors.stat().st_ino == inode
+    grown.save(tmp_path / "c")
+    assert vectors.stat().st_ino == inode
+    again = AspectIndex.load(tmp_path / "c")
+    assert len(again) == 1700 and again.manifest.params["rows"] == 1700
+    np.testing.assert_allclose(again.vectors(ids[[0, 999, 1000, 1699]]), first.project(raw[[0, 999, 1000, 1699]]),
+                               atol=2e-3)
+    flat = AspectIndex.build("c", "x", "x/v1", ids, raw, None, IndexConfig(kind="flat"))
+    assert _overlap(again.search(q, 10)[1], flat.search(q, 10)[1]) >= 0.95
+    assert len(first) == 1000 and first.search(q, 10)[1].tolist() == before[1].tolist()  # still open: unchanged
+
+    # a copy elsewhere shares the file (a hard link); each grows it only while it is the newest
+    again.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "vectors.npy").stat().st_ino == inode
+    mine, theirs = AspectIndex.load(tmp_path / "c"), AspectIndex.load(tmp_path / "copy")
+    mine.add([90_001], raw[:1] + 1)
+    theirs.add([90_002], raw[:1] - 1)
+    mine.save(tmp_path / "c")
+    theirs.save(tmp_path / "copy")
+    assert (tmp_path / "copy" / "vectors.npy").stat().st_ino != inode
+    for folder, added, sign in (("c", 90_001, 1), ("copy", 90_002, -1)):
+        loaded = AspectIndex.load(tmp_path / folder)
+        assert len(loaded) == 1701 and added in loaded.ids()
+        np.testing.assert_allclose(loaded.vectors([added]), first.project(raw[:1] + sign), atol=2e-3)
+
+
+def test_a_collection_update_grows_the_ivfpq_file_and_the_last_generation_still_reads(tmp_path):
+    from feature_collections import make_feature_collection
+
+    from artlens.storage import retired_path
+
+    config = CollectionConfig(aspects={"colour": AspectConfig("colour-hist")}, weights={"colour": 1.0},
+                              index=IndexConfig(kind="ivfpq", pq_add_batch=64))
+    Collection.open(tmp_path / "c", create=True, config=config).close()
+    coll = make_feature_collection(tmp_path / "c", per_class=100, extractors=("colour-hist",))
+    assert coll.update_indexes() == {"colour": 400}
+    live = tmp_path / "c" / "index" / "colour"
+    inode, generation = (live / "vectors.npy").stat().st_ino, coll.generation
+    q = coll.index("colour").project(coll.raw_vectors("colour-hist")[1][:20])
+    before = coll.index("colour").search(q, 5)
+    coll.close()
+    coll = make_feature_collection(tmp_path / "c", classes=("pointillism",), per_class=150, seed=1,
+                                   extractors=("colour-hist",))
+    assert coll.update_indexes() == {"colour": 550}
+    assert (live / "vectors.npy").stat().st_ino == inode  # grown in place, shared with the version it replaced
+    assert len(Collection.open(tmp_path / "c").index("colour")) == 550
+    previous = AspectIndex.load(retired_path(tmp_path / "c", "index/colour", generation + 1))
+    assert len(previous) == 400 and previous.search(q, 5)[1].tolist() == before[1].tolist()

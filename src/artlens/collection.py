@@ -44,6 +44,7 @@ from artlens.features.extract import (
     text_key,
 )
 from artlens.index import AspectIndex
+from artlens.index.chunks import Chunks
 from artlens.models import load_head
 from artlens.models.inputs import embed_features, gather_features
 from artlens.postgres import (
@@ -431,6 +432,35 @@ class Collection:
         vectors, found = self.cache.get(extractor.id, keys)
         return np.asarray(ids, dtype=np.int64)[found], vectors
 
+    def cached_ids(self, extractor_name: str) -> tuple[np.ndarray, np.ndarray]:
+        """(ids of the artworks that have a cached vector of an extractor, their cache keys), in the
+        order of ``raw_vectors``, without reading a vector."""
+        extractor = create_extractor(extractor_name)
+        md5s = self.catalog.md5s()
+        if extractor.modality == "text":
+            texts = self.texts()
+            pairs = [(i, text_key(texts[i])) for i in sorted(md5s) if i in texts]
+        else:
+            pairs = [(i, md5s[i]) for i in sorted(md5s)]
+        cached = self.cache.keys(extractor.id)
+        pairs = [(i, key) for i, key in pairs if key in cached]
+        return (np.asarray([i for i, _ in pairs], dtype=np.int64),
+                np.asarray([key for _, key in pairs], dtype=object))
+
+    def vector_chunks(self, extractor_name: str, ids: np.ndarray, keys: np.ndarray) -> Chunks:
+        """The cached vectors of ``ids`` (with their ``keys``, from ``cached_ids``) read from the cache
+        ``index.pq_add_batch`` at a time, each time the result is called: what an index is built
+        from without holding every vector."""
+        extractor_id, batch = create_extractor(extractor_name).id, max(1, int(self.config.index.pq_add_batch))
+
+        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+            for start in range(0, len(ids), batch):
+                vectors, found = self.cache.get(extractor_id, keys[start : start + batch].tolist())
+                if found.any():
+                    yield ids[start : start + batch][found], vectors
+
+        return chunks
+
     def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
                reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False,
                device: str | None = None, ray: str | None = None) -> dict:
@@ -526,7 +556,9 @@ class Collection:
 
     def update_indexes(self, rebuild: bool = False, aspects: list[str] | None = None, wait: bool = False) -> dict[str, int]:
         """Bring every aspect's index in line with the catalog and cache; returns counts per aspect.
-        Commits the new indexes, and the catalog as they show it, as one generation."""
+        Commits the new indexes, and the catalog as they show it, as one generation. The cached
+        vectors are read in batches (``vector_chunks``): an ivf or ivfpq build, and every update,
+        holds one batch of them at a time."""
         counts: dict[str, int] = {}
         with self.writing(wait, publish=True):
             if (aspects is None or LEARNED_ASPECT in aspects) and self._artifact_present(HEAD):
@@ -534,7 +566,7 @@ class Collection:
             for aspect in [a for a in aspects or list(self.config.aspects) if a in self.config.aspects]:
                 spec = self.config.aspects[aspect]
                 extractor = create_extractor(spec.extractor)
-                ids, raw = self.raw_vectors(spec.extractor)
+                ids, keys = self.cached_ids(spec.extractor)
                 if len(ids) == 0:
                     counts[aspect] = 0
                     continue
@@ -559,9 +591,12 @@ class Collection:
                     else:
                         index.remove(sorted(removed))
                         mask = np.isin(ids, sorted(added))
-                        index.add(ids[mask], raw[mask])
+                        for batch_ids, raw in self.vector_chunks(spec.extractor, ids[mask], keys[mask])():
+                            index.add(batch_ids, raw)
                 if index is None:
-                    index = AspectIndex.build(aspect, spec.extractor, extractor.id, ids, raw, spec.pca_dims, self.config.index)
+                    index = AspectIndex.build_chunks(aspect, spec.extractor, extractor.id,
+                                                     self.vector_chunks(spec.extractor, ids, keys), len(ids),
+                                                     extractor.dim, spec.pca_dims, self.config.index)
                 self._stage_index(aspect, index)
                 counts[aspect] = len(index)
         return counts

@@ -18,7 +18,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from artlens.cli import app, collection_option, default_collection
+from artlens.cli import app, collection_option, default_collection, device_option
 from artlens.errors import ArtlensError
 from artlens.federated.config import Endpoint, ServerSettings
 from artlens.progress import Reporter
@@ -65,6 +65,9 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "seed": ("federation__training__seed", "--seed", "Seed of the split, initial weights and batches"),
     "virtual_styles": ("federation__virtual_styles", "--virtual-styles/--no-virtual-styles",
                        "fedstyle: contrast with virtual artworks drawn from the federation's style statistics"),
+    "device": ("federation__training__device", "--device",
+               "Device the simulated institutions train on: auto (a GPU when torch sees one, shared by the "
+               "institutions), cpu, cuda or cuda:N"),
     "reduce": ("federation__training__head__reduce_dims", "--reduce",
                "PCA dimensions of inputs wider than the head's reduce_above (style Gram matrices)"),
     "monitor": ("monitor", "--monitor", "Institutions' validation score that picks the kept round "
@@ -163,7 +166,7 @@ def simulate(
     secagg: bool = option("secagg"),
     min_clients: int = option("min_clients"), round_timeout: float = option("round_timeout"),
     seed: int = option("seed"), virtual_styles: bool = option("virtual_styles"), reduce: int = option("reduce"),
-    monitor: str = option("monitor"), out: Path = option("out"),
+    monitor: str = option("monitor"), out: Path = option("out"), device: str = option("device"),
     run_dir: Path = typer.Option(None, "--run-dir", help="Where metrics.json, curves.png, head.pt and the "
                                                           "partition go (default: COLLECTION/federated/STRATEGY-TIME)."),
     save: bool = typer.Option(True, "--save/--no-save", help="Make the head the collection's `learned` aspect."),
@@ -174,8 +177,10 @@ def simulate(
     """Simulate a federation on this machine: partition the collection into institutions, hold its
     test split out, train with Flower's simulation engine and save the head into the collection."""
     require_flower()
+    from artlens.devices import resolve_device
     from artlens.federated.simulation import simulate as run_simulation
 
+    resolve_device(device)  # a GPU asked for and not there: an error before anything is written
     settings = server_settings(locals(), run_dir=str(run_dir) if run_dir else None)
     result = run_simulation(collection or default_collection(), settings, partition, institutions, save, cpus, verbose,
                             Reporter())
@@ -239,16 +244,19 @@ def client(
     insecure: bool = typer.Option(False, "--insecure", help="No TLS (always allowed to a loopback server)."),
     root_certificates: Path = typer.Option(None, "--root-certificates", help="CA certificate of the server (TLS)."),
     max_wait: float = typer.Option(None, "--max-wait", help="Give up after this many seconds without the server."),
+    device: str = device_option("train this institution's local epochs on"),
     as_json: bool = typer.Option(False, "--json", help="Print {institution, server, finished} as JSON at the end."),
 ):
     """Join a federation as an institution: train on this collection when the server asks and send back
     only weights and aggregate statistics."""
     require_flower()
+    from artlens.devices import device_name
     from artlens.federated import deploy
 
+    device = device_name(device)  # this machine's device, before the SuperNode starts
     try:
         deploy.join(collection or default_collection(), institution, server_address, str(partition or ""), features,
-                    insecure, str(root_certificates or ""), max_wait, Reporter())
+                    insecure, str(root_certificates or ""), max_wait, Reporter(), device)
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except deploy.Leave:

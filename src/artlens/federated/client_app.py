@@ -51,7 +51,8 @@ log = logging.getLogger("artlens.federated")
 
 
 def source_from_node_config(context: Context) -> InstitutionSource:
-    """A deployed institution: ``--node-config "collection='PATH' institution='NAME' [partition='KEYS']"``."""
+    """A deployed institution: ``--node-config "collection='PATH' institution='NAME' [partition='KEYS']
+    [device='cuda']"``."""
     node = context.node_config
     if "collection" not in node:
         raise ArtlensError("this supernode was started without a collection",
@@ -78,12 +79,21 @@ def _config(msg: Message) -> dict:
 def _settings(msg: Message, context: Context) -> Settings:
     config = _config(msg)
     if "head" in config and "federation" in config:
-        return Settings.from_record(config)
+        return _on_node_device(Settings.from_record(config), context)
     stored = context.state.config_records.get(STATE_SETTINGS)
     if stored is None:
         raise ArtlensError("this institution has not been set up for the current run",
                            "restart its client so that it joins the next run from the start")
-    return Settings.from_record(stored)
+    return _on_node_device(Settings.from_record(stored), context)
+
+
+def _on_node_device(settings: Settings, context: Context) -> Settings:
+    """The run's settings with the device this node trains on (``device`` in its node config: each
+    institution picks its own; without one, the run's ``training.device``)."""
+    device = str(context.node_config.get("device", "") or "")
+    if not device:
+        return settings
+    return Settings(settings.head_json, settings.federation.on_device(device))
 
 
 def _kept(context: Context, key: str) -> dict[str, np.ndarray] | None:

@@ -111,6 +111,10 @@ class FederatedConfig:
     def replace(self, **changes) -> "FederatedConfig":
         return dataclasses.replace(self, **changes)
 
+    def on_device(self, device: str) -> "FederatedConfig":
+        """These settings with the institutions' local epochs on ``device`` (``training.device``)."""
+        return self.replace(training=dataclasses.replace(self.training, device=device))
+
 
 @dataclass(frozen=True)
 class ServerSettings:

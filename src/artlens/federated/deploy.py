@@ -126,12 +126,14 @@ def superlink_args(host: str, port: int, insecure: bool = True, certificates: tu
 
 def supernode_args(server: str, collection: str, institution: str, runtime_port: int, partition: str = "",
                    features: str = "", insecure: bool = True, root_certificates: str = "",
-                   max_wait: float | None = None) -> list[str]:
+                   max_wait: float | None = None, device: str = "") -> list[str]:
     node_config = f'collection="{Path(collection).resolve()}" institution="{institution}"'
     if partition:
         node_config += f' partition="{Path(partition).resolve()}"'
     if features:
         node_config += f' features="{features}"'
+    if device:
+        node_config += f' device="{device}"'
     args = [executable("flower-supernode"), "--superlink", server, "--node-config", node_config,
             "--host", "127.0.0.1", "--port", str(runtime_port)]
     if insecure:
@@ -214,10 +216,11 @@ class SupernodeWatch:
 
 def join(collection: str | Path, institution: str, server: str, partition: str = "", features: str = "",
          insecure: bool = False, root_certificates: str = "", max_wait: float | None = None,
-         reporter: Reporter = QUIET) -> None:
+         reporter: Reporter = QUIET, device: str = "") -> None:
     """Take part in a federation as ``institution`` until it finishes: a SuperNode next to the collection
-    trains when the server asks and sends back only weights and aggregate statistics; its log goes to
-    stderr. Raises :class:`Leave` on SIGTERM and KeyboardInterrupt on Ctrl+C (its processes stopped)."""
+    trains when the server asks (on ``device``; empty: the run's ``training.device``) and sends back only
+    weights and aggregate statistics; its log goes to stderr. Raises :class:`Leave` on SIGTERM and
+    KeyboardInterrupt on Ctrl+C (its processes stopped)."""
     opened = Collection.open(collection)  # fails here, with what to do, if there is none
     collection = opened.root
     opened.close()
@@ -233,7 +236,7 @@ def join(collection: str | Path, institution: str, server: str, partition: str =
     launched = Launched()
     args = supernode_args(server, str(collection), institution, free_port(),
                           str(Path(partition).resolve()) if partition else "", features, plain,
-                          root_certificates, max_wait)
+                          root_certificates, max_wait, device)
     reporter.notice(f"{institution} joined the federation at {server} with {collection}; Ctrl+C leaves")
     seen = SupernodeWatch()
     previous = signal.signal(signal.SIGTERM, _leave)  # SIGTERM stops the SuperNode and its children too

@@ -29,12 +29,14 @@ from artlens.train.loop import (
     fit_local_epochs,
     private_plan,
     private_stepper,
+    training_device,
 )
 from artlens.train.objectives import (
     Objective,
     Prepared,
     create_objective,
     drop_modalities,
+    head_device,
 )
 from artlens.train.privacy import DPPlan, steps_per_epoch
 
@@ -112,15 +114,16 @@ class FedStyleObjective(Objective):
         self._pool = None
 
     def loss(self, head, data, rows):
-        x, present = data.rows(rows)
+        device = head_device(head)
+        x, present = data.rows(rows, device)
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
-        target = torch.from_numpy(data.labels[rows, 0])
+        target = data.targets(rows, device)
         if self.virtual is not None and head.training:
             x, present, target = self._with_virtual(x, present, target, len(data))
         emb = head.embed_transformed(x, present)
-        return fedstyle_loss(emb, target, self.anchors, self.present, self.config.temperature, self.align_weight,
-                             scored=len(rows))
+        return fedstyle_loss(emb, target, self.anchors.to(device), self.present.to(device), self.config.temperature,
+                             self.align_weight, scored=len(rows))
 
     # -- record-level DP: one loss term per artwork, against public keys (train.privacy) -----------
     def example_losses(self, head, x, present, target) -> torch.Tensor:
@@ -128,17 +131,19 @@ class FedStyleObjective(Objective):
         artworks (embedded without gradient: public keys, so a term depends on its artwork alone),
         plus its alignment to its style's prototype."""
         emb = head.embed_transformed(x, present)
+        anchors, known_styles = self.anchors.to(emb.device), self.present.to(emb.device)
         keys, key_labels = [], []
         if self.virtual is not None and bool(self.virtual.available.any()):
             if self._pool is None:  # drawn once per round from the federation's style statistics
-                self._pool = self.virtual.sample(max(64, min(self.config.batch_size, VIRTUAL_KEYS)), self.generator)
+                self._pool = _moved(self.virtual.sample(max(64, min(self.config.batch_size, VIRTUAL_KEYS)),
+                                                        self.generator), emb.device)
             px, pp, codes = self._pool
             with torch.no_grad():
                 keys.append(head.embed_transformed(px, pp))
             key_labels.append(codes)
-        if self.present.any():
-            idx = torch.nonzero(self.present).flatten()
-            keys.append(self.anchors[idx])
+        if known_styles.any():
+            idx = torch.nonzero(known_styles).flatten()
+            keys.append(anchors[idx])
             key_labels.append(idx)
         if not keys:
             return emb.sum(dim=1) * 0.0
@@ -147,9 +152,9 @@ class FedStyleObjective(Objective):
         log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
         positives = (target[:, None] == key_labels[None, :]).to(emb.dtype)
         loss = -(log_prob * positives).sum(dim=1) / positives.sum(dim=1).clamp(min=1.0)
-        if self.present.any():
-            proto = (emb @ self.anchors.T / self.config.temperature).masked_fill(~self.present[None, :], -1e9)
-            known = self.present[target].to(emb.dtype)
+        if known_styles.any():
+            proto = (emb @ anchors.T / self.config.temperature).masked_fill(~known_styles[None, :], -1e9)
+            known = known_styles[target].to(emb.dtype)
             loss = loss + self.align_weight * F.cross_entropy(proto, target, reduction="none") * known
         return loss
 
@@ -157,7 +162,7 @@ class FedStyleObjective(Objective):
         if not self.present.any():
             return -1
         emb = head.embed_transformed(x, present)
-        proto = (emb @ self.anchors.T).masked_fill(~self.present[None, :], float("-inf"))
+        proto = (emb @ self.anchors.to(emb.device).T).masked_fill(~self.present.to(emb.device)[None, :], float("-inf"))
         return int((proto.argmax(dim=1) == target).sum())
 
     def _with_virtual(self, x, present, target, size: int):
@@ -165,12 +170,18 @@ class FedStyleObjective(Objective):
         if not bool(self.virtual.available.any()):
             return x, present, target
         if self._pool is None:
-            self._pool = self.virtual.sample(max(2 * size, 8 * len(target)), self.generator)
+            self._pool = _moved(self.virtual.sample(max(2 * size, 8 * len(target)), self.generator), target.device)
         px, pp, codes = self._pool
-        rows = torch.randint(len(codes), (len(target),), generator=self.generator)
+        rows = torch.randint(len(codes), (len(target),), generator=self.generator).to(target.device)
         x = {k: torch.cat([v, px[k][rows]]) for k, v in x.items()}
         present = {k: torch.cat([v, pp[k][rows]]) for k, v in present.items()}
         return x, present, torch.cat([target, codes[rows]])
+
+
+def _moved(sample: tuple[dict, dict, torch.Tensor], device: torch.device) -> tuple[dict, dict, torch.Tensor]:
+    """Virtual artworks (drawn on the CPU, the same stream on every device) on the training device."""
+    x, present, codes = sample
+    return ({k: v.to(device) for k, v in x.items()}, {k: v.to(device) for k, v in present.items()}, codes.to(device))
 
 
 def fedstyle_loss(emb: torch.Tensor, target: torch.Tensor, anchors: torch.Tensor, present: torch.Tensor,
@@ -185,7 +196,7 @@ def fedstyle_loss(emb: torch.Tensor, target: torch.Tensor, anchors: torch.Tensor
         key_labels = torch.cat([target, idx])
     logits = emb @ keys.T / temperature
     self_mask = torch.zeros_like(logits, dtype=torch.bool)
-    self_mask[torch.arange(n), torch.arange(n)] = True
+    self_mask[torch.arange(n, device=emb.device), torch.arange(n, device=emb.device)] = True
     logits = logits.masked_fill(self_mask, float("-inf"))
     log_prob = logits - torch.logsumexp(logits, dim=1, keepdim=True)
     positives = (target[:, None] == key_labels[None, :]) & ~self_mask
@@ -228,6 +239,14 @@ def record_plan(config: FederatedConfig, n: int) -> DPPlan:
 def train_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, server_round: int, salt: int = 0,
                   anchors=None, present=None, virtual: VirtualStyles | None = None,
                   epochs: int | None = None) -> dict[str, float]:
+    """``_train_locally`` on the institution's ``config.training.device``; the head ends where it was."""
+    with training_device(head, config.training.device):
+        return _train_locally(head, data, config, server_round, salt, anchors, present, virtual, epochs)
+
+
+def _train_locally(head, data: FeatureSet | Prepared, config: FederatedConfig, server_round: int, salt: int = 0,
+                   anchors=None, present=None, virtual: VirtualStyles | None = None,
+                   epochs: int | None = None) -> dict[str, float]:
     """E local epochs on an institution's training split, seeded by (seed, round, salt) so that a
     run is reproducible. Returns the last epoch's mean loss and accuracy (and, under record-level
     DP, the epsilon the institution has spent after this round)."""

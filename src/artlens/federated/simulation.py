@@ -9,13 +9,16 @@ institution), ``metrics.json`` (per round, ending with the final ``map`` and ``e
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from artlens.collection import Collection
+from artlens.devices import resolve_device
 from artlens.errors import ArtlensError
 from artlens.federated.client_app import create_client_app
 from artlens.federated.config import FederatedConfig
@@ -71,6 +74,7 @@ def simulate(collection_path: str | Path, settings: ServerSettings = ServerSetti
                            'install it with: pip install "artlens[federated]"') from exc
 
     config = settings.federation
+    resolve_device(config.training.device)  # a GPU asked for and not there fails before anything is written
     collection = Collection.open(collection_path)
     try:
         settings = settings.with_run_dir(collection.root)
@@ -88,17 +92,21 @@ def simulate(collection_path: str | Path, settings: ServerSettings = ServerSetti
     finally:
         collection.close()
 
+    cpus = cpus or max(1, min(len(sources), os.cpu_count() or 1))
+    gpu = gpu_share(config.training.device, cpus)
+    # each institution's actor sees the chosen GPU as its only one, cuda (Ray hands it out)
+    settings = dataclasses.replace(settings, federation=config.on_device("cuda" if gpu else "cpu"))
     settings = dataclasses.replace(settings, institutions=len(sources), wait_seconds=WAIT_SECONDS, share_result=False)
     results: list[FederatedResult] = []
     server = create_server_app(settings, heldout, aspects, on_result=results.append)
     client = create_client_app(SimulatedInstitutions(sources))
-    cpus = cpus or max(1, min(len(sources), os.cpu_count() or 1))
-    backend = {"client_resources": {"num_cpus": 1, "num_gpus": 0.0},
-               "init_args": {"num_cpus": cpus, "num_gpus": 0, "include_dashboard": False, "log_to_driver": verbose,
-                             "logging_level": logging.INFO if verbose else logging.ERROR}}
+    backend = {"client_resources": {"num_cpus": 1, "num_gpus": gpu[1] if gpu else 0.0},
+               "init_args": {"num_cpus": cpus, "num_gpus": 1 if gpu else 0, "include_dashboard": False,
+                             "log_to_driver": verbose, "logging_level": logging.INFO if verbose else logging.ERROR}}
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    run_simulation(server_app=server, client_app=client, num_supernodes=len(sources), backend_config=backend,
-                   verbose_logging=verbose)
+    with visible_gpu(gpu[0] if gpu else None):
+        run_simulation(server_app=server, client_app=client, num_supernodes=len(sources), backend_config=backend,
+                       verbose_logging=verbose)
     if not results:
         raise ArtlensError("the federated simulation ended without a result", "see the log above for the reason")
     result = results[0]
@@ -110,3 +118,31 @@ def simulate(collection_path: str | Path, settings: ServerSettings = ServerSetti
         finally:
             collection.close()
     return result
+
+
+def gpu_share(device: str, institutions: int) -> tuple[int, float] | None:
+    """(GPU index, share of it per simulated institution) when the run trains on a GPU, so that the
+    ``institutions`` trained at once fit on that one GPU; None on the CPU."""
+    resolved = resolve_device(device)
+    if resolved.type != "cuda":
+        return None
+    return resolved.index or 0, round(1.0 / max(1, institutions), 4)
+
+
+@contextlib.contextmanager
+def visible_gpu(index: int | None) -> Iterator[None]:
+    """Ray (started by the simulation) sees only GPU ``index`` of the ones this process sees, so each
+    actor's ``cuda`` is that GPU; the environment is restored afterwards."""
+    if index is None:
+        yield
+        return
+    before = os.environ.get("CUDA_VISIBLE_DEVICES")
+    visible = [v for v in (before or "").split(",") if v.strip()] or [str(i) for i in range(index + 1)]
+    os.environ["CUDA_VISIBLE_DEVICES"] = visible[index]
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("CUDA_VISIBLE_DEVICES", None)
+        else:
+            os.environ["CUDA_VISIBLE_DEVICES"] = before

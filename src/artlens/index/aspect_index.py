@@ -4,6 +4,10 @@ float vectors in memory IVF-PQ (:mod:`artlens.index.ivfpq`, a sibling class that
 chooses on load). ``IndexConfig.kind = "auto"`` picks flat, then ivf above ``approx_threshold``
 vectors, then ivfpq above ``pq_threshold``.
 
+ivf and ivfpq indexes are built from chunks (``build_chunks``: a callable that yields (ids, raw
+vectors) batches, read once for a training sample and once to add them), so a build holds one
+batch of raw vectors at a time, never the whole collection's.
+
 On disk a folder holds ``index.faiss``, ``transform.npz``, ``hasher.npz`` / ``codes.npz`` and
 ``manifest.json`` (written last); a new version is written as a complete new folder (fsynced), which
 a collection commits with its other artifacts (:mod:`artlens.storage`), so a reader never sees half
@@ -26,10 +30,12 @@ from artlens.config import IndexConfig
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.files import write_arrays, write_text
 from artlens.hashing import HammingIndex, ITQHasher, hamming_distances, load_hasher
+from artlens.index.chunks import Chunks, array_chunks, checked_chunks, read_sample
 from artlens.storage import durable_rename, seal_folder
 from artlens.vectors import l2_normalise
 
 INDEX_SCHEMA_VERSION = 1
+IVF_TRAIN_SIZE = 64 * 1024  # vectors an ivf index's lists, PCA and binary codes are fitted on (at most)
 
 
 @dataclass
@@ -99,6 +105,9 @@ class AspectIndex:
             kind = "flat"
         if kind in _SIBLINGS:
             return _SIBLINGS[kind].build(aspect, extractor, extractor_id, ids, raw, pca_dims, config, seed)
+        if kind == "ivf":  # the chunked build over batches of the array, so both give the same index
+            return cls.build_chunks(aspect, extractor, extractor_id, array_chunks(ids, raw, config.pq_add_batch), n,
+                                    raw_dim, pca_dims, config, seed)
         mean = components = None
         dim = raw_dim
         if pca_dims and n > 1 and raw_dim > pca_dims:
@@ -109,18 +118,61 @@ class AspectIndex:
         index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
         built = cls(manifest, index, mean, components)
         built.search_config = config
-        if kind == "ivf":
-            sample = raw if n <= 64 * 1024 else raw[np.random.default_rng(seed).choice(n, 64 * 1024, replace=False)]
-            index.train(built.project(sample))
-            faiss.extract_index_ivf(index).make_direct_map()  # stored vectors stay readable (re-ranking)
         if n >= 2 and config.hash_bits:
-            built.hasher = _fit_hasher(built.project(raw), config.hash_bits, extractor_id, seed)
-            if built.hasher is not None:
-                built.codes = HammingIndex(built.hasher.bits)
-                built.manifest.hash_bits = built.hasher.bits
+            built._fit_codes(built.project(raw), seed)
         if n:
             built.add(ids, raw)
         return built
+
+    @classmethod
+    def build_chunks(cls, aspect: str, extractor: str, extractor_id: str, chunks: Chunks, n: int, raw_dim: int,
+                     pca_dims: int | None, config: IndexConfig, seed: int = 0) -> "AspectIndex":
+        """Build from ``chunks()`` (see ``Chunks``) over ``n`` vectors of ``raw_dim`` dimensions. ivf
+        and ivfpq read them twice, for a training sample (PCA, lists, codes) and to add each batch, and
+        hold one batch at a time; flat and hnsw hold every vector anyway and are built in one piece."""
+        kind = choose_kind(config, n)
+        if kind in _SIBLINGS and n:
+            return _SIBLINGS[kind].build_chunks(aspect, extractor, extractor_id, chunks, n, raw_dim, pca_dims,
+                                                config, seed)
+        if kind != "ivf" or n < 1:
+            batches = [(np.asarray(i, dtype=np.int64), r) for i, r in checked_chunks(chunks(), raw_dim)]
+            ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, np.int64)
+            raw = np.concatenate([b[1] for b in batches]) if batches else np.zeros((0, raw_dim), np.float32)
+            return cls.build(aspect, extractor, extractor_id, ids, raw, pca_dims, config, seed)
+        rng = np.random.default_rng(seed)
+        sample = read_sample(chunks, n, np.sort(rng.choice(n, min(n, IVF_TRAIN_SIZE), replace=False)), raw_dim)
+        mean = components = None
+        dim = raw_dim
+        if pca_dims and n > 1 and raw_dim > pca_dims:
+            mean, components = _fit_pca(sample, min(pca_dims, n - 1), seed)
+            dim = components.shape[0]
+        manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
+                                 n if components is not None else 0, time.time())
+        index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
+        built = cls(manifest, index, mean, components)
+        built.search_config = config
+        projected = built.project(sample)
+        del sample
+        index.train(projected)
+        faiss.extract_index_ivf(index).make_direct_map()  # stored vectors stay readable (re-ranking)
+        if n >= 2 and config.hash_bits:
+            built._fit_codes(projected, seed)
+        del projected
+        added = 0
+        for ids, raw in checked_chunks(chunks(), raw_dim):
+            built.add(ids, raw)
+            added += len(ids)
+        if added != n:
+            raise CollectionError(f"the vectors to index changed while building: {added} read, {n} expected",
+                                  "build the index again")
+        return built
+
+    def _fit_codes(self, projected: np.ndarray, seed: int) -> None:
+        """The binary codes of fast search, fitted on (a sample of) projected vectors; none are added yet."""
+        self.hasher = _fit_hasher(projected, self.search_config.hash_bits, self.manifest.extractor_id, seed)
+        if self.hasher is not None:
+            self.codes = HammingIndex(self.hasher.bits)
+            self.manifest.hash_bits = self.hasher.bits
 
     def project(self, raw: np.ndarray) -> np.ndarray:
         """Raw extractor vectors -> the normalised vectors this index stores."""

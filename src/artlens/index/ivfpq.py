@@ -15,13 +15,14 @@ remove, save and load behave the same, so search, recommend and filters work unc
 
 from __future__ import annotations
 
+import fcntl
+import io
 import math
 import os
 import shutil
 import tempfile
 import time
 import weakref
-from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import faiss
@@ -30,6 +31,7 @@ import numpy as np
 from artlens.config import IndexConfig
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.index.aspect_index import _SIBLINGS, AspectIndex, IndexManifest, _fit_pca
+from artlens.index.chunks import Chunks, array_chunks, checked_chunks, read_sample
 from artlens.progress import QUIET, Reporter
 from artlens.vectors import l2_normalise
 
@@ -40,8 +42,6 @@ STORE_DTYPE = np.float16
 _COPY_ROWS = 262_144  # rows copied at a time when a store is extended
 _PREAD_ROWS = 4096  # up to this many rows are read with pread, more through the memory map
 _MIN_POINTS_PER_LIST = 39  # FAISS warns below this many training points per list
-
-Chunks = Callable[[], Iterable[tuple[np.ndarray, np.ndarray]]]  # -> (artwork ids, raw vectors) batches
 
 
 def ivfpq_params(config: IndexConfig, n: int, dim: int) -> dict:
@@ -96,8 +96,49 @@ class _Store:
         return cls(array, path, scratch)
 
     @classmethod
-    def open(cls, path: Path) -> "_Store":
-        return cls(np.load(path, mmap_mode="r"), path)
+    def open(cls, path: Path, rows: int | None = None) -> "_Store":
+        """A finished store, read-only; ``rows``: only its first rows (a later version of the index
+        may have appended more to the same file)."""
+        array = np.load(path, mmap_mode="r")
+        return cls(array if rows is None or rows >= len(array) else array[:rows], path)
+
+    def append(self, kept: int, rows: np.ndarray) -> "_Store | None":
+        """This finished store's first ``kept`` rows followed by ``rows``, in place: the rows are
+        written after row ``kept`` (dropping bytes that an add cut short left there), then the
+        header's row count. Every version of the index that shares the file (hard links) reads only
+        its own rows, so they, and the saved version an interrupted add started from, read as before.
+        Only the file's newest version grows it: one whose ``kept`` is the header's row count (the
+        header only grows, and is rewritten after the rows, under a lock on the file). None when the
+        file cannot grow in place (a scratch store, another layout, or rows after ``kept`` that
+        another version holds, or that an add cut short after its header): the caller copies."""
+        if self.scratch is not None:
+            return None
+        rows = np.ascontiguousarray(rows, dtype=STORE_DTYPE)
+        dim = self.array.shape[1]
+        with open(self.path, "r+b") as fh:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            version = np.lib.format.read_magic(fh)
+            if version not in ((1, 0), (2, 0)):
+                return None
+            read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read(fh)
+            offset = fh.tell()
+            header = _npy_header(version, (kept + len(rows), dim))
+            if (fortran or np.dtype(dtype) != STORE_DTYPE or len(shape) != 2 or shape[1] != dim or shape[0] != kept
+                    or rows.shape[1:] != (dim,) or len(header) != offset or offset != self.offset
+                    or os.fstat(fh.fileno()).st_size < offset + kept * self.row_bytes):
+                return None
+            end = offset + kept * self.row_bytes
+            fh.truncate(end)
+            fh.seek(end)
+            fh.write(memoryview(rows).cast("B"))
+            fh.flush()
+            os.fsync(fh.fileno())
+            fh.seek(0)
+            fh.write(header)  # the same length: numpy pads the header for a row count of up to 21 digits
+            fh.flush()
+            os.fsync(fh.fileno())
+        return _Store.open(self.path)
 
     def rows(self, rows: np.ndarray) -> np.ndarray:
         """Float32 copies of the given rows (read in ascending order, returned in the order given)."""
@@ -149,16 +190,10 @@ class IVFPQIndex(AspectIndex):
     # -- building -------------------------------------------------------------------------------
     @classmethod
     def build(cls, aspect, extractor, extractor_id, ids, raw, pca_dims, config, seed=0) -> "IVFPQIndex":
-        ids = np.asarray(ids, dtype=np.int64)
         raw = np.asarray(raw, dtype=np.float32)
-        batch = max(1, int(config.pq_add_batch))
-
-        def chunks():
-            for start in range(0, len(ids), batch):
-                yield ids[start : start + batch], raw[start : start + batch]
-
         raw_dim = raw.shape[1] if raw.ndim == 2 else 0
-        return cls.build_chunks(aspect, extractor, extractor_id, chunks, len(ids), raw_dim, pca_dims, config, seed)
+        return cls.build_chunks(aspect, extractor, extractor_id, array_chunks(ids, raw, config.pq_add_batch), len(ids),
+                                raw_dim, pca_dims, config, seed)
 
     @classmethod
     def build_chunks(cls, aspect: str, extractor: str, extractor_id: str, chunks: Chunks, n: int, raw_dim: int,
@@ -172,17 +207,7 @@ class IVFPQIndex(AspectIndex):
         rng = np.random.default_rng(seed)
         dim = raw_dim if not (pca_dims and n > 1 and raw_dim > pca_dims) else min(pca_dims, n - 1)
         params = ivfpq_params(config, n, dim)
-        picked = np.sort(rng.choice(n, params["train_size"], replace=False))
-        sample = np.empty((len(picked), raw_dim), dtype=np.float32)
-        seen = got = 0
-        for _, raw in _checked(chunks(), raw_dim):
-            lo, hi = np.searchsorted(picked, [seen, seen + len(raw)])
-            sample[got : got + hi - lo] = raw[picked[lo:hi] - seen]
-            got += hi - lo
-            seen += len(raw)
-        if seen != n:
-            raise CollectionError(f"the vectors to index changed while building: {seen} read, {n} expected",
-                                  "build the index again")
+        sample = read_sample(chunks, n, np.sort(rng.choice(n, params["train_size"], replace=False)), raw_dim)
         mean = components = None
         if dim != raw_dim:
             mean, components = _fit_pca(sample, dim, seed)
@@ -203,7 +228,7 @@ class IVFPQIndex(AspectIndex):
         del sample
         row = 0
         bar = reporter.bar(total=n, desc=f"indexing {aspect}", unit="vec")
-        for ids, raw in _checked(chunks(), raw_dim):
+        for ids, raw in checked_chunks(chunks(), raw_dim):
             if row + len(raw) > n:
                 raise CollectionError(f"the vectors to index changed while building: more than {n}", "build the index again")
             built._append(row, np.asarray(ids, dtype=np.int64), built.project(raw))
@@ -224,19 +249,27 @@ class IVFPQIndex(AspectIndex):
         self._sorted = None
 
     def add(self, ids: np.ndarray, raw: np.ndarray) -> None:
-        """Add vectors: the stored rows are copied into a new store with the new rows after them (a
-        store once written is never changed: the previous version keeps serving its readers)."""
+        """Add vectors. A written store grows in place: the new rows go after the rows this version
+        holds, which the versions before it (sharing the file) never read (``_Store.append``); a
+        store not written yet is copied into a new one with the new rows after them."""
         ids = np.asarray(ids, dtype=np.int64)
         if len(ids):
             projected = self.project(raw)
             old = len(self.row_ids)
-            store = _Store.create(old + len(ids), self.manifest.dim, self.search_config)
-            for start in range(0, old, _COPY_ROWS):
-                end = min(start + _COPY_ROWS, old)
-                store.array[start:end] = self.store.array[start:end]
-            self.store = store
+            grown = self.store.append(old, projected)
             self.row_ids = np.concatenate([self.row_ids, np.full(len(ids), -1, dtype=np.int64)])
-            self._append(old, ids, projected)
+            if grown is not None:
+                self.store = grown
+                self.index.add_with_ids(projected, np.arange(old, old + len(ids), dtype=np.int64))
+                self.row_ids[old:] = ids
+                self._sorted = None
+            else:
+                store = _Store.create(old + len(ids), self.manifest.dim, self.search_config)
+                for start in range(0, old, _COPY_ROWS):
+                    end = min(start + _COPY_ROWS, old)
+                    store.array[start:end] = self.store.array[start:end]
+                self.store = store
+                self._append(old, ids, projected)
             self.manifest.params["rows"] = len(self.row_ids)
         self.manifest.count = len(self)
 
@@ -371,8 +404,8 @@ class IVFPQIndex(AspectIndex):
     @classmethod
     def open_folder(cls, folder: Path, manifest: IndexManifest, mean, components) -> "IVFPQIndex":
         index = faiss.read_index(str(folder / "index.faiss"))
-        store = _Store.open(folder / VECTORS)
         row_ids = np.load(folder / ROW_IDS)
+        store = _Store.open(folder / VECTORS, len(row_ids))  # a later version may have appended rows
         rows = manifest.params.get("rows")
         if store.array.shape != (len(row_ids), manifest.dim) or (rows is not None and rows != len(row_ids)):
             raise ArtifactMismatchError(
@@ -382,19 +415,18 @@ class IVFPQIndex(AspectIndex):
         return cls(manifest, index, mean, components, store, row_ids)
 
 
+def _npy_header(version: tuple[int, int], shape: tuple[int, int]) -> bytes:
+    """The .npy header of a C-ordered float16 array of ``shape`` in format ``version``."""
+    buffer = io.BytesIO()
+    header = {"descr": np.lib.format.dtype_to_descr(np.dtype(STORE_DTYPE)), "fortran_order": False, "shape": shape}
+    (np.lib.format.write_array_header_1_0 if version == (1, 0) else np.lib.format.write_array_header_2_0)(buffer, header)
+    return buffer.getvalue()
+
+
 def _close(fd: int, scratch: Path | None) -> None:
     os.close(fd)
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-def _checked(chunks: Iterable[tuple[np.ndarray, np.ndarray]], raw_dim: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    for ids, raw in chunks:
-        raw = np.atleast_2d(np.asarray(raw, dtype=np.float32))
-        if raw.shape[1] != raw_dim or len(ids) != len(raw):
-            raise ArtifactMismatchError(f"a batch of {len(ids)} ids and {raw.shape} vectors, expected {raw_dim}-d",
-                                        "pass batches of (ids, vectors) of the declared dimension")
-        yield ids, raw
 
 
 _SIBLINGS[KIND] = IVFPQIndex
