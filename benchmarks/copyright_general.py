@@ -43,7 +43,7 @@ from artlens.copyright.edits import FAMILIES, STRONG_EDITS, edited, rng_for  # n
 from artlens.copyright.evaluate import score_method  # noqa: E402
 from artlens.copyright.extractors import register_extractors  # noqa: E402
 from artlens.copyright.general import (  # noqa: E402
-    GENERAL_HEAD,
+    general_head_path,
     GROUP_A,
     GROUP_B,
     GeneralHeadConfig,
@@ -67,7 +67,7 @@ SSCD_RECORDED = {"louvre": {"recall@p99": 0.9957}, "bob_ross": {"recall@p99": 1.
 
 
 def head_path(group: str) -> Path:
-    return GENERAL_HEAD if group == "all" else CACHE / f"general_head_{group}.pt"
+    return general_head_path() if group == "all" else CACHE / f"general_head_{group}.pt"
 
 
 def train(config: GeneralHeadConfig, groups: list[str]) -> dict:

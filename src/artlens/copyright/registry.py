@@ -352,11 +352,11 @@ class CopyrightRegistry:
         start = _general_start(cfg)
         if len(ids) >= cfg.min_calibration_works and cfg.calibrate:
             head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, reporter=reporter,
-                                                      start=start)
+                                                      start=start, device=device)
             threshold = calibration.threshold
             info["calibration"] = asdict(calibration)
         else:
-            head = train_head(views, cfg, reporter=reporter, start=start)
+            head = train_head(views, cfg, reporter=reporter, start=start, device=device)
             info["calibration"] = None
         info["fine_tuned_from"] = start.fingerprint() if start is not None else None
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,

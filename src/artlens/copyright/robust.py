@@ -88,7 +88,7 @@ def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: floa
     """Multi-positive InfoNCE: every embedding against all others of the batch, the other views of
     the same work being its positives."""
     sim = z @ z.T / temperature
-    self_mask = torch.eye(len(z), dtype=torch.bool)
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
     sim = sim.masked_fill(self_mask, float("-inf"))
     positives = (labels[:, None] == labels[None, :]) & ~self_mask
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
@@ -105,9 +105,11 @@ def koleo(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUIET,
-               start: ProjectionHead | None = None) -> ProjectionHead:
+               start: ProjectionHead | None = None, device: str = "cpu") -> ProjectionHead:
     """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original.
-    ``start``: a head of the same shape to fine-tune (its weights and standardisation are kept)."""
+    ``start``: a head of the same shape to fine-tune (its weights and standardisation are kept).
+    ``device``: where the head trains (a resolved torch device name); the trained head is on the CPU,
+    and the batch order is the same on every device (drawn from a CPU generator)."""
     n_works, n_views, in_dim = views.shape
     if n_works < 2 or n_views < 2:
         raise ValueError("training needs at least two works with an original and one edited view each")
@@ -123,6 +125,7 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
     steps_per_epoch = max(1, n_works // per_batch)
     total = config.epochs * steps_per_epoch
     m = min(config.views_per_work, n_views)
+    head.to(device)
     with torch.enable_grad():  # the backbone loader switches autograd off process-wide
         head.train()
         optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -135,8 +138,8 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
                 works = order[b * per_batch : (b + 1) * per_batch].numpy()
                 edited = torch.argsort(torch.rand(len(works), n_views - 1, generator=gen), dim=1)[:, : m - 1] + 1
                 picks = np.concatenate([np.zeros((len(works), 1), np.int64), edited.numpy()], axis=1)
-                x = torch.from_numpy(views[works[:, None], picks].astype(np.float32)).reshape(-1, in_dim)
-                labels = torch.arange(len(works)).repeat_interleave(m)
+                x = torch.from_numpy(views[works[:, None], picks].astype(np.float32)).reshape(-1, in_dim).to(device)
+                labels = torch.arange(len(works), device=device).repeat_interleave(m)
                 z = head(x)
                 loss = supervised_info_nce(z, labels, config.temperature)
                 if config.koleo_weight:
@@ -148,6 +151,7 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
                 step += 1
             if (epoch + 1) % max(1, config.epochs // 10) == 0:
                 reporter.step(f"  robust head epoch {epoch + 1}/{config.epochs}: loss {loss.item():.4f}")
+    head.to("cpu")
     head.eval()
     return head
 
@@ -263,7 +267,7 @@ def calibration_folds(n_works: int, config: RobustConfig) -> list[tuple[np.ndarr
 
 
 def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, config: RobustConfig,
-                          reporter: Reporter = QUIET, start: ProjectionHead | None = None
+                          reporter: Reporter = QUIET, start: ProjectionHead | None = None, device: str = "cpu"
                           ) -> tuple[ProjectionHead, Calibration]:
     """The head of the first split and the threshold from every split's scores.
 
@@ -274,7 +278,7 @@ def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, confi
     for f, (held, kept) in enumerate(splits):
         if len(splits) > 1:
             reporter.step(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out")
-        head = train_head(views[kept], config, reporter if f == 0 else QUIET, start=start)
+        head = train_head(views[kept], config, reporter if f == 0 else QUIET, start=start, device=device)
         first = head if first is None else first
         heldout = np.concatenate([views[held], calibration_view[held]], axis=1)
         parts.append(calibration_scores(head, views[kept], calibration_view[kept, 0], heldout))
