@@ -220,3 +220,56 @@ def test_edit_groups_split_every_family_once():
     assert sorted(GROUP_A + GROUP_B) == sorted(ALL_FAMILIES) and not set(GROUP_A) & set(GROUP_B)
     assert set(FAMILIES) < set(ALL_FAMILIES)
     assert view_slots("a", 6) == [1, 2, 3] and view_slots("b", 6) == [4, 5, 6] and view_slots("all", 6) == list(range(1, 7))
+
+
+def test_a_general_head_can_be_built_from_a_folder_of_unregistered_pictures(pictures, tmp_path, monkeypatch):
+    from artlens.copyright.general import GeneralHeadConfig, build_general
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for p in sorted((pictures["root"] / "demo" / "images").glob("*.jpg"))[:8]:
+        shutil.copy(p, folder / p.name)
+    config = GeneralHeadConfig(pictures=8, images=str(folder), views=2, calibration_pictures=4,
+                               head=RobustConfig(epochs=1, views_per_work=2))
+    record = build_general(config, out=tmp_path / "head.pt")
+    head, meta = load_general(tmp_path / "head.pt")
+    assert meta["recipe"]["images"] == str(folder) and record["fingerprint"] == head.fingerprint()
+    assert list((tmp_path / "cache" / "copyright").glob("general-taps-*.npz"))  # views cached for a rebuild
+    with pytest.raises(CollectionError, match="at least 8"):
+        build_general(GeneralHeadConfig(images=str(tmp_path / "cache")), out=tmp_path / "other.pt")
+    assert not (tmp_path / "other.pt").exists()
+
+
+def test_background_normalisation_lowers_generic_queries_more_than_copies():
+    from artlens.copyright.robust import background_offsets
+
+    rng = np.random.default_rng(1)
+    background = rng.normal(size=(50, 64))
+    background /= np.linalg.norm(background, axis=1, keepdims=True)
+    generic = background[:5].mean(0, keepdims=True)  # like many background pictures at once
+    generic /= np.linalg.norm(generic)
+    lone = rng.normal(size=(1, 64))
+    lone /= np.linalg.norm(lone)
+    offsets = background_offsets(np.concatenate([generic, lone]), background, k=3, beta=1.0)
+    assert offsets[0] > offsets[1]
+    assert np.array_equal(background_offsets(generic, None, 3, 1.0), np.zeros(1, np.float32))
+    # the calibration subtracts the offsets from every score of a query
+    index = background[:20].astype(np.float32)
+    rows = np.arange(0, 20, 2)
+    views = index[rows][:, None] + 0.05 * rng.normal(size=(len(rows), 2, 64)).astype(np.float32)
+    views /= np.linalg.norm(views, axis=2, keepdims=True)
+    plain = registry_calibration(index, rows, views, RobustConfig())
+    shifted = registry_calibration(index, rows, views, RobustConfig(), offsets=np.full((len(rows), 3), 0.1))
+    assert shifted.max_negative == pytest.approx(plain.max_negative - 0.1, abs=1e-5)
+
+
+def test_head_training_runs_on_the_device_asked_for_and_returns_a_cpu_head():
+    from artlens.copyright.robust import train_head
+
+    views = np.random.default_rng(0).normal(size=(6, 3, 32)).astype(np.float16)
+    cfg = RobustConfig(epochs=2, hidden=16, dim=8, views_per_work=2)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        head = train_head(views, cfg, device=device)
+        assert next(head.parameters()).device.type == "cpu" and head.encode(views[:, 0]).shape == (6, 8)

@@ -252,6 +252,9 @@ def registry_general_head(
     pictures: int = typer.Option(None, "--pictures", min=8, help="Demo pictures drawn for training (default: "
                                  "the recipe's, 600)."),
     epochs: int = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the recipe's, 200)."),
+    images: Path = typer.Option(None, "--images", help="Train on a seeded sample of the images in this folder "
+                                "(pictures that are NOT registered, e.g. a public-domain collection) instead of "
+                                "artlens's own demo pictures: closer to the works a registry holds."),
     as_json: bool = json_option("Print the head's record as one JSON object."),
     device: str = device_option("compute the pictures' views and train the head on"),
     quiet: bool = quiet_option(QUIET_HELP),
@@ -264,7 +267,7 @@ def registry_general_head(
 
     device = device_name(device)
     base = GeneralHeadConfig()
-    config = with_changes(base, {"pictures": pictures,
+    config = with_changes(base, {"pictures": pictures, "images": None if images is None else str(images.resolve()),
                                  "calibration_pictures": None if pictures is None else max(4, pictures // 5),
                                  "head__epochs": epochs})
     record = build_general(config, out=out, reporter=Reporter(not quiet), device=device)

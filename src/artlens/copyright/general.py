@@ -22,6 +22,7 @@ heads of the generalisation benchmark, on one group each).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -33,6 +34,7 @@ import numpy as np
 import torch
 
 from artlens import settings
+from artlens.catalog.ingest import scan_folder
 from artlens.copyright.config import RobustConfig
 from artlens.copyright.edits import edited, rng_for
 from artlens.copyright.extractors import register_extractors
@@ -45,7 +47,7 @@ from artlens.copyright.robust import (
 )
 from artlens.copyright.taps import COPY_TAPS
 from artlens.demo import generate_demo_collection
-from artlens.errors import ArtifactMismatchError
+from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
 from artlens.features.extract import encode_images
 from artlens.files import save_torch, write_arrays, write_json
@@ -67,7 +69,8 @@ GROUP_B: tuple[str, ...] = ("flip", "perspective", "greyscale", "border", "scree
 
 @dataclass(frozen=True)
 class GeneralHeadConfig:
-    pictures: int = 600  # demo pictures drawn for training (and calibration)
+    pictures: int = 600  # pictures for training (and calibration): demo pictures drawn, or a sample of ``images``
+    images: str = ""  # a folder of unregistered images to train on instead (their licence is the user's affair)
     size: int = 256
     views: int = 4  # edited views per picture, half from each group
     calibration_pictures: int = 120  # held out of training, as unregistered look-alikes for the threshold
@@ -112,6 +115,22 @@ def demo_pictures(config: GeneralHeadConfig, folder: Path, reporter: Reporter = 
     labels = generate_demo_collection(folder, n=config.pictures, seed=config.seed, size=config.size,
                                       reporter=reporter)
     return sorted((labels.parent / "images").glob("*.jpg"))
+
+
+def folder_pictures(config: GeneralHeadConfig) -> list[Path]:
+    """A seeded sample of ``config.pictures`` image files under ``config.images``."""
+    folder = Path(config.images).expanduser()
+    found = scan_folder(folder.resolve())[0] if folder.is_dir() else []
+    if len(found) < 8:
+        raise CollectionError(f"{folder} holds {len(found)} image files; the general head needs at least 8",
+                              "give --images a folder of (unregistered) pictures, or leave it out to use demo pictures")
+    order = np.random.default_rng(config.seed).permutation(len(found))[: config.pictures]
+    return [found[i] for i in np.sort(order)]
+
+
+def training_pictures(config: GeneralHeadConfig, folder: Path, reporter: Reporter = QUIET) -> list[Path]:
+    """The demo pictures drawn into ``folder``, or the sample of ``config.images``."""
+    return folder_pictures(config) if config.images else demo_pictures(config, folder, reporter)
 
 
 def training_taps(paths: list[Path], config: GeneralHeadConfig, reporter: Reporter = QUIET,
@@ -207,16 +226,19 @@ def build_general(config: GeneralHeadConfig = GeneralHeadConfig(), out: Path | N
     the backbone and the training run (a resolved torch device name)."""
     out = Path(out) if out is not None else general_head_path()
     cache = Path(cache) if cache is not None else user_cache() / "copyright"
-    taps_file = cache / f"general-taps-{config.pictures}-{config.views}-{config.size}-{config.seed}.npz"
+    source = "demo" if not config.images else hashlib.sha1(
+        "\n".join(str(p) for p in folder_pictures(config)).encode()).hexdigest()[:10]
+    taps_file = cache / f"general-taps-{source}-{config.pictures}-{config.views}-{config.size}-{config.seed}.npz"
     timings: dict[str, float] = {}
     started = time.perf_counter()
     if taps_file.exists():
         taps = np.load(taps_file)["taps"]
     else:
-        reporter.step(f"building the general copy head: {config.pictures} demo pictures x {1 + config.views} "
-                      f"views, about {build_estimate_s(config) / 60:.1f} min on {os.cpu_count()} CPU cores")
+        reporter.step(f"building the general copy head: {config.pictures} {'demo ' if not config.images else ''}"
+                      f"pictures x {1 + config.views} views, about {build_estimate_s(config) / 60:.1f} min on "
+                      f"{os.cpu_count()} CPU cores")
         with tempfile.TemporaryDirectory() as tmp:
-            paths = demo_pictures(config, Path(tmp) / "demo", reporter)
+            paths = training_pictures(config, Path(tmp) / "demo", reporter)
             timings["draw_s"] = round(time.perf_counter() - started, 2)
             taps = training_taps(paths, config, reporter, device=device)
         write_arrays(taps_file, taps=taps)

@@ -285,8 +285,9 @@ class CopyrightRegistry:
             detector = self.detector(name)
             if name == "robust":
                 changed = detector.sync(ids, lambda new: self._cached(COPY_TAPS, [md5_of[i] for i in new]))
+                timings["encode_s"] = round(time.perf_counter() - started, 2)
                 if changed and detector.info.get("head") == "general" and self.config.robust.calibrate:
-                    self._calibrate_general(detector, md5s, reporter, device_name(device))
+                    timings.update(self._calibrate_general(detector, md5s, reporter, device_name(device)))
             else:
                 thumbs = thumbnail_extractor(self.config.cvae.image_size)
                 changed = detector.sync(ids, lambda new: latent_means(

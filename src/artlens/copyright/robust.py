@@ -22,6 +22,7 @@ for it too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -217,8 +218,21 @@ def threshold_from_scores(scores: CalibrationScores, config: RobustConfig, folds
                        recall, float(unedited.max()) if len(unedited) else -1.0, folds, scores.heldout_works)
 
 
+def background_offsets(descriptors: np.ndarray, background: np.ndarray | None, k: int, beta: float) -> np.ndarray:
+    """SSCD's score normalisation: ``beta`` times each descriptor's ``k``-th best cosine to a background
+    set of pictures that are not registered (zeros without one). A query that resembles many pictures
+    (a generic landscape, a painter's usual motif) scores high against the background too, so its
+    score to the registry is lowered more than that of a copy, which resembles one work."""
+    d = np.asarray(descriptors, np.float32)
+    if background is None or not len(background) or k < 1 or not beta:
+        return np.zeros(len(d), np.float32)
+    sims = d @ np.asarray(background, np.float32).T
+    k = min(k, sims.shape[1])
+    return (beta * np.partition(sims, -k, axis=1)[:, -k]).astype(np.float32)
+
+
 def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray, config: RobustConfig,
-                         folds: int = 1) -> Calibration:
+                         folds: int = 1, offsets: np.ndarray | None = None) -> Calibration:
     """The operating threshold of a registry whose head was not trained on it (the general head):
     every work can play an unregistered one. ``index`` (N, d): the descriptors of all registered works;
     ``rows`` (s,): a sample of them; ``views`` (s, V, d): edited views of the sampled works.
@@ -226,7 +240,8 @@ def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray,
     Registered copies: each view against the whole index (right if its top-1 is its own work).
     Unregistered look-alikes: each sampled work's original and views against the index without it
     (another work whose original scores ``duplicate_score`` or more against its original is the same
-    picture registered twice, not a look-alike, and is left out too)."""
+    picture registered twice, not a look-alike, and is left out too). ``offsets`` (s, 1 + V): subtracted from
+    every score of that query (the background normalisation, :func:`background_offsets`)."""
     index = np.asarray(index, np.float32)
     rows = np.asarray(rows, np.int64)
     s, n_views, dim = views.shape
@@ -240,6 +255,9 @@ def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray,
     same[at, own] = True
     sims[same] = -np.inf
     other = sims.max(1) if sims.shape[1] > 1 else np.full(len(own), -1.0, np.float32)
+    if offsets is not None:
+        shift = np.asarray(offsets, np.float32).reshape(-1)
+        own_score, other = own_score - shift, other - shift
     is_view = np.tile(np.r_[False, np.ones(n_views, bool)], s)
     positive = np.maximum(own_score[is_view], other[is_view])
     correct = own_score[is_view] >= other[is_view]
@@ -307,7 +325,13 @@ def distractor_images(seed: int = 0, size: int = 224) -> list[Image.Image]:
 
 
 def distractor_taps(seed: int = 0) -> np.ndarray:
-    """The descriptor inputs of :func:`distractor_images`, prepared as uploads are (letterbox crop)."""
+    """The descriptor inputs of :func:`distractor_images`, prepared as uploads are (letterbox crop);
+    computed once per process (every registry change raises its threshold above them)."""
+    return _distractor_taps(seed, create_extractor(COPY_TAPS).id).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _distractor_taps(seed: int, taps_id: str) -> np.ndarray:
     images = [crop_letterbox(image) for image in distractor_images(seed)]
     return encode_images(images, [create_extractor(COPY_TAPS)])[COPY_TAPS]
 
