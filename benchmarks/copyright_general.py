@@ -85,7 +85,7 @@ def painting_folder(n: int, seed: int = 11) -> Path:
     folder = CACHE / f"paintings-{n}-{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     for path in sample_paths(wikiart, n, seed):
-        link = folder / Path(path).name
+        link = folder / f"{Path(path).parent.name}__{Path(path).name}"
         if not link.exists():
             link.symlink_to(path)
     return folder
@@ -254,6 +254,7 @@ def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", action="store_true", help="(re)train the shipped head and the held-out-family heads")
     ap.add_argument("--pictures", type=int, default=None, help="pictures for training (default: the recipe's)")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs of the heads (default: the recipe's)")
     ap.add_argument("--source", default="demo", choices=["demo", "paintings"],
                     help="train on artlens's demo pictures (what `artlens registry general-head` does) or on WikiArt "
                          "paintings that are neither registered nor distractors here (`general-head --images`)")
@@ -268,7 +269,7 @@ def main(argv=None) -> dict:
                     help="distractors per set, in --sets order (default: all 1,000; a seeded sample when fewer)")
     args = ap.parse_args(argv)
     register_extractors()
-    config = settings.with_changes(GeneralHeadConfig(), {"pictures": args.pictures})
+    config = settings.with_changes(GeneralHeadConfig(), {"pictures": args.pictures, "head__epochs": args.epochs})
     if args.source == "paintings":
         config = settings.with_changes(config, {"images": str(painting_folder(config.pictures))})
     payload: dict = {"recipe": settings.to_dict(config), "per_work": PER_WORK, "distractors": args.distractors,
