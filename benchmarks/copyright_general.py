@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _common import print_table, write_result  # noqa: E402
+from _common import DATA, print_table, write_result  # noqa: E402
 from copyright_data import CACHE, query_features, registry_set, sscd_features  # noqa: E402
 
 from artlens import settings  # noqa: E402
@@ -43,7 +43,7 @@ from artlens.copyright.edits import FAMILIES, STRONG_EDITS, edited, rng_for  # n
 from artlens.copyright.evaluate import score_method  # noqa: E402
 from artlens.copyright.extractors import register_extractors  # noqa: E402
 from artlens.copyright.general import (  # noqa: E402
-    GENERAL_HEAD,
+    general_head_path,
     GROUP_A,
     GROUP_B,
     GeneralHeadConfig,
@@ -54,7 +54,7 @@ from artlens.copyright.general import (  # noqa: E402
     training_taps,
 )
 from artlens.copyright.queries import UNEDITED, edited_queries, sample_paths  # noqa: E402
-from artlens.copyright.robust import distractor_taps, registry_calibration  # noqa: E402
+from artlens.copyright.robust import background_offsets, distractor_taps, registry_calibration  # noqa: E402
 from artlens.copyright.taps import COPY_TAPS  # noqa: E402
 from artlens.features import create_extractor  # noqa: E402
 from artlens.features.extract import encode_images  # noqa: E402
@@ -66,14 +66,40 @@ HEADS = {"all": FAMILIES, "a": GROUP_A, "b": GROUP_B}  # head -> families its re
 SSCD_RECORDED = {"louvre": {"recall@p99": 0.9957}, "bob_ross": {"recall@p99": 1.0}}  # docs/RESULTS.md
 
 
-def head_path(group: str) -> Path:
-    return GENERAL_HEAD if group == "all" else CACHE / f"general_head_{group}.pt"
+def head_path(group: str, source: str = "demo") -> Path:
+    """The ``all`` head trained on demo pictures is the one `--head general` uses (the user cache);
+    the others are the benchmark's own."""
+    if group == "all" and source == "demo":
+        return general_head_path()
+    return CACHE / f"general_head_{group}.pt" if source == "demo" else CACHE / f"general_head_{source}_{group}.pt"
 
 
-def train(config: GeneralHeadConfig, groups: list[str]) -> dict:
-    """Train (and save) the heads; the demo pictures' taps are cached."""
+def painting_folder(n: int, seed: int = 11) -> Path:
+    """``n`` WikiArt paintings that are neither registered nor a distractor of either registry set,
+    as a folder of links (for ``--source paintings``)."""
+    used = set()
+    for name in ("louvre", "bob_ross"):
+        _, works, distractors = registry_set(name)
+        used |= set(works) | set(distractors)
+    wikiart = sorted(str(p) for p in (DATA / "wikiart_styles").rglob("*.jpg") if str(p) not in used)
+    folder = CACHE / f"paintings-{n}-{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sample_paths(wikiart, n, seed):
+        link = folder / f"{Path(path).parent.name}__{Path(path).name}"
+        if not link.exists():
+            link.symlink_to(path)
+    return folder
+
+
+def training_taps_cache(config: GeneralHeadConfig, source: str) -> Path:
+    return CACHE / (f"general-taps-{config.pictures}-{config.views}-{config.seed}.npy" if source == "demo" else
+                    f"general-taps-{source}-{config.pictures}-{config.views}-{config.seed}.npy")
+
+
+def train(config: GeneralHeadConfig, groups: list[str], source: str = "demo") -> dict:
+    """Train (and save) the heads; the pictures' taps are cached."""
     reporter = Reporter()
-    cache = CACHE / f"general-taps-{config.pictures}-{config.views}-{config.seed}.npy"
+    cache = training_taps_cache(config, source)
     stages = {}
     started = time.perf_counter()
     if cache.exists():
@@ -82,7 +108,7 @@ def train(config: GeneralHeadConfig, groups: list[str]) -> dict:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
-            paths = demo_pictures(config, Path(tmp) / "demo", reporter)
+            paths = training_pictures(config, Path(tmp) / "demo", reporter)
             stages["draw_s"] = round(time.perf_counter() - started, 1)
             taps = training_taps(paths, config, reporter)
         CACHE.mkdir(parents=True, exist_ok=True)
@@ -92,8 +118,7 @@ def train(config: GeneralHeadConfig, groups: list[str]) -> dict:
     for group in groups:
         started = time.perf_counter()
         head, info = train_general(taps, config, group, reporter)
-        head_path(group).parent.mkdir(parents=True, exist_ok=True)
-        save_general(head, info, config, head_path(group))
+        save_general(head, info, config, head_path(group, source))
         out[group] = {"seconds": round(time.perf_counter() - started, 1), "threshold": info["calibration"]["threshold"],
                       "fingerprint": head.fingerprint()}
         print(f"head {group}: trained in {out[group]['seconds']} s, own threshold {out[group]['threshold']:.3f}")
@@ -142,7 +167,10 @@ def calibration_taps(name: str, works: list[str], rows: np.ndarray, families, vi
     return _cached(f"{name}-calibration", [works[int(r)] for r in rows] + list(families) + [views, seed], compute)
 
 
-def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None = None) -> dict:
+def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None = None, source: str = "demo",
+             background: dict[str, np.ndarray] | None = None, bg_k: int = 10, bg_beta: float = 1.0) -> dict:
+    """Every head of ``source`` on registry ``name``; with ``background`` (head group -> background taps)
+    each head is also scored with the background normalisation (``robust.background_offsets``)."""
     _, works, distractors = registry_set(name)
     if n_distractors:
         distractors = sample_paths(distractors, n_distractors, 5)
@@ -161,53 +189,63 @@ def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None 
     floor_taps = distractor_taps(cfg.seed)
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(works), size=min(cfg.calibration_works, len(works)), replace=False))
-    out = {"works": len(works), "copies": int((truth >= 0).sum()), "distractors": len(distractors), "heads": {}}
+    out = {"works": len(works), "copies": int((truth >= 0).sum()), "distractors": len(distractors), "heads": {},
+           "source": source, "background": {"k": bg_k, "beta": bg_beta} if background else None}
     sscd = sscd_features(name, queries, seed)
     for group, calib_families in HEADS.items():
-        if not head_path(group).exists():
-            print(f"{name}: no head {group} (train it with --train)", file=sys.stderr, flush=True)
+        if not head_path(group, source).exists():
+            print(f"{name}: no head {group} of {source} (train it with --train)", file=sys.stderr, flush=True)
             continue
-        print(f"{name}: head {group}", file=sys.stderr, flush=True)
-        head, meta = load_general(head_path(group))
-        started = time.perf_counter()
+        print(f"{name}: head {group} ({source})", file=sys.stderr, flush=True)
+        head, meta = load_general(head_path(group, source))
         index = head.encode(taps)
         views = head.encode(calibration_taps(name, works, rows, calib_families, cfg.calibration_views, seed)
                             .reshape(-1, taps.shape[1]).astype(np.float32)).reshape(len(rows), cfg.calibration_views, -1)
-        calibration = registry_calibration(index, rows, views, cfg)
-        floor = float((head.encode(floor_taps) @ index.T).max()) + cfg.margin
-        threshold = min(max(calibration.threshold, floor), 1.0)
-        stages[f"calibrate_{group}_s"] = round(time.perf_counter() - started, 2)
         q = head.encode(q_taps)
-        sims = q @ index.T
-        best = sims.argmax(1)
-        scores = sims[np.arange(len(q)), best]
-        # look-alikes: every registered work against the others
-        loo = index @ index.T
-        np.fill_diagonal(loo, -np.inf)
-        lookalike = loo.max(1)
-        result = {"threshold": threshold, "calibration": calibration.__dict__, "distractor_floor": floor,
-                  "lookalike_max": float(lookalike.max()), "lookalike_p99": float(np.quantile(lookalike, 0.99)),
-                  "subsets": {}}
-        subsets = {"all": GROUP_A + GROUP_B, "own": FAMILIES, "strong": STRONG_EDITS}
-        if group == "a":
-            subsets = {"held_out": GROUP_B, "trained": GROUP_A}
-        elif group == "b":
-            subsets = {"held_out": GROUP_A, "trained": GROUP_B}
-        for subset, fams in subsets.items():
-            keep = np.isin(families, list(fams) + [UNEDITED])
-            m = score_method(scores[keep], best[keep], truth[keep], families[keep].tolist(), threshold)
-            copies = scores[keep & (truth >= 0)]
-            m["copy_score_p05"] = float(np.quantile(copies, 0.05))
-            m["separation_p05_minus_lookalike_p99"] = m["copy_score_p05"] - result["lookalike_p99"]
-            m.pop("pr_curve", None)
-            if sscd is not None:
-                s_sims = sscd["queries"] @ sscd["works"].T
-                s_best = s_sims.argmax(1)
-                s = score_method(s_sims[np.arange(len(s_sims)), s_best][keep], s_best[keep], truth[keep],
-                                 families[keep].tolist())
-                m["sscd_recall@p99"] = s["recall@p99"]
-            result["subsets"][subset] = m
-        out["heads"][group] = result
+        floor_q = head.encode(floor_taps)
+        variants = {"raw": None}
+        if background and group in background:
+            variants["bg-norm"] = head.encode(background[group])
+        for variant, bg in variants.items():
+            started = time.perf_counter()
+            queries_cal = np.concatenate([index[rows][:, None], views], axis=1)
+            offsets = background_offsets(queries_cal.reshape(-1, index.shape[1]), bg, bg_k, bg_beta)
+            calibration = registry_calibration(index, rows, views, cfg, offsets=offsets)
+            floor_scores = (floor_q @ index.T).max(1) - background_offsets(floor_q, bg, bg_k, bg_beta)
+            floor = float(floor_scores.max()) + cfg.margin
+            threshold = min(max(calibration.threshold, floor), 1.0)
+            stages[f"calibrate_{group}_{variant}_s"] = round(time.perf_counter() - started, 2)
+            sims = q @ index.T
+            best = sims.argmax(1)
+            scores = sims[np.arange(len(q)), best] - background_offsets(q, bg, bg_k, bg_beta)
+            # look-alikes: every registered work against the others
+            loo = index @ index.T
+            np.fill_diagonal(loo, -np.inf)
+            lookalike = loo.max(1) - background_offsets(index, bg, bg_k, bg_beta)
+            result = {"threshold": threshold, "calibration": calibration.__dict__, "distractor_floor": floor,
+                      "lookalike_max": float(lookalike.max()), "lookalike_p99": float(np.quantile(lookalike, 0.99)),
+                      "subsets": {}}
+            subsets = {"all": GROUP_A + GROUP_B, "own": FAMILIES, "strong": STRONG_EDITS}
+            if group == "a":
+                subsets = {"held_out": GROUP_B, "trained": GROUP_A}
+            elif group == "b":
+                subsets = {"held_out": GROUP_A, "trained": GROUP_B}
+            for subset, fams in subsets.items():
+                keep = np.isin(families, list(fams) + [UNEDITED])
+                m = score_method(scores[keep], best[keep], truth[keep], families[keep].tolist(), threshold)
+                copies = scores[keep & (truth >= 0)]
+                m["copy_score_p05"] = float(np.quantile(copies, 0.05))
+                m["separation_p05_minus_lookalike_p99"] = m["copy_score_p05"] - result["lookalike_p99"]
+                m.pop("pr_curve", None)
+                if sscd is not None:
+                    s_sims = sscd["queries"] @ sscd["works"].T
+                    s_best = s_sims.argmax(1)
+                    s = score_method(s_sims[np.arange(len(s_sims)), s_best][keep], s_best[keep], truth[keep],
+                                     families[keep].tolist())
+                    m["sscd_recall@p99"] = s["recall@p99"]
+                    m["sscd_recall_by_family@p99"] = s.get("recall_by_family")
+                result["subsets"][subset] = m
+            out["heads"][group if variant == "raw" else f"{group}+{variant}"] = result
     out["stages"] = stages
     return out
 
@@ -215,21 +253,38 @@ def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--train", action="store_true", help="(re)train the shipped head and the held-out-family heads")
-    ap.add_argument("--pictures", type=int, default=None, help="demo pictures for training (default: the recipe's)")
+    ap.add_argument("--pictures", type=int, default=None, help="pictures for training (default: the recipe's)")
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs of the heads (default: the recipe's)")
+    ap.add_argument("--source", default="demo", choices=["demo", "paintings"],
+                    help="train on artlens's demo pictures (what `artlens registry general-head` does) or on WikiArt "
+                         "paintings that are neither registered nor distractors here (`general-head --images`)")
+    ap.add_argument("--background", type=int, default=0,
+                    help="also score with SSCD's background normalisation against this many of the training "
+                         "pictures' originals (0: off)")
+    ap.add_argument("--bg-k", type=int, default=10, help="k-th nearest background picture")
+    ap.add_argument("--bg-beta", type=float, default=1.0, help="weight of the background score")
     ap.add_argument("--sets", nargs="+", default=["louvre", "bob_ross"], choices=["louvre", "bob_ross"])
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--distractors", nargs="+", type=int, default=None,
                     help="distractors per set, in --sets order (default: all 1,000; a seeded sample when fewer)")
     args = ap.parse_args(argv)
     register_extractors()
-    config = settings.with_changes(GeneralHeadConfig(), {"pictures": args.pictures})
-    payload: dict = {"recipe": settings.to_dict(config), "per_work": PER_WORK, "distractors": args.distractors}
+    config = settings.with_changes(GeneralHeadConfig(), {"pictures": args.pictures, "head__epochs": args.epochs})
+    if args.source == "paintings":
+        config = settings.with_changes(config, {"images": str(painting_folder(config.pictures))})
+    payload: dict = {"recipe": settings.to_dict(config), "per_work": PER_WORK, "distractors": args.distractors,
+                     "source": args.source}
     if args.train:
-        payload["training"] = train(config, ["all", "a", "b"])
+        payload["training"] = train(config, ["all", "a", "b"], args.source)
+    background = None
+    if args.background:
+        taps = np.load(training_taps_cache(config, args.source))
+        background = {group: taps[: args.background, 0].astype(np.float32) for group in HEADS}
     cfg = RobustConfig()
     rows = []
     for i, name in enumerate(args.sets):
-        r = evaluate(name, args.seed, cfg, args.distractors[i] if args.distractors else None)
+        r = evaluate(name, args.seed, cfg, args.distractors[i] if args.distractors else None, args.source,
+                     background, args.bg_k, args.bg_beta)
         payload[name] = r
         for group, h in r["heads"].items():
             for subset, m in h["subsets"].items():

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -40,7 +41,9 @@ from _common import DATA, RESULTS, print_table, write_result  # noqa: E402
 
 from artlens.catalog.ingest import file_md5  # noqa: E402
 from artlens.collection import Collection  # noqa: E402
+from artlens import settings  # noqa: E402
 from artlens.copyright.duplicates import (  # noqa: E402
+    DESCRIPTORS,
     DuplicatesConfig,
     copy_taps,
     describe_works,
@@ -151,28 +154,11 @@ def grouped_pairs(pairs, threshold: float) -> set[tuple[int, int]]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--works", type=int, default=10_000)
-    ap.add_argument("--sources", type=int, default=600)
-    ap.add_argument("--second", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--prepare", action="store_true", help="only build the collection and cache its features")
-    args = ap.parse_args()
-    reporter = Reporter(True)
-    torch.set_num_threads(args.threads)
-    faiss.omp_set_num_threads(args.threads)
-    collection, truth, info = build(args, reporter)
-    print(f"collection: {info['real']} real images, {info['copies']} planted copies, {info['demo']} demo pictures "
-          f"({len(collection.catalog)} works after the catalog merged byte-identical files)")
-    if args.prepare:
-        return
-    config = DuplicatesConfig()
-    started = time.perf_counter()
-    pairs_at_floor = None
+def review(collection: Collection, truth: list[dict], config: DuplicatesConfig) -> dict:
+    """One timed review of the collection with ``config`` (features cached), scored against the truth."""
     from artlens.copyright.duplicates import duplicate_pairs
 
+    started = time.perf_counter()
     pairs_at_floor = duplicate_pairs(collection, config, compute=False)
     groups = pairs_at_floor.groups(config.threshold)
     seconds = time.perf_counter() - started
@@ -202,23 +188,53 @@ def main() -> None:
         entry = families.setdefault(f, [0, 0])
         entry[0] += (a, b) in found
         entry[1] += 1
-    print_table(sweep, ["threshold", "pairs_found", "precision", "recall"])
-    print()
-    print_table([{"family": f, "recall": hit / n, "pairs": n} for f, (hit, n) in sorted(families.items())],
-                ["family", "recall", "pairs"])
-    print(f"\nat the default threshold {config.threshold}: precision {at_default['precision']:.4f}, recall "
-          f"{at_default['recall']:.4f}, {len(groups)} groups; lowest threshold with precision >= 0.95: "
-          f"{calibrated and calibrated['threshold']} (recall {calibrated and calibrated['recall']:.4f})")
-    print(f"review of {len(pairs_at_floor.ids)} works (features cached): {seconds:.1f} s on {args.threads} threads; "
-          f"planted pairs in the Hamming shortlist: {in_shortlist:.4f}; planted pair cosine median "
-          f"{np.median(planted_scores):.3f}")
-    write_result("duplicates", {
-        "works": len(pairs_at_floor.ids), "collection": info, "threads": args.threads, "config": vars(config)
-        if hasattr(config, "__dict__") else {}, "default_threshold": config.threshold,
-        "at_default": at_default, "calibrated_for_precision_0.95": calibrated, "sweep": sweep,
-        "recall_by_family": {f: {"recall": hit / n, "pairs": n} for f, (hit, n) in families.items()},
-        "planted_pairs_in_shortlist": float(in_shortlist), "review_seconds": round(seconds, 2),
-        "groups": len(groups)})
+    return {"descriptor": config.descriptor, "works": len(pairs_at_floor.ids), "default_threshold": config.threshold,
+            "at_default": at_default, "calibrated_for_precision_0.95": calibrated, "sweep": sweep,
+            "recall_by_family": {f: {"recall": hit / n, "pairs": n} for f, (hit, n) in families.items()},
+            "planted_pairs_in_shortlist": float(in_shortlist), "planted_pair_cosine_median": float(np.median(planted_scores)),
+            "review_seconds": round(seconds, 2), "groups": len(groups)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--works", type=int, default=10_000)
+    ap.add_argument("--sources", type=int, default=600)
+    ap.add_argument("--second", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--descriptors", nargs="+", default=[DuplicatesConfig.descriptor], choices=list(DESCRIPTORS),
+                    help="descriptors to review with (general: the general copy head, built by "
+                         "`artlens registry general-head`); the first is the headline")
+    ap.add_argument("--prepare", action="store_true", help="only build the collection and cache its features")
+    args = ap.parse_args()
+    reporter = Reporter(True)
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
+    collection, truth, info = build(args, reporter)
+    print(f"collection: {info['real']} real images, {info['copies']} planted copies, {info['demo']} demo pictures "
+          f"({len(collection.catalog)} works after the catalog merged byte-identical files)")
+    if args.prepare:
+        return
+    results = {}
+    for name in args.descriptors:
+        config = settings.with_changes(DuplicatesConfig(), {"descriptor": name})
+        r = review(collection, truth, config)
+        results[name] = r
+        print(f"\n== descriptor {name}")
+        print_table(r["sweep"], ["threshold", "pairs_found", "precision", "recall"])
+        print()
+        print_table([{"family": f, "recall": v["recall"], "pairs": v["pairs"]} for f, v in sorted(r["recall_by_family"].items())],
+                    ["family", "recall", "pairs"])
+        calibrated = r["calibrated_for_precision_0.95"]
+        print(f"\nat the default threshold {config.threshold}: precision {r['at_default']['precision']:.4f}, recall "
+              f"{r['at_default']['recall']:.4f}, {r['groups']} groups; lowest threshold with precision >= 0.95: "
+              f"{calibrated and calibrated['threshold']} (recall {calibrated and calibrated['recall']:.4f})")
+        print(f"review of {r['works']} works (features cached): {r['review_seconds']:.1f} s on {args.threads} threads; "
+              f"planted pairs in the Hamming shortlist: {r['planted_pairs_in_shortlist']:.4f}; planted pair cosine "
+              f"median {r['planted_pair_cosine_median']:.3f}")
+    headline = results[args.descriptors[0]]
+    write_result("duplicates", {**headline, "collection": info, "threads": args.threads,
+                                "load_average": list(os.getloadavg()), "descriptors": results})
 
 
 if __name__ == "__main__":

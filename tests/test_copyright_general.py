@@ -1,5 +1,6 @@
-"""The general copy head shipped with artlens: registries that only encode and calibrate, incremental
-additions, the held-out calibration, the harder edit families, and the bad inputs of registry building."""
+"""The general copy head, built per machine (a tiny one here, in seconds): registries that only encode
+and calibrate, incremental additions, the held-out calibration, the harder edit families, and the bad
+inputs of registry building."""
 
 import gc
 import json
@@ -22,9 +23,11 @@ from artlens.copyright.edits import (
     rng_for,
 )
 from artlens.copyright.general import (
-    GENERAL_HEAD,
+    CACHE_ENV,
+    GENERAL_FORMAT,
     GROUP_A,
     GROUP_B,
+    general_head_path,
     load_general,
     view_slots,
 )
@@ -32,6 +35,17 @@ from artlens.copyright.registry import MANIFEST_FORMAT, CopyrightRegistry
 from artlens.copyright.robust import registry_calibration
 from artlens.copyright.taps import TAPS_DIM
 from artlens.errors import ArtifactMismatchError, CollectionError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def general_head(tmp_path_factory) -> dict:
+    """A tiny general head built with the command users run, into a user cache of this module's own."""
+    cache = tmp_path_factory.mktemp("user-cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(CACHE_ENV, str(cache))
+        code = main(["registry", "general-head", "--pictures", "8", "--epochs", "2", "--json", "-q"])
+        assert code == 0
+        yield {"cache": cache, "path": general_head_path()}
 
 
 @pytest.fixture(scope="module")
@@ -59,25 +73,39 @@ def snapshot(folder: Path) -> dict[str, bytes]:
             if p.is_file() and not p.name.endswith("-shm") and not (p.name.endswith("-wal") and not p.stat().st_size)}
 
 
-def test_the_shipped_head_is_versioned_package_data():
+def test_the_general_head_is_built_into_the_user_cache_versioned_and_not_shipped(general_head):
+    path = general_head["path"]
+    assert path.parent == general_head["cache"] / "copyright" and f"v{GENERAL_FORMAT}" in path.name
     head, meta = load_general()
     assert head.config["in_dim"] == TAPS_DIM and meta["fingerprint"] == head.fingerprint()
-    assert 0 < meta["threshold"] <= 1 and meta["recipe"]["pictures"] >= 100
-    assert GENERAL_HEAD.parent.name == "data"
-    pyproject = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    assert "copyright/data/*" in pyproject
+    assert meta["format"] == GENERAL_FORMAT and 0 < meta["threshold"] <= 1 and meta["recipe"]["pictures"] == 8
+    assert {"views_s", "train_s"} <= set(meta["timings"])
+    repo = Path(__file__).resolve().parents[1]
+    assert not list((repo / "src" / "artlens" / "copyright").rglob("*.pt"))  # nothing trained is in the package
+    assert "copyright/data" not in (repo / "pyproject.toml").read_text()
 
 
-def test_a_missing_or_foreign_general_head_is_a_clear_error(tmp_path):
-    with pytest.raises(ArtifactMismatchError, match="general copy head"):
+def test_a_missing_or_foreign_general_head_is_a_clear_error(general_head, tmp_path):
+    with pytest.raises(ArtifactMismatchError, match="no general copy head") as missing:
         load_general(tmp_path / "none.pt")
-    shutil.copy(GENERAL_HEAD, tmp_path / "h.pt")
-    meta = json.loads(GENERAL_HEAD.with_suffix(".json").read_text())
+    assert "artlens registry general-head" in missing.value.hint
+    shutil.copy(general_head["path"], tmp_path / "h.pt")
+    meta = json.loads(general_head["path"].with_suffix(".json").read_text())
     (tmp_path / "h.json").write_text(json.dumps(meta))
     payload = torch.load(tmp_path / "h.pt", weights_only=True)
     torch.save({**payload, "taps_id": "sscd/v1"}, tmp_path / "h.pt")
     with pytest.raises(ArtifactMismatchError, match="sscd/v1"):
         load_general(tmp_path / "h.pt")
+
+
+def test_head_general_without_a_built_head_is_a_one_line_instruction(pictures, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "empty-cache"))
+    path = tmp_path / "reg"
+    code, out, err = run(["registry", "add", pictures["first"], "--owner", "A", "--registry", path,
+                          "--head", "general"], capsys)
+    assert code == 2 and not out and "artlens registry general-head" in err
+    assert len([line for line in err.strip().splitlines() if line.strip()]) <= 2  # error line + hint
+    assert not path.exists()
 
 
 def test_registry_add_encodes_and_calibrates_without_training(pictures, tmp_path, capsys):
@@ -192,3 +220,56 @@ def test_edit_groups_split_every_family_once():
     assert sorted(GROUP_A + GROUP_B) == sorted(ALL_FAMILIES) and not set(GROUP_A) & set(GROUP_B)
     assert set(FAMILIES) < set(ALL_FAMILIES)
     assert view_slots("a", 6) == [1, 2, 3] and view_slots("b", 6) == [4, 5, 6] and view_slots("all", 6) == list(range(1, 7))
+
+
+def test_a_general_head_can_be_built_from_a_folder_of_unregistered_pictures(pictures, tmp_path, monkeypatch):
+    from artlens.copyright.general import GeneralHeadConfig, build_general
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    for p in sorted((pictures["root"] / "demo" / "images").glob("*.jpg"))[:8]:
+        shutil.copy(p, folder / p.name)
+    config = GeneralHeadConfig(pictures=8, images=str(folder), views=2, calibration_pictures=4,
+                               head=RobustConfig(epochs=1, views_per_work=2))
+    record = build_general(config, out=tmp_path / "head.pt")
+    head, meta = load_general(tmp_path / "head.pt")
+    assert meta["recipe"]["images"] == str(folder) and record["fingerprint"] == head.fingerprint()
+    assert list((tmp_path / "cache" / "copyright").glob("general-taps-*.npz"))  # views cached for a rebuild
+    with pytest.raises(CollectionError, match="at least 8"):
+        build_general(GeneralHeadConfig(images=str(tmp_path / "cache")), out=tmp_path / "other.pt")
+    assert not (tmp_path / "other.pt").exists()
+
+
+def test_background_normalisation_lowers_generic_queries_more_than_copies():
+    from artlens.copyright.robust import background_offsets
+
+    rng = np.random.default_rng(1)
+    background = rng.normal(size=(50, 64))
+    background /= np.linalg.norm(background, axis=1, keepdims=True)
+    generic = background[:5].mean(0, keepdims=True)  # like many background pictures at once
+    generic /= np.linalg.norm(generic)
+    lone = rng.normal(size=(1, 64))
+    lone /= np.linalg.norm(lone)
+    offsets = background_offsets(np.concatenate([generic, lone]), background, k=3, beta=1.0)
+    assert offsets[0] > offsets[1]
+    assert np.array_equal(background_offsets(generic, None, 3, 1.0), np.zeros(1, np.float32))
+    # the calibration subtracts the offsets from every score of a query
+    index = background[:20].astype(np.float32)
+    rows = np.arange(0, 20, 2)
+    views = index[rows][:, None] + 0.05 * rng.normal(size=(len(rows), 2, 64)).astype(np.float32)
+    views /= np.linalg.norm(views, axis=2, keepdims=True)
+    plain = registry_calibration(index, rows, views, RobustConfig())
+    shifted = registry_calibration(index, rows, views, RobustConfig(), offsets=np.full((len(rows), 3), 0.1))
+    assert shifted.max_negative == pytest.approx(plain.max_negative - 0.1, abs=1e-5)
+
+
+def test_head_training_runs_on_the_device_asked_for_and_returns_a_cpu_head():
+    from artlens.copyright.robust import train_head
+
+    views = np.random.default_rng(0).normal(size=(6, 3, 32)).astype(np.float16)
+    cfg = RobustConfig(epochs=2, hidden=16, dim=8, views_per_work=2)
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        head = train_head(views, cfg, device=device)
+        assert next(head.parameters()).device.type == "cpu" and head.encode(views[:, 0]).shape == (6, 8)

@@ -152,3 +152,21 @@ def test_the_api_reviews_a_collection_whose_features_are_computed(planted, tmp_p
         assert client.get("/api/duplicates", params={"threshold": 1.0}).json()["groups"] == []
         for bad in (0, 1.5, 0.1):
             assert client.get("/api/duplicates", params={"threshold": bad}).status_code == 422
+
+
+def test_the_general_copy_head_as_descriptor_needs_it_built_and_then_reviews(planted, tmp_path, capsys, monkeypatch):
+    from artlens.copyright.config import RobustConfig
+    from artlens.copyright.general import CACHE_ENV, GeneralHeadConfig, build_general
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    code, out, err = run(["duplicates", "-c", planted["root"], "--descriptor", "general", "--json", "-q"], capsys)
+    assert code == 2 and not out and "artlens registry general-head" in err
+    code, _, err = run(["duplicates", "-c", planted["root"], "--descriptor", "sscd", "-q"], capsys)
+    assert code == 2 and "unknown duplicate descriptor" in err
+    build_general(GeneralHeadConfig(pictures=8, size=96, views=2, calibration_pictures=4,
+                                    head=RobustConfig(epochs=2, views_per_work=2)))
+    code, out, err = run(["duplicates", "-c", planted["root"], "--descriptor", "general", "--threshold", "0.3",
+                          "--json", "-q"], capsys)
+    assert code == 0, err
+    groups = [json.loads(line) for line in out.splitlines()]
+    assert groups and all(set(g) >= {"ids", "paths", "scores"} and len(g["ids"]) >= 2 for g in groups)

@@ -70,6 +70,28 @@ def _config_changes(detectors: str | None, views: int | None, epochs: int | None
             "robust__calibrate": False if threshold is not None else None}
 
 
+def _require_general_head(registry: Path | None, changes: dict, adding: bool = False) -> None:
+    """A registry that is to be built with the general head needs it; say how to build it, before
+    anything is written. ``adding``: a registry whose robust detector exists keeps its own copy."""
+    import json
+
+    from artlens.copyright.general import load_general
+
+    folder = (registry or default_registry()) / "copyright"
+    if adding and (folder / "manifest.json").is_file():
+        try:
+            if "robust" in json.loads((folder / "manifest.json").read_text()).get("detectors", {}):
+                return
+        except (OSError, ValueError):
+            return  # opening the registry reports it
+    head = changes.get("robust__head")
+    if head is None:
+        stored = folder / "config.toml"
+        head = CopyrightConfig.load(stored).robust.head if stored.is_file() else RobustConfig.head
+    if head == "general" and "robust" in (changes.get("detectors") or ("robust",)):
+        load_general()
+
+
 def _open(path: Path | None, create: bool = False, changes: dict | None = None, allow_rebuild: bool = False):
     from artlens.copyright.registry import CopyrightRegistry
 
@@ -79,7 +101,8 @@ def _open(path: Path | None, create: bool = False, changes: dict | None = None, 
 
 DETECTORS_HELP = (f"Detectors to train, comma-separated: robust, cvae (the paper's VAE, a comparison: slow, accepts "
                   f"look-alikes) (default: {','.join(CopyrightConfig.detectors)}).")
-HEAD_HELP = (f"Robust detector's head: general (shipped with artlens; the registry only encodes and calibrates) or "
+HEAD_HELP = (f"Robust detector's head: general (built once per machine by `artlens registry general-head`; the "
+             f"registry only encodes and calibrates) or "
              f"registry (trained on the registry's works from the general one: slower) (default: {RobustConfig.head}).")
 THRESHOLD_HELP = ("Fixed operating threshold of the robust detector, in (0, 1] (default: calibrated to "
                   f"{RobustConfig.target_precision:.0%} precision on held-out works).")
@@ -116,6 +139,8 @@ def registry_add(
     check_image_folder(folder)  # before anything is created
     device = device_name(device)
     changes = _config_changes(detectors, views, epochs, cvae_epochs, head, threshold)
+    if not no_train:
+        _require_general_head(registry, changes, adding=True)
     reg = _open(registry, create=True, changes=changes)
     summary = reg.add(folder, owner, licence, labels, train=not no_train, reporter=Reporter(not quiet), device=device)
     if as_json:
@@ -208,6 +233,7 @@ def registry_train(
 
     device = device_name(device)  # before anything is opened
     changes = _config_changes(detectors, views, epochs, cvae_epochs, head, threshold)
+    _require_general_head(registry, changes)
     reg = _open(registry, changes=changes, allow_rebuild=True)
     report = reg.train(changes["detectors"], reporter=Reporter(not quiet), device=device)
     if as_json:
@@ -216,6 +242,41 @@ def registry_train(
     for name, info in report.items():
         make_console().print(f"trained {name} on {info['works']} works in {info['seconds']} s: {info['descriptor_id']}" +
                   (f", threshold {info['threshold']:.3f}" if "threshold" in info else ""))
+
+
+@registry_app.command("general-head")
+def registry_general_head(
+    out: Path = typer.Option(None, "--out", help="Where to write the head (default: the user cache, "
+                             "~/.cache/artlens/copyright/, or $ARTLENS_CACHE/copyright/, where `--head general` "
+                             "looks for it)."),
+    pictures: int = typer.Option(None, "--pictures", min=8, help="Demo pictures drawn for training (default: "
+                                 "the recipe's, 600)."),
+    epochs: int = typer.Option(None, "--epochs", min=1, help="Training epochs (default: the recipe's, 200)."),
+    images: Path = typer.Option(None, "--images", help="Train on a seeded sample of the images in this folder "
+                                "(pictures that are NOT registered, e.g. a public-domain collection) instead of "
+                                "artlens's own demo pictures: closer to the works a registry holds."),
+    as_json: bool = json_option("Print the head's record as one JSON object."),
+    device: str = device_option("compute the pictures' views and train the head on"),
+    quiet: bool = quiet_option(QUIET_HELP),
+):
+    """Build the general copy head once per machine: artlens draws its own pictures (they carry no
+    licence), edits them, and trains a head that `--head general` registries use without training."""
+    from artlens.copyright.general import GeneralHeadConfig, build_general
+    from artlens.devices import device_name
+    from artlens.settings import with_changes
+
+    device = device_name(device)
+    base = GeneralHeadConfig()
+    config = with_changes(base, {"pictures": pictures, "images": None if images is None else str(images.resolve()),
+                                 "calibration_pictures": None if pictures is None else max(4, pictures // 5),
+                                 "head__epochs": epochs})
+    record = build_general(config, out=out, reporter=Reporter(not quiet), device=device)
+    if as_json:
+        print_json(record)
+        return
+    make_console().print(f"general copy head {record['fingerprint']} written to {record['path']} "
+                         f"(own threshold {record['calibration']['threshold']:.3f}; "
+                         f"{sum(record['timings'].values()):.0f} s)")
 
 
 @copyright_app.command("check")

@@ -26,6 +26,9 @@ def duplicates(
     threshold: float = typer.Option(None, "--threshold", help="Cosine of the copy descriptor at or above which two "
                                     f"works are copies, in (0, 1] (default {DuplicatesConfig.threshold}: calibrated "
                                     "for precision >= 0.95 on planted edited copies, docs/copyright.md)."),
+    descriptor: str = typer.Option(None, "--descriptor", help="Copy descriptor: whitened (the collection's own "
+                                   "whitened copy taps) or general (the general copy head, built once with `artlens "
+                                   f"registry general-head`) (default {DuplicatesConfig.descriptor})."),
     as_json: bool = json_option("One JSON object per group and line: ids, paths, scores, pairs."),
     quiet: bool = quiet_option("No progress output."),
 ):
@@ -36,7 +39,11 @@ def duplicates(
 
     if threshold is not None:
         check_threshold(threshold)  # before the collection is opened
-    config = with_changes(DuplicatesConfig(), {"threshold": threshold})
+    config = with_changes(DuplicatesConfig(), {"threshold": threshold, "descriptor": descriptor})
+    if config.descriptor == "general":
+        from artlens.copyright.general import load_general
+
+        load_general()  # built? else the instruction, before the collection is opened
     groups = find_duplicates(open_collection(collection), config, reporter=Reporter(not quiet))
     if as_json:
         for group in groups:

@@ -47,6 +47,9 @@ def check_threshold(threshold: float, flag: str = "--threshold") -> float:
     return value
 
 
+DESCRIPTORS = ("whitened", "general")
+
+
 @dataclass(frozen=True)
 class DuplicatesConfig:
     """Settings of a near-duplicate review; the CLI maps its flags onto these."""
@@ -55,6 +58,7 @@ class DuplicatesConfig:
     # lowest cosine that keeps pair precision >= 0.95 there (0.96, recall 0.41; docs/copyright.md)
     threshold: float = 0.6
     floor: float = 0.3  # pairs kept for re-grouping at another threshold (the web page's slider starts here)
+    descriptor: str = "whitened"  # whitened: the collection's own whitened taps; general: the general copy head
     dims: int = 768  # whitened descriptor dimensions (256: recall at 95 % precision 0.29, 768: 0.47, benchmark at 2,000 works)
     bits: int = 128  # ITQ code bits of the Hamming shortlist
     shortlist: int = 32  # nearest codes per work re-scored with the float cosine
@@ -64,6 +68,8 @@ class DuplicatesConfig:
     def __post_init__(self):
         check_threshold(self.threshold)
         check_threshold(self.floor, "floor")
+        if self.descriptor not in DESCRIPTORS:
+            raise ArtlensError(f"unknown duplicate descriptor {self.descriptor!r}", f"choose from: {', '.join(DESCRIPTORS)}")
         if self.dims < 8 or self.bits < 8 or self.bits % 8 or self.shortlist < 1:
             raise ArtlensError("bad duplicate-review settings",
                                "dims and bits at least 8 (bits a multiple of 8), shortlist at least 1")
@@ -200,7 +206,13 @@ def copy_taps(collection: Collection, compute: bool = True, reporter: Reporter =
 
 
 def describe_works(taps: np.ndarray, config: DuplicatesConfig) -> np.ndarray:
-    """Unit copy descriptors of the works (whitening fitted on these works)."""
+    """Unit copy descriptors of the works: whitened taps (whitening fitted on these works), or the
+    general copy head's descriptors (``artlens registry general-head`` builds it)."""
+    if config.descriptor == "general":
+        from artlens.copyright.general import load_general
+
+        head, _ = load_general()
+        return head.encode(taps)
     return WhitenedTaps.fit(taps, config.dims, config.seed, config.fit_works).describe(taps)
 
 

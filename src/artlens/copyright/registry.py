@@ -285,8 +285,9 @@ class CopyrightRegistry:
             detector = self.detector(name)
             if name == "robust":
                 changed = detector.sync(ids, lambda new: self._cached(COPY_TAPS, [md5_of[i] for i in new]))
+                timings["encode_s"] = round(time.perf_counter() - started, 2)
                 if changed and detector.info.get("head") == "general" and self.config.robust.calibrate:
-                    self._calibrate_general(detector, md5s, reporter, device_name(device))
+                    timings.update(self._calibrate_general(detector, md5s, reporter, device_name(device)))
             else:
                 thumbs = thumbnail_extractor(self.config.cvae.image_size)
                 changed = detector.sync(ids, lambda new: latent_means(
@@ -352,11 +353,11 @@ class CopyrightRegistry:
         start = _general_start(cfg)
         if len(ids) >= cfg.min_calibration_works and cfg.calibrate:
             head, calibration = train_calibrated_head(views, edits[:, cfg.views :], cfg, reporter=reporter,
-                                                      start=start)
+                                                      start=start, device=device)
             threshold = calibration.threshold
             info["calibration"] = asdict(calibration)
         else:
-            head = train_head(views, cfg, reporter=reporter, start=start)
+            head = train_head(views, cfg, reporter=reporter, start=start, device=device)
             info["calibration"] = None
         info["fine_tuned_from"] = start.fingerprint() if start is not None else None
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, threshold,

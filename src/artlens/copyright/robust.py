@@ -22,6 +22,7 @@ for it too.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -88,7 +89,7 @@ def supervised_info_nce(z: torch.Tensor, labels: torch.Tensor, temperature: floa
     """Multi-positive InfoNCE: every embedding against all others of the batch, the other views of
     the same work being its positives."""
     sim = z @ z.T / temperature
-    self_mask = torch.eye(len(z), dtype=torch.bool)
+    self_mask = torch.eye(len(z), dtype=torch.bool, device=z.device)
     sim = sim.masked_fill(self_mask, float("-inf"))
     positives = (labels[:, None] == labels[None, :]) & ~self_mask
     log_prob = sim - torch.logsumexp(sim, dim=1, keepdim=True)
@@ -105,9 +106,11 @@ def koleo(z: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
 
 
 def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUIET,
-               start: ProjectionHead | None = None) -> ProjectionHead:
+               start: ProjectionHead | None = None, device: str = "cpu") -> ProjectionHead:
     """Train a projection head on ``views`` (works, 1 + edited views, taps dim): view 0 is the original.
-    ``start``: a head of the same shape to fine-tune (its weights and standardisation are kept)."""
+    ``start``: a head of the same shape to fine-tune (its weights and standardisation are kept).
+    ``device``: where the head trains (a resolved torch device name); the trained head is on the CPU,
+    and the batch order is the same on every device (drawn from a CPU generator)."""
     n_works, n_views, in_dim = views.shape
     if n_works < 2 or n_views < 2:
         raise ValueError("training needs at least two works with an original and one edited view each")
@@ -123,6 +126,7 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
     steps_per_epoch = max(1, n_works // per_batch)
     total = config.epochs * steps_per_epoch
     m = min(config.views_per_work, n_views)
+    head.to(device)
     with torch.enable_grad():  # the backbone loader switches autograd off process-wide
         head.train()
         optimiser = torch.optim.AdamW(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -135,8 +139,8 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
                 works = order[b * per_batch : (b + 1) * per_batch].numpy()
                 edited = torch.argsort(torch.rand(len(works), n_views - 1, generator=gen), dim=1)[:, : m - 1] + 1
                 picks = np.concatenate([np.zeros((len(works), 1), np.int64), edited.numpy()], axis=1)
-                x = torch.from_numpy(views[works[:, None], picks].astype(np.float32)).reshape(-1, in_dim)
-                labels = torch.arange(len(works)).repeat_interleave(m)
+                x = torch.from_numpy(views[works[:, None], picks].astype(np.float32)).reshape(-1, in_dim).to(device)
+                labels = torch.arange(len(works), device=device).repeat_interleave(m)
                 z = head(x)
                 loss = supervised_info_nce(z, labels, config.temperature)
                 if config.koleo_weight:
@@ -148,6 +152,7 @@ def train_head(views: np.ndarray, config: RobustConfig, reporter: Reporter = QUI
                 step += 1
             if (epoch + 1) % max(1, config.epochs // 10) == 0:
                 reporter.step(f"  robust head epoch {epoch + 1}/{config.epochs}: loss {loss.item():.4f}")
+    head.to("cpu")
     head.eval()
     return head
 
@@ -213,8 +218,21 @@ def threshold_from_scores(scores: CalibrationScores, config: RobustConfig, folds
                        recall, float(unedited.max()) if len(unedited) else -1.0, folds, scores.heldout_works)
 
 
+def background_offsets(descriptors: np.ndarray, background: np.ndarray | None, k: int, beta: float) -> np.ndarray:
+    """SSCD's score normalisation: ``beta`` times each descriptor's ``k``-th best cosine to a background
+    set of pictures that are not registered (zeros without one). A query that resembles many pictures
+    (a generic landscape, a painter's usual motif) scores high against the background too, so its
+    score to the registry is lowered more than that of a copy, which resembles one work."""
+    d = np.asarray(descriptors, np.float32)
+    if background is None or not len(background) or k < 1 or not beta:
+        return np.zeros(len(d), np.float32)
+    sims = d @ np.asarray(background, np.float32).T
+    k = min(k, sims.shape[1])
+    return (beta * np.partition(sims, -k, axis=1)[:, -k]).astype(np.float32)
+
+
 def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray, config: RobustConfig,
-                         folds: int = 1) -> Calibration:
+                         folds: int = 1, offsets: np.ndarray | None = None) -> Calibration:
     """The operating threshold of a registry whose head was not trained on it (the general head):
     every work can play an unregistered one. ``index`` (N, d): the descriptors of all registered works;
     ``rows`` (s,): a sample of them; ``views`` (s, V, d): edited views of the sampled works.
@@ -222,7 +240,8 @@ def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray,
     Registered copies: each view against the whole index (right if its top-1 is its own work).
     Unregistered look-alikes: each sampled work's original and views against the index without it
     (another work whose original scores ``duplicate_score`` or more against its original is the same
-    picture registered twice, not a look-alike, and is left out too)."""
+    picture registered twice, not a look-alike, and is left out too). ``offsets`` (s, 1 + V): subtracted from
+    every score of that query (the background normalisation, :func:`background_offsets`)."""
     index = np.asarray(index, np.float32)
     rows = np.asarray(rows, np.int64)
     s, n_views, dim = views.shape
@@ -236,6 +255,9 @@ def registry_calibration(index: np.ndarray, rows: np.ndarray, views: np.ndarray,
     same[at, own] = True
     sims[same] = -np.inf
     other = sims.max(1) if sims.shape[1] > 1 else np.full(len(own), -1.0, np.float32)
+    if offsets is not None:
+        shift = np.asarray(offsets, np.float32).reshape(-1)
+        own_score, other = own_score - shift, other - shift
     is_view = np.tile(np.r_[False, np.ones(n_views, bool)], s)
     positive = np.maximum(own_score[is_view], other[is_view])
     correct = own_score[is_view] >= other[is_view]
@@ -263,7 +285,7 @@ def calibration_folds(n_works: int, config: RobustConfig) -> list[tuple[np.ndarr
 
 
 def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, config: RobustConfig,
-                          reporter: Reporter = QUIET, start: ProjectionHead | None = None
+                          reporter: Reporter = QUIET, start: ProjectionHead | None = None, device: str = "cpu"
                           ) -> tuple[ProjectionHead, Calibration]:
     """The head of the first split and the threshold from every split's scores.
 
@@ -274,7 +296,7 @@ def train_calibrated_head(views: np.ndarray, calibration_view: np.ndarray, confi
     for f, (held, kept) in enumerate(splits):
         if len(splits) > 1:
             reporter.step(f"  calibration split {f + 1}/{len(splits)}: {len(held)} works held out")
-        head = train_head(views[kept], config, reporter if f == 0 else QUIET, start=start)
+        head = train_head(views[kept], config, reporter if f == 0 else QUIET, start=start, device=device)
         first = head if first is None else first
         heldout = np.concatenate([views[held], calibration_view[held]], axis=1)
         parts.append(calibration_scores(head, views[kept], calibration_view[kept, 0], heldout))
@@ -303,7 +325,13 @@ def distractor_images(seed: int = 0, size: int = 224) -> list[Image.Image]:
 
 
 def distractor_taps(seed: int = 0) -> np.ndarray:
-    """The descriptor inputs of :func:`distractor_images`, prepared as uploads are (letterbox crop)."""
+    """The descriptor inputs of :func:`distractor_images`, prepared as uploads are (letterbox crop);
+    computed once per process (every registry change raises its threshold above them)."""
+    return _distractor_taps(seed, create_extractor(COPY_TAPS).id).copy()
+
+
+@functools.lru_cache(maxsize=4)
+def _distractor_taps(seed: int, taps_id: str) -> np.ndarray:
     images = [crop_letterbox(image) for image in distractor_images(seed)]
     return encode_images(images, [create_extractor(COPY_TAPS)])[COPY_TAPS]
 
