@@ -475,17 +475,10 @@ class Collection:
 
     def vector_chunks(self, extractor_name: str, ids: np.ndarray, keys: np.ndarray) -> Chunks:
         """The cached vectors of ``ids`` (with their ``keys``, from ``cached_ids``) read from the cache
-        ``index.pq_add_batch`` at a time, each time the result is called: what an index is built
-        from without holding every vector."""
-        extractor_id, batch = create_extractor(extractor_name).id, max(1, int(self.config.index.pq_add_batch))
-
-        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for start in range(0, len(ids), batch):
-                vectors, found = self.cache.get(extractor_id, keys[start : start + batch].tolist())
-                if found.any():
-                    yield ids[start : start + batch][found], vectors
-
-        return chunks
+        ``index.pq_add_batch`` at a time, each time the result is called (and those of some rows, by
+        ``take``): what an index is built from without holding every vector."""
+        return _CachedVectors(self.cache, create_extractor(extractor_name).id, ids, keys,
+                              max(1, int(self.config.index.pq_add_batch)))
 
     def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
                reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False,
@@ -703,6 +696,28 @@ class Collection:
             "metadata_columns": columns,
             "heads": sorted(p.stem for p in (self.root / "heads").glob("*.pt")) if (self.root / "heads").exists() else [],
         }
+
+
+@dataclasses.dataclass
+class _CachedVectors:
+    """``Chunks`` over a feature cache (see ``Collection.vector_chunks``)."""
+
+    cache: FeatureCache
+    extractor_id: str
+    ids: np.ndarray
+    keys: np.ndarray
+    batch: int
+
+    def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.take(np.arange(len(self.ids)))
+
+    def take(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The (ids, vectors) batches of the given rows, in their order (rows whose vector is gone left out)."""
+        for start in range(0, len(rows), self.batch):
+            part = rows[start : start + self.batch]
+            vectors, found = self.cache.get(self.extractor_id, self.keys[part].tolist())
+            if found.any():
+                yield self.ids[part][found], vectors
 
 
 def _load_settings(root: Path, state: Generation) -> CollectionConfig:
