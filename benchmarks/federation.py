@@ -46,6 +46,7 @@ from artlens.api.server import BackgroundServer
 from artlens.collection import Collection
 from artlens.config import CollectionConfig, IndexConfig
 from artlens.features import create_extractor
+from artlens.federated.processes import answers_health, wait_ready
 from artlens.federation import (
     Member,
     MemberEntry,
@@ -199,20 +200,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_ready(url: str, proc: subprocess.Popen, seconds: float = 600) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{url} exited with {proc.returncode}")
-        try:
-            if httpx.get(url + "api/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise SystemExit(f"{url} did not start")
-
-
 def upload_latencies(url: str, images: list[Path], repeat: int) -> np.ndarray:
     times = []
     with httpx.Client(timeout=60) as client:
@@ -266,7 +253,7 @@ def latency(args, work: Path) -> tuple[list[dict], list[dict]]:
                                           start_new_session=True))
             urls.append(f"http://127.0.0.1:{port}/")
         for url, proc in zip(urls, procs):
-            wait_ready(url, proc)
+            wait_ready(lambda url=url: answers_health(url), f"the member at {url}", 600, proc)
         members_toml = work / "lat-MEMBERS.toml"
         members_toml.write_text("".join(f'[[member]]\nname = "Member {m}"\nurl = "{u}"\ntoken = "{TOKEN}"\n\n'
                                         for m, u in enumerate(urls)))
@@ -275,7 +262,7 @@ def latency(args, work: Path) -> tuple[list[dict], list[dict]]:
         procs.append(subprocess.Popen([sys.executable, "-m", "artlens", "portal", "--members", str(members_toml), "--head",
                                        str(work / "lat-head.pt"), "--port", str(port), "--timeout", "10"], env=env,
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True))
-        wait_ready(portal_url, procs[-1])
+        wait_ready(lambda: answers_health(portal_url), f"the portal at {portal_url}", 600, procs[-1])
         rows = []
         for name, url in [*((f"Member {m}", u) for m, u in enumerate(urls)), ("portal", portal_url)]:
             upload_latencies(url, images[-5:], 5)  # warm

@@ -22,19 +22,9 @@ from pathlib import Path
 
 import numpy as np
 from _common import dataset, print_table, write_result
+from _local_ray import image_vectors, local_ray
 
 from artlens.collection import Collection
-from artlens.features import create_extractor
-
-
-def _vectors(coll: Collection) -> dict[str, np.ndarray]:
-    md5s = sorted(md5 for _, md5, _ in coll.catalog.iter_artworks())
-    out = {}
-    for name in coll.config.extractor_names():
-        extractor = create_extractor(name)
-        if extractor.modality == "image":
-            out[name] = coll.cache.get(extractor.id, md5s)[0]
-    return out
 
 
 def _ingest(root: Path, folder: Path, ray: str | None) -> tuple[dict, Collection]:
@@ -52,15 +42,9 @@ def main(argv=None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2, help="CPUs of the local Ray node (one actor each)")
     args = parser.parse_args(argv)
-    import ray
-
     images = sorted(dataset(args.dataset).glob("images/**/*.jpg"))[: args.n]
-    t = time.perf_counter()
-    ray.init(num_cpus=args.workers, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR",
-             log_to_driver=False)
-    ray_start_s = time.perf_counter() - t
     rows, checks = [], []
-    try:
+    with local_ray(args.workers) as ray_start_s:
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp) / "images"
             folder.mkdir()
@@ -76,15 +60,13 @@ def main(argv=None) -> int:
                                  "extract_img_s": n / max(summary["features"]["seconds"], 1e-9),
                                  "load_avg": os.getloadavg()[0]})
                     print_table(rows[-1:], list(rows[-1]))
-                    done[how] = (sorted(coll.catalog.iter_artworks()), coll.catalog.skipped(), _vectors(coll))
+                    done[how] = (sorted(coll.catalog.iter_artworks()), coll.catalog.skipped(), image_vectors(coll))
                     coll.close()
                 (cat_a, skip_a, vec_a), (cat_b, skip_b, vec_b) = done["local"], done["ray"]
                 checks.append({
                     "round": r, "same_catalog": cat_a == cat_b and skip_a == skip_b,
                     "max_abs_diff": {k: float(np.abs(vec_a[k] - vec_b[k]).max()) for k in vec_a},
                 })
-    finally:
-        ray.shutdown()
 
     def median(run: str, key: str) -> float:
         return statistics.median(row[key] for row in rows if row["run"] == run)

@@ -586,6 +586,20 @@ def section_index_scale(results: Path) -> list[str] | None:
     return out
 
 
+def section_index_build_memory(results: Path) -> list[str] | None:
+    d = load(results, "index_build_memory")
+    if not d:
+        return None
+    rows = [{"build": r["mode"], "batch": r["batch"] if r["mode"] == "batched" else "", "kind": r["kind"],
+             "vectors": r["vectors"], "peak_GiB": r["peak_rss"] / 2**30,
+             "above_open_GiB": r["peak_above_baseline"] / 2**30, "seconds": r["seconds"]} for r in d["rows"]]
+    return ["## Index builds from the feature cache (`benchmarks/index_build_memory.py`)", "",
+            f"Peak memory of building the `{d['kind']}` index of {d['n']:,} cached {d['dim']}-d vectors "
+            f"({d['raw_vector_bytes'] / 2**30:.2f} GiB as float32) in a fresh process: `batched` is "
+            "`update_indexes` (the cache read `batch` vectors at a time), `whole` reads every vector first "
+            "and builds from the array. Seconds were taken on a loaded machine.", "", _generic_table(rows), ""]
+
+
 def section_postgres(results: Path) -> list[str] | None:
     d = load(results, "postgres")
     if not d:
@@ -661,6 +675,7 @@ SECTIONS: list[tuple[Section, str]] = [
     (section_artists, "python benchmarks/artists.py"),
     (section_fast_search, "python benchmarks/fast_search.py"),
     (section_index_scale, "python benchmarks/index_scale.py --n 1000000; python benchmarks/index_scale.py --n 10000000"),
+    (section_index_build_memory, "python benchmarks/index_build_memory.py --n 200000"),
     (section_postgres, "python benchmarks/postgres.py all"),
     (section_duplicates, "python benchmarks/duplicates.py"),
 ]

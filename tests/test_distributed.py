@@ -27,15 +27,14 @@ pytest.importorskip("ray.data")
 
 from artlens.features.distributed import RayRunner, connect  # noqa: E402
 
+sys.path.append(str(REPO / "benchmarks"))  # the local node and the comparison the Ray benchmark uses
+from _local_ray import image_vectors, local_ray as local_ray_node  # noqa: E402
+
 
 @pytest.fixture(scope="module")
 def local_ray():
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", logging_level="ERROR",
-             log_to_driver=False)
-    try:
+    with local_ray_node(2):
         yield
-    finally:
-        ray.shutdown()
 
 
 @pytest.fixture(scope="module")
@@ -45,18 +44,6 @@ def folder(tmp_path_factory) -> Path:
     good = (images / "stripes_0.png").read_bytes()
     (images / "truncated.png").write_bytes(good[: len(good) // 2])
     return images
-
-
-def _vectors(coll: Collection) -> dict[str, np.ndarray]:
-    md5s = sorted(md5 for _, md5, _ in coll.catalog.iter_artworks())
-    out = {}
-    for name in coll.config.extractor_names():
-        extractor = create_extractor(name)
-        if extractor.modality == "image":
-            vectors, found = coll.cache.get(extractor.id, md5s)
-            assert found.all(), name
-            out[name] = vectors
-    return out
 
 
 def test_ray_ingest_gives_the_local_catalog_and_vectors(local_ray, folder, tmp_path):
@@ -72,7 +59,7 @@ def test_ray_ingest_gives_the_local_catalog_and_vectors(local_ray, folder, tmp_p
     assert got["indexes"] == expected["indexes"]
     assert sorted(local.catalog.iter_artworks()) == sorted(on_ray.catalog.iter_artworks())
     assert local.catalog.skipped() == on_ray.catalog.skipped()
-    mine, theirs = _vectors(local), _vectors(on_ray)
+    mine, theirs = image_vectors(local), image_vectors(on_ray)
     assert set(mine) == set(theirs) == {"effnet-lite0", "gram-block4+block5", "colour-hist"}
     for name in mine:  # the workers run torch on one thread each: float rounding may differ
         np.testing.assert_allclose(theirs[name], mine[name], atol=1e-3, err_msg=name)

@@ -24,25 +24,12 @@ from federation_support import (
 )
 
 from artlens.collection import Collection
+from artlens.federated.processes import answers_health, wait_ready
 
 pytestmark = pytest.mark.slow
 TOKEN = "process-test-token"
 TIMEOUT = 1.5
 HERE = Path(__file__).resolve().parent
-
-
-def wait_ready(url: str, proc: subprocess.Popen, log: Path, seconds: float = 300) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"{url} exited with {proc.returncode}: {log.read_text()[-2000:]}")
-        try:
-            if httpx.get(url + "api/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} did not start: {log.read_text()[-2000:]}")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -90,10 +77,11 @@ def test_three_members_and_a_portal_as_processes(tiny_folder, tiny_collection, t
         portal_port = free_port()
         portal_url = f"http://127.0.0.1:{portal_port}/"
         for name, url in urls.items():
-            wait_ready(url, procs[name], logs[name])
+            wait_ready(lambda url=url: answers_health(url), f"{name} at {url}", 300, procs[name], logs[name])
         start("portal", [sys.executable, "-m", "artlens", "portal", "--members", str(members), "--head",
                          str(tmp_path / "head.pt"), "--port", str(portal_port), "--timeout", str(TIMEOUT)])
-        wait_ready(portal_url, procs["portal"], logs["portal"])
+        wait_ready(lambda: answers_health(portal_url), f"the portal at {portal_url}", 300, procs["portal"],
+                   logs["portal"])
 
         def search() -> tuple[dict, float]:
             with open(folder / "images" / "dots_2.png", "rb") as fh:
@@ -127,3 +115,21 @@ def test_three_members_and_a_portal_as_processes(tiny_folder, tiny_collection, t
         for proc in procs.values():
             stop(proc)
     assert all(p.poll() is not None for p in procs.values())
+
+
+def test_the_readiness_wait_names_a_process_that_died_and_one_that_never_got_ready(tmp_path):
+    from artlens.errors import ArtlensError
+
+    log = tmp_path / "member.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "print('loading'); print('no such collection'); raise SystemExit(3)"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    with pytest.raises(ArtlensError, match=r"the member exited with code 3 while starting .*no such collection") as info:
+        wait_ready(lambda: False, "the member", 30, proc, log, every=0.05)
+    assert str(log) in info.value.hint
+    with pytest.raises(ArtlensError, match="was not ready within 0 s"):
+        wait_ready(lambda: False, "the portal", 0.2, every=0.05)
+    calls = []
+    wait_ready(lambda: calls.append(1) or len(calls) > 2, "the portal", 5, every=0.01)
+    assert len(calls) == 3
+    assert not answers_health(f"http://127.0.0.1:{free_port()}/")  # nothing listens there

@@ -24,8 +24,9 @@ import re
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -48,6 +49,7 @@ from artlens.index.chunks import Chunks
 from artlens.models import load_head
 from artlens.models.inputs import embed_features, gather_features
 from artlens.postgres import (
+    AdvisoryLock,
     PgAspectIndex,
     PgCatalog,
     PgFeatureCache,
@@ -84,13 +86,26 @@ _HEAD_TEMPORARY = re.compile(rf"^\.+{LEARNED_ASPECT}\.(?:[a-z]+\.)?(?:new|old|tm
 _ROOT_TEMPORARY = re.compile(r"^\.+(?:collection|generation)\.(?:new|old|tmp)-")
 
 
+class WriterLockLike(Protocol):
+    """The one-writer lock a writing scope holds: the folder's file lock (``storage.WriterLock``) or
+    the database's advisory lock (``postgres.AdvisoryLock``). A lock held elsewhere is a one-line
+    error naming its holder, or with ``wait`` a wait (``notice`` says so first)."""
+
+    def acquire(self, wait: bool = False, notice=None) -> bool: ...
+
+    def release(self) -> None: ...
+
+
 class Collection:
+    # what `writing` says when the collection cannot be written: (after the location, the hint)
+    READ_ONLY = ("is read-only", "ingest or train into a writable copy of the collection")
+
     def __init__(self, root: str | Path, config: CollectionConfig, read_only: bool | None = None,
                  reporter: Reporter = QUIET, state: Generation | None = None):
         self.root = Path(root)
         self.config = config
         self.read_only = is_read_only(self.root) if read_only is None else read_only
-        self.lock = WriterLock(self.root)
+        self.lock: WriterLockLike = WriterLock(self.root)
         self.state = state or read_generation(self.root)  # the generation this object reads
         self.catalog = Catalog(self.root / "catalog.sqlite", read_only=self.read_only)
         self._reading()
@@ -152,26 +167,29 @@ class Collection:
         """Hold the collection's writer lock and commit what the block changes as one generation when
         it ends (nested scopes commit with the outermost). A lock held by another process is a
         one-line error naming it, or with ``wait`` a wait (said in a notice). ``publish``: the block
-        brings the indexes in line with the catalog, so its catalog changes become visible with it."""
+        brings the indexes in line with the catalog, so its catalog changes become visible with it.
+        The one writer context of every backend: ``lock`` (``WriterLockLike``), ``_transaction`` and
+        the ``_begin`` / ``_commit`` / ``_abandon`` steps are what a backend brings."""
         if self._depth:
             self._depth += 1
             if publish and not self._publish:
                 self._publish = True
-                self.catalog.pin(None)
+                self._publishing()
             try:
                 yield self
             finally:
                 self._depth -= 1
             return
         if self.read_only:
-            raise CollectionError(f"{self.root} is read-only: nothing can be written to it",
-                                  "ingest or train into a writable copy of the collection")
+            what, hint = self.READ_ONLY
+            raise CollectionError(f"{self.location} {what}: nothing can be written to it", hint)
         self.lock.acquire(wait, reporter.notice)
         self._depth, self._publish = 1, publish
         try:
-            self._begin()
-            yield self
-            self._commit()
+            with self._transaction():
+                self._begin()
+                yield self
+                self._commit()
         except BaseException:
             self._abandon()
             raise
@@ -179,6 +197,14 @@ class Collection:
             self._depth, self._publish = 0, False
             self.lock.release()
             self._reading()
+
+    def _transaction(self) -> AbstractContextManager:
+        """What a writing scope's steps run in (a folder commits through its generations instead)."""
+        return nullcontext()
+
+    def _publishing(self) -> None:
+        """A nested scope publishes: the writer reads the catalog's pending rows from now on."""
+        self.catalog.pin(None)
 
     def _reading(self) -> None:
         """Outside writing scopes: read the published catalog; rows written straight into it (not by
@@ -449,17 +475,10 @@ class Collection:
 
     def vector_chunks(self, extractor_name: str, ids: np.ndarray, keys: np.ndarray) -> Chunks:
         """The cached vectors of ``ids`` (with their ``keys``, from ``cached_ids``) read from the cache
-        ``index.pq_add_batch`` at a time, each time the result is called: what an index is built
-        from without holding every vector."""
-        extractor_id, batch = create_extractor(extractor_name).id, max(1, int(self.config.index.pq_add_batch))
-
-        def chunks() -> Iterator[tuple[np.ndarray, np.ndarray]]:
-            for start in range(0, len(ids), batch):
-                vectors, found = self.cache.get(extractor_id, keys[start : start + batch].tolist())
-                if found.any():
-                    yield ids[start : start + batch][found], vectors
-
-        return chunks
+        ``index.pq_add_batch`` at a time, each time the result is called (and those of some rows, by
+        ``take``): what an index is built from without holding every vector."""
+        return _CachedVectors(self.cache, create_extractor(extractor_name).id, ids, keys,
+                              max(1, int(self.config.index.pq_add_batch)))
 
     def ingest(self, folder: str | Path, labels: str | Path | None = None, features: bool = True,
                reindex: bool = False, reporter: Reporter = QUIET, wait: bool = False,
@@ -679,6 +698,28 @@ class Collection:
         }
 
 
+@dataclasses.dataclass
+class _CachedVectors:
+    """``Chunks`` over a feature cache (see ``Collection.vector_chunks``)."""
+
+    cache: FeatureCache
+    extractor_id: str
+    ids: np.ndarray
+    keys: np.ndarray
+    batch: int
+
+    def __call__(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.take(np.arange(len(self.ids)))
+
+    def take(self, rows: np.ndarray) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The (ids, vectors) batches of the given rows, in their order (rows whose vector is gone left out)."""
+        for start in range(0, len(rows), self.batch):
+            part = rows[start : start + self.batch]
+            vectors, found = self.cache.get(self.extractor_id, self.keys[part].tolist())
+            if found.any():
+                yield self.ids[part][found], vectors
+
+
 def _load_settings(root: Path, state: Generation) -> CollectionConfig:
     """The settings of generation ``state``: staged by it and not yet renamed in, else the live file."""
     record = state.artifacts.get(SETTINGS)
@@ -700,11 +741,14 @@ class PostgresCollection(Collection):
     batches commit on their own, as the folder backend's do. ``root`` is a local folder for what
     stays beside the data (thumbnails, probe caches); ``location`` is the URL (without password)."""
 
+    READ_ONLY = ("is opened read-only", "open it without read-only to ingest or train")
+
     def __init__(self, store: Store, config: CollectionConfig, read_only: bool = False, reporter: Reporter = QUIET):
         self.store = store
         self.root = side_folder(store.location)
         self.config = config
         self.read_only = read_only
+        self.lock = AdvisoryLock(store)
         self.catalog = PgCatalog(store, read_only=read_only)
         self.cache = PgFeatureCache(store, read_only=read_only)
         self.state = Generation(store.generation(), {}, 0.0, True)
@@ -746,31 +790,11 @@ class PostgresCollection(Collection):
     def published(self) -> int:
         return self.state.number
 
-    @contextmanager
-    def writing(self, wait: bool = False, reporter: Reporter = QUIET, publish: bool = False) -> Iterator["Collection"]:
-        if self._depth:
-            self._depth += 1
-            try:
-                yield self
-            finally:
-                self._depth -= 1
-            return
-        if self.read_only:
-            raise CollectionError(f"{self.location} is opened read-only: nothing can be written to it",
-                                  "open it without read-only to ingest or train")
-        self.store.acquire_lock(wait, reporter.notice)
-        self._depth = 1
-        try:
-            with self.store.conn.transaction():
-                self._begin()
-                yield self
-                self._commit()
-        except BaseException:
-            self._abandon()
-            raise
-        finally:
-            self._depth = 0
-            self.store.release_lock()
+    def _transaction(self) -> AbstractContextManager:
+        return self.store.conn.transaction()  # catalog, indexes, settings and head commit together
+
+    def _publishing(self) -> None:
+        pass  # the transaction shows the writer its own rows
 
     def _reading(self) -> None:
         pass

@@ -23,7 +23,7 @@ import tomli_w
 from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.federated.config import Endpoint, ServerSettings, loopback
-from artlens.federated.processes import Launched
+from artlens.federated.processes import Launched, wait_ready
 from artlens.federated.server_app import ERROR_FILE, read_error
 from artlens.files import write_text
 from artlens.progress import QUIET, Reporter
@@ -73,13 +73,8 @@ def reachable(address: str, timeout: float = 3.0) -> bool:
         return False
 
 
-def wait_until_reachable(address: str, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not reachable(address, 1.0):
-        if time.monotonic() > deadline:
-            raise ArtlensError(f"{what} did not start listening on {address} within {timeout:.0f} s",
-                               "see its log in the run folder")
-        time.sleep(0.3)
+def wait_until_reachable(address: str, timeout: float, what: str, log: Path | None = None) -> None:
+    wait_ready(lambda: reachable(address, 1.0), f"{what} on {address}", timeout, log=log, every=0.3)
 
 
 # -- files ----------------------------------------------------------------------------------------
@@ -168,7 +163,7 @@ def serve(settings: ServerSettings, endpoint: Endpoint = Endpoint(), reporter: R
     try:
         launched.start("superlink", superlink_args(endpoint.host, endpoint.port, endpoint.plain, endpoint.certificates),
                        run_dir / "logs", env)
-        wait_until_reachable(address, 60, "the Flower SuperLink")
+        wait_until_reachable(address, 60, "the Flower SuperLink", launched.logs["superlink"])
         waiting = settings.institutions or settings.federation.min_clients
         reporter.notice(f"artlens federation server on {address}: waiting for {waiting} institution(s)\n"
                         f"  they join with: artlens federate client --collection PATH --institution NAME --server "

@@ -1,6 +1,7 @@
 """The processes one command starts (Flower's SuperLink, SuperNode and ``flwr run``), remembered by
 id with the processes they spawned (Flower starts ``flower-superexec`` children), so that
-:meth:`Launched.stop` ends exactly those, by id, never by name."""
+:meth:`Launched.stop` ends exactly those, by id, never by name; and the wait for a starting process
+to be ready (``wait_ready``: a port that listens, an artlens server that answers its health check)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import httpx
+
+from artlens.errors import ArtlensError
 
 
 def _process_table() -> dict[int, tuple[int, int]]:
@@ -112,6 +117,39 @@ class Launched:
                     proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
                     pass
+
+
+def wait_ready(ready: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen | None = None,
+               log: Path | None = None, every: float = 0.5) -> None:
+    """Wait until ``ready()`` holds for ``what`` (e.g. "the member at URL"), which is starting: an
+    ArtlensError when its ``process`` exits first or ``timeout`` seconds pass, with the last lines of
+    its ``log``."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if process is not None and process.poll() is not None:
+            raise ArtlensError(f"{what} exited with code {process.returncode} while starting{_log_tail(log)}",
+                               f"see its log{f': {log}' if log else ''}")
+        if time.monotonic() > deadline:
+            raise ArtlensError(f"{what} was not ready within {timeout:.0f} s{_log_tail(log)}",
+                               f"see its log{f': {log}' if log else ''}")
+        time.sleep(every)
+
+
+def answers_health(url: str, timeout: float = 2.0) -> bool:
+    """Whether the artlens server at ``url`` (``serve``, ``serve --member``, ``portal``) answers its
+    health check (``GET api/health``)."""
+    try:
+        return httpx.get(url.rstrip("/") + "/api/health", timeout=timeout).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _log_tail(log: Path | None, lines: int = 3) -> str:
+    try:
+        tail = [line.strip() for line in log.read_text(errors="replace").splitlines() if line.strip()][-lines:]
+    except (AttributeError, OSError):
+        return ""
+    return f" (its log ends: {' | '.join(tail)})" if tail else ""
 
 
 def _relay(stream, on_line: Callable[[str], None]) -> None:

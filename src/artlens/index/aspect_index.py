@@ -108,20 +108,27 @@ class AspectIndex:
         if kind == "ivf":  # the chunked build over batches of the array, so both give the same index
             return cls.build_chunks(aspect, extractor, extractor_id, array_chunks(ids, raw, config.pq_add_batch), n,
                                     raw_dim, pca_dims, config, seed)
-        mean = components = None
-        dim = raw_dim
-        if pca_dims and n > 1 and raw_dim > pca_dims:
-            mean, components = _fit_pca(raw, min(pca_dims, n - 1), seed)
-            dim = components.shape[0]
-        manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
-                                 n if components is not None else 0, time.time())
-        index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
-        built = cls(manifest, index, mean, components)
-        built.search_config = config
+        built = cls._empty(aspect, extractor, extractor_id, kind, raw, n, raw_dim, pca_dims, config, seed)
         if n >= 2 and config.hash_bits:
             built._fit_codes(built.project(raw), seed)
         if n:
             built.add(ids, raw)
+        return built
+
+    @classmethod
+    def _empty(cls, aspect: str, extractor: str, extractor_id: str, kind: str, fit_on: np.ndarray, n: int,
+               raw_dim: int, pca_dims: int | None, config: IndexConfig, seed: int) -> "AspectIndex":
+        """An index of ``kind`` for ``n`` vectors with nothing in it yet, its PCA (when the aspect has
+        one) fitted on ``fit_on``: the raw vectors, or a sample of them."""
+        mean = components = None
+        dim = raw_dim
+        if pca_dims and n > 1 and raw_dim > pca_dims:
+            mean, components = _fit_pca(fit_on, min(pca_dims, n - 1), seed)
+            dim = components.shape[0]
+        manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
+                                 n if components is not None else 0, time.time())
+        built = cls(manifest, faiss.IndexIDMap2(_base_index(kind, dim, config, n)), mean, components)
+        built.search_config = config
         return built
 
     @classmethod
@@ -141,20 +148,11 @@ class AspectIndex:
             return cls.build(aspect, extractor, extractor_id, ids, raw, pca_dims, config, seed)
         rng = np.random.default_rng(seed)
         sample = read_sample(chunks, n, np.sort(rng.choice(n, min(n, IVF_TRAIN_SIZE), replace=False)), raw_dim)
-        mean = components = None
-        dim = raw_dim
-        if pca_dims and n > 1 and raw_dim > pca_dims:
-            mean, components = _fit_pca(sample, min(pca_dims, n - 1), seed)
-            dim = components.shape[0]
-        manifest = IndexManifest(aspect, extractor, extractor_id, raw_dim, dim, 0, kind, pca_dims,
-                                 n if components is not None else 0, time.time())
-        index = faiss.IndexIDMap2(_base_index(kind, dim, config, n))
-        built = cls(manifest, index, mean, components)
-        built.search_config = config
+        built = cls._empty(aspect, extractor, extractor_id, kind, sample, n, raw_dim, pca_dims, config, seed)
         projected = built.project(sample)
         del sample
-        index.train(projected)
-        faiss.extract_index_ivf(index).make_direct_map()  # stored vectors stay readable (re-ranking)
+        built.index.train(projected)
+        faiss.extract_index_ivf(built.index).make_direct_map()  # stored vectors stay readable (re-ranking)
         if n >= 2 and config.hash_bits:
             built._fit_codes(projected, seed)
         del projected

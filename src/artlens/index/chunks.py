@@ -1,7 +1,9 @@
 """The vectors an index is built from, in batches: ``Chunks`` is a callable that yields (artwork ids,
 raw vectors) batches each time it is called, so that a build can read them twice (a training
-sample, then every batch to add) while holding one batch at a time. A collection reads them from
-its feature cache; ``array_chunks`` serves arrays already in memory."""
+sample, then every batch to add) while holding one batch at a time. A source that can read given
+rows directly (a collection's feature cache, ``Collection.vector_chunks``) also has ``take(rows)``,
+which yields the (ids, vectors) batches of those rows, so that the sample costs no pass over all of
+them; ``array_chunks`` serves arrays already in memory."""
 
 from __future__ import annotations
 
@@ -36,9 +38,20 @@ def checked_chunks(chunks: Iterable[tuple[np.ndarray, np.ndarray]], raw_dim: int
 
 
 def read_sample(chunks: Chunks, n: int, picked: np.ndarray, raw_dim: int) -> np.ndarray:
-    """The raw vectors at the sorted positions ``picked`` of the ``n`` that ``chunks()`` yields (one
-    pass, one batch in memory at a time besides the sample)."""
+    """The raw vectors at the sorted positions ``picked`` of the ``n`` that ``chunks()`` yields (read
+    with ``chunks.take`` where the source has it, else in one pass; one batch in memory at a time
+    besides the sample)."""
     sample = np.empty((len(picked), raw_dim), dtype=np.float32)
+    take = getattr(chunks, "take", None)
+    if take is not None:
+        got = 0
+        for _, raw in checked_chunks(take(picked), raw_dim):
+            sample[got : got + len(raw)] = raw
+            got += len(raw)
+        if got != len(picked):
+            raise CollectionError(f"the vectors to index changed while building: {got} of {len(picked)} sampled "
+                                  "rows read", "build the index again")
+        return sample
     seen = got = 0
     for _, raw in checked_chunks(chunks(), raw_dim):
         lo, hi = np.searchsorted(picked, [seen, seen + len(raw)])

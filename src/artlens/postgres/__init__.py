@@ -5,6 +5,7 @@ location is opened, so the base install needs neither."""
 from artlens.postgres.catalog import PgCatalog, PgFeatureCache
 from artlens.postgres.index import PgAspectIndex
 from artlens.postgres.store import (
+           AdvisoryLock,
            Location,
            Store,
            is_postgres,
@@ -12,5 +13,5 @@ from artlens.postgres.store import (
            side_folder,
 )
 
-__all__ = ["Location", "PgAspectIndex", "PgCatalog", "PgFeatureCache", "Store", "is_postgres", "parse_location",
+__all__ = ["AdvisoryLock", "Location", "PgAspectIndex", "PgCatalog", "PgFeatureCache", "Store", "is_postgres", "parse_location",
            "side_folder"]

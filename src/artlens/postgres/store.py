@@ -319,3 +319,18 @@ def side_folder(location: Location) -> Path:
     host = (parts.hostname or dict(parse_qsl(parts.query)).get("host", "local")).strip("/").replace("/", "_")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host}-{parts.port or 5432}-{parts.path.lstrip('/')}-{location.schema}")
     return Path.home() / ".cache" / "artlens" / "postgres" / name
+
+
+class AdvisoryLock:
+    """A store's one-writer lock (its advisory lock) as a collection's writing scope holds a lock:
+    ``acquire(wait, notice)`` and ``release()``, as the folder's ``storage.WriterLock``."""
+
+    def __init__(self, store: Store):
+        self.store = store
+
+    def acquire(self, wait: bool = False, notice=None) -> bool:
+        self.store.acquire_lock(wait, notice)
+        return True
+
+    def release(self) -> None:
+        self.store.release_lock()
