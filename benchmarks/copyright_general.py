@@ -43,14 +43,14 @@ from artlens.copyright.edits import FAMILIES, STRONG_EDITS, edited, rng_for  # n
 from artlens.copyright.evaluate import score_method  # noqa: E402
 from artlens.copyright.extractors import register_extractors  # noqa: E402
 from artlens.copyright.general import (  # noqa: E402
-    general_head_path,
     GROUP_A,
     GROUP_B,
     GeneralHeadConfig,
-    demo_pictures,
+    general_head_path,
     load_general,
     save_general,
     train_general,
+    training_pictures,
     training_taps,
 )
 from artlens.copyright.queries import UNEDITED, edited_queries, sample_paths  # noqa: E402
