@@ -27,6 +27,7 @@ import numpy as np
 
 from artlens.collection import Collection
 from artlens.copyright.extractors import register_extractors
+from artlens.copyright.general import load_general
 from artlens.copyright.taps import COPY_TAPS
 from artlens.errors import ArtlensError, CollectionError
 from artlens.hashing import HammingIndex, ITQHasher
@@ -209,8 +210,6 @@ def describe_works(taps: np.ndarray, config: DuplicatesConfig) -> np.ndarray:
     """Unit copy descriptors of the works: whitened taps (whitening fitted on these works), or the
     general copy head's descriptors (``artlens registry general-head`` builds it)."""
     if config.descriptor == "general":
-        from artlens.copyright.general import load_general
-
         head, _ = load_general()
         return head.encode(taps)
     return WhitenedTaps.fit(taps, config.dims, config.seed, config.fit_works).describe(taps)
