@@ -369,7 +369,7 @@ class CopyrightRegistry:
         return detector, info
 
     def _general_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter, device: str = "cpu"):
-        """The shipped general head: encode the works, calibrate; nothing trained."""
+        """The general head (built once per machine): encode the works, calibrate; nothing trained."""
         cfg = self.config.robust
         head, meta = load_general()
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, cfg.threshold,
