@@ -54,7 +54,8 @@ from artlens.copyright.general import (  # noqa: E402
     training_taps,
 )
 from artlens.copyright.queries import UNEDITED, edited_queries, sample_paths  # noqa: E402
-from artlens.copyright.robust import background_offsets, distractor_taps, registry_calibration  # noqa: E402
+from artlens.copyright.distractors import distractor_taps  # noqa: E402
+from artlens.copyright.robust import background_offsets, registry_calibration  # noqa: E402
 from artlens.copyright.taps import COPY_TAPS  # noqa: E402
 from artlens.features import create_extractor  # noqa: E402
 from artlens.features.extract import encode_images  # noqa: E402

@@ -37,11 +37,10 @@ from artlens.copyright.cvae import (
 )
 from artlens.copyright.extractors import register_extractors
 from artlens.copyright.general import load_general
+from artlens.copyright.distractors import distractor_taps, raise_to_floor
 from artlens.copyright.robust import (
     ProjectionHead,
     RobustDetector,
-    distractor_taps,
-    raise_to_floor,
     registry_calibration,
     train_calibrated_head,
     train_head,
