@@ -13,6 +13,19 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("ARTLENS_DATA", REPO.parent / "shared" / "data"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_user_cache(tmp_path_factory):
+    """A user cache of the test run's own (``$ARTLENS_CACHE``): what a developer has built in
+    ~/.cache/artlens (a general copy head, say) never changes what the tests do."""
+    before = os.environ.get("ARTLENS_CACHE")
+    os.environ["ARTLENS_CACHE"] = str(tmp_path_factory.mktemp("user-cache"))
+    yield Path(os.environ["ARTLENS_CACHE"])
+    if before is None:
+        os.environ.pop("ARTLENS_CACHE", None)
+    else:
+        os.environ["ARTLENS_CACHE"] = before
+
+
 def data_dir(name: str) -> Path:
     """A shared artwork set, or skip the test with the reason."""
     path = DATA / name

@@ -23,7 +23,6 @@ from artlens.copyright.edits import (
     rng_for,
 )
 from artlens.copyright.general import (
-    CACHE_ENV,
     GENERAL_FORMAT,
     GROUP_A,
     GROUP_B,
@@ -35,6 +34,7 @@ from artlens.copyright.registry import MANIFEST_FORMAT, CopyrightRegistry
 from artlens.copyright.robust import registry_calibration
 from artlens.copyright.taps import TAPS_DIM
 from artlens.errors import ArtifactMismatchError, CollectionError
+from artlens.files import CACHE_ENV
 
 
 @pytest.fixture(scope="module", autouse=True)

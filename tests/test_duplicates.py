@@ -156,7 +156,8 @@ def test_the_api_reviews_a_collection_whose_features_are_computed(planted, tmp_p
 
 def test_the_general_copy_head_as_descriptor_needs_it_built_and_then_reviews(planted, tmp_path, capsys, monkeypatch):
     from artlens.copyright.config import RobustConfig
-    from artlens.copyright.general import CACHE_ENV, GeneralHeadConfig, build_general
+    from artlens.copyright.general import GeneralHeadConfig, build_general
+    from artlens.files import CACHE_ENV
 
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
     code, out, err = run(["duplicates", "-c", planted["root"], "--descriptor", "general", "--json", "-q"], capsys)

@@ -1,6 +1,7 @@
 """Atomic writes: every artifact artlens writes (settings, JSON, arrays, weights, figures) goes to a
 temporary file beside its destination and is renamed over it, so a reader never sees half a file
-and a crash leaves the old one in place."""
+and a crash leaves the old one in place. And where artlens keeps what belongs to no collection: the
+user cache (``user_cache``)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+
+CACHE_ENV = "ARTLENS_CACHE"  # the user cache folder (default ~/.cache/artlens)
+
+
+def user_cache() -> Path:
+    """artlens's per-user cache: ``$ARTLENS_CACHE``, else ``~/.cache/artlens`` (built copy heads,
+    the local side folders of PostgreSQL collections)."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "artlens").expanduser()
 
 
 @contextlib.contextmanager

@@ -50,12 +50,11 @@ from artlens.demo import generate_demo_collection
 from artlens.errors import ArtifactMismatchError, CollectionError
 from artlens.features import create_extractor
 from artlens.features.extract import encode_images
-from artlens.files import save_torch, write_arrays, write_json
+from artlens.files import save_torch, user_cache, write_arrays, write_json
 from artlens.imaging import crop_letterbox, load_image
 from artlens.progress import QUIET, Reporter
 
 GENERAL_FORMAT = 1
-CACHE_ENV = "ARTLENS_CACHE"  # the user cache folder (default ~/.cache/artlens)
 BUILD_COMMAND = "artlens registry general-head"
 BACKBONE_IMAGES_PER_CORE_S = 6.5  # EfficientNet-Lite0 at 224 px, measured (13 images/s on 2 cores)
 
@@ -76,11 +75,6 @@ class GeneralHeadConfig:
     calibration_pictures: int = 120  # held out of training, as unregistered look-alikes for the threshold
     seed: int = 0
     head: RobustConfig = field(default_factory=lambda: RobustConfig(epochs=200, views_per_work=4))
-
-
-def user_cache() -> Path:
-    """artlens's per-user cache: ``$ARTLENS_CACHE``, else ``~/.cache/artlens``."""
-    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "artlens").expanduser()
 
 
 def general_head_path() -> Path:

@@ -21,6 +21,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 from artlens.errors import ArtlensError, CollectionError
+from artlens.files import user_cache
 
 SCHEMA_VERSION = 1
 DEFAULT_SCHEMA = "artlens"
@@ -314,11 +315,11 @@ class Store:
 
 def side_folder(location: Location) -> Path:
     """A local folder for what a collection keeps beside its data (thumbnails, probe caches):
-    ~/.cache/artlens/postgres/HOST-PORT-DB-SCHEMA."""
+    USER_CACHE/postgres/HOST-PORT-DB-SCHEMA (``artlens.files.user_cache``)."""
     parts = urlsplit(location.conninfo)
     host = (parts.hostname or dict(parse_qsl(parts.query)).get("host", "local")).strip("/").replace("/", "_")
     name = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{host}-{parts.port or 5432}-{parts.path.lstrip('/')}-{location.schema}")
-    return Path.home() / ".cache" / "artlens" / "postgres" / name
+    return user_cache() / "postgres" / name
 
 
 class AdvisoryLock:
