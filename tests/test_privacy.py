@@ -227,6 +227,26 @@ def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_pa
         config.replace(strategy="fedprox")
 
 
+@pytest.mark.slow
+def test_the_dp_federation_recipe_runs_through_flower_and_reports_its_epsilon(tmp_path):
+    """`federate --dp-records`'s recipe end to end: FedAdam over one DP-SGD step per institution a round."""
+    pytest.importorskip("flwr")
+    from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.privacy import private_federation
+    from artlens.federated.simulation import simulate
+
+    coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=25,
+                                   extractors=("colour-hist",))
+    coll.close()
+    config = private_federation(FederatedConfig(features=("colour-hist",)), 4.0, {"rounds": 3})
+    result = simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+    spent = result.head.info["privacy"]
+    assert result.head.info["federated"]["strategy"] == "fedadam" and spent["steps"] == 3 == spent["planned_steps"]
+    assert spent["sample_rate"] == 1.0 and 0.98 * 4.0 < spent["epsilon"] <= 4.0
+    assert result.summary["record_epsilon"] == spent["epsilon"] and result.summary["map"] is not None
+    assert [r.get("test_map") is not None for r in result.summary["rounds"]] == [True] * 3
+
+
 def test_cli_train_dp_records_trains_ce_and_reports_epsilon(tmp_path, capsys):
     from artlens.cli import main
 
