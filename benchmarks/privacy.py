@@ -31,6 +31,7 @@ Writes results/privacy_<experiment>.json; docs/RESULTS.md's privacy section is g
 from __future__ import annotations
 
 import argparse
+import json
 import time
 
 import numpy as np
@@ -146,19 +147,32 @@ def costs(rows: list[dict]) -> None:
                      "map_mix": rows[0]["map_pretrained"]})
 
 
+FEDERATED_SETTINGS = ("none", "records", "institution")
+
+
 def run_federated(args) -> None:
+    """The federated rows of ``--federated`` (none: no DP, records: record-level DP at each epsilon,
+    institution: institution-level DP); rows of an earlier run for the settings not rerun are kept."""
     from artlens.federated.config import FederatedConfig, ServerSettings
     from artlens.federated.privacy import DP_FEDERATION, private_federation
     from artlens.federated.simulation import simulate
 
     base = with_changes(FederatedConfig(rounds=args.rounds, local_epochs=args.local_epochs),
                         {"training__seed": args.seed})
-    settings = [("federated fedstyle, no DP", base)]
+    wanted = [w.strip() for w in args.federated.split(",") if w.strip()]
+    unknown = sorted(set(wanted) - set(FEDERATED_SETTINGS))
+    if unknown:
+        raise SystemExit(f"unknown --federated settings {unknown}: choose from {', '.join(FEDERATED_SETTINGS)}")
     dp_local = {"local_epochs": args.dp_local_epochs} if args.dp_local_epochs else {}
-    settings += [(f"federated fedstyle, record-level DP eps {eps:g}", private_federation(base, eps, dp_local or None))
-                 for eps in args.epsilons]  # the recipe of `artlens federate --dp-records`
-    settings.append((f"federated fedstyle, institution-level DP eps {args.institution_epsilon:g}",
-                     base.replace(dp_epsilon=args.institution_epsilon)))
+    settings = []
+    if "none" in wanted:
+        settings.append(("federated fedstyle, no DP", base))
+    if "records" in wanted:  # the recipe of `artlens federate --dp-records`
+        settings += [(f"federated, record-level DP eps {eps:g}", private_federation(base, eps, dp_local or None))
+                     for eps in args.epsilons]
+    if "institution" in wanted:
+        settings.append((f"federated fedstyle, institution-level DP eps {args.institution_epsilon:g}",
+                         base.replace(dp_epsilon=args.institution_epsilon)))
     rows = []
     for name, config in settings:
         start = time.perf_counter()
@@ -169,14 +183,30 @@ def run_federated(args) -> None:
         try:
             rows.append(audited_row(name, coll, load_head(f"{result.run_dir}/head.pt"), args,
                                     {"seconds": seconds, "kept_round": result.summary["kept_round"],
-                                     "federated_map": result.summary["map"]}))
+                                     "federated_map": result.summary["map"], "strategy": config.strategy,
+                                     "rounds": config.rounds, "local_epochs": config.local_epochs,
+                                     "record_epsilon": result.summary.get("record_epsilon")}))
         finally:
             coll.close()
+    rows = merged_rows("privacy_federated", rows)
     costs(rows)
     report("privacy_federated", rows, args, {"dataset": "wikiart_styles", "partition": "style (7 institutions)",
                                              "rounds": args.rounds, "local_epochs": args.local_epochs, "delta": 1e-5,
                                              "dp_recipe": {**DP_RECIPE, **DP_FEDERATION, **dp_local},
                                              "learned_weight": args.learned_weight})
+
+
+def merged_rows(name: str, rows: list[dict]) -> list[dict]:
+    """``rows`` with the rows of an earlier results/NAME.json whose settings were not rerun, no-DP first."""
+    path = RESULTS / f"{name}.json"
+    fresh = {r["setting"] for r in rows}
+    kept = []
+    if path.exists():
+        kept = [r for r in json.loads(path.read_text()).get("rows", [])
+                if r.get("setting") not in fresh and "map" in r and "auc_lira" in r]
+    out = kept + rows
+    return sorted(out, key=lambda r: (0 if "no DP" in r["setting"] else 1 if "record" in r["setting"] else 2,
+                                      r.get("epsilon") or 0))
 
 
 def run_profiles(args) -> None:
@@ -229,6 +259,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--only", default="central,profiles,federated,timing", help=", ".join(EXPERIMENTS))
     parser.add_argument("--epsilons", type=lambda s: [float(v) for v in s.split(",") if v], default=[1.0, 4.0, 8.0])
+    parser.add_argument("--federated", default=",".join(FEDERATED_SETTINGS),
+                        help="federated settings to run: none, records, institution (others' rows of an earlier run kept)")
     parser.add_argument("--institution-epsilon", type=float, default=8.0)
     parser.add_argument("--shadows", type=int, default=4)
     parser.add_argument("--shadow-epochs", type=int, default=0)

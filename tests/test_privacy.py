@@ -227,6 +227,26 @@ def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_pa
         config.replace(strategy="fedprox")
 
 
+@pytest.mark.slow
+def test_the_dp_federation_recipe_runs_through_flower_and_reports_its_epsilon(tmp_path):
+    """`federate --dp-records`'s recipe end to end: FedAdam over one DP-SGD step per institution a round."""
+    pytest.importorskip("flwr")
+    from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.privacy import private_federation
+    from artlens.federated.simulation import simulate
+
+    coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=25,
+                                   extractors=("colour-hist",))
+    coll.close()
+    config = private_federation(FederatedConfig(features=("colour-hist",)), 4.0, {"rounds": 3})
+    result = simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+    spent = result.head.info["privacy"]
+    assert result.head.info["federated"]["strategy"] == "fedadam" and spent["steps"] == 3 == spent["planned_steps"]
+    assert spent["sample_rate"] == 1.0 and 0.98 * 4.0 < spent["epsilon"] <= 4.0
+    assert result.summary["record_epsilon"] == spent["epsilon"] and result.summary["map"] is not None
+    assert [r.get("test_map") is not None for r in result.summary["rounds"]] == [True] * 3
+
+
 def test_cli_train_dp_records_trains_ce_and_reports_epsilon(tmp_path, capsys):
     from artlens.cli import main
 
@@ -255,7 +275,69 @@ def test_the_dp_recipe_is_the_default_of_dp_records_and_flags_apply_over_it():
     from artlens.federated.privacy import DP_FEDERATION
 
     federation = server_settings({"dp_records": 8.0, "lr": 0.01}).federation
-    assert federation.training.dp_records == 8.0 and federation.local_epochs == DP_FEDERATION["local_epochs"]
+    assert federation.training.dp_records == 8.0 and federation.local_epochs == DP_FEDERATION["local_epochs"] == 1
     assert federation.training.lr == 0.01 and federation.training.head.dim == DP_RECIPE["head__dim"]
+    # DP-FedAdam: plain local SGD steps, the server's Adam over the mean of the noisy updates
+    assert federation.strategy == "fedadam" and federation.training.optimizer == "sgd"
+    assert federation.rounds == DP_FEDERATION["rounds"] and federation.server_tau == DP_FEDERATION["server_tau"]
+    assert server_settings({"dp_records": 8.0}).federation.training.lr == DP_FEDERATION["training__lr"]
+    assert server_settings({"dp_records": 8.0, "strategy": "fedstyle"}).federation.strategy == "fedstyle"
     plain = server_settings({"dp_records": None}).federation
     assert not plain.dp_records and plain.training.head.hidden == HeadShape().hidden
+
+
+def test_the_federated_recipe_spends_the_accountants_epsilon_per_institution():
+    """Each institution's DP-SGD under the recipe: one full-batch step a round for every round, so its
+    epsilon is Opacus's for (sigma, q = 1, rounds steps), within the target and tight to it."""
+    from opacus.accountants import RDPAccountant
+
+    from artlens.federated.config import FederatedConfig
+    from artlens.federated.local import record_plan
+    from artlens.federated.privacy import private_federation
+
+    for epsilon, n in ((8.0, 700), (1.0, 650)):
+        config = private_federation(FederatedConfig(), epsilon)
+        plan = record_plan(config, n)
+        assert plan.sample_rate == 1.0 and plan.steps == config.rounds * config.local_epochs == config.rounds
+        accountant = RDPAccountant()
+        accountant.history = [(plan.noise_multiplier, 1.0, config.rounds)]
+        spent = plan.record(config.rounds)["epsilon"]
+        assert spent == pytest.approx(accountant.get_epsilon(delta=1e-5), rel=1e-9)
+        assert 0.98 * epsilon < spent <= epsilon
+
+
+def test_sgd_is_a_training_option_and_an_unknown_optimizer_is_refused():
+    from artlens.train.loop import make_optimizer
+
+    head = torch.nn.Linear(4, 2)
+    assert isinstance(make_optimizer(head, TrainConfig(optimizer="sgd")), torch.optim.SGD)
+    assert isinstance(make_optimizer(head, TrainConfig()), torch.optim.Adam)
+    with pytest.raises(ArtlensError, match="unknown optimizer"):
+        make_optimizer(head, TrainConfig(optimizer="lion"))
+
+
+def test_a_private_sgd_step_moves_by_lr_times_the_noisy_mean_clipped_gradient(noisy):
+    """The federated recipe's local step: plain SGD on (sum of clipped gradients + N(0, (sigma C)^2)) / n.
+    Without noise it moves by lr times the mean clipped gradient (norm at most lr C); the noise moves
+    it by lr sigma C / n per weight."""
+    from artlens.train.loop import private_stepper
+    from artlens.train.objectives import Prepared
+
+    config = TrainConfig(loss="ce", optimizer="sgd", lr=0.5, weight_decay=0.0, modality_dropout=0.0, dp_records=8.0,
+                         dp_clip=0.1, head=HeadShape(hidden=(), dim=8, dropout=0.0))
+    specs = build_head_specs(noisy)
+    data, classes = labelled_features(noisy, specs, ["style"])
+    rows = np.arange(len(data))
+    moved = {}
+    for sigma in (0.0, 2.0):
+        head = build_head(specs, "style", classes[0], config)
+        head.fit_inputs(data.inputs, data.present)
+        before = [p.detach().clone() for p in head.parameters()]
+        stepper = private_stepper(head, data, config, DPPlan(8.0, 1e-5, config.dp_clip, 1.0, 1, sigma), seed=3)
+        stepper.step(Prepared(head, data), rows)
+        stepper.close()
+        moved[sigma] = torch.cat([(p.detach() - b).flatten() for p, b in zip(head.parameters(), before)])
+    assert 0 < float(moved[0.0].norm()) <= config.lr * config.dp_clip + 1e-6
+    noise = moved[2.0] - moved[0.0]
+    expected = config.lr * 2.0 * config.dp_clip / len(rows) * np.sqrt(noise.numel())
+    assert 0.8 * expected < float(noise.norm()) < 1.2 * expected

@@ -21,6 +21,7 @@ class TrainConfig:
     epochs: int = 60
     batch_size: int = 128  # AICRS used 32; supcon wants several positives of each class per batch
     lr: float = 1e-3  # AICRS: Adam, lr 1e-3
+    optimizer: str = "adam"  # adam, or sgd (plain steps: federated DP-SGD, where the server is the adaptive optimiser)
     weight_decay: float = 1e-4  # L2 regularisation of the weights
     patience: int = 10  # epochs without a better validation score before stopping
     monitor: str = "val_map"  # validation score that picks the best epoch

@@ -62,7 +62,14 @@ def training_device(head, device: str | torch.device | None) -> Iterator[torch.d
         head.to(before)
 
 
+OPTIMIZERS = ("adam", "sgd")
+
+
 def make_optimizer(head, config: TrainConfig) -> torch.optim.Optimizer:
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    if config.optimizer != "adam":
+        raise ArtlensError(f"unknown optimizer {config.optimizer!r}", f"choose one of: {', '.join(OPTIMIZERS)}")
     return torch.optim.Adam(head.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
 
