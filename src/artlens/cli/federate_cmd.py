@@ -45,7 +45,7 @@ FLAGS: dict[str, tuple[str, str, str]] = {
     "local_epochs": ("federation__local_epochs", "--local-epochs", "Epochs each institution trains per round"),
     "label": ("federation__label", "--label", "Label column (the classes)"),
     "features": ("federation__features", "--features", "Aspects or extractor names the head reads"),
-    "lr": ("federation__training__lr", "--lr", "Adam learning rate of the institutions"),
+    "lr": ("federation__training__lr", "--lr", "learning rate of the institutions' optimizer (Adam; plain SGD in the --dp-records recipe)"),
     "batch_size": ("federation__training__batch_size", "--batch-size", "Batch size of the institutions"),
     "proximal_mu": ("federation__proximal_mu", "--proximal-mu", "fedprox: weight of the proximal term"),
     "server_lr": ("federation__server_lr", "--server-lr", "fedadam: server learning rate"),

@@ -31,7 +31,7 @@ def train(
     epochs: int = typer.Option(None, "--epochs", help="Most epochs (early stopping on the val split may end sooner; "
                                                       f"default: {DEFAULTS.epochs})."),
     batch_size: int = typer.Option(None, "--batch-size", help=f"Batch size (default: {DEFAULTS.batch_size})."),
-    lr: float = typer.Option(None, "--lr", help=f"Adam learning rate (default: {DEFAULTS.lr:g})."),
+    lr: float = typer.Option(None, "--lr", help=f"Learning rate of the optimizer (Adam by default; default: {DEFAULTS.lr:g})."),
     patience: int = typer.Option(None, "--patience", help="Epochs without a better val mAP before stopping "
                                                           f"(default: {DEFAULTS.patience})."),
     seed: int = typer.Option(None, "--seed", help="Seed of the split, the initial weights and the batches "
