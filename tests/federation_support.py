@@ -18,7 +18,7 @@ from artlens.api.routes.federation import install_member
 from artlens.api.server import BackgroundServer
 from artlens.collection import Collection
 from artlens.features import create_extractor
-from artlens.federation import Member, MemberEntry, load_member_settings, token_sha256
+from artlens.federation import MemberEntry, load_member_settings, token_sha256
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import gather_features
 
@@ -98,9 +98,7 @@ def running_members(folder: Path, labels: Path, tiny_collection: Collection, roo
             toml = write_member_toml(root / f"member-{i}.toml", f"Museum {i}", root / "head.pt", [token],
                                      share_liked_vectors=i in sharing)
             app = create_app(ApiSettings(collection=coll.root), collection=coll, warm_up=False)
-            svc = app.state.service
-            install_member(app, Member.open(coll, load_member_settings(toml), thumbnails=svc.thumbnails,
-                                            facets=lambda svc=svc: svc.facets()["facets"]))
+            install_member(app, load_member_settings(toml))
             entries.append(MemberEntry(f"Museum {i}", stack.enter_context(BackgroundServer(app)), token))
         whole.attach_head(head)
         yield {"entries": entries, "head": head, "whole": whole, "collections": collections, "root": root}

@@ -99,6 +99,18 @@ def quiet_option(help: str = "No progress bars."):
     return typer.Option(False, "--quiet", "-q", help=help)
 
 
+DEFAULT_HOST = "127.0.0.1"  # this machine only: serving further is a choice (docs/serving.md)
+DEFAULT_PORT = 8000
+
+
+def host_option(help: str = "Address to listen on (0.0.0.0: every interface)."):
+    return typer.Option(DEFAULT_HOST, "--host", help=help)
+
+
+def port_option(help: str = "Port to listen on."):
+    return typer.Option(DEFAULT_PORT, "--port", help=help)
+
+
 def device_option(what: str):
     """``--device``: where torch runs (resolved by ``artlens.devices.resolve_device``)."""
     return typer.Option(None, "--device", metavar="auto|cpu|cuda[:N]",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from artlens.cli import app, make_console, quiet_option
+from artlens.cli import app, host_option, make_console, port_option, quiet_option
 from artlens.demo.generate import DEMO_PICTURES
 from artlens.progress import Reporter
 
@@ -18,8 +18,8 @@ def demo(
     n: int = typer.Option(DEMO_PICTURES, "--n", help="Number of pictures to draw."),
     seed: int = typer.Option(0, "--seed", help="Seed of the picture generator."),
     quiet: bool = quiet_option(),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address the web page listens on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", help="Port of the web page."),
+    host: str = host_option("Address the web page listens on (0.0.0.0: every interface)."),
+    port: int = port_option("Port of the web page."),
     no_serve: bool = typer.Option(False, "--no-serve", help="Stop after the example searches (scripts, CI)."),
     registry: Path = typer.Option(None, "--registry", help="Copyright registry the page checks uploads against "
                                   "(made by `artlens registry add`)."),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from artlens.cli import app, json_option, make_console, print_json
+from artlens.cli import app, host_option, json_option, make_console, port_option, print_json
 
 
 def _settings(members: Path, **given):
@@ -46,8 +46,8 @@ def portal(
     members: Path = typer.Option(..., "--members", help="MEMBERS.toml: one \\[\\[member]] table per member, with name, url, token."),
     head: Path = typer.Option(None, "--head", help="The federation's head file, which embeds image queries for the "
                               "shared `learned` aspect (without it: the pretrained aspects only)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    host: str = host_option(),
+    port: int = port_option(),
     timeout: float = typer.Option(None, "--timeout", help="Seconds each member has to answer (default: 2.0)."),
     title: str = typer.Option(None, "--title", help="Name shown on the page (default: artlens federation)."),
     check: bool = typer.Option(False, "--check", help="Call every member's info endpoint, print a table (reachable, "

@@ -11,7 +11,9 @@ from artlens.cli import (
     app,
     collection_option,
     default_collection,
+    host_option,
     json_option,
+    port_option,
     print_json,
 )
 
@@ -53,8 +55,8 @@ def tls_option(kind: str):
 @app.command()
 def serve(
     collection: Path = collection_option(),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    host: str = host_option("Address to listen on (0.0.0.0: every interface, e.g. to try it on a phone)."),
+    port: int = port_option(),
     registry: Path = typer.Option(None, "--registry", help="Copyright registry for /api/copyright/check "
                                                            "(default: $ARTLENS_REGISTRY)."),
     free: Path = typer.Option(None, "--free", help="Collection of free-to-use works offered as alternatives "
@@ -140,13 +142,10 @@ def serve(
     app = create_app(settings, collection=coll, warm_up=False)
     if member_settings is not None:
         from artlens.api.routes.federation import install_member
-        from artlens.federation import Member
         from artlens.progress import Reporter
 
-        service = app.state.service
-        install_member(app, Member.open(coll, member_settings, Reporter(progress=False), thumbnails=service.thumbnails,
-                                        facets=lambda: service.facets()["facets"]))
-        console.print(f"Federation member {member_settings.name!r} on head {app.state.member.head_id}")
+        member = install_member(app, member_settings, Reporter(progress=False))
+        console.print(f"Federation member {member_settings.name!r} on head {member.head_id}")
     app.state.service.warm_up()  # here, so a collection that needs rebuilding is a one-line error
     warn_if_exposed(host, tokens is not None, ssl_certfile is not None)
     tls = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile or ssl_keyfile else {}

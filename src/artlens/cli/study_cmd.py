@@ -11,9 +11,11 @@ from artlens.cli import (
     app,
     collection_option,
     default_collection,
+    host_option,
     json_option,
     make_console,
     open_collection,
+    port_option,
     print_json,
 )
 from artlens.cli.serve_cmd import tls_option
@@ -160,8 +162,8 @@ def analyse(
 def serve(
     study: Path = study_option(),
     collection: Path = collection_option("Collection (default: the one the study was drawn from)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (0.0.0.0: every interface)."),
-    port: int = typer.Option(8000, "--port", help="Port to listen on."),
+    host: str = host_option(),
+    port: int = port_option(),
     tokens: Path = typer.Option(None, "--tokens", help="File of hashed API tokens (see `artlens serve --help`). "
                                                        "Participants answer with the token the study issues them."),
     ssl_certfile: Path = tls_option("certfile"),

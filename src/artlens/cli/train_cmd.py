@@ -52,7 +52,7 @@ def train(
                                      "(ce loss, full batches, a linear 64-d head; docs/privacy.md), over which the "
                                      "other flags apply (default: off)."),
     extract: bool = typer.Option(False, "--extract", help="First compute input features the collection lacks."),
-    device: str = device_option("compute the --extract features on (the head itself trains on the CPU)"),
+    device: str = device_option("train the head on, and compute the --extract features on"),
     collection: Path = collection_option(),
     wait: bool = typer.Option(False, "--wait", help="When another process is writing the collection, wait for it "
                               "to finish (default: stop with an error naming it)."),
@@ -73,12 +73,12 @@ def train(
     from artlens.train.privacy import private_training
     from artlens.train.run import train_learned_aspect
 
+    device = device_name(device)  # before the collection is opened
     base = private_training(DEFAULTS, dp_records) if dp_records else DEFAULTS  # the DP recipe, then the flags
     config = with_changes(base, {"loss": loss, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                                  "patience": patience, "seed": seed, "test_fraction": test_fraction,
-                                 "split": split, "group_by": group_by})
+                                 "split": split, "group_by": group_by, "device": device})
     names = features.split(",") if features is not None else DEFAULT_FEATURES
-    device = device_name(device)  # before the collection is opened
     coll = open_collection(collection)
     reporter = Reporter(not quiet)
     with coll.writing(wait=wait, reporter=reporter):  # one writer; the head and its index commit together

@@ -13,10 +13,10 @@ from artlens.federation.config import (
     token_sha256,
 )
 from artlens.federation.errors import FederationError
-from artlens.federation.member import Member, use_head
+from artlens.federation.member import LiveMember, Member, use_head
 from artlens.federation.portal import STATUSES, MemberStatus, Portal, members_line
 from artlens.federation.query import QueryEncoder, QueryVectors
 
-__all__ = ["STATUSES", "FederationError", "Member", "MemberEntry", "MemberSettings", "MemberStatus", "Portal",
+__all__ = ["STATUSES", "FederationError", "LiveMember", "Member", "MemberEntry", "MemberSettings", "MemberStatus", "Portal",
            "QueryEncoder", "QueryVectors", "load_member_settings", "load_members", "members_line", "new_token",
            "token_sha256", "use_head"]

@@ -9,6 +9,7 @@ indexes; it answers hits with their mixed and per-aspect scores."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -242,6 +243,48 @@ class Member:
         if path is None:
             raise FederationError(404, f"the image of artwork {artwork_id} is no longer readable", "re-ingest the collection")
         return path, f'"{art.id}-{self.settings.thumbnail_px}-{path.stat().st_mtime_ns}"'
+
+
+class LiveMember:
+    """A member that follows its collection's committed generations, as the API's own service does:
+    works an ingest adds (or an index rebuild changes) are searched by the next federated query,
+    without a restart, and each request runs on one generation from start to end. ``current`` gives
+    the collection of the newest generation (the API service's); the shared head is applied to it in
+    memory when its own learned index does not already hold every artwork."""
+
+    def __init__(self, member: Member, current: Callable[[], Collection]):
+        self.settings = member.settings
+        self._member = member
+        self._current = current
+        self._lock = threading.Lock()
+
+    @property
+    def head_id(self) -> str:
+        return self._member.head_id
+
+    def member(self) -> Member:
+        """The member over the newest committed generation."""
+        member, collection = self._member, self._current()
+        if collection is member.collection:
+            return member
+        with self._lock:
+            member = self._member
+            if collection is not member.collection:
+                if not _indexed_with(collection, member.head):
+                    collection.attach_head(member.head)  # in memory: serving never writes the collection
+                member = Member(collection, member.settings, member.head, member.thumbnails, member._facets,
+                                member.engine.candidates)
+                self._member = member
+        return member
+
+
+def _indexed_with(collection: Collection, head) -> bool:
+    """Whether the collection's learned index is ``head``'s and holds every artwork."""
+    try:
+        index = collection.index(LEARNED_ASPECT)
+    except ArtlensError:
+        return False
+    return index.manifest.extractor_id == head.id and len(index) == len(collection.catalog)
 
 
 def _finite(x) -> bool:

@@ -111,7 +111,7 @@ class InputTransform(nn.Module):
             pca = PCA(n_components=k, svd_solver="randomized", iterated_power=3, random_state=seed).fit(sample)
             self.mean.copy_(torch.from_numpy(pca.mean_.astype(np.float32)))
             self.components.copy_(torch.from_numpy(pca.components_.astype(np.float32)))
-        y = self(torch.from_numpy(x), standardise=False).numpy()
+        y = self(torch.from_numpy(x).to(self.mean.device), standardise=False).cpu().numpy()
         self.shift.copy_(torch.from_numpy(y.mean(axis=0)))
         self.scale.copy_(torch.from_numpy(np.maximum(y.std(axis=0), 1e-6)))
 
@@ -159,7 +159,7 @@ class FusionHead(nn.Module):
             x = transformed[spec.extractor]
             if spec.optional:
                 flag = present[spec.extractor].float()[:, None] if present and spec.extractor in present \
-                    else torch.ones(len(x), 1)
+                    else torch.ones(len(x), 1, device=x.device)
                 parts += [x * flag, flag]
             else:
                 parts.append(x)
@@ -179,6 +179,11 @@ class FusionHead(nn.Module):
         return self.classifier(embedding)
 
     @property
+    def device(self) -> torch.device:
+        """Where the head's weights are (training may move it to a GPU; it comes back to the CPU)."""
+        return self.classifier.weight.device
+
+    @property
     def has_classifier(self) -> bool:
         return len(self.config.classes) >= 2
 
@@ -192,9 +197,10 @@ class FusionHead(nn.Module):
         out = np.zeros((n, self.config.dim), dtype=np.float32)
         for start in range(0, n, batch_size):
             sl = slice(start, start + batch_size)
-            x = {k: torch.from_numpy(np.ascontiguousarray(v[sl], dtype=np.float32)) for k, v in inputs.items()}
-            p = {k: torch.from_numpy(np.asarray(v[sl])) for k, v in (present or {}).items()}
-            out[sl] = self(x, p).numpy()
+            x = {k: torch.from_numpy(np.ascontiguousarray(v[sl], dtype=np.float32)).to(self.device)
+                 for k, v in inputs.items()}
+            p = {k: torch.from_numpy(np.asarray(v[sl])).to(self.device) for k, v in (present or {}).items()}
+            out[sl] = self(x, p).cpu().numpy()
         self.train(was_training)
         return out
 
@@ -203,7 +209,7 @@ class FusionHead(nn.Module):
         """Class probabilities (n, classes) of embeddings from :meth:`embed`."""
         if not self.has_classifier:
             raise ArtlensError("this head has no classifier", "train it with --label COLUMN")
-        return torch.softmax(self.logits(torch.from_numpy(embeddings)), dim=1).numpy()
+        return torch.softmax(self.logits(torch.from_numpy(embeddings).to(self.device)), dim=1).cpu().numpy()
 
     def fit_inputs(self, inputs: dict[str, np.ndarray], present: dict[str, np.ndarray] | None = None,
                    seed: int = 0) -> None:
@@ -244,7 +250,7 @@ class FusionHead(nn.Module):
 
     def payload(self) -> dict:
         return {"schema_version": HEAD_SCHEMA_VERSION, "kind": self.kind, "id": self.id,
-                "config": self.config.to_dict(), "state_dict": self.state_dict(),
+                "config": self.config.to_dict(), "state_dict": cpu_state(self),
                 "extractors": self.extractor_ids, "split": self.split, "info": self.info}
 
     def save(self, path: str | Path) -> Path:
@@ -259,6 +265,11 @@ class FusionHead(nn.Module):
         head.info = dict(payload.get("info", {}))
         head.eval()
         return head
+
+
+def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state dict as CPU tensors: a head file loads anywhere, whatever device trained it."""
+    return {k: v.detach().cpu() for k, v in module.state_dict().items()}
 
 
 NOT_A_HEAD_HINT = ("pass a head written by `artlens train` (COLLECTION/heads/learned.pt, or its --out FILE) "

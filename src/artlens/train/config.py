@@ -37,6 +37,7 @@ class TrainConfig:
     label_smoothing: float = 0.0
     modality_dropout: float = 0.2  # chance to hide an optional input (text) of a training artwork
     threads: int = 1  # small batches (and the input PCA) run fastest on one thread on a busy, shared CPU
+    device: str = "auto"  # where the head trains (artlens.devices: auto, cpu, cuda, cuda:N); saved heads are CPU tensors
     dp_records: float = 0.0  # > 0: record-level DP-SGD (train.privacy) at this epsilon for the whole run
     dp_delta: float = 1e-5  # its delta
     dp_clip: float = 1.0  # L2 bound of one artwork's gradient

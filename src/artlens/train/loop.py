@@ -7,20 +7,22 @@ own data between rounds (the federated layer wraps these and never the other way
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
 
-from artlens.devices import cpu_threads
+from artlens.devices import cpu_threads, resolve_device
 from artlens.errors import ArtlensError
 from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet
 from artlens.progress import QUIET, Reporter
 from artlens.train.config import TrainConfig
-from artlens.train.objectives import Objective, Prepared, create_objective
+from artlens.train.objectives import Objective, Prepared, create_objective, head_device
 from artlens.train.privacy import (
     DPPlan,
     PrivateStepper,
@@ -46,6 +48,18 @@ class History:
     @property
     def best(self) -> dict:
         return next((e for e in self.epochs if e["epoch"] == self.best_epoch), {})
+
+
+@contextlib.contextmanager
+def training_device(head, device: str | torch.device | None) -> Iterator[torch.device]:
+    """``head`` on ``device`` (``TrainConfig.device``) for the block, then back where it was (the CPU
+    for every head that is saved or sent), whatever happens in the block."""
+    before, target = head_device(head), resolve_device(device)
+    head.to(target)
+    try:
+        yield target
+    finally:
+        head.to(before)
 
 
 def make_optimizer(head, config: TrainConfig) -> torch.optim.Optimizer:
@@ -81,7 +95,8 @@ def fit_local_epochs(head, data: FeatureSet | Prepared, config: TrainConfig, epo
     objective = objective or create_objective(config)
     rng = rng or np.random.default_rng(config.seed)
     stats: dict[str, float] = {}
-    with cpu_threads(config.threads), torch.enable_grad():  # loading a backbone turns grad off process-wide
+    with training_device(head, config.device), cpu_threads(config.threads), \
+            torch.enable_grad():  # loading a backbone turns grad off process-wide
         head.train()
         for _ in range(epochs):
             total, count, correct, seen = 0.0, 0, 0, 0
@@ -142,6 +157,12 @@ def evaluate_head(head, data: FeatureSet | Prepared, objective: Objective,
 
 
 def train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, reporter: Reporter = QUIET) -> History:
+    """``_train_head`` on ``config.device``; the trained head ends where it was (the CPU, as built)."""
+    with training_device(head, config.device):
+        return _train_head(head, train, val, config, reporter)
+
+
+def _train_head(head, train: FeatureSet, val: FeatureSet, config: TrainConfig, reporter: Reporter = QUIET) -> History:
     """Train ``head`` in place with early stopping on ``config.monitor``; keeps the best epoch's weights.
     Heads trained without their classifier (triplet, supcon) get it fitted on the embeddings at the end.
     The head's input transforms must be fitted already (``head.fit_inputs``)."""

@@ -19,14 +19,21 @@ from artlens.models.losses import (
 from artlens.models.sampling import TwoStageTripletSampler, relevance
 
 
+def head_device(head) -> torch.device:
+    """Where a head's weights are (the CPU for a head without any)."""
+    return next((p.device for p in head.parameters()), torch.device("cpu"))
+
+
 class Prepared:
     """A feature set with the head's fixed input transforms applied once (training then only runs the
-    layers), its presence masks and label codes."""
+    layers), its presence masks and label codes. The rows stay on the CPU; ``rows`` hands a batch to
+    the device the head is on."""
 
     def __init__(self, head, data: FeatureSet):
+        device = head_device(head)
         with torch.no_grad():
             inputs, present = data.tensors()
-            self.x = head.transform(inputs)
+            self.x = {k: v.cpu() for k, v in head.transform({k: v.to(device) for k, v in inputs.items()}).items()}
         self.present = present
         self.labels = data.labels
         self.source = data
@@ -34,9 +41,15 @@ class Prepared:
     def __len__(self) -> int:
         return len(self.labels)
 
-    def rows(self, rows) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    def rows(self, rows, device: torch.device | str = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The transformed inputs and presence masks of ``rows``, on ``device``."""
         index = torch.from_numpy(np.asarray(rows, dtype=np.int64))
-        return {k: v[index] for k, v in self.x.items()}, {k: v[index] for k, v in self.present.items()}
+        return ({k: v[index].to(device) for k, v in self.x.items()},
+                {k: v[index].to(device) for k, v in self.present.items()})
+
+    def targets(self, rows, device: torch.device | str = "cpu") -> torch.Tensor:
+        """The first label column's codes of ``rows``, on ``device``."""
+        return torch.from_numpy(self.labels[rows, 0]).to(device)
 
     @torch.no_grad()
     def embed(self, head, batch_size: int = 4096) -> np.ndarray:
@@ -44,8 +57,8 @@ class Prepared:
         head.eval()
         parts = []
         for start in range(0, len(self), batch_size):
-            x, present = self.rows(np.arange(start, min(start + batch_size, len(self))))
-            parts.append(head.embed_transformed(x, present))
+            x, present = self.rows(np.arange(start, min(start + batch_size, len(self))), head_device(head))
+            parts.append(head.embed_transformed(x, present).cpu())
         head.train(was_training)
         return torch.cat(parts).numpy() if parts else np.zeros((0, head.config.dim), np.float32)
 
@@ -93,7 +106,8 @@ def drop_modalities(present: dict[str, torch.Tensor], rate: float) -> dict[str, 
     queries) that lack them."""
     if rate <= 0:
         return present
-    return {k: v & (torch.rand(len(v)) >= rate) for k, v in present.items()}
+    # drawn on the CPU whatever the device, so that a GPU run hides the same inputs as a CPU run
+    return {k: v & (torch.rand(len(v)) >= rate).to(v.device) for k, v in present.items()}
 
 
 class ClassifierObjective(Objective):
@@ -102,11 +116,11 @@ class ClassifierObjective(Objective):
     trains_classifier = True
 
     def loss(self, head, data, rows):
-        x, present = data.rows(rows)
+        x, present = data.rows(rows, head_device(head))
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
         logits = head.logits(head.embed_transformed(x, present))
-        target = torch.from_numpy(data.labels[rows, 0])
+        target = data.targets(rows, logits.device)
         loss = classification_loss(logits, target, self.config.label_smoothing)
         return loss, int((logits.argmax(dim=1) == target).sum())
 
@@ -142,10 +156,10 @@ class TripletObjective(Objective):
     def loss(self, head, data, triplets):
         a, p, n = triplets
         rows, inverse = np.unique(np.concatenate([a, p, n]), return_inverse=True)
-        x, present = data.rows(rows)
+        x, present = data.rows(rows, head_device(head))
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
-        emb = head.embed_transformed(x, present)[torch.from_numpy(inverse)]
+        emb = head.embed_transformed(x, present)[torch.from_numpy(inverse).to(head_device(head))]
         k = len(a)
         return cosine_triplet_loss(emb[:k], emb[k : 2 * k], emb[2 * k :], self.config.margin), -1
 
@@ -171,11 +185,11 @@ class SupConObjective(Objective):
             yield np.asarray(rows)
 
     def loss(self, head, data, rows):
-        x, present = data.rows(rows)
+        x, present = data.rows(rows, head_device(head))
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
         emb = head.embed_transformed(x, present)
-        positives = torch.from_numpy(relevance(data.labels[rows], data.labels[rows]))
+        positives = torch.from_numpy(relevance(data.labels[rows], data.labels[rows])).to(emb.device)
         return supervised_contrastive_loss(emb, positives, self.config.temperature), -1
 
 

@@ -181,7 +181,7 @@ class _LinearTaps:
 
     def squared_norms(self, n: int) -> torch.Tensor:
         """(n,) squared L2 norm of each row's gradient over every tapped layer."""
-        total = torch.zeros(n, dtype=torch.float64)
+        total = torch.zeros(n, dtype=torch.float64, device=self.layers[0].weight.device if self.layers else None)
         for m in self.layers:
             a, g = self.inputs.get(id(m)), self.grads.get(id(m))
             if a is None or g is None:
@@ -218,9 +218,11 @@ class PrivateStepper:
             raise ArtlensError("this objective has no per-artwork loss for record-level DP",
                                f"train with --loss {' or --loss '.join(PER_EXAMPLE_LOSSES)}")
         self._taps = _LinearTaps(self.head)
+        # the noise is drawn where the weights are (on a GPU its stream differs from the CPU's)
+        self.device = next((p.device for p in self.head.parameters()), torch.device("cpu"))
         self._dp = DPOptimizer(self.optimizer, noise_multiplier=self.plan.noise_multiplier,
                                max_grad_norm=self.plan.clip, expected_batch_size=max(1, self.batch_size),
-                               generator=torch.Generator().manual_seed(self.seed))
+                               generator=torch.Generator(self.device).manual_seed(self.seed))
 
     def step(self, data, rows: np.ndarray) -> tuple[float, int]:
         """One DP-SGD step on the Poisson batch ``rows`` of ``data`` (a ``Prepared``); returns the
@@ -231,9 +233,9 @@ class PrivateStepper:
         total, right = 0.0, -1
         summed = [torch.zeros_like(p) for p in params]
         if len(rows):
-            x, present = data.rows(rows)
+            x, present = data.rows(rows, self.device)
             present = self.objective.training_presence(present)
-            target = torch.from_numpy(data.labels[rows, 0])
+            target = torch.from_numpy(data.labels[rows, 0]).to(self.device)
             self._taps.clear()
             losses = self.objective.example_losses(self.head, x, present, target)
             grads = torch.autograd.grad(losses.sum(), params, retain_graph=True)  # fills the taps; discarded

@@ -207,7 +207,7 @@ def train_learned_aspect(collection, label: str, features: Sequence[str] = DEFAU
     """Train a head (``train_collection_head``) and make it the collection's ``learned`` aspect: saved
     as its head file (and to ``out``), each with its per-epoch metrics (.metrics.json) and curves
     (.curves.png), and indexed. ``extract``: first compute the input features the collection lacks
-    (on ``device``, default auto; the head itself trains on the CPU). ``compare_random``: also train
+    (on ``device``, default auto; the head trains on ``config.device``). ``compare_random``: also train
     on a random split (not kept) and report its figures beside the grouped ones (``random_split_check``)."""
     features = [f.strip() for f in features if f.strip()]
     if extract:
