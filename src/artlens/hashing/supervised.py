@@ -3,7 +3,7 @@
 ``supervised`` follows central similarity quantisation (CSQ, Yuan et al., CVPR 2020) on frozen
 features: each class gets a hash centre (rows of a Hadamard matrix and their negations, so any two
 centres are ``bits / 2`` apart; seeded random centres where ``bits`` is not a power of two or there
-are more classes than ``2 * bits``), and a small MLP over the centred, PCA-reduced features is
+are more classes than ``2 * bits``), and a small MLP (dropout) over the centred features (whole by default; ``input_pca`` reduces them) is
 trained so that the relaxed code of every item lands on its class's centre (binary cross-entropy per
 bit) with a quantisation term pulling ``tanh`` outputs to +-1. Items without a label (``None``,
 ``""``) only take part through the input PCA.
@@ -65,9 +65,11 @@ class CSQHasher(BaseHasher):
     name = "supervised"
     needs_labels = True
 
-    def __init__(self, bits: int, feature_id: str | None = None, hidden: int = 512, input_pca: int | None = 256,
-                 epochs: int = 30, batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 dropout: float = 0.0, quantization_weight: float = 0.1, threads: int | None = 1):
+    # Defaults measured on cifar10_jpg (EfficientNet-Lite0, 1,000 stratified queries, 16 bits, mAP@1000):
+    # the full 1280-d input instead of a 256-d PCA 0.705 -> 0.744, then dropout 0.3 and 40 epochs 0.753.
+    def __init__(self, bits: int, feature_id: str | None = None, hidden: int = 512, input_pca: int | None = None,
+                 epochs: int = 40, batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 dropout: float = 0.3, quantization_weight: float = 0.1, threads: int | None = 1):
         super().__init__(bits, feature_id)
         self.hidden, self.epochs, self.batch_size = int(hidden), int(epochs), int(batch_size)
         self.input_pca = None if input_pca in (None, 0) else int(input_pca)
