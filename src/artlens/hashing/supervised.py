@@ -3,10 +3,10 @@
 ``supervised`` follows central similarity quantisation (CSQ, Yuan et al., CVPR 2020) on frozen
 features: each class gets a hash centre (rows of a Hadamard matrix and their negations, so any two
 centres are ``bits / 2`` apart; seeded random centres where ``bits`` is not a power of two or there
-are more classes than ``2 * bits``), and a small MLP (dropout) over the centred features (whole by default; ``input_pca`` reduces them) is
-trained so that the relaxed code of every item lands on its class's centre (binary cross-entropy per
+are more classes than ``2 * bits``), and a small MLP (dropout) over the centred features (whole by
+default; ``input_pca`` reduces them first) is trained so that the relaxed code of every item lands on its class's centre (binary cross-entropy per
 bit) with a quantisation term pulling ``tanh`` outputs to +-1. Items without a label (``None``,
-``""``) only take part through the input PCA.
+``""``) only take part through the input centring (and PCA).
 """
 
 from __future__ import annotations
