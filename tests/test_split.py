@@ -119,3 +119,13 @@ def test_federated_training_holds_out_the_grouped_split_of_artlens_train(tmp_pat
                             training=config.training)
     by_key = {md5s[i]: s for i, s in split.items()}
     assert {by_key[k] for k in data.train.keys} == {"train"} and {by_key[k] for k in data.val.keys} == {"val"}
+
+
+def test_a_grouped_split_too_coarse_for_three_splits_falls_back_to_random_only_when_asked(tiny_collection):
+    from artlens.train.config import TrainConfig
+    from artlens.train.split import config_split
+
+    config = TrainConfig(group_by="artist")  # two artists: too few groups
+    with pytest.raises(ArtlensError, match="too few groups"):
+        config_split(tiny_collection, "style", config)
+    assert config_split(tiny_collection, "style", config, fall_back=True) == collection_split(tiny_collection, "style")

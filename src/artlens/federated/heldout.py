@@ -41,7 +41,7 @@ class HeldOut:
             if split == "all":
                 ids = sorted(values)
             elif split in SPLITS:
-                ids = sorted(i for i, s in config_split(collection, label, training).items() if s == split)
+                ids = sorted(i for i, s in config_split(collection, label, training, fall_back=True).items() if s == split)
             else:
                 raise ArtlensError(f"unknown evaluation split {split!r}", "use test, val or all")
             if len(ids) < 2:

@@ -130,7 +130,7 @@ def _split(collection, label, features: FeatureSet, values, training: TrainConfi
     a class is too small for it, a per-class split that keeps small classes in training."""
     seed = training.seed
     try:
-        by_id = config_split(collection, label, training)
+        by_id = config_split(collection, label, training, fall_back=True)
         return np.array([by_id.get(int(i), "train") for i in features.ids]), []
     except ArtlensError:
         pass

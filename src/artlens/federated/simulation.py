@@ -49,7 +49,7 @@ def plan_partition(collection, config: FederatedConfig, spec: str, institutions:
                            f"columns: {', '.join(catalog.metadata_columns()) or 'none'}; pass --label COLUMN")
     md5s = catalog.md5s()
     labels = catalog.column(config.label)
-    split = config_split(collection, config.label, config.training)  # the held-out test split of `artlens train`
+    split = config_split(collection, config.label, config.training, fall_back=True)  # the held-out test split of `artlens train`
     pool = {md5s[i]: v for i, v in labels.items() if i in md5s and split.get(i) != "test"}
     columns = {name: {md5s[i]: v for i, v in catalog.column(name).items() if i in md5s}
                for name in catalog.metadata_columns()}
