@@ -93,10 +93,11 @@ def local_only_row(config: FederatedConfig, partition: str, institutions: int = 
         coll.close()
     files = part.write_institution_files(RUNS / f"local-{partition.replace(':', '')}" / "partition")
     seed = config.training.seed
-    heldout = HeldOut.from_collection(str(COLLECTION), specs, config.label, "test", seed)
+    heldout = HeldOut.from_collection(str(COLLECTION), specs, config.label, "test", training=config.training)
     scores, start = [], time.perf_counter()
     for name in part.names:
-        data = load_institution(InstitutionSource(name, str(COLLECTION), str(files[name])), specs, config.label, seed)
+        data = load_institution(InstitutionSource(name, str(COLLECTION), str(files[name])), specs, config.label,
+                                training=config.training)
         train, val = data.coded("train", classes), data.coded("val", classes) or data.coded("train", classes)
         reduce = min(config.training.head.reduce_dims, len(train) - 1)
         local_specs = [dataclasses.replace(s, reduce_dims=reduce if s.reduce_dims else None) for s in specs]

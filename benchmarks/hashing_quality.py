@@ -1,8 +1,11 @@
 """Retrieval quality of the hashing heads: mAP@k of Hamming ranking vs the float cosine bound.
 
+    python benchmarks/hashing_quality.py --collection results/collections/cifar10_jpg --label label --seeds 0 1 2
     python benchmarks/hashing_quality.py --features /tmp/cifar10_effnet.npz
 
-The npz holds ``features`` float32 (N, D) and ``labels`` (N,). ``--queries`` stratified queries are
+``--collection`` hashes the collection's cached vectors of ``--extractor`` for the artworks labelled in
+``--label``, in id order: exactly what ``artlens eval hashing`` hashes, so the two agree seed for seed.
+An npz holds ``features`` float32 (N, D) and ``labels`` (N,). ``--queries`` stratified queries are
 drawn (seeded); every hasher is fitted on the remaining database items (unsupervised: labels are
 only used for scoring) and both sides are encoded with it. Prints a table and writes JSON into
 ``results/``.
@@ -22,6 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
+from artlens.collection import Collection  # noqa: E402
 from artlens.hashing import (  # noqa: E402
     create_hasher,
     float_map_at_k,
@@ -39,9 +43,27 @@ def _parse_value(text: str):
         return text
 
 
+def load_features(args) -> tuple[np.ndarray, np.ndarray, str]:
+    """(features, labels, what they are) from the npz or the collection of ``args``."""
+    if args.features:
+        with np.load(args.features, allow_pickle=False) as z:
+            return z["features"].astype(np.float32), z["labels"], str(args.features)
+    coll = Collection.open(args.collection)
+    try:
+        labels = coll.catalog.labels(args.label)
+        ids, feats = coll.raw_vectors(args.extractor, sorted(labels))
+    finally:
+        coll.close()
+    return feats.astype(np.float32), np.array([labels[int(i)] for i in ids]), f"{args.collection} ({args.extractor})"
+
+
 def main(argv=None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--features", required=True, help="npz with 'features' (N, D) and 'labels' (N,)")
+    source = ap.add_mutually_exclusive_group(required=True)
+    source.add_argument("--features", help="npz with 'features' (N, D) and 'labels' (N,)")
+    source.add_argument("--collection", help="a collection folder: its cached vectors of --extractor")
+    ap.add_argument("--label", default="label", help="with --collection: the column that defines relevance")
+    ap.add_argument("--extractor", default="effnet-lite0", help="with --collection: whose cached vectors")
     ap.add_argument("--methods", nargs="+", default=["lsh", "itq", "tbh", "tbh-sim"], choices=list_hashers())
     ap.add_argument("--bits", nargs="+", type=int, default=[16, 32, 64])
     ap.add_argument("--queries", type=int, default=1000)
@@ -63,12 +85,10 @@ def main(argv=None) -> dict:
         method, _, name = key.rpartition(".")
         overrides.setdefault(method, {})[name] = _parse_value(value)
 
-    with np.load(args.features, allow_pickle=False) as z:
-        feats = z["features"].astype(np.float32)
-        labels = z["labels"]
+    feats, labels, source_name = load_features(args)
     q_idx, db_idx = stratified_queries(labels, args.queries, seed=args.seed)
     qf, dbf, ql, dbl = feats[q_idx], feats[db_idx], labels[q_idx], labels[db_idx]
-    print(f"{args.features}: {len(feats)} x {feats.shape[1]}, {len(np.unique(labels))} classes; "
+    print(f"{source_name}: {len(feats)} x {feats.shape[1]}, {len(np.unique(labels))} classes; "
           f"{len(q_idx)} queries vs {len(db_idx)} database items, mAP@{args.k}", flush=True)
 
     t = time.perf_counter()
@@ -121,7 +141,7 @@ def main(argv=None) -> dict:
     print(f"{'float cosc':10s}" + f"{bound['cosine_centered']:10.4f}" * len(args.bits) + "   (centred cosine)")
 
     result = {
-        "features": str(args.features),
+        "features": source_name,
         "n_items": int(len(feats)), "dim": int(feats.shape[1]),
         "n_queries": int(len(q_idx)), "n_database": int(len(db_idx)), "k": args.k, "split_seed": args.seed, "hasher_seeds": args.seeds,
         "float_bound": bound, "results": rows,

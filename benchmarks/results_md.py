@@ -271,12 +271,33 @@ def section_latency(results: Path) -> list[str] | None:
 
 # -- hashing, API ---------------------------------------------------------------------------------
 HASHERS = {"lsh": "LSH (random projections)", "itq": "PCA-ITQ", "tbh": "TBH-style",
-           "tbh-sim": "**TBH-style + similarity loss**"}
+           "tbh-sim": "**TBH-style + similarity loss**",
+           "supervised": "label-aware (CSQ hash centres, graded codes, fitted on the database's labels)"}
+
+
+def _hashing_cli(results: Path) -> list[str]:
+    """The `artlens eval hashing --out results/hashing_cli_METHOD` reports on one collection, side by side."""
+    reports = [d for _, d in load_each(results, "hashing_cli_*/report.json")]
+    if not reports:
+        return []
+    bits = sorted({r["bits"] for d in reports for r in d["rows"]})
+    order = {"supervised": 0, "tbh-sim": 1, "itq": 2}
+    reports.sort(key=lambda d: order.get(d["method"], 9))
+    first = reports[0]
+    seeds = sorted({len(r.get("hasher_seeds", [0])) for d in reports for r in d["rows"]})
+    rows = [[HASHERS.get(d["method"], d["method"])] + [next((r["map@k"] for r in d["rows"] if r["bits"] == b), None)
+                                                      for b in bits] for d in reports]
+    return [f"### Via `artlens eval hashing` on the `{Path(first['collection']).name}` collection", "",
+            f"`artlens ingest` with its defaults (letterbox crop of centred bands only), {first['features']} features, "
+            f"`artlens eval hashing -c {first['collection']} -l {first['label']} --method M --queries "
+            f"{first['n_queries']} --out results/hashing_cli_M` (hasher seeds 0,1,2 by default: mean of "
+            f"{'/'.join(map(str, seeds))} seeds). Float cosine bound on this split: {first['float_map@k']:.4f}.", "",
+            table(["method"] + [f"{b} bits" for b in bits], rows), ""]
 
 
 def section_hashing(results: Path) -> list[str] | None:
     q, s = load(results, "hashing_quality"), load(results, "hashing_speed")
-    if not q and not s:
+    if not q and not s and not _hashing_cli(results):
         return None
     out = ["## Hashing (`benchmarks/hashing_quality.py`, `benchmarks/hashing_speed.py`, `artlens eval hashing`)", ""]
     if q:
@@ -293,6 +314,7 @@ def section_hashing(results: Path) -> list[str] | None:
                     f"{q['float_bound']['cosine_centered']:.4f}.", "",
                 "`wikiart_styles`, label `style`, 1,000 stratified queries, 64-bit TBH-style + similarity loss on content "
                 "features (`artlens eval hashing`): mAP@1000 0.2710 against 0.2857 for the float features (95 %).", ""]
+    out += _hashing_cli(results)
     if s:
         rows = []
         for size in s["sizes"]:

@@ -31,3 +31,15 @@ def test_eval_hashing_default_queries_fit_a_small_collection(tiny_collection, ca
     assert main(["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style",
                  "--queries", "12"]) == 2
     assert "leaves no database" in capsys.readouterr().err
+
+
+def test_eval_hashing_reports_the_mean_over_three_hasher_seeds_by_default(tiny_collection, capsys):
+    base = ["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--method", "lsh",
+            "--bits", "8", "--queries", "3", "--json"]
+    assert main(base) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["hasher_seeds"] == [0, 1, 2] and set(row["map@k_by_seed"]) == {"0", "1", "2"}
+    assert abs(row["map@k"] - sum(row["map@k_by_seed"].values()) / 3) < 1e-12
+    assert main(base + ["--seeds", "1"]) == 0
+    single = json.loads(capsys.readouterr().out)
+    assert "map@k_by_seed" not in single and single["map@k"] == row["map@k_by_seed"]["1"]

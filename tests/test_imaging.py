@@ -343,6 +343,21 @@ def test_coloured_band_on_one_side_is_not_padding():
     assert letterbox_box(mat) == (10, 20, 90, 80)
 
 
+def test_neutral_band_on_one_side_is_not_padding():
+    # a white sky above a photo, a black shadow below one: one-sided bands are content
+    for rows, colour in ((slice(0, 6), (255, 255, 255)), (slice(26, 32), (0, 0, 0))):
+        a = _texture(32, 32)
+        a[rows] = colour
+        im = Image.fromarray(a)
+        assert crop_letterbox(im) is im
+    # centred bars are padding, also when one side's scan stops a little early (a drawn line)
+    im = _boxed((120, 100), (13, 0, 116, 100), (255, 255, 255))
+    assert letterbox_box(im) == (13, 0, 116, 100)
+    # ...but not a wide band facing a sliver (a sky over a one-pixel white rim)
+    im = _boxed((100, 100), (0, 40, 100, 99), (255, 255, 255))
+    assert crop_letterbox(im) is im
+
+
 def test_min_keep_respected():
     im = _boxed((224, 224), (0, 100, 224, 124), (0, 0, 0))  # a 224x24 strip
     l, t, r, b = letterbox_box(im)

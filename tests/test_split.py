@@ -87,3 +87,45 @@ def test_training_records_its_grouped_split_and_reports_the_random_one(tiny_coll
     check = random_split_check(tiny_collection, "style", ["content", "style"], config)
     assert set(check) == {"test", "pretrained", "counts", "best_epoch"} and 0.0 <= check["test"]["map"] <= 1.0
     assert random_split_check(tiny_collection, "style", ["content", "style"], TrainConfig(split="random")) is None
+
+
+def test_federated_training_holds_out_the_grouped_split_of_artlens_train(tmp_path):
+    from feature_collections import make_feature_collection
+
+    from artlens.federated.config import FederatedConfig
+    from artlens.federated.head import input_specs
+    from artlens.federated.heldout import HeldOut
+    from artlens.federated.institution import InstitutionSource, load_institution
+    from artlens.federated.simulation import plan_partition
+    from artlens.models import HeadShape
+    from artlens.train.config import TrainConfig
+    from artlens.train.split import config_split
+
+    coll = make_feature_collection(tmp_path / "c", per_class=30, extractors=("colour-hist",))
+    config = FederatedConfig(features=("colour-hist",))
+    split = config_split(coll, "style", config.training)
+    assert split == config_split(coll, "style", TrainConfig())  # the central default: grouped
+    assert split != collection_split(coll, "style", seed=0)  # not the random one
+    md5s = coll.catalog.md5s()
+    test = {md5s[i] for i, s in split.items() if s == "test"}
+    part = plan_partition(coll, config, "style")
+    dealt = {k for keys in part.institutions.values() for k in keys}
+    assert dealt == {md5s[i] for i in split} - test  # no institution holds a test artwork
+    specs = input_specs(("colour-hist",), HeadShape())
+    heldout = HeldOut.from_collection(str(coll.root), specs, "style", "test", training=config.training)
+    assert set(heldout.features.keys) == test
+    files = part.write_institution_files(tmp_path / "keys")
+    data = load_institution(InstitutionSource("cubism", str(coll.root), str(files["cubism"])), specs, "style",
+                            training=config.training)
+    by_key = {md5s[i]: s for i, s in split.items()}
+    assert {by_key[k] for k in data.train.keys} == {"train"} and {by_key[k] for k in data.val.keys} == {"val"}
+
+
+def test_a_grouped_split_too_coarse_for_three_splits_falls_back_to_random_only_when_asked(tiny_collection):
+    from artlens.train.config import TrainConfig
+    from artlens.train.split import config_split
+
+    config = TrainConfig(group_by="artist")  # two artists: too few groups
+    with pytest.raises(ArtlensError, match="too few groups"):
+        config_split(tiny_collection, "style", config)
+    assert config_split(tiny_collection, "style", config, fall_back=True) == collection_split(tiny_collection, "style")

@@ -60,3 +60,26 @@ def test_eval_hashing_supervised_reads_the_label_and_averages_seeds(tiny_collect
     row = json.loads(out.out)
     assert row["method"] == "supervised" and row["hasher_seeds"] == [0, 1]
     assert row["map@k"] == pytest.approx(np.mean(list(row["map@k_by_seed"].values())))
+
+
+def test_graded_codes_put_sure_items_on_their_centre_and_ambiguous_ones_between():
+    from artlens.hashing.supervised import graded_codes
+
+    centres = hash_centres(4, 16)
+    sure = 8.0 * centres[1]  # every bit's output far on class 1's side
+    between = 0.2 * centres[1] + 0.1 * centres[2]  # barely more class 1 than class 2
+    codes = graded_codes(np.stack([sure, between]), centres, graded=2.0)
+    assert set(np.unique(codes)) <= {-1.0, 1.0}
+    distance = 0.5 * (16 - codes @ centres.T)
+    assert distance[0, 1] == 0  # on its centre
+    assert 0 < distance[1, 1] <= 4 and distance[1, 1] + distance[1, 2] == 8  # on the path from 1 to 2, nearer 1
+    assert np.array_equal(graded_codes(np.stack([sure]), centres, graded=0.0), centres[[1]])
+    x, y = noisy_classes(noise=3.0)
+    q, db = stratified_queries(y, 60, seed=0)
+    plain = create_hasher("supervised", 16, graded=0.0).fit(x[db], labels=y[db])
+    graded = create_hasher("supervised", 16).fit(x[db], labels=y[db])
+    raw = plain.encode(x[q])
+    assert np.array_equal(raw, np.packbits(plain._outputs(x[q]) > 0, axis=1))  # graded 0: the signs
+    assert not np.array_equal(graded.encode(x[q]), raw)
+    with pytest.raises(ArtlensError, match="graded"):
+        create_hasher("supervised", 16, graded=-1.0)

@@ -90,6 +90,34 @@ def test_early_stopping_keeps_the_best_epoch():
     assert kept == pytest.approx(history.best["val_map"], abs=1e-6)
 
 
+def test_feature_augmentation_mixes_within_classes_and_leaves_optional_inputs():
+    from artlens.train.objectives import augment_features
+
+    data = clustered()
+    head = fitted_head(data)
+    x = head.transform({k: torch.from_numpy(v) for k, v in data.inputs.items()})
+    codes = data.labels[:, 0]
+    same = augment_features(head, x, codes, TrainConfig())
+    assert same is x  # off by default: nothing changes
+    torch.manual_seed(0)
+    mixed = augment_features(head, x, codes, TrainConfig(mixup=0.4))
+    assert torch.equal(mixed["txt"], x["txt"])  # an optional input may be missing: never blended
+    moved = (mixed["img"] - x["img"]).abs().sum(dim=1) > 0
+    assert moved.float().mean() > 0.8
+    # each row lies between itself and a row of its own class, closer to itself
+    for r in np.flatnonzero(moved.numpy())[:20]:
+        others = x["img"][torch.from_numpy(codes == codes[r])]
+        d = mixed["img"][r] - x["img"][r]
+        weights = [float((d @ (o - x["img"][r])) / max(float((o - x["img"][r]).pow(2).sum()), 1e-9)) for o in others]
+        assert any(0 < w <= 0.5 + 1e-5 and torch.allclose(x["img"][r] + w * (o - x["img"][r]), mixed["img"][r], atol=1e-4)
+                   for w, o in zip(weights, others))
+    noisy = augment_features(head, x, codes, TrainConfig(feature_noise=0.5))
+    assert float((noisy["img"] - x["img"]).std()) == pytest.approx(0.5, rel=0.1)
+    history = train_head(head, data.subset(np.arange(0, 160, 2)), data.subset(np.arange(1, 160, 2)),
+                         TrainConfig(loss="supcon", mixup=0.4, feature_noise=0.2, **dict(FAST, epochs=3)))
+    assert len(history.epochs) == 3
+
+
 def test_fit_local_epochs_trains_in_place_for_the_federated_wrapper():
     data = clustered()
     head = fitted_head(data)

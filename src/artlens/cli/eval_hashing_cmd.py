@@ -35,9 +35,10 @@ def eval_hashing(
     k: int = typer.Option(None, "-k", "--k", help=f"Rank cut-off of mAP@k (default: {D.k})."),
     features: str = typer.Option(None, "--features", help="Extractor whose cached vectors are hashed (default: "
                                  f"{D.features})."),
-    seed: int = typer.Option(None, "--seed", help=f"Seed of the query split and the hashers (default: {D.seed})."),
+    seed: int = typer.Option(None, "--seed", help=f"Seed of the query split (default: {D.seed})."),
     seeds: str = typer.Option(None, "--seeds", help="Hasher seeds, comma-separated: each row is the mean over them, "
-                              "the query split stays that of --seed (default: the --seed)."),
+                              "the query split stays that of --seed (default: "
+                              f"{','.join(map(str, D.seeds))}; --seeds 0 for a single run)."),
     collection: Path = collection_option(),
     as_json: bool = json_option("JSON Lines, one object per bit length: method, bits, map@k, k, n_queries, "
                                 "float_map@k, features, label."),

@@ -316,7 +316,7 @@ class Coordinator:
     def _heldout(self, specs) -> HeldOut | None:
         if self.heldout is None and self.settings.eval_collection:
             self.heldout = HeldOut.from_collection(self.settings.eval_collection, specs, self.config.label,
-                                                   self.settings.eval_split, self.config.training.seed)
+                                                   self.settings.eval_split, training=self.config.training)
         return self.heldout
 
     @staticmethod

@@ -17,7 +17,8 @@ from artlens.collection import Collection
 from artlens.errors import ArtlensError
 from artlens.metrics import leave_self_out_map
 from artlens.models.inputs import FeatureSet, gather_features
-from artlens.train.split import SPLITS, collection_split
+from artlens.train.config import TrainConfig
+from artlens.train.split import SPLITS, config_split
 
 
 @dataclass
@@ -29,14 +30,18 @@ class HeldOut:
     source: str
 
     @classmethod
-    def from_collection(cls, path: str, specs, label: str, split: str = "test", seed: int = 0) -> "HeldOut":
+    def from_collection(cls, path: str, specs, label: str, split: str = "test", seed: int = 0,
+                        training: TrainConfig | None = None) -> "HeldOut":
+        """The ``split`` of ``path``'s labelled artworks: the split a central run with ``training`` (default:
+        ``TrainConfig(seed=seed)``, the grouped split of ``artlens train``) holds out."""
+        training = training or TrainConfig(seed=seed)
         collection = Collection.open(path)
         try:
             values = collection.catalog.column(label)
             if split == "all":
                 ids = sorted(values)
             elif split in SPLITS:
-                ids = sorted(i for i, s in collection_split(collection, label, seed=seed).items() if s == split)
+                ids = sorted(i for i, s in config_split(collection, label, training, fall_back=True).items() if s == split)
             else:
                 raise ArtlensError(f"unknown evaluation split {split!r}", "use test, val or all")
             if len(ids) < 2:

@@ -16,7 +16,8 @@ from artlens.errors import ArtifactMismatchError, ArtlensError
 from artlens.federated.partition import read_keys
 from artlens.models import InputSpec
 from artlens.models.inputs import FeatureSet, check_extractors, gather_features
-from artlens.train.split import collection_split, stratified_split
+from artlens.train.config import TrainConfig
+from artlens.train.split import config_split, stratified_split
 
 MIN_EXAMPLES = 3  # below this an institution's sums (and sums of outer products) would give its artworks' vectors away
 
@@ -60,9 +61,12 @@ class InstitutionData:
         return data
 
 
-def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], label: str, seed: int = 0) -> InstitutionData:
-    """Read an institution's labelled artworks with every required input; errors name the institution
-    and what to do, so the federation can go on without it."""
+def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], label: str, seed: int = 0,
+                     training: TrainConfig | None = None) -> InstitutionData:
+    """Read an institution's labelled artworks with every required input and split them as a central run
+    with ``training`` would (default: ``TrainConfig(seed=seed)``: the grouped split); errors name the
+    institution and what to do, so the federation can go on without it."""
+    training = training or TrainConfig(seed=seed)
     who = f"institution {source.name!r}"
     if not Path(source.collection, "collection.toml").exists():
         raise ArtlensError(f"{who}: no artlens collection at {source.collection}",
@@ -99,7 +103,7 @@ def load_institution(source: InstitutionSource, specs: Sequence[InputSpec], labe
             raise ArtlensError(f"{who} has {held}; at least {MIN_EXAMPLES} are needed",
                                "label and ingest more of its artworks (artlens ingest DIR --labels CSV), "
                                "or leave it out of the federation; the others go on without it")
-        names, notes = _split(collection, label, features, values, seed)
+        names, notes = _split(collection, label, features, values, training)
         train_rows = np.flatnonzero(names == "train")
         val_rows = np.flatnonzero(names == "val")
         if len(train_rows) < MIN_EXAMPLES:
@@ -121,11 +125,12 @@ def _gather(collection, specs, ids, who) -> FeatureSet:
         raise ArtlensError(f"{who}: {exc.message}", exc.hint) from exc
 
 
-def _split(collection, label, features: FeatureSet, values, seed) -> tuple[np.ndarray, list[str]]:
-    """The collection's train/val/test split (the same as a central run's), or, where a class is too
-    small for it, a per-class split that keeps small classes in training."""
+def _split(collection, label, features: FeatureSet, values, training: TrainConfig) -> tuple[np.ndarray, list[str]]:
+    """The collection's train/val/test split (the same as a central run's, grouped by default), or, where
+    a class is too small for it, a per-class split that keeps small classes in training."""
+    seed = training.seed
     try:
-        by_id = collection_split(collection, label, seed=seed)
+        by_id = config_split(collection, label, training, fall_back=True)
         return np.array([by_id.get(int(i), "train") for i in features.ids]), []
     except ArtlensError:
         pass

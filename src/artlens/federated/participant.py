@@ -87,13 +87,14 @@ class Participant:
     def _data_key(self) -> tuple:
         head_config = self.settings.head_config
         return (self.source.name, self.source.collection, self.source.keys_file, self.source.features,
-                tuple(head_config.inputs), head_config.label, self.config.training.seed)
+                tuple(head_config.inputs), head_config.label, self.config.training)
 
     def data(self) -> InstitutionData:
         key = self._data_key()
         if key not in _DATA:
             head_config = self.settings.head_config
-            _DATA[key] = load_institution(self.source, head_config.inputs, head_config.label, self.config.training.seed)
+            _DATA[key] = load_institution(self.source, head_config.inputs, head_config.label,
+                                          training=self.config.training)
         return _DATA[key]
 
     def prepared(self, head, split: str) -> Prepared | None:

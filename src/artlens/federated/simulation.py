@@ -29,7 +29,7 @@ from artlens.federated.institution import InstitutionSource
 from artlens.federated.partition import Partition, make_partition
 from artlens.federated.server_app import create_server_app
 from artlens.progress import QUIET, Reporter
-from artlens.train.split import collection_split
+from artlens.train.split import config_split
 
 WAIT_SECONDS = 120.0  # every institution starts on this machine: two minutes is plenty for them to connect
 
@@ -52,7 +52,7 @@ def plan_partition(collection, config: FederatedConfig, spec: str, institutions:
                            f"columns: {', '.join(catalog.metadata_columns()) or 'none'}; pass --label COLUMN")
     md5s = catalog.md5s()
     labels = catalog.column(config.label)
-    split = collection_split(collection, config.label, seed=config.training.seed)
+    split = config_split(collection, config.label, config.training, fall_back=True)  # the held-out test split of `artlens train`
     pool = {md5s[i]: v for i, v in labels.items() if i in md5s and split.get(i) != "test"}
     columns = {name: {md5s[i]: v for i, v in catalog.column(name).items() if i in md5s}
                for name in catalog.metadata_columns()}
@@ -87,7 +87,8 @@ def simulate(collection_path: str | Path, settings: ServerSettings = ServerSetti
         sources = [InstitutionSource(name, str(collection.root), str(files[name]), attach=False,
                                      listed=part.listed.get(name, 0)) for name in part.names]
         specs = input_specs(config.features, config.training.head, collection.config.aspects)
-        heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test", config.training.seed)
+        heldout = HeldOut.from_collection(str(collection.root), specs, config.label, "test",
+                                          training=config.training)
         aspects = collection.config.aspects
     finally:
         collection.close()

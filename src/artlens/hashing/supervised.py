@@ -3,10 +3,17 @@
 ``supervised`` follows central similarity quantisation (CSQ, Yuan et al., CVPR 2020) on frozen
 features: each class gets a hash centre (rows of a Hadamard matrix and their negations, so any two
 centres are ``bits / 2`` apart; seeded random centres where ``bits`` is not a power of two or there
-are more classes than ``2 * bits``), and a small MLP over the centred, PCA-reduced features is
-trained so that the relaxed code of every item lands on its class's centre (binary cross-entropy per
+are more classes than ``2 * bits``), and a small MLP (dropout) over the centred features (whole by
+default; ``input_pca`` reduces them first) is trained so that the relaxed code of every item lands on its class's centre (binary cross-entropy per
 bit) with a quantisation term pulling ``tanh`` outputs to +-1. Items without a label (``None``,
-``""``) only take part through the input PCA.
+``""``) only take part through the input centring (and PCA).
+
+Codes are graded by confidence (``graded`` > 0): the bits' outputs give each class a likelihood
+(independent bits, ``sum_j log sigmoid(centre_cj * output_j)``); an artwork gets the centre of its most
+likely class, moved towards the centre of the second by ``round(graded * d * p2 / (p1 + p2))`` of the
+``d`` bits where the two differ (at most half of them). A confident artwork sits on its centre, an
+ambiguous one between two, so Hamming ranking lists the sure members of a class first (on cifar10_jpg
+at 16 bits: 0.753 -> 0.766 mAP@1000 over the plain signs).
 """
 
 from __future__ import annotations
@@ -48,6 +55,25 @@ def hash_centres(n_classes: int, bits: int, seed: int = 0) -> np.ndarray:
     return np.stack(centres)
 
 
+def graded_codes(outputs: np.ndarray, centres: np.ndarray, graded: float) -> np.ndarray:
+    """(N, bits) codes in {-1, +1}: each row's most likely centre moved towards its second most likely
+    (see the module docstring); ``outputs`` are the bits' logits."""
+    loglik = -np.logaddexp(0.0, -(outputs[:, None, :] * centres[None, :, :])).sum(axis=2)
+    order = np.argsort(-loglik, axis=1, kind="stable")
+    rows = np.arange(len(outputs))
+    first, second = order[:, 0], order[:, 1]
+    share = 1.0 / (1.0 + np.exp(np.clip(loglik[rows, first] - loglik[rows, second], -50.0, 50.0)))
+    codes = centres[first].copy()
+    differ = centres[first] != centres[second]
+    count = differ.sum(axis=1)
+    moves = np.minimum(np.rint(graded * count * share).astype(np.int64), count // 2)
+    # the first ``moves`` differing bits (in bit order) take the second centre's values
+    rank = np.cumsum(differ, axis=1)
+    flip = differ & (rank <= moves[:, None])
+    codes[flip] = centres[second][flip]
+    return codes
+
+
 class _Net(nn.Module):
     def __init__(self, d_in: int, hidden: int, bits: int, dropout: float):
         super().__init__()
@@ -65,14 +91,21 @@ class CSQHasher(BaseHasher):
     name = "supervised"
     needs_labels = True
 
-    def __init__(self, bits: int, feature_id: str | None = None, hidden: int = 512, input_pca: int | None = 256,
-                 epochs: int = 30, batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4,
-                 dropout: float = 0.0, quantization_weight: float = 0.1, threads: int | None = 1):
+    # Defaults measured on cifar10_jpg (EfficientNet-Lite0, 1,000 stratified queries, 16 bits, mAP@1000):
+    # the full 1280-d input instead of a 256-d PCA 0.705 -> 0.744, then dropout 0.3 and 40 epochs 0.753.
+    def __init__(self, bits: int, feature_id: str | None = None, hidden: int = 512, input_pca: int | None = None,
+                 epochs: int = 40, batch_size: int = 256, lr: float = 3e-3, weight_decay: float = 1e-4,
+                 dropout: float = 0.3, quantization_weight: float = 0.1, graded: float = 2.0,
+                 threads: int | None = 1):
         super().__init__(bits, feature_id)
         self.hidden, self.epochs, self.batch_size = int(hidden), int(epochs), int(batch_size)
         self.input_pca = None if input_pca in (None, 0) else int(input_pca)
         self.lr, self.weight_decay, self.dropout = float(lr), float(weight_decay), float(dropout)
         self.quantization_weight = float(quantization_weight)
+        if graded < 0:
+            raise ArtlensError(f"graded must be >= 0, got {graded}", "use 0 for the plain signs of the outputs")
+        self.graded = float(graded)
+        self.centres: np.ndarray | None = None
         self.threads = threads
         self.labels: np.ndarray | None = None
         self.net: _Net | None = None
@@ -80,7 +113,7 @@ class CSQHasher(BaseHasher):
     def hyperparameters(self) -> dict[str, Any]:
         return {"hidden": self.hidden, "input_pca": self.input_pca, "epochs": self.epochs,
                 "batch_size": self.batch_size, "lr": self.lr, "weight_decay": self.weight_decay,
-                "dropout": self.dropout, "quantization_weight": self.quantization_weight}
+                "dropout": self.dropout, "quantization_weight": self.quantization_weight, "graded": self.graded}
 
     def fit(self, features: np.ndarray, seed: int = 0, reporter: Reporter = QUIET, labels=None) -> "CSQHasher":
         if labels is None:
@@ -119,7 +152,8 @@ class CSQHasher(BaseHasher):
         pre = pre[known] * self.scale
         index = {c: k for k, c in enumerate(classes)}
         y = np.array([index[str(v)] for v in self.labels[known]], dtype=np.int64)
-        targets = torch.from_numpy((hash_centres(len(classes), self.bits, seed) + 1.0) / 2.0)
+        self.centres = hash_centres(len(classes), self.bits, seed).astype(np.float32)
+        targets = torch.from_numpy((self.centres + 1.0) / 2.0)
         data, codes = torch.from_numpy(pre), torch.from_numpy(y)
         with cpu_threads(self.threads):
             with torch.random.fork_rng(devices=[]), torch.enable_grad():
@@ -146,15 +180,23 @@ class CSQHasher(BaseHasher):
         net.eval()
         self.net = net
 
-    def _project(self, x):
+    def _outputs(self, x) -> np.ndarray:
         xp = torch.from_numpy(self._preprocess(x))
         with torch.no_grad():
             return np.concatenate([self.net(xp[s : s + 8192]).numpy() for s in range(0, len(xp), 8192)])
+
+    def _project(self, x):
+        out = self._outputs(x)
+        if self.graded <= 0 or self.centres is None or len(self.centres) < 2:
+            return out
+        return graded_codes(out, self.centres, self.graded)
 
     def _arrays(self):
         arrays = {"mean": self.mean, "scale": np.asarray(self.scale, dtype=np.float32)}
         if self.basis is not None:
             arrays["basis"] = self.basis
+        if self.centres is not None:
+            arrays["centres"] = self.centres
         arrays |= {f"net.{k}": v.detach().cpu().numpy() for k, v in self.net.state_dict().items()}
         return arrays
 
@@ -162,6 +204,7 @@ class CSQHasher(BaseHasher):
         self.mean = arrays["mean"].astype(np.float32)
         self.scale = np.float32(arrays["scale"])
         self.basis = arrays["basis"].astype(np.float32) if "basis" in arrays else None
+        self.centres = arrays["centres"].astype(np.float32) if "centres" in arrays else None
         net = _Net(self.basis.shape[1] if self.basis is not None else self.input_dim, self.hidden, self.bits,
                    self.dropout)
         net.load_state_dict({k[4:]: torch.from_numpy(np.array(v)) for k, v in arrays.items() if k.startswith("net.")})

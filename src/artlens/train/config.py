@@ -36,6 +36,8 @@ class TrainConfig:
     hard_fraction: float = 0.5  # share of triplet negatives drawn from that pool
     temperature: float = 0.1  # supcon (and fedstyle's contrastive and prototype temperature)
     label_smoothing: float = 0.0
+    mixup: float = 0.0  # > 0: within-class mixup of training inputs, Beta(mixup, mixup) weights (train.objectives)
+    feature_noise: float = 0.0  # std of Gaussian noise added to the standardised training inputs
     modality_dropout: float = 0.2  # chance to hide an optional input (text) of a training artwork
     threads: int = 1  # small batches (and the input PCA) run fastest on one thread on a busy, shared CPU
     device: str = "auto"  # where the head trains (artlens.devices: auto, cpu, cuda, cuda:N); saved heads are CPU tensors

@@ -101,6 +101,35 @@ class Objective:
         return -1
 
 
+def augment_features(head, x: dict[str, torch.Tensor], codes: np.ndarray, config) -> dict[str, torch.Tensor]:
+    """Feature-space augmentation of a training batch (the head's transformed inputs): within-class
+    mixup (``config.mixup`` > 0: each artwork's required inputs are blended with those of another
+    artwork of its class in the batch, weight ``max(l, 1 - l)`` with ``l ~ Beta(mixup, mixup)`` on its
+    own, so that a class is also learnt between its artists), then Gaussian noise of standard deviation
+    ``config.feature_noise`` (inputs are standardised, so in units of each dimension's spread)."""
+    mixup, noise = config.mixup, config.feature_noise
+    if mixup <= 0 and noise <= 0:
+        return x
+    required = [s.extractor for s in head.config.inputs if not s.optional]
+    out = dict(x)
+    if mixup > 0 and len(codes) > 1:
+        # drawn on the CPU whatever the device, so that a seeded run is the same on any
+        codes = torch.from_numpy(np.asarray(codes))
+        partner = torch.arange(len(codes))
+        for c in torch.unique(codes):
+            rows = torch.nonzero(codes == c).flatten()
+            partner[rows] = rows[torch.randperm(len(rows))]
+        draw = torch.distributions.Beta(float(mixup), float(mixup)).sample((len(codes), 1))
+        device = x[required[0]].device if required else torch.device("cpu")
+        weight, partner = torch.maximum(draw, 1.0 - draw).to(device), partner.to(device)
+        for name in required:
+            out[name] = weight * x[name] + (1.0 - weight) * x[name][partner]
+    if noise > 0:
+        for name in required:
+            out[name] = out[name] + float(noise) * torch.randn_like(out[name])
+    return out
+
+
 def drop_modalities(present: dict[str, torch.Tensor], rate: float) -> dict[str, torch.Tensor]:
     """Hide optional inputs at random while training, so the head also embeds artworks (and image
     queries) that lack them."""
@@ -119,6 +148,7 @@ class ClassifierObjective(Objective):
         x, present = data.rows(rows, head_device(head))
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
+            x = augment_features(head, x, data.labels[rows, 0], self.config)
         logits = head.logits(head.embed_transformed(x, present))
         target = data.targets(rows, logits.device)
         loss = classification_loss(logits, target, self.config.label_smoothing)
@@ -188,6 +218,7 @@ class SupConObjective(Objective):
         x, present = data.rows(rows, head_device(head))
         if head.training:
             present = drop_modalities(present, self.config.modality_dropout)
+            x = augment_features(head, x, data.labels[rows, 0], self.config)
         emb = head.embed_transformed(x, present)
         positives = torch.from_numpy(relevance(data.labels[rows], data.labels[rows])).to(emb.device)
         return supervised_contrastive_loss(emb, positives, self.config.temperature), -1

@@ -234,8 +234,16 @@ def split_ids(collection, label: str, split: str, head=None, seed: int = 0) -> l
     return sorted(i for i, s in collection_split(collection, label, head, seed).items() if s == split)
 
 
-def config_split(collection, label: str, config, kind: str | None = None) -> dict[int, str]:
-    """The split a ``TrainConfig`` trains on (``kind`` overrides its ``split``)."""
+def config_split(collection, label: str, config, kind: str | None = None, fall_back: bool = False) -> dict[int, str]:
+    """The split a ``TrainConfig`` trains on (``kind`` overrides its ``split``). ``fall_back``: where a
+    grouped split is impossible (a class in too few groups: small collections), the random split
+    instead of the error (federated training, whose every side must agree on one split)."""
     fractions = (1.0 - config.val_fraction - config.test_fraction, config.val_fraction, config.test_fraction)
-    return collection_split(collection, label, seed=config.seed, fractions=fractions, kind=kind or config.split,
-                            group_by=config.group_by, group_size=config.group_size)
+    kind = kind or config.split
+    try:
+        return collection_split(collection, label, seed=config.seed, fractions=fractions, kind=kind,
+                                group_by=config.group_by, group_size=config.group_size)
+    except ArtlensError as exc:
+        if not fall_back or kind == "random" or "too few groups" not in exc.message:
+            raise
+    return collection_split(collection, label, seed=config.seed, fractions=fractions, kind="random")
