@@ -1,6 +1,9 @@
 import json
 
+import numpy as np
+
 from artlens.cli import main
+from artlens.reports.hashing import hashed_vectors
 
 
 def test_eval_hashing_prints_one_object_per_bit_length(tiny_collection, capsys):
@@ -43,3 +46,21 @@ def test_eval_hashing_reports_the_mean_over_three_hasher_seeds_by_default(tiny_c
     assert main(base + ["--seeds", "1"]) == 0
     single = json.loads(capsys.readouterr().out)
     assert "map@k_by_seed" not in single and single["map@k"] == row["map@k_by_seed"]["1"]
+
+
+def test_the_label_aware_hash_reads_content_and_style_by_default_and_features_combine(tiny_collection, capsys):
+    base = ["eval", "hashing", "--collection", str(tiny_collection.root), "--label", "style", "--bits", "8",
+            "--queries", "3", "--seeds", "0", "--json"]
+    assert main(base + ["--method", "supervised"]) == 0
+    assert json.loads(capsys.readouterr().out)["features"] == "effnet-lite0,style"
+    assert main(base + ["--method", "itq"]) == 0
+    assert json.loads(capsys.readouterr().out)["features"] == "effnet-lite0"
+
+    ids, vectors = hashed_vectors(tiny_collection, "effnet-lite0,style", tiny_collection.catalog.ids())
+    content_ids, content = tiny_collection.raw_vectors("effnet-lite0", tiny_collection.catalog.ids())
+    style = tiny_collection.index("style")
+    assert vectors.shape == (len(ids), content.shape[1] + style.manifest.dim)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), np.sqrt(2), rtol=1e-5)  # two unit blocks
+    row = list(content_ids).index(ids[1])
+    np.testing.assert_allclose(vectors[1, : content.shape[1]], content[row] / np.linalg.norm(content[row]), rtol=1e-5)
+    np.testing.assert_allclose(vectors[1, content.shape[1]:], style.vectors(ids[1:2])[0], rtol=1e-4, atol=1e-6)

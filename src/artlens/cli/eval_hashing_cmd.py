@@ -33,8 +33,9 @@ def eval_hashing(
                                 help="Stratified, seeded query set size; the rest is the database. Default: 10 %% of "
                                 "the labelled artworks, at most 1000, at least one per class."),
     k: int = typer.Option(None, "-k", "--k", help=f"Rank cut-off of mAP@k (default: {D.k})."),
-    features: str = typer.Option(None, "--features", help="Extractor whose cached vectors are hashed (default: "
-                                 f"{D.features})."),
+    features: str = typer.Option(None, "--features", help="What is hashed, comma-separated: extractors' cached vectors "
+                                 "or indexed aspects' vectors, side by side (default: effnet-lite0; effnet-lite0,style "
+                                 "for --method supervised)."),
     seed: int = typer.Option(None, "--seed", help=f"Seed of the query split (default: {D.seed})."),
     seeds: str = typer.Option(None, "--seeds", help="Hasher seeds, comma-separated: each row is the mean over them, "
                               "the query split stays that of --seed (default: "
@@ -64,7 +65,7 @@ def eval_hashing(
             print_json_line(row)
         return
     table = Table("method", "bits", f"mAP@{config.k}", "float bound", "queries",
-                  title=f"hashing by {label!r} ({config.features})")
+                  title=f"hashing by {label!r} ({config.inputs})")
     for row in rows:
         table.add_row(row["method"], str(row["bits"]), f"{row['map@k']:.4f}", f"{row['float_map@k']:.4f}",
                       str(row["n_queries"]))
