@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from artlens.errors import ArtlensError
+from artlens.train import split as split_module
 from artlens.train.split import collection_split, feature_groups, grouped_split
 
 
@@ -129,3 +130,18 @@ def test_a_grouped_split_too_coarse_for_three_splits_falls_back_to_random_only_w
     with pytest.raises(ArtlensError, match="too few groups"):
         config_split(tiny_collection, "style", config)
     assert config_split(tiny_collection, "style", config, fall_back=True) == collection_split(tiny_collection, "style")
+
+
+def test_feature_clusters_are_computed_once_and_kept_in_the_user_cache(tiny_collection, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARTLENS_CACHE", str(tmp_path / "cache"))
+    first = collection_split(tiny_collection, "style", seed=0, kind="grouped")
+    kept = list((tmp_path / "cache" / "split-groups").glob("*.npz"))
+    assert len(kept) == 1
+
+    def clustering_again(*args, **kwargs):
+        raise AssertionError("the kept clusters should have been used")
+
+    monkeypatch.setattr(split_module, "feature_groups", clustering_again)
+    assert collection_split(tiny_collection, "style", seed=0, kind="grouped") == first
+    with pytest.raises(AssertionError):  # another seed is another clustering
+        collection_split(tiny_collection, "style", seed=1, kind="grouped")

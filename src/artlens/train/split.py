@@ -13,11 +13,16 @@ A collection with a ``split`` metadata column (louvre_genre has one) uses that c
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from artlens.errors import ArtlensError
+from artlens.features import create_extractor
+from artlens.files import user_cache, write_arrays
 from artlens.vectors import l2_normalise
 
 SPLITS = ("train", "val", "test")
@@ -120,6 +125,9 @@ def grouped_split(keys: Sequence[str], labels: Sequence, groups: Sequence, fract
     return out
 
 
+_GROUPS_VERSION = 1  # of the clustering below: a change makes earlier kept clusters unused
+
+
 def feature_groups(matrices: Sequence[np.ndarray], n_groups: int, seed: int = 0) -> np.ndarray:
     """k-means cluster of each row: every matrix L2-normalised and weighted alike, reduced by PCA to at
     most 64 dimensions, then ``n_groups`` clusters (seeded)."""
@@ -201,28 +209,56 @@ def split_groups(collection, ids: Sequence[int], group_by: str | None = None, gr
     # without content or style features, the image aspects the collection has (e.g. colour)
     extractors += [a.extractor for name, a in collection.config.aspects.items()
                    if name not in GROUP_FEATURES and name != "text" and a.extractor not in extractors]
-    common = None
-    vectors = {}
-    for name in extractors:
-        if len(vectors) == 2:
+    wanted = np.asarray(sorted(int(i) for i in ids), dtype=np.int64)
+    chosen, keys, common = [], [], None
+    for name in extractors:  # the first two with cached vectors, listed without reading them
+        if len(chosen) == 2:
             break
-        got, raw = collection.raw_vectors(name, list(ids))
-        if len(got) == 0:
+        got, got_keys = collection.cached_ids(name)
+        mask = np.isin(got, wanted)
+        if not mask.any():
             continue
-        vectors[name] = (np.asarray(got, dtype=np.int64), raw)
-        common = got if common is None else np.intersect1d(common, got)
-    if not vectors or common is None or len(common) == 0:
+        chosen.append(name)
+        keys.append(got_keys[mask])
+        common = got[mask] if common is None else np.intersect1d(common, got[mask])
+    if not chosen or common is None or len(common) == 0:
         raise ArtlensError(f"a grouped split clusters the {' and '.join(GROUP_FEATURES)} features, which "
                            f"{collection.root} has not extracted",
                            "extract them (artlens train ... --extract), group by a column (--group-by COLUMN), "
                            "or use --split random")
-    common = np.asarray(common, dtype=np.int64)
-    rows = []
-    for got, raw in vectors.values():
-        position = {int(i): r for r, i in enumerate(got)}
-        rows.append(raw[[position[int(i)] for i in common]])
-    clusters = feature_groups(rows, max(min_groups, round(len(common) / max(1, group_size))), seed)
+    n_groups = max(min_groups, round(len(common) / max(1, group_size)))
+    # k-means over the whole collection takes minutes on a large one and every federated institution
+    # needs the same split: the clusters are kept in the user cache, addressed by the artworks' content
+    # keys, the extractors and the clustering settings (the collection itself is never written)
+    digest = hashlib.sha1(json.dumps([_GROUPS_VERSION, [create_extractor(n).id for n in chosen], n_groups, seed]).encode())
+    digest.update(common.tobytes())
+    for k in keys:
+        digest.update("\0".join(map(str, k)).encode())
+    memo = user_cache() / "split-groups" / f"{digest.hexdigest()}.npz"
+    clusters = _read_groups(memo, common)
+    if clusters is None:
+        rows = []
+        for name in chosen:
+            got, raw = collection.raw_vectors(name, common.tolist())
+            position = {int(i): r for r, i in enumerate(got)}
+            rows.append(raw[[position[int(i)] for i in common]])
+        clusters = feature_groups(rows, n_groups, seed)
+        try:
+            write_arrays(memo, ids=common, clusters=clusters)
+        except OSError:  # a cache, not a result: a folder that cannot take it only costs time
+            pass
     return {int(i): f"cluster {int(c)}" for i, c in zip(common, clusters)}
+
+
+def _read_groups(path: Path, ids: np.ndarray) -> np.ndarray | None:
+    """Clusters kept by an earlier grouped split of the same artworks and features, if any."""
+    try:
+        with np.load(path) as kept:
+            if np.array_equal(kept["ids"], ids):
+                return kept["clusters"].astype(np.int64)
+    except (OSError, KeyError, ValueError):
+        pass
+    return None
 
 
 def split_ids(collection, label: str, split: str, head=None, seed: int = 0) -> list[int] | None:
