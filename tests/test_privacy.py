@@ -206,19 +206,26 @@ def test_cli_eval_privacy_json_and_report(noisy, memorised, tmp_path, capsys):
     assert "no profile file" in capsys.readouterr().err
 
 
-@pytest.mark.slow
-def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_path):
-    pytest.importorskip("flwr")
-    from artlens.federated.config import FederatedConfig, ServerSettings
+def _simulate_three_styles(tmp_path, config):
+    """A federated simulation of ``config``: three institutions, one style each, colour features."""
+    from artlens.federated.config import ServerSettings
     from artlens.federated.simulation import simulate
-    from artlens.settings import with_changes
 
     coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=25,
                                    extractors=("colour-hist",))
     coll.close()
+    return simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+
+
+@pytest.mark.slow
+def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_path):
+    pytest.importorskip("flwr")
+    from artlens.federated.config import FederatedConfig
+    from artlens.settings import with_changes
+
     config = with_changes(FederatedConfig(rounds=2, local_epochs=2, features=("colour-hist",)),
                           {"training__dp_records": 4.0})
-    result = simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+    result = _simulate_three_styles(tmp_path, config)
     spent = result.head.info["privacy"]
     assert spent["level"] == "record" and 0 < spent["epsilon"] <= 4.0
     assert set(spent["per_institution"]) == {"baroque", "cubism", "impressionism"}
@@ -231,15 +238,11 @@ def test_federated_record_level_dp_spends_at_most_its_epsilon_per_artwork(tmp_pa
 def test_the_dp_federation_recipe_runs_through_flower_and_reports_its_epsilon(tmp_path):
     """`federate --dp-records`'s recipe end to end: FedAdam over one DP-SGD step per institution a round."""
     pytest.importorskip("flwr")
-    from artlens.federated.config import FederatedConfig, ServerSettings
+    from artlens.federated.config import FederatedConfig
     from artlens.federated.privacy import private_federation
-    from artlens.federated.simulation import simulate
 
-    coll = make_feature_collection(tmp_path / "c", ("baroque", "cubism", "impressionism"), per_class=25,
-                                   extractors=("colour-hist",))
-    coll.close()
     config = private_federation(FederatedConfig(features=("colour-hist",)), 4.0, {"rounds": 3})
-    result = simulate(tmp_path / "c", ServerSettings(config, str(tmp_path / "run")), "style", attach=False, cpus=2)
+    result = _simulate_three_styles(tmp_path, config)
     spent = result.head.info["privacy"]
     assert result.head.info["federated"]["strategy"] == "fedadam" and spent["steps"] == 3 == spent["planned_steps"]
     assert spent["sample_rate"] == 1.0 and 0.98 * 4.0 < spent["epsilon"] <= 4.0
