@@ -18,7 +18,7 @@ from artlens.api.routes.federation import install_member
 from artlens.api.server import BackgroundServer
 from artlens.collection import Collection
 from artlens.features import create_extractor
-from artlens.federation import MemberEntry, load_member_settings, token_sha256
+from artlens.federation import MemberEntry, Portal, load_member_settings, token_sha256
 from artlens.models import HeadConfig, InputSpec, create_head
 from artlens.models.inputs import gather_features
 
@@ -81,6 +81,15 @@ def write_member_toml(path: Path, name: str, head: Path, tokens: Sequence[str], 
 def write_members_toml(path: Path, members: Sequence[tuple[str, str, str]]) -> Path:
     path.write_text("".join(f'[[member]]\nname = "{n}"\nurl = "{u}"\ntoken = "{t}"\n\n' for n, u, t in members))
     return path
+
+
+async def search_image(portal: Portal, path, **kwargs) -> dict:
+    """A portal's answer to an image query (infos refreshed first), its connections closed after."""
+    try:
+        await portal.refresh()
+        return await portal.search(portal.encode_image(str(path)), **kwargs)
+    finally:
+        await portal.aclose()
 
 
 @contextmanager

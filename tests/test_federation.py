@@ -17,6 +17,7 @@ from federation_support import (
     EXPOSE,
     make_head,
     running_members,
+    search_image,
     write_members_toml,
 )
 
@@ -47,14 +48,6 @@ def federation(tiny_folder, tiny_collection, tmp_path_factory):
 
 def run(coro):
     return asyncio.run(coro)
-
-
-async def search_image(portal: Portal, path, **kwargs) -> dict:
-    try:
-        await portal.refresh()
-        return await portal.search(portal.encode_image(str(path)), **kwargs)
-    finally:
-        await portal.aclose()
 
 
 def test_an_image_search_merges_hits_from_every_member_by_score(federation):

@@ -8,8 +8,7 @@ import hashlib
 import shutil
 
 import httpx
-
-from federation_support import make_head, split_collection, write_member_toml
+from federation_support import make_head, search_image, split_collection, write_member_toml
 
 from artlens.api import ApiSettings, create_app
 from artlens.api.routes.federation import install_member
@@ -18,14 +17,6 @@ from artlens.collection import Collection
 from artlens.federation import MemberEntry, Portal, load_member_settings
 
 TOKEN = "live-token"
-
-
-async def _search(portal: Portal, path, **kwargs) -> dict:
-    try:
-        await portal.refresh()
-        return await portal.search(portal.encode_image(str(path)), **kwargs)
-    finally:
-        await portal.aclose()
 
 
 def test_works_ingested_while_a_member_serves_are_found_by_the_next_search(tiny_folder, tiny_collection, tmp_path):
@@ -48,7 +39,7 @@ def test_works_ingested_while_a_member_serves_are_found_by_the_next_search(tiny_
             info = httpx.get(url + "api/federation/info", headers={"Authorization": f"Bearer {TOKEN}"})
             return info.raise_for_status().json()["artworks"]
 
-        before = asyncio.run(_search(portal(), missing, k=1, aspect="learned"))
+        before = asyncio.run(search_image(portal(), missing, k=1, aspect="learned"))
         assert before["members"][0]["status"] == "ok" and before["results"][0]["score"] < 0.9999
         assert artworks() == served
 
@@ -57,7 +48,7 @@ def test_works_ingested_while_a_member_serves_are_found_by_the_next_search(tiny_
         writer.ingest(folder, labels)
         writer.close()
 
-        after = asyncio.run(_search(portal(), missing, k=1, aspect="learned"))
+        after = asyncio.run(search_image(portal(), missing, k=1, aspect="learned"))
         assert artworks() == len(whole.catalog) > served
     assert after["members"][0]["status"] == "ok"
     top = after["results"][0]
